@@ -1,0 +1,7 @@
+"""`python -m gateway` is the `rayon` command."""
+
+from __future__ import annotations
+
+from gateway.cli import main
+
+raise SystemExit(main())

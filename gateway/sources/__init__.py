@@ -1,0 +1,1 @@
+"""Where inputs come from: the Pi's radio (bleak), scanner nodes and phones (MQTT), traces."""
