@@ -1,0 +1,231 @@
+"""Customer files (DESIGN.md §6): objects, JSONL and CSV, bad lines, aliases, round-trips."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.customers import (
+    customer_from_obj,
+    customer_to_obj,
+    read_customers,
+    write_customers,
+)
+from gateway.errors import InvalidInput
+from gateway.identity import Consent, Customer
+
+UUID = "8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10"
+ALICE = Customer(
+    id="c1",
+    token="tok-alice",
+    devices=(f"ibeacon:{UUID}:100:1", "eddystone:edd1ebeac04e5defa017:0123456789ab"),
+    consent=Consent(instore_location=True, marketing_push=True),
+    first_name="Alice",
+    segments=frozenset({"gamer", "vip"}),
+    interests=frozenset({"tv", "audio"}),
+    tier="gold",
+    visits=12,
+    last_visit=1772550031.0,
+    attributes=MappingProxyType({"postcode": "75011", "kids": 2, "brands": ("sony", "lg")}),
+)
+BOB = Customer(id="c2", token="tok-bob", devices=(f"ibeacon:{UUID}:100:2",))
+
+
+def test_object_with_aliases_and_iso_time() -> None:
+    obj = {
+        "id": "c1",
+        "token": "tok-alice",
+        "devices": [f"iBeacon:{UUID.upper()}-100-1", "EDDYSTONE:EDD1EBEAC04E5DEFA017:0123456789AB"],
+        "consent": {"instore_location": True, "marketing_push": True},
+        "first_name": "Alice",
+        "segments": ["vip", "gamer"],
+        "interests": ["tv", "audio"],
+        "tier": "gold",
+        "visits": 12,
+        "last_visit": "2026-03-03T15:00:31+00:00",
+        "attributes": {"postcode": "75011", "kids": 2, "brands": ["sony", "lg"]},
+    }
+    assert customer_from_obj(obj, "crm") == ALICE
+
+
+def test_home_assistant_alias_and_defaults() -> None:
+    c = customer_from_obj({"id": 7, "token": "t7", "devices": [f"{UUID}_1_2"]}, "x")
+    assert c.id == "7"
+    assert c.devices == (f"ibeacon:{UUID}:1:2",)
+    assert c.consent == Consent(instore_location=False, marketing_push=False)
+    assert (c.visits, c.last_visit, c.first_name, dict(c.attributes)) == (0, None, None, {})
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(1772550031, 1772550031.0), ("1772550031.5", 1772550031.5),
+     ("2026-03-03T15:00:31Z", 1772550031.0), ("2026-03-03T16:00:31+01:00", 1772550031.0),
+     ("2026-03-03T15:00:31", 1772550031.0)],
+)  # fmt: skip
+def test_last_visit_forms(value: object, seconds: float) -> None:
+    c = customer_from_obj({"id": "c", "token": "t", "last_visit": value}, "x")
+    assert c.last_visit == seconds
+
+
+@pytest.mark.parametrize(
+    ("obj", "message"),
+    [
+        ({"token": "t"}, "crm/c9: error: 'id': missing: every customer needs one"),
+        ({"id": "c"}, "crm/c9: error: 'token': missing: every customer needs one"),
+        ({"id": "c", "token": "a/b"}, "crm/c9: error: 'token': 'a/b' is not a delivery token: "
+         "use 1-128 of A-Z a-z 0-9 _ . ~ -"),
+        ({"id": "c", "token": "t", "intrests": []}, "crm/c9: error: 'intrests': unknown field "
+         "(did you mean 'interests'?)"),
+        ({"id": "c", "token": "t", "devices": ["ibeacon:123:1:2"]}, "crm/c9: error: 'devices[0]':"
+         " 'ibeacon:123:1:2' is not a device id: write ibeacon:<uuid>:<major>:<minor>, "
+         "eddystone:<ns>:<instance> or altbeacon:<40 hex>"),
+        ({"id": "c", "token": "t", "consent": {"marketing_push": "yes"}}, "crm/c9: error: "
+         "'consent.marketing_push': expected true or false, got \"yes\""),
+        ({"id": "c", "token": "t", "consent": {"push": True}}, "crm/c9: error: 'consent.push': "
+         "unknown purpose"),
+        ({"id": "c", "token": "t", "visits": "3"}, "crm/c9: error: 'visits': expected a whole "
+         "number ≥ 0, got \"3\""),
+        ({"id": "c", "token": "t", "last_visit": "yesterday"}, "crm/c9: error: 'last_visit': "
+         "expected ISO 8601 or epoch seconds, got \"yesterday\""),
+        ({"id": "c", "token": "t", "attributes": {"a": {"b": 1}}}, "crm/c9: error: "
+         "'attributes.a': expected a string, number, boolean or a list of them"),
+        ({"id": ["c"], "token": 5, "segments": "vip"}, "crm/c9: error: 'id': expected a string, "
+         "got [\"c\"]; 'token': expected a string, got 5; 'segments': expected a list of strings,"
+         " got \"vip\""),
+        ([1, 2], "crm/c9: error: expected a JSON object, got list"),
+    ],
+)  # fmt: skip
+def test_bad_objects_name_where_and_field(obj: object, message: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        customer_from_obj(obj, "crm/c9")
+    assert str(info.value) == message
+
+
+def test_to_obj_is_the_jsonl_form() -> None:
+    obj = customer_to_obj(ALICE)
+    assert json.loads(json.dumps(obj)) == obj
+    assert obj["consent"] == {"instore_location": True, "marketing_push": True}
+    assert obj["last_visit"] == "2026-03-03T15:00:31+00:00"
+    assert obj["segments"] == ["gamer", "vip"]
+    assert obj["attributes"]["brands"] == ["sony", "lg"]
+
+
+@pytest.mark.parametrize("name", ["customers.jsonl", "customers.csv"])
+def test_file_round_trip(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    write_customers(path, [ALICE, BOB])
+    customers, errors = read_customers(path)
+    assert errors == []
+    if name.endswith(".csv"):  # CSV attributes are text
+        alice = customers[0]
+        assert alice.attributes == {"postcode": "75011", "kids": "2", "brands": "sony|lg"}
+        assert [c.id for c in customers] == ["c1", "c2"]
+        assert customers[1] == BOB
+    else:
+        assert customers == [ALICE, BOB]
+
+
+def test_jsonl_bad_lines_are_reported_and_good_ones_kept(tmp_path: Path) -> None:
+    path = tmp_path / "crm.jsonl"
+    lines = [
+        json.dumps({"id": "c1", "token": "t1"}),
+        "",
+        "{not json",
+        json.dumps({"id": "c2", "token": "t2", "devices": ["nope"]}),
+        json.dumps({"id": "c3", "token": "t3", "devices": [f"{UUID}_1_3"]}),
+        json.dumps({"id": "c1", "token": "t9"}),
+        json.dumps({"id": "c4", "token": "t4", "devices": [f"ibeacon:{UUID}:1:3"]}),
+        "[]",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    customers, errors = read_customers(path)
+    assert [c.id for c in customers] == ["c1", "c3"]
+    assert [e.split(": error: ")[0] for e in errors] == [f"{path}:{n}" for n in (3, 4, 6, 7, 8)]
+    assert errors[0].startswith(f"{path}:3: error: invalid JSON: ")
+    assert errors[2] == f"{path}:6: error: id 'c1' is already on line 1"
+    assert errors[3] == f"{path}:7: error: device 'ibeacon:{UUID}:1:3' is already on line 5"
+    assert errors[4] == f"{path}:8: error: expected a JSON object, got list"
+
+
+CSV_HEADER = "id,token,devices,consent.instore_location,consent.marketing_push,interests,visits"
+CSV_TEXT = f"""{CSV_HEADER},attributes.store
+c1,t1,iBeacon:{UUID}-7-1|{UUID}_7_2,yes,no,tv|audio,3,paris-11
+c2,t2,,maybe,0,,x,
+"c3","t3","ibeacon:{UUID}:7:3",TRUE,1,"gaming",0,"lyon, 2e"
+
+c4,,,,,,,
+c5,t5
+"""
+
+
+def test_csv_rows_with_aliases_and_bad_lines(tmp_path: Path) -> None:
+    path = tmp_path / "crm.csv"
+    path.write_text(CSV_TEXT)
+    customers, errors = read_customers(path)
+    c1, c3 = customers
+    assert c1.devices == (f"ibeacon:{UUID}:7:1", f"ibeacon:{UUID}:7:2")
+    assert c1.consent == Consent(instore_location=True, marketing_push=False)
+    assert c1.interests == frozenset({"tv", "audio"}) and c1.visits == 3
+    assert c1.attributes == {"store": "paris-11"}
+    assert c3.consent == Consent(True, True) and c3.attributes == {"store": "lyon, 2e"}
+    assert errors == [
+        f"{path}:3: error: 'consent.instore_location': expected true or false, got \"maybe\"; "
+        "'visits': expected a whole number ≥ 0, got \"x\"",
+        f"{path}:6: error: 'token': missing: every customer needs one",
+        f"{path}:7: error: expected 8 columns, got 2",
+    ]
+
+
+def test_csv_header_problems(tmp_path: Path) -> None:
+    path = tmp_path / "crm.csv"
+    path.write_text("id,token,tokn\nc1,t1,x\n")
+    customers, errors = read_customers(path)
+    assert [c.id for c in customers] == ["c1"]
+    assert errors == [f"{path}:1: error: unknown column 'tokn' (did you mean 'token'?) (ignored)"]
+    path.write_text("name,token\nc1,t1\n")
+    assert read_customers(path) == ([], [f"{path}:1: error: missing column 'id'; unknown column "
+                                         "'name' (ignored)"])  # fmt: skip
+
+
+def test_unreadable_file_is_one_error(tmp_path: Path) -> None:
+    customers, errors = read_customers(tmp_path / "missing.jsonl")
+    assert customers == [] and len(errors) == 1 and "cannot read the file" in errors[0]
+
+
+# ---------------------------------------------------------------------------------- property
+
+_word = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=12)
+_scalar = st.one_of(st.none(), st.booleans(), st.integers(-(10**6), 10**6), _word)
+customers = st.builds(
+    Customer,
+    id=_word,
+    token=_word,
+    devices=st.lists(
+        st.builds(
+            lambda a, b: f"ibeacon:{UUID}:{a}:{b}", st.integers(0, 65535), st.integers(0, 65535)
+        ),
+        unique=True,
+        max_size=3,
+    ).map(tuple),
+    consent=st.builds(Consent, st.booleans(), st.booleans()),
+    first_name=st.one_of(st.none(), st.text(min_size=1).filter(lambda s: s.strip() == s)),
+    segments=st.frozensets(_word, max_size=3),
+    interests=st.frozensets(_word, max_size=3),
+    tier=st.one_of(st.none(), _word),
+    visits=st.integers(0, 10**6),
+    last_visit=st.one_of(st.none(), st.integers(0, 4 * 10**9).map(float)),
+    attributes=st.dictionaries(_word, st.one_of(_scalar, st.lists(_scalar).map(tuple))).map(
+        MappingProxyType
+    ),
+)
+
+
+@given(customer=customers)
+def test_objects_round_trip(customer: Customer) -> None:
+    obj = json.loads(json.dumps(customer_to_obj(customer)))
+    assert customer_from_obj(obj, "x") == customer
