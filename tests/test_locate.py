@@ -1,0 +1,184 @@
+"""Locate: the path-loss model, the RSSI filter and the position estimate."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.config import Anchor, AnchorKind
+from gateway.events import Fix, Observation
+from gateway.locate import (
+    Locator,
+    PositionMethod,
+    RssiFilter,
+    rssi_to_distance,
+    weighted_centroid,
+    weighted_multilateration,
+)
+
+DEV = "ibeacon:8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10:1000:1"
+SQUARE = (
+    Anchor("a", AnchorKind.SCANNER, 0.0, 0.0, rssi_at_1m=-59, path_loss_exponent=2.0),
+    Anchor("b", AnchorKind.SCANNER, 20.0, 0.0, rssi_at_1m=-61, path_loss_exponent=2.5),
+    Anchor("c", AnchorKind.SCANNER, 20.0, 20.0, rssi_at_1m=-59, path_loss_exponent=2.2),
+    Anchor("d", AnchorKind.SCANNER, 0.0, 20.0, rssi_at_1m=-58, path_loss_exponent=3.0),
+)
+
+
+def rssi_at(anchor: Anchor, distance: float) -> float:
+    """The inverse of the path-loss model: what the anchor hears at `distance`."""
+    return anchor.rssi_at_1m - 10 * anchor.path_loss_exponent * math.log10(distance)
+
+
+def test_distance_model_on_plain_values() -> None:
+    assert rssi_to_distance(-59, -59, 2.0) == pytest.approx(1.0)
+    assert rssi_to_distance(-79, -59, 2.0) == pytest.approx(10.0)
+    assert rssi_to_distance(-81, -59, 2.2) == pytest.approx(10.0)
+    assert rssi_to_distance(-89, -59, 3.0) == pytest.approx(10.0)
+    assert rssi_to_distance(-20, -59, 2.0) == pytest.approx(0.3)  # clamped, not 0.01 m
+    assert rssi_to_distance(-200, -59, 2.0) == pytest.approx(60.0)
+
+
+def test_filter_rejects_a_single_outlier_either_way() -> None:
+    f = RssiFilter()
+    for _ in range(5):
+        f.update(-70)
+    assert f.update(-40) == pytest.approx(-70)  # a reflection spike
+    assert f.update(-70) == pytest.approx(-70)
+    assert f.update(-98) == pytest.approx(-70)  # a deep fade
+    assert f.update(-70) == pytest.approx(-70)
+
+
+def test_filter_follows_an_approach_fast_and_a_retreat_slowly() -> None:
+    near, far = RssiFilter(), RssiFilter()
+    for _ in range(5):
+        near.update(-80)
+        far.update(-60)
+    for _ in range(3):
+        near.update(-60)
+        far.update(-80)
+    assert near.value == pytest.approx(-60, abs=3.0)
+    assert far.value > -75  # still believes the phone is closer than it now looks
+    assert abs(near.value + 60) < abs(far.value + 80)
+
+
+def test_strongest_fresh_anchor_with_fewer_than_three_links() -> None:
+    loc = Locator(SQUARE, min_interval_s=0.0)
+    loc.observe(Observation(100.0, DEV, "a", -80.0))
+    fix = loc.observe(Observation(100.0, DEV, "c", -65.0))  # same advert, refines the instant
+    assert fix is not None
+    assert (fix.x, fix.y, fix.anchors) == (20.0, 20.0, ("c",))
+    assert fix.accuracy_m >= 1.0
+
+
+def test_unknown_anchor_and_bad_values_are_ignored() -> None:
+    loc = Locator(SQUARE)
+    assert loc.observe(Observation(1.0, DEV, "nowhere", -60.0)) is None
+    assert loc.observe(Observation(1.0, DEV, "a", math.nan)) is None
+    assert loc.devices() == 0
+
+
+def test_position_is_recomputed_at_most_every_min_interval() -> None:
+    loc = Locator(SQUARE, min_interval_s=0.5)
+    assert loc.observe(Observation(10.0, DEV, "a", -60.0)) is not None
+    assert loc.observe(Observation(10.3, DEV, "a", -60.0)) is None
+    assert loc.observe(Observation(10.5, DEV, "a", -60.0)) is not None
+
+
+def test_multilateration_on_exact_distances_recovers_the_point() -> None:
+    target = (7.0, 12.5)
+    pts = [(a.x, a.y) for a in SQUARE]
+    dist = [math.hypot(target[0] - x, target[1] - y) for x, y in pts]
+    x, y, rms = weighted_multilateration(pts, dist)
+    assert (x, y) == pytest.approx(target, abs=1e-3)
+    assert rms == pytest.approx(0.0, abs=1e-3)
+
+
+def test_locator_multilaterates_exact_rssi() -> None:
+    target = (13.0, 6.0)
+    loc = Locator(SQUARE, min_interval_s=0.0, method=PositionMethod.MULTILATERATION)
+    fix = None
+    for a in SQUARE:
+        d = math.hypot(target[0] - a.x, target[1] - a.y)
+        fix = loc.observe(Observation(50.0, DEV, a.id, rssi_at(a, d)))
+    assert fix is not None
+    assert (fix.x, fix.y) == pytest.approx(target, abs=0.05)
+    assert sorted(fix.anchors) == ["a", "b", "c", "d"]
+    assert fix.accuracy_m == pytest.approx(0.5)  # the floor: the ranges agree exactly
+
+
+def test_centroid_leans_towards_the_nearest_anchors() -> None:
+    pts = [(0.0, 0.0), (10.0, 0.0), (0.0, 10.0)]
+    assert weighted_centroid(pts, [5.0, 5.0, 5.0]) == pytest.approx((10 / 3, 10 / 3))
+    x, y = weighted_centroid(pts, [1.0, 9.0, 9.0])
+    assert math.hypot(x, y) < 0.1
+
+
+def test_speed_gate_clamps_a_jump() -> None:
+    loc = Locator(SQUARE, min_interval_s=0.0, max_speed=2.0)
+    first = loc.observe(Observation(0.0, DEV, "a", -60.0))
+    # 0.5 s later "c", 28 m away, is far louder: at most 1 m of that jump is believed.
+    loc.observe(Observation(0.5, DEV, "c", -50.0))
+    second = loc.observe(Observation(0.5, DEV, "c", -50.0))
+    assert first is not None and second is not None
+    assert math.hypot(second.x - first.x, second.y - first.y) == pytest.approx(1.0)
+    assert second.accuracy_m > 20.0
+
+
+def test_forget_starts_the_device_afresh() -> None:
+    loc = Locator(SQUARE, min_interval_s=0.0)
+    loc.observe(Observation(0.0, DEV, "a", -60.0))
+    loc.forget(DEV)
+    fix = loc.observe(Observation(0.1, DEV, "c", -60.0))
+    assert fix is not None and (fix.x, fix.y) == (20.0, 20.0)  # no speed gate from the past
+
+
+def test_a_stale_link_restarts_from_its_next_sample() -> None:
+    loc = Locator(SQUARE, min_interval_s=0.0, fresh_s=4.0)
+    for t in range(5):
+        loc.observe(Observation(float(t), DEV, "a", -90.0))
+    loc.observe(Observation(20.0, DEV, "a", -60.0))
+    loc.observe(Observation(20.0, DEV, "b", -70.0))
+    fix = loc.observe(Observation(20.0, DEV, "b", -70.0))
+    assert fix is not None and fix.anchors == ("a",)  # -60 believed at once, not blended
+
+
+def test_prune_drops_idle_devices() -> None:
+    loc = Locator(SQUARE)
+    loc.observe(Observation(0.0, DEV, "a", -60.0))
+    loc.observe(Observation(100.0, "phone:t2", "a", -60.0))
+    assert loc.prune(now=120.0, idle_s=60.0) == 1
+    assert loc.devices() == 1
+
+
+observations = st.lists(
+    st.tuples(
+        st.floats(0.0, 5.0),
+        st.sampled_from(["a", "b", "c", "d", "x"]),
+        st.floats(-110.0, -20.0),
+        st.sampled_from([DEV, "phone:t"]),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(observations, st.sampled_from(list(PositionMethod)))
+def test_fixes_stay_finite_and_near_the_anchors(
+    steps: list[tuple[float, str, float, str]], method: PositionMethod
+) -> None:
+    loc = Locator(SQUARE, method=method)
+    t, fixes = 0.0, []
+    for dt, anchor, rssi, device in steps:
+        t += dt
+        fix = loc.observe(Observation(t, device, anchor, rssi))
+        if fix is not None:
+            fixes.append(fix)
+    for fix in fixes:
+        assert isinstance(fix, Fix)
+        assert -3.0 <= fix.x <= 23.0 and -3.0 <= fix.y <= 23.0
+        assert math.isfinite(fix.accuracy_m) and fix.accuracy_m > 0
+        assert fix.anchors and all(a in "abcd" for a in fix.anchors)
