@@ -1,0 +1,328 @@
+"""Rule conditions (`if:`) compiled once into predicates over an evaluation `Context`.
+
+Every operator of DESIGN §4 is in `OPERATORS`; `FIELDS` says which operators apply to which
+field.  Operators are total: a CRM attribute of an unexpected type makes the condition false,
+never raises.  The operand `"{zone}"` stands for the zone of the event being evaluated.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from gateway.events import ZoneEvent
+from gateway.identity import Customer
+from gateway.rules.located import Reader, did_you_mean
+from gateway.rules.timewindow import TimeWindow, read_window
+
+ZONE_PLACEHOLDER = "{zone}"
+
+
+@dataclass(frozen=True, slots=True)
+class VisitInfo:
+    """What the engine knows of the customer's current visit."""
+
+    started_at: float
+    zones: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Everything a condition may look at: the event, the customer, local time, the visit."""
+
+    event: ZoneEvent
+    customer: Customer
+    local: datetime
+    visit: VisitInfo | None
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A compiled predicate and how it reads in a rule file (for explanations)."""
+
+    text: str
+    test: Callable[[Context], bool]
+
+    def failing(self, ctx: Context) -> str | None:
+        """None when the condition holds, else the text of what failed."""
+        return None if self.test(ctx) else self.text
+
+
+def all_of(conditions: Sequence[Condition]) -> Callable[[Context], str | None]:
+    """A checker returning the first failing condition's text, or None when all hold."""
+    items = tuple(conditions)
+
+    def check(ctx: Context) -> str | None:
+        for cond in items:
+            if not cond.test(ctx):
+                return cond.text
+        return None
+
+    return check
+
+
+# -- operators ----------------------------------------------------------------------------
+class Operand(Enum):
+    """What an operator's right-hand side must be."""
+
+    VALUE = "a value"
+    LIST = "a list of values"
+    NUMBER = "a number"
+    DURATION = "a duration"
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and not math.isnan(x)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) != isinstance(b, bool):
+        return False
+    if _number(a) and _number(b):
+        return bool(a == b)
+    return type(a) is type(b) and bool(a == b)
+
+
+def _members(x: Any) -> Collection[Any] | None:
+    return x if isinstance(x, set | frozenset | list | tuple) else None
+
+
+def _has(actual: Any, expected: Any, ctx: Context) -> bool:
+    items = _members(actual)
+    return items is not None and any(_same(i, expected) for i in items)
+
+
+def _has_any(actual: Any, expected: Any, ctx: Context) -> bool:
+    return any(_has(actual, e, ctx) for e in expected)
+
+
+def _has_all(actual: Any, expected: Any, ctx: Context) -> bool:
+    return _members(actual) is not None and all(_has(actual, e, ctx) for e in expected)
+
+
+def _age(actual: Any, ctx: Context) -> float | None:
+    return ctx.event.at - float(actual) if _number(actual) and math.isfinite(actual) else None
+
+
+def _older(actual: Any, expected: Any, ctx: Context) -> bool:
+    age = _age(actual, ctx)
+    return age is not None and age > expected
+
+
+def _newer(actual: Any, expected: Any, ctx: Context) -> bool:
+    age = _age(actual, ctx)
+    return age is not None and age < expected
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """One operator: its operand kind and its total evaluation function."""
+
+    operand: Operand
+    apply: Callable[[Any, Any, Context], bool]
+
+
+OPERATORS: Mapping[str, Operator] = MappingProxyType(
+    {
+        "is": Operator(Operand.VALUE, lambda a, e, c: _same(a, e)),
+        "is_not": Operator(Operand.VALUE, lambda a, e, c: not _same(a, e)),
+        "in": Operator(Operand.LIST, lambda a, e, c: any(_same(a, x) for x in e)),
+        "has": Operator(Operand.VALUE, _has),
+        "has_any": Operator(Operand.LIST, _has_any),
+        "has_all": Operator(Operand.LIST, _has_all),
+        "at_least": Operator(Operand.NUMBER, lambda a, e, c: _number(a) and a >= e),
+        "at_most": Operator(Operand.NUMBER, lambda a, e, c: _number(a) and a <= e),
+        "older_than": Operator(Operand.DURATION, _older),
+        "newer_than": Operator(Operand.DURATION, _newer),
+    }
+)
+
+_SET_OPS = ("has", "has_any", "has_all")
+_TEXT_OPS = ("is", "is_not", "in")
+_NUM_OPS = ("is", "is_not", "in", "at_least", "at_most")
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """A field conditions can test: its getter, operators, and whether it holds zone ids."""
+
+    get: Callable[[Context], Any]
+    operators: tuple[str, ...]
+    zones: bool = False
+    duration: bool = False  # at_least/at_most take a duration (`5m`), not a number
+
+
+def _visit_duration(ctx: Context) -> float | None:
+    return ctx.event.at - ctx.visit.started_at if ctx.visit else None
+
+
+FIELDS: Mapping[str, Field] = MappingProxyType(
+    {
+        "customer.segments": Field(lambda c: c.customer.segments, _SET_OPS),
+        "customer.interests": Field(lambda c: c.customer.interests, _SET_OPS),
+        "customer.tier": Field(lambda c: c.customer.tier, _TEXT_OPS),
+        "customer.first_name": Field(lambda c: c.customer.first_name, _TEXT_OPS),
+        "customer.visits": Field(lambda c: c.customer.visits, _NUM_OPS),
+        "customer.last_visit": Field(lambda c: c.customer.last_visit, ("older_than", "newer_than")),
+        "visit.duration": Field(_visit_duration, ("at_least", "at_most"), duration=True),
+        "visit.zones": Field(lambda c: c.visit.zones if c.visit else frozenset(), _SET_OPS, True),
+        "zone": Field(lambda c: c.event.zone, _TEXT_OPS, zones=True),
+    }
+)
+_ATTRIBUTES = "customer.attributes."
+_BLOCKS = ("any", "not", "time")
+
+
+def _resolve(expected: Any, ctx: Context) -> Any:
+    if expected == ZONE_PLACEHOLDER:
+        return ctx.event.zone
+    if isinstance(expected, tuple) and ZONE_PLACEHOLDER in expected:
+        return tuple(ctx.event.zone if e == ZONE_PLACEHOLDER else e for e in expected)
+    return expected
+
+
+def _attribute_field(key: str) -> Field:
+    return Field(lambda c: c.customer.attributes.get(key), tuple(OPERATORS))
+
+
+# -- compiling ----------------------------------------------------------------------------
+class ConditionCompiler:
+    """Compiles `if:` lists for one rule file, checking zone ids against the config."""
+
+    def __init__(self, reader: Reader, zone_ids: Collection[str]) -> None:
+        self.reader = reader
+        self.zone_ids = zone_ids
+
+    def compile_list(self, node: yaml.Node, path: str) -> list[Condition]:
+        """Conditions of a list of `- field: {op: value}` items (all must hold)."""
+        items = self.reader.sequence(node, path)
+        out: list[Condition] = []
+        for i, item in enumerate(items or ()):
+            out.extend(self.compile_item(item, f"{path}[{i}]"))
+        return out
+
+    def compile_item(self, node: yaml.Node, path: str) -> list[Condition]:
+        """Conditions of one mapping item (each key is one condition)."""
+        if not isinstance(node, yaml.MappingNode):
+            self.reader.error(
+                node, path, "expected a condition such as `customer.tier: {is: gold}`"
+            )
+            return []
+        out = []
+        for key_node, value in node.value:
+            cond = self._compile_key(key_node, value, f"{path}.{key_node.value}")
+            if cond is not None:
+                out.append(cond)
+        return out
+
+    def _compile_key(self, key: yaml.Node, value: yaml.Node, path: str) -> Condition | None:
+        name = str(key.value)
+        if name == "any":
+            return self._any(value, path)
+        if name == "not":
+            return self._not(value, path)
+        if name == "time":
+            window = read_window(self.reader, value, path)
+            return _time_condition(window) if window else None
+        field = FIELDS.get(name)
+        if field is None and name.startswith(_ATTRIBUTES) and len(name) > len(_ATTRIBUTES):
+            field = _attribute_field(name.removeprefix(_ATTRIBUTES))
+        if field is None:
+            known = [*FIELDS, *_BLOCKS, "customer.attributes.<key>"]
+            hint = did_you_mean(name, known) or f" (expected one of: {', '.join(known)})"
+            self.reader.error(key, path, f"unknown condition '{name}'{hint}")
+            return None
+        return self._field(name, field, value, path)
+
+    def _any(self, node: yaml.Node, path: str) -> Condition | None:
+        parts = self.compile_list(node, path)
+        if not parts:
+            return None
+        text = "any of (" + "; ".join(p.text for p in parts) + ")"
+        return Condition(text, lambda ctx: any(p.test(ctx) for p in parts))
+
+    def _not(self, node: yaml.Node, path: str) -> Condition | None:
+        is_list = isinstance(node, yaml.SequenceNode)
+        parts = self.compile_list(node, path) if is_list else self.compile_item(node, path)
+        if not parts:
+            return None
+        text = "not (" + "; ".join(p.text for p in parts) + ")"
+        return Condition(text, lambda ctx: not all(p.test(ctx) for p in parts))
+
+    def _field(self, name: str, field: Field, node: yaml.Node, path: str) -> Condition | None:
+        ops = self.reader.mapping(node, path, field.operators, what="operator")
+        if not ops:
+            if isinstance(node, yaml.MappingNode) and not node.value:
+                expected = ", ".join(field.operators)
+                self.reader.error(node, path, f"'{name}' needs an operator ({expected})")
+            return None
+        parts = [self._operation(name, field, op, n, f"{path}.{op}") for op, n in ops.items()]
+        if any(p is None for p in parts):
+            return None
+        tests = tuple(p for p in parts if p is not None)
+        text = " and ".join(t.text for t in tests)
+        return (
+            tests[0]
+            if len(tests) == 1
+            else Condition(text, lambda c: all(t.test(c) for t in tests))
+        )
+
+    def _operation(
+        self, name: str, field: Field, op: str, node: yaml.Node, path: str
+    ) -> Condition | None:
+        operator = OPERATORS[op]
+        operand = self._operand(operator.operand, field, node, path)
+        if operand is None:
+            return None
+        get, apply = field.get, operator.apply
+
+        def test(ctx: Context) -> bool:
+            return apply(get(ctx), _resolve(operand, ctx), ctx)
+
+        return Condition(f"{name} {op} {_show(node)}", test)
+
+    def _operand(self, kind: Operand, field: Field, node: yaml.Node, path: str) -> Any:
+        reader = self.reader
+        if kind is Operand.DURATION or (kind is Operand.NUMBER and field.duration):
+            return reader.duration(node, path)
+        value = reader.plain(node, path)
+        if kind is Operand.LIST and not isinstance(value, tuple):
+            value = (value,) if value is not None else None
+        elif kind is Operand.VALUE and isinstance(value, tuple):
+            reader.error(node, path, "expected one value, got a list (use `in` or `has_any`)")
+            return None
+        elif kind is Operand.NUMBER and not _number(value):
+            reader.error(node, path, f"expected a number, got '{_show(node)}'")
+            return None
+        if value is not None and field.zones and not self._zones_known(node, path):
+            return None
+        return value
+
+    def _zones_known(self, node: yaml.Node, path: str) -> bool:
+        nodes = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        ok = True
+        for i, item in enumerate(nodes):
+            zone = str(item.value)
+            if zone != ZONE_PLACEHOLDER and zone not in self.zone_ids:
+                where = f"{path}[{i}]" if isinstance(node, yaml.SequenceNode) else path
+                hint = did_you_mean(zone, self.zone_ids)
+                self.reader.error(item, where, f"unknown zone '{zone}'{hint}")
+                ok = False
+        return ok
+
+
+def _time_condition(window: TimeWindow) -> Condition:
+    return Condition(f"time {window.describe()}", lambda ctx: window.contains(ctx.local))
+
+
+def _show(node: yaml.Node) -> str:
+    if isinstance(node, yaml.SequenceNode):
+        return "[" + ", ".join(_show(n) for n in node.value) + "]"
+    return str(node.value) if isinstance(node, yaml.ScalarNode) else "…"

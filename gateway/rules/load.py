@@ -1,0 +1,309 @@
+"""Loading `rules/*.yaml` (DESIGN §4) all-or-nothing into a compiled `RuleSet`.
+
+Every problem of every file is collected with file:line:col, key path and a "did you mean";
+`load_rules` raises one `ConfigError` carrying them all, so a bad edit on reload keeps the
+previous rule set running and says exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gateway.config import Config
+from gateway.errors import ConfigError, Diagnostic, Severity
+from gateway.events import EventKind, Purpose
+from gateway.rules.conditions import ConditionCompiler, all_of
+from gateway.rules.located import Reader, did_you_mean, tag
+from gateway.rules.model import (
+    Limits,
+    OfferTemplate,
+    Period,
+    Placeholder,
+    Rule,
+    RuleSet,
+    Template,
+    Trigger,
+)
+from gateway.rules.policy import POLICY_FILE, read_period, read_policy
+from gateway.rules.testspec import InlineTestReader
+
+_RULE_KEYS = (
+    "id",
+    "name",
+    "purpose",
+    "valid",
+    "when",
+    "if",
+    "then",
+    "limits",
+    "priority",
+    "holdout",
+    "tests",
+)
+_TRIGGERS = ("enter", "exit", "dwell", "visit_start", "visit_end")
+_LATER = {"absent": "the 'absent' trigger", "geofence": "geofence triggers"}
+_OFFER_KEYS = ("title", "body", "code", "code_pool", "url", "expires_in")
+_PURPOSES = [p.value for p in Purpose]
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+DEFAULT_EXPIRES_IN = 3600.0
+
+
+def load_rules(rules_dir: Path, config: Config) -> RuleSet:
+    """Load and compile every rule of `rules_dir`; raise ConfigError listing every error."""
+    rules, diagnostics = read_rules(rules_dir, config)
+    errors = [d for d in diagnostics if d.severity is Severity.ERROR]
+    if errors or rules is None:
+        raise ConfigError(errors)
+    return rules
+
+
+def read_rules(rules_dir: Path, config: Config) -> tuple[RuleSet | None, list[Diagnostic]]:
+    """The rule set (None on any error) and every diagnostic, errors and warnings."""
+    base = config.path.parent
+    if not rules_dir.is_dir():
+        diag = Diagnostic(_display(rules_dir, base), 1, 1, "the rules directory does not exist")
+        return None, [diag]
+    files = sorted(p for p in rules_dir.iterdir() if p.suffix in (".yaml", ".yml"))
+    policy_reader = Reader(_display(rules_dir / POLICY_FILE, base))
+    policy = read_policy(policy_reader, rules_dir / POLICY_FILE)
+    diagnostics = list(policy_reader.diagnostics)
+    rules: list[tuple[Rule, yaml.Node | None]] = []
+    for path in files:
+        if path.name != POLICY_FILE:
+            reader = Reader(_display(path, base))
+            rules.append(RuleReader(reader, config).read(path))
+            diagnostics.extend(reader.diagnostics)
+    diagnostics.extend(_duplicates(rules))
+    diagnostics.sort(key=lambda d: (d.file, d.line, d.col))
+    if any(d.severity is Severity.ERROR for d in diagnostics):
+        return None, diagnostics
+    warnings = tuple(d for d in diagnostics if d.severity is Severity.WARNING)
+    return RuleSet(tuple(r for r, _ in rules), policy, warnings), diagnostics
+
+
+def _display(path: Path, base: Path) -> str:
+    try:
+        return os.path.relpath(path, base) if path.is_relative_to(base) else str(path)
+    except ValueError:
+        return str(path)
+
+
+def _duplicates(rules: list[tuple[Rule, yaml.Node | None]]) -> list[Diagnostic]:
+    seen: dict[str, Rule] = {}
+    out = []
+    for rule, node in rules:
+        first = seen.setdefault(rule.id, rule)
+        if first is not rule and rule.id:
+            line, col = (node.start_mark.line + 1, node.start_mark.column + 1) if node else (1, 1)
+            msg = f"duplicate rule id '{rule.id}' (also in {first.file})"
+            out.append(Diagnostic(rule.file, line, col, msg, "id"))
+    return out
+
+
+class RuleReader:
+    """Reads and compiles one rule file; problems go to the reader's diagnostics."""
+
+    def __init__(self, reader: Reader, config: Config) -> None:
+        self.reader = reader
+        self.config = config
+        self.zone_ids: Collection[str] = [z.id for z in config.zones]
+
+    def read(self, path: Path) -> tuple[Rule, yaml.Node | None]:
+        """The compiled rule (meaningful only if the reader recorded no error), its id node."""
+        root = self.reader.compose(path)
+        required = ("id", "name", "purpose", "when", "then")
+        keys = self.reader.mapping(root, "", _RULE_KEYS, required) if root is not None else None
+        if keys is None:
+            return _broken(self.reader.file), None
+        return self._rule(keys), keys.get("id")
+
+    def _rule(self, keys: dict[str, yaml.Node]) -> Rule:
+        r = self.reader
+        rule_id = self._id(keys.get("id"))
+        purpose = self._purpose(keys.get("purpose"))
+        conditions = r.optional(keys, "if", "", ConditionCompiler(r, self.zone_ids).compile_list)
+        valid_from, valid_until = self._valid(keys.get("valid"))
+        tests = InlineTestReader(r, self.config.store.timezone, self.zone_ids)
+        rule = Rule(
+            id=rule_id,
+            name=self._text(keys.get("name"), "name") or rule_id,
+            purpose=purpose,
+            trigger=self._trigger(keys.get("when")) or Trigger(EventKind.ENTER),
+            check=all_of(conditions or ()),
+            offer=self._then(keys.get("then")),
+            limits=self._limits(keys.get("limits")),
+            valid_from=valid_from,
+            valid_until=valid_until,
+            priority=r.optional(keys, "priority", "", r.integer) or 0,
+            holdout=r.optional(keys, "holdout", "", r.percent),
+            tests=r.optional(keys, "tests", "", tests.read_all) or (),
+            file=r.file,
+        )
+        self._warn(rule, keys)
+        return rule
+
+    def _warn(self, rule: Rule, keys: dict[str, yaml.Node]) -> None:
+        if rule.commercial and rule.limits.empty and "when" in keys:
+            msg = f"commercial rule '{rule.id}' has no limits: add limits.per_customer or cooldown"
+            self.reader.warn(keys.get("id"), "limits", msg)
+        if not rule.commercial and "holdout" in keys:
+            msg = "holdout is ignored for a transactional rule"
+            self.reader.warn(keys["holdout"], "holdout", msg)
+
+    def _text(self, node: yaml.Node | None, path: str) -> str | None:
+        return self.reader.string(node, path, numbers_ok=True) if node is not None else None
+
+    def _id(self, node: yaml.Node | None) -> str:
+        rule_id = self._text(node, "id") or ""
+        if rule_id and not _ID.match(rule_id):
+            self.reader.error(node, "id", f"bad rule id '{rule_id}' (use letters, digits, - _ .)")
+        return rule_id
+
+    def _purpose(self, node: yaml.Node | None) -> Purpose:
+        text = str(node.value) if isinstance(node, yaml.ScalarNode) else ""
+        if node is not None and text not in _PURPOSES:
+            hint = did_you_mean(text, _PURPOSES) or " (use commercial or transactional)"
+            self.reader.error(node, "purpose", f"unknown purpose '{text}'{hint}")
+        return Purpose(text) if text in _PURPOSES else Purpose.COMMERCIAL
+
+    def _valid(self, node: yaml.Node | None) -> tuple[Any, Any]:
+        keys = self.reader.mapping(node, "valid", ("from", "until")) if node is not None else None
+        if not keys:
+            return None, None
+        start = self.reader.day(keys["from"], "valid.from") if "from" in keys else None
+        end = self.reader.day(keys["until"], "valid.until") if "until" in keys else None
+        if start and end and end < start:
+            self.reader.error(
+                keys["until"], "valid.until", f"ends ({end}) before it starts ({start})"
+            )
+        return start, end
+
+    # -- when ------------------------------------------------------------------------------
+    def _trigger(self, node: yaml.Node | None) -> Trigger | None:
+        if node is None:
+            return None
+        keys = self.reader.mapping(node, "when", (*_TRIGGERS, *_LATER))
+        if keys is None:
+            return None
+        if len(keys) != 1:
+            msg = f"when needs exactly one trigger of: {', '.join(_TRIGGERS)} (got {len(keys)})"
+            self.reader.error(node, "when", msg)
+            return None
+        ((name, value),) = keys.items()
+        if name in _LATER:
+            msg = f"{_LATER[name]} is not supported yet (use one of: {', '.join(_TRIGGERS)})"
+            self.reader.error(self.reader.key_node(node, name), f"when.{name}", msg)
+            return None
+        return self._trigger_body(EventKind(name), value, f"when.{name}")
+
+    def _trigger_body(self, kind: EventKind, node: yaml.Node, path: str) -> Trigger | None:
+        visit = kind in (EventKind.VISIT_START, EventKind.VISIT_END)
+        if visit and tag(node) == "null":
+            return Trigger(kind)
+        if kind is not EventKind.DWELL and not isinstance(node, yaml.MappingNode):
+            return Trigger(kind, self._zones(node, path))  # shorthand `enter: entrance`
+        allowed = ("zone", "at_least") if kind is EventKind.DWELL else ("zone",)
+        required = () if visit else allowed
+        keys = self.reader.mapping(node, path, allowed, required)
+        if keys is None:
+            return None
+        zones = self._zones(keys["zone"], f"{path}.zone") if "zone" in keys else ()
+        at_least = (
+            self.reader.duration(keys["at_least"], f"{path}.at_least")
+            if "at_least" in keys
+            else None
+        )
+        if at_least is not None and at_least <= 0:
+            self.reader.error(
+                keys["at_least"], f"{path}.at_least", "a dwell threshold must be > 0s"
+            )
+        return Trigger(kind, zones, at_least)
+
+    def _zones(self, node: yaml.Node, path: str) -> tuple[str, ...]:
+        items = self.reader.sequence(node, path, one_ok=True) or []
+        out = []
+        for i, item in enumerate(items):
+            where = f"{path}[{i}]" if isinstance(node, yaml.SequenceNode) else path
+            zone = self.reader.string(item, where)
+            if zone is not None and zone not in self.zone_ids:
+                hint = did_you_mean(zone, self.zone_ids)
+                self.reader.error(item, where, f"unknown zone '{zone}'{hint}")
+            elif zone is not None:
+                out.append(zone)
+        return tuple(out)
+
+    # -- then and limits -------------------------------------------------------------------
+    def _then(self, node: yaml.Node | None) -> OfferTemplate:
+        r = self.reader
+        keys = r.mapping(node, "then", ("offer",), ("offer",)) if node else None
+        offer = r.optional(
+            keys, "offer", "then", lambda n, p: r.mapping(n, p, _OFFER_KEYS, ("title",))
+        )
+        if not offer:
+            return OfferTemplate(Template(()), Template(()), None, None, DEFAULT_EXPIRES_IN)
+        if "code_pool" in offer:
+            msg = "code_pool is not supported yet (use a fixed code: for now)"
+            r.error(offer["code_pool"], "then.offer.code_pool", msg)
+        code = self._text(offer.get("code"), "then.offer.code")
+        return OfferTemplate(
+            title=self._template(offer.get("title"), "then.offer.title", code is not None),
+            body=self._template(offer.get("body"), "then.offer.body", code is not None),
+            code=code,
+            url=self._text(offer.get("url"), "then.offer.url"),
+            expires_in=r.optional(offer, "expires_in", "then.offer", r.duration)
+            or DEFAULT_EXPIRES_IN,
+        )
+
+    def _template(self, node: yaml.Node | None, path: str, has_code: bool) -> Template:
+        text = self._text(node, path) if node is not None else ""
+        parts: list[str | Placeholder] = []
+        names = [p.value for p in Placeholder]
+        pos = 0
+        for match in _PLACEHOLDER.finditer(text or ""):
+            parts.append(match.string[pos : match.start()])
+            pos = match.end()
+            name = match[1].strip()
+            if name not in names:
+                hint = (
+                    did_you_mean(f"{{{name}}}", [f"{{{n}}}" for n in names])
+                    or " (use {zone_name}, {store_name}, {code}, {customer.first_name})"
+                )
+                self.reader.error(node, path, f"unknown placeholder '{{{name}}}'{hint}")
+            elif name == Placeholder.CODE and not has_code:
+                self.reader.error(node, path, "{code} is used but the offer sets no code")
+            else:
+                parts.append(Placeholder(name))
+        parts.append((text or "")[pos:])
+        return Template(tuple(p for p in parts if p != ""))
+
+    def _limits(self, node: yaml.Node | None) -> Limits:
+        r = self.reader
+        keys = r.mapping(node, "limits", ("per_customer", "total", "cooldown")) if node else None
+        path = "limits.per_customer"
+        per_customer = r.optional(
+            keys, "per_customer", "limits", lambda n, p: r.mapping(n, p, ("max", "per"), ("max",))
+        )
+        total = r.optional(
+            keys, "total", "limits", lambda n, p: r.mapping(n, p, ("max",), ("max",))
+        )
+        per = r.optional(per_customer, "per", path, lambda n, p: read_period(r, n, p))
+        return Limits(
+            per_customer_max=r.optional(per_customer, "max", path, lambda n, p: r.integer(n, p, 1)),
+            per=per or Period.LIFETIME,
+            total_max=r.optional(total, "max", "limits.total", lambda n, p: r.integer(n, p, 1)),
+            cooldown=r.optional(keys, "cooldown", "limits", r.duration),
+        )
+
+
+def _broken(file: str) -> Rule:
+    empty = OfferTemplate(Template(()), Template(()), None, None, DEFAULT_EXPIRES_IN)
+    return Rule(
+        "", "", Purpose.COMMERCIAL, Trigger(EventKind.ENTER), lambda _: None, empty, file=file
+    )

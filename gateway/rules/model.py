@@ -1,0 +1,174 @@
+"""The compiled rule set: frozen values built once by the loader, read by the engine."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+from gateway.errors import Diagnostic
+from gateway.events import EventKind, Purpose
+from gateway.identity import Customer
+from gateway.rules.conditions import Context
+from gateway.rules.timewindow import TimeWindow
+
+_SPACES = re.compile(r" {2,}")
+
+
+class Period(StrEnum):
+    """The window a per-customer cap counts over (day and week in the store timezone)."""
+
+    VISIT = "visit"
+    DAY = "day"
+    WEEK = "week"
+    D30 = "30d"
+    LIFETIME = "lifetime"
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """`when:` — the event kind, the zones it applies to (empty = any zone), dwell threshold."""
+
+    kind: EventKind
+    zones: tuple[str, ...] = ()
+    at_least: float | None = None
+
+
+class Placeholder(StrEnum):
+    """The fixed set of placeholders offer texts may use."""
+
+    ZONE_NAME = "zone_name"
+    STORE_NAME = "store_name"
+    CODE = "code"
+    FIRST_NAME = "customer.first_name"
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """An offer text split into literal parts and placeholders, filled without running code."""
+
+    parts: tuple[str | Placeholder, ...]
+
+    def fill(self, values: Mapping[Placeholder, str]) -> str:
+        """The text with each placeholder replaced by its value (missing ones become empty)."""
+        out = "".join(
+            p if not isinstance(p, Placeholder) else values.get(p, "") for p in self.parts
+        )
+        # an empty placeholder (no first name) must not leave "Bonjour  !" or "Bonjour , …"
+        return _SPACES.sub(" ", out).replace(" ,", ",").strip()
+
+
+@dataclass(frozen=True, slots=True)
+class OfferTemplate:
+    """`then.offer:` of a rule."""
+
+    title: Template
+    body: Template
+    code: str | None
+    url: str | None
+    expires_in: float
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """`limits:` — per-customer cap, campaign budget, cooldown (all optional)."""
+
+    per_customer_max: int | None = None
+    per: Period = Period.LIFETIME
+    total_max: int | None = None
+    cooldown: float | None = None
+
+    @property
+    def empty(self) -> bool:
+        """True when the rule sets no limit at all."""
+        return self.per_customer_max is None and self.total_max is None and self.cooldown is None
+
+
+class StepKind(StrEnum):
+    """What one step of an inline test does."""
+
+    ENTER = "enter"
+    EXIT = "exit"
+    STILL_IN = "still_in"
+    VISIT_START = "visit_start"
+    VISIT_END = "visit_end"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of an inline test: at epoch seconds, something happens in a zone."""
+
+    at: float
+    kind: StepKind
+    zone: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InlineTest:
+    """One `tests:` item: a customer, a walk, and what the rule should do."""
+
+    name: str
+    line: int
+    col: int
+    customer: Customer
+    steps: tuple[Step, ...]
+    expect_offer: bool
+    expect_fields: Mapping[str, Any] = field(default_factory=dict)
+    expect_rule: str | None = None
+    expect_count: int | None = None  # `expect: {offers: N}`: exactly N offers
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Rule:
+    """One compiled rule file."""
+
+    id: str
+    name: str
+    purpose: Purpose
+    trigger: Trigger
+    check: Callable[[Context], str | None]  # None when every `if:` condition holds
+    offer: OfferTemplate
+    limits: Limits = Limits()
+    valid_from: date | None = None
+    valid_until: date | None = None
+    priority: int = 0
+    holdout: float | None = None  # None: the policy's global holdout applies
+    tests: tuple[InlineTest, ...] = ()
+    file: str = ""
+
+    @property
+    def commercial(self) -> bool:
+        """Commercial rules are subject to holdout, quiet hours and pressure caps."""
+        return self.purpose is Purpose.COMMERCIAL
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """`rules/policy.yaml`: store-wide marketing pressure (commercial offers only).
+
+    `holdout` is the default control-group rate of rules that do not set their own; a rule's
+    own `holdout:` replaces it (it is not added).
+    """
+
+    quiet_hours: TimeWindow | None = None
+    pressure: tuple[tuple[Period, int], ...] = ()
+    holdout: float = 0.0
+    max_offers_per_visit: int | None = None
+    min_gap: float | None = None
+    max_offers_per_event: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """Every rule of `rules_dir` and the policy, loaded all-or-nothing."""
+
+    rules: tuple[Rule, ...]
+    policy: Policy = Policy()
+    warnings: tuple[Diagnostic, ...] = ()
+
+    def rule(self, rule_id: str) -> Rule | None:
+        """The rule with that id, or None."""
+        return next((r for r in self.rules if r.id == rule_id), None)

@@ -1,0 +1,111 @@
+"""`rules/policy.yaml`: store-wide marketing pressure, and the periods caps count over.
+
+```yaml
+quiet_hours: {between: ["21:00", "08:00"]}   # no commercial offer then (store time)
+pressure: {per_customer: {day: 2, week: 5}}   # commercial offers per customer
+holdout: 0%                                   # default control group of rules without one
+max_offers_per_visit: 3                       # commercial offers per visit
+min_gap: 10m                                  # between two commercial offers to one customer
+max_offers_per_event: 1                       # offers one event may produce (highest priority)
+```
+Transactional rules skip all of it (and do not count towards it); consent always applies.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import yaml
+
+from gateway.rules.located import Reader, did_you_mean
+from gateway.rules.model import Period, Policy
+from gateway.rules.timewindow import read_window
+
+POLICY_FILE = "policy.yaml"
+_KEYS = (
+    "quiet_hours",
+    "pressure",
+    "holdout",
+    "max_offers_per_visit",
+    "min_gap",
+    "max_offers_per_event",
+)
+_PERIODS = [p.value for p in Period]
+
+
+def read_policy(reader: Reader, path: Path) -> Policy:
+    """The policy of `path` (defaults when the file does not exist); errors go to `reader`."""
+    if not path.exists():
+        return Policy()
+    root = reader.compose(path)
+    keys = reader.mapping(root, "", _KEYS) if root is not None else None
+    if keys is None:
+        return Policy()
+    quiet = (
+        read_window(reader, keys["quiet_hours"], "quiet_hours") if "quiet_hours" in keys else None
+    )
+    holdout = reader.percent(keys["holdout"], "holdout") if "holdout" in keys else 0.0
+    return Policy(
+        quiet_hours=quiet,
+        pressure=_read_pressure(reader, keys.get("pressure")),
+        holdout=holdout or 0.0,
+        max_offers_per_visit=_optional_int(reader, keys, "max_offers_per_visit", 1),
+        min_gap=reader.duration(keys["min_gap"], "min_gap") if "min_gap" in keys else None,
+        max_offers_per_event=_optional_int(reader, keys, "max_offers_per_event", 1) or 1,
+    )
+
+
+def _optional_int(reader: Reader, keys: dict[str, yaml.Node], key: str, minimum: int) -> int | None:
+    return reader.integer(keys[key], key, minimum) if key in keys else None
+
+
+def _read_pressure(reader: Reader, node: yaml.Node | None) -> tuple[tuple[Period, int], ...]:
+    if node is None:
+        return ()
+    keys = reader.mapping(node, "pressure", ("per_customer",), required=("per_customer",))
+    if not keys:
+        return ()
+    caps = reader.mapping(keys["per_customer"], "pressure.per_customer", _PERIODS)
+    out = []
+    for name, value in (caps or {}).items():
+        limit = reader.integer(value, f"pressure.per_customer.{name}", minimum=1)
+        if limit is not None:
+            out.append((Period(name), limit))
+    return tuple(out)
+
+
+def read_period(reader: Reader, node: yaml.Node, path: str) -> Period | None:
+    """A cap period: visit | day | week | 30d | lifetime."""
+    text = str(node.value) if isinstance(node, yaml.ScalarNode) else ""
+    if text in _PERIODS:
+        return Period(text)
+    hint = did_you_mean(text, _PERIODS) or f" (use one of: {', '.join(_PERIODS)})"
+    reader.error(node, path, f"unknown period '{text}'{hint}")
+    return None
+
+
+def period_start(period: Period, at: float, tz: ZoneInfo, visit_start: float | None) -> float:
+    """Epoch seconds where a cap of `period` starts counting for an event at `at`.
+
+    `day` starts at local midnight, `week` on Monday 00:00 local (both DST-correct), `30d`
+    thirty days of 86 400 s before, `visit` at the visit's start (the event itself when the
+    visit is unknown), `lifetime` at the epoch.
+    """
+    if period is Period.LIFETIME:
+        return float("-inf")
+    if period is Period.D30:
+        return at - 30 * 86400.0
+    if period is Period.VISIT:
+        return visit_start if visit_start is not None else at
+    local = datetime.fromtimestamp(at, tz)
+    midnight = datetime(local.year, local.month, local.day, tzinfo=tz)
+    if period is Period.WEEK:
+        midnight = _monday(midnight, tz)
+    return midnight.timestamp()
+
+
+def _monday(midnight: datetime, tz: ZoneInfo) -> datetime:
+    day = (midnight - timedelta(days=midnight.weekday())).date()
+    return datetime(day.year, day.month, day.day, tzinfo=tz)

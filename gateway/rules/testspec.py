@@ -1,0 +1,213 @@
+"""Parsing of a rule's inline `tests:` (run by `rayon check`, see `selftest`).
+
+```yaml
+tests:
+  - name: "30 s on a Tuesday afternoon fires"
+    customer: {interests: [tv]}            # identity.Customer fields; consent defaults to yes
+    events: [{at: "2026-03-03T15:00:00", enter: aisle-tv},
+             {at: "2026-03-03T15:00:31", still_in: aisle-tv}]
+    expect: offer                          # offer | none | {offer: {title: …, code: …}}
+    expect_rule: tv-aisle-dwell            # optional, defaults to the rule holding the test
+```
+Times without an offset are local times of the store timezone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+
+from gateway.identity import Consent, Customer
+from gateway.rules.located import Reader, did_you_mean, scalar_value, tag
+from gateway.rules.model import InlineTest, Step, StepKind
+
+_TEST_KEYS = ("name", "customer", "events", "expect", "expect_rule")
+_CUSTOMER_KEYS = (
+    "id",
+    "token",
+    "first_name",
+    "segments",
+    "interests",
+    "tier",
+    "visits",
+    "last_visit",
+    "attributes",
+    "consent",
+)
+_STEP_KINDS = [k.value for k in StepKind]
+EXPECT_FIELDS = ("title", "body", "code", "url", "zone", "purpose", "holdout")
+TEST_CUSTOMER_ID = "test-customer"
+
+
+class InlineTestReader:
+    """Reads the `tests:` of one rule file against the store's timezone and zones."""
+
+    def __init__(self, reader: Reader, tz: ZoneInfo, zone_ids: Collection[str]) -> None:
+        self.reader = reader
+        self.tz = tz
+        self.zone_ids = zone_ids
+
+    def read_all(self, node: yaml.Node, path: str) -> tuple[InlineTest, ...]:
+        """Every test of the list; invalid ones are reported and left out."""
+        out = []
+        for i, item in enumerate(self.reader.sequence(node, path) or ()):
+            test = self.read_one(item, f"{path}[{i}]")
+            if test is not None:
+                out.append(test)
+        return tuple(out)
+
+    def read_one(self, node: yaml.Node, path: str) -> InlineTest | None:
+        """One test, or None when it is invalid."""
+        keys = self.reader.mapping(node, path, _TEST_KEYS, required=("name", "events", "expect"))
+        if keys is None or not {"name", "events", "expect"} <= keys.keys():
+            return None
+        before = len(self.reader.diagnostics)
+        name = self.reader.string(keys["name"], f"{path}.name", numbers_ok=True)
+        customer = self._customer(keys.get("customer"), f"{path}.customer")
+        steps = self._steps(keys["events"], f"{path}.events")
+        expect = self._expect(keys["expect"], f"{path}.expect")
+        rule = keys.get("expect_rule")
+        expect_rule = self.reader.string(rule, f"{path}.expect_rule") if rule else None
+        if len(self.reader.diagnostics) > before or name is None or expect is None:
+            return None
+        line, col = node.start_mark.line + 1, node.start_mark.column + 1
+        return InlineTest(
+            name, line, col, customer, steps, expect.offer, expect.fields, expect_rule, expect.count
+        )
+
+    # -- customer --------------------------------------------------------------------------
+    def _customer(self, node: yaml.Node | None, path: str) -> Customer:
+        keys = self.reader.mapping(node, path, _CUSTOMER_KEYS) if node is not None else {}
+        keys = keys or {}
+        r = self.reader
+        text = {
+            k: r.string(keys[k], f"{path}.{k}", True)
+            for k in ("id", "token", "first_name", "tier")
+            if k in keys
+        }
+        return Customer(
+            id=text.get("id") or TEST_CUSTOMER_ID,
+            token=text.get("token") or f"token-{text.get('id') or TEST_CUSTOMER_ID}",
+            consent=self._consent(keys.get("consent"), f"{path}.consent"),
+            first_name=text.get("first_name"),
+            segments=self._names(keys.get("segments"), f"{path}.segments"),
+            interests=self._names(keys.get("interests"), f"{path}.interests"),
+            tier=text.get("tier"),
+            visits=r.optional(keys, "visits", path, lambda n, p: r.integer(n, p, 0)) or 0,
+            last_visit=self._last_visit(keys.get("last_visit"), f"{path}.last_visit"),
+            attributes=self._attributes(keys.get("attributes"), f"{path}.attributes"),
+        )
+
+    def _consent(self, node: yaml.Node | None, path: str) -> Consent:
+        if node is None:
+            return Consent(instore_location=True, marketing_push=True)
+        keys = self.reader.mapping(node, path, ("instore_location", "marketing_push")) or {}
+        flags = {k: self._flag(v, f"{path}.{k}") for k, v in keys.items()}
+        return Consent(flags.get("instore_location", True), flags.get("marketing_push", True))
+
+    def _flag(self, node: yaml.Node, path: str) -> bool:
+        if isinstance(node, yaml.ScalarNode) and tag(node) == "bool":
+            return bool(scalar_value(node))
+        self.reader.error(node, path, "expected true or false")
+        return True
+
+    def _names(self, node: yaml.Node | None, path: str) -> frozenset[str]:
+        items = self.reader.sequence(node, path, one_ok=True) if node is not None else []
+        return frozenset(str(i.value) for i in items or () if isinstance(i, yaml.ScalarNode))
+
+    def _last_visit(self, node: yaml.Node | None, path: str) -> float | None:
+        if node is None:
+            return None
+        if isinstance(node, yaml.ScalarNode) and tag(node) in ("int", "float"):
+            return float(scalar_value(node))
+        return self._time(node, path)
+
+    def _attributes(self, node: yaml.Node | None, path: str) -> MappingProxyType[str, Any]:
+        if node is None:
+            return MappingProxyType({})
+        if not isinstance(node, yaml.MappingNode):
+            self.reader.error(node, path, "expected a mapping of attribute names to values")
+            return MappingProxyType({})
+        out = {str(k.value): self.reader.plain(v, f"{path}.{k.value}") for k, v in node.value}
+        return MappingProxyType(out)
+
+    # -- events and expectations -----------------------------------------------------------
+    def _steps(self, node: yaml.Node, path: str) -> tuple[Step, ...]:
+        out = []
+        for i, item in enumerate(self.reader.sequence(node, path) or ()):
+            step = self._step(item, f"{path}[{i}]")
+            if step is not None:
+                out.append(step)
+        for prev, (i, step) in zip(out, enumerate(out[1:], 1), strict=False):
+            if step.at < prev.at:
+                self.reader.error(node, f"{path}[{i}]", "events must be in time order")
+        return tuple(out)
+
+    def _step(self, node: yaml.Node, path: str) -> Step | None:
+        keys = self.reader.mapping(node, path, ("at", *_STEP_KINDS), required=("at",))
+        if keys is None or "at" not in keys:
+            return None
+        kinds = [k for k in keys if k != "at"]
+        if len(kinds) != 1:
+            self.reader.error(
+                node, path, f"an event needs exactly one of: {', '.join(_STEP_KINDS)}"
+            )
+            return None
+        at = self._time(keys["at"], f"{path}.at")
+        zone = self._zone(keys[kinds[0]], f"{path}.{kinds[0]}")
+        return Step(at, StepKind(kinds[0]), zone) if at is not None else None
+
+    def _zone(self, node: yaml.Node, path: str) -> str | None:
+        if isinstance(node, yaml.ScalarNode) and tag(node) == "null":
+            return None
+        zone = self.reader.string(node, path)
+        if zone is not None and zone not in self.zone_ids:
+            self.reader.error(
+                node, path, f"unknown zone '{zone}'{did_you_mean(zone, self.zone_ids)}"
+            )
+        return zone
+
+    def _time(self, node: yaml.Node, path: str) -> float | None:
+        text = str(node.value) if isinstance(node, yaml.ScalarNode) else ""
+        try:
+            when = datetime.fromisoformat(text.replace(" ", "T", 1))
+        except ValueError:
+            self.reader.error(node, path, f"bad time '{text}' (write 2026-03-03T15:00:00)")
+            return None
+        return (when if when.tzinfo else when.replace(tzinfo=self.tz)).timestamp()
+
+    def _expect(self, node: yaml.Node, path: str) -> _Expect | None:
+        if isinstance(node, yaml.ScalarNode) and node.value in ("offer", "none"):
+            return _Expect(node.value == "offer", {}, None)
+        if not isinstance(node, yaml.MappingNode):
+            self.reader.error(node, path, _EXPECT_HELP)
+            return None
+        keys = self.reader.mapping(node, path, ("offer", "offers"))
+        if not keys or len(keys) != 1:
+            if keys is not None:
+                self.reader.error(node, path, _EXPECT_HELP)
+            return None
+        if "offers" in keys:
+            count = self.reader.integer(keys["offers"], f"{path}.offers", minimum=0)
+            return _Expect(bool(count), {}, count) if count is not None else None
+        fields = self.reader.mapping(keys["offer"], f"{path}.offer", EXPECT_FIELDS)
+        if fields is None:
+            return None
+        plain = {k: self.reader.plain(v, f"{path}.offer.{k}") for k, v in fields.items()}
+        return _Expect(True, plain, None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Expect:
+    offer: bool
+    fields: dict[str, Any]
+    count: int | None
+
+
+_EXPECT_HELP = "expect must be `offer`, `none`, `{offers: N}` or `{offer: {title: …}}`"
