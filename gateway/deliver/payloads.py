@@ -1,0 +1,180 @@
+"""MQTT payloads, exactly as DESIGN.md §5 writes them.  Pure: values in, JSON-able dicts out.
+
+Outbound times are ISO 8601 with the store's UTC offset (`2026-03-03T15:00:40+01:00`);
+inbound times may be ISO 8601 with an offset or epoch seconds.  Inbound payloads are
+untrusted: `parse_feedback` checks size and schema and never raises.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from gateway.events import Offer, ZoneEvent
+
+MAX_FEEDBACK_BYTES = 4096
+UTC_ZONE = ZoneInfo("UTC")
+PAYLOAD_VERSION = 1
+
+
+class FeedbackState(StrEnum):
+    """What the app reports about an offer it received."""
+
+    DELIVERED = "delivered"
+    OPENED = "opened"
+    REDEEMED = "redeemed"
+    DISMISSED = "dismissed"
+
+
+class GatewayState(StrEnum):
+    """The gateway's presence on `gateway/status` (the LWT says `offline`)."""
+
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """One feedback message from the app: `offer` is the offer id, `at` epoch seconds."""
+
+    offer: str
+    state: FeedbackState
+    at: float
+
+
+def iso(at: float, tz: ZoneInfo) -> str:
+    """ISO 8601 local time with offset; milliseconds only when `at` has a fraction."""
+    spec = "seconds" if float(at).is_integer() else "milliseconds"
+    return datetime.fromtimestamp(at, tz).isoformat(timespec=spec)
+
+
+def offer_payload(offer: Offer, tz: ZoneInfo) -> dict[str, Any]:
+    """The `offers/<token>` payload.  The token and customer id are never in it."""
+    return {
+        "type": "offer",
+        "v": PAYLOAD_VERSION,
+        "id": offer.id,
+        "rule": offer.rule,
+        "store": offer.store,
+        "zone": offer.zone,
+        "created_at": iso(offer.created_at, tz),
+        "expires_at": iso(offer.expires_at, tz),
+        "title": offer.title,
+        "body": offer.body,
+        "code": offer.code,
+        "url": offer.url,
+        "purpose": offer.purpose.value,
+    }
+
+
+def status_payload(
+    state: GatewayState | str,
+    version: str,
+    started_at: float | None,
+    counters: Mapping[str, int] | None = None,
+    *,
+    tz: ZoneInfo | None = None,
+) -> dict[str, Any]:
+    """The retained `gateway/status` payload; `counters` (drops, errors …) when given.
+
+    Pass the store's `tz`; without it `started_at` is written in UTC.  ValueError for a
+    state that is not online/offline.
+    """
+    payload: dict[str, Any] = {
+        "state": GatewayState(state).value,
+        "version": version,
+        "started_at": iso(started_at, tz or UTC_ZONE) if started_at is not None else None,
+    }
+    if counters is not None:
+        payload["counters"] = dict(counters)
+    return payload
+
+
+def occupancy_payload(count: int, at: float, tz: ZoneInfo) -> dict[str, Any]:
+    """The retained, anonymous `zones/<zone>/occupancy` payload."""
+    return {"count": count, "at": iso(at, tz)}
+
+
+def event_payload(event: ZoneEvent, tz: ZoneInfo) -> dict[str, Any]:
+    """An `events` payload: ids only (device and CRM customer id), never a name."""
+    return {
+        "type": "event",
+        "v": PAYLOAD_VERSION,
+        "at": iso(event.at, tz),
+        "kind": event.kind.value,
+        "zone": event.zone,
+        "device": event.device,
+        "customer": event.customer,
+        "dwell_s": event.dwell_s,
+        "reason": jsonable(event.reason),
+    }
+
+
+def jsonable(value: Any) -> Any:
+    """`value` with mappings as dicts, sequences as lists and anything exotic as str."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    return str(value)
+
+
+def encode(payload: Mapping[str, Any]) -> bytes:
+    """Compact UTF-8 JSON, non-ASCII kept readable (offer titles are in French)."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def parse_feedback(payload: bytes, max_bytes: int = MAX_FEEDBACK_BYTES) -> Feedback | str:
+    """A `feedback/<token>` payload as a Feedback, or a message saying why it was rejected
+    and how to fix it.  Never raises."""
+    if len(payload) > max_bytes:
+        return f"feedback payload is {len(payload)} bytes, the limit is {max_bytes}"
+    try:
+        doc = json.loads(payload)
+    except (UnicodeDecodeError, ValueError) as exc:
+        return f"feedback payload is not UTF-8 JSON: {exc}"
+    if not isinstance(doc, dict):
+        return "feedback payload must be a JSON object"
+    return _feedback_from(doc)
+
+
+def _feedback_from(doc: dict[str, Any]) -> Feedback | str:
+    if doc.get("type") != "feedback" or doc.get("v") != PAYLOAD_VERSION:
+        return 'feedback payload must have "type": "feedback" and "v": 1'
+    offer = doc.get("offer")
+    if not isinstance(offer, str) or not 0 < len(offer) <= 128:
+        return 'feedback "offer" must be the offer id (a string of 1 to 128 chars)'
+    try:
+        state = FeedbackState(str(doc.get("state")))
+    except ValueError:
+        allowed = "|".join(s.value for s in FeedbackState)
+        return f'feedback "state" must be one of {allowed}, got {doc.get("state")!r}'
+    at = parse_time(doc.get("at"))
+    if at is None:
+        return 'feedback "at" must be epoch seconds or ISO 8601 with an offset'
+    return Feedback(offer=offer, state=state, at=at)
+
+
+def parse_time(value: Any) -> float | None:
+    """Epoch seconds from a number or an ISO 8601 string with offset; None if neither."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) and value >= 0 else None
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.timestamp() if parsed.tzinfo is not None else None

@@ -1,0 +1,136 @@
+"""Every MQTT topic Rayon publishes or listens to, built and parsed in one place.
+
+DESIGN.md §5 is the contract: all topics live under `<topic_prefix>/<store>/`, e.g.
+`rayon/paris-11/offers/<token>`.  ESPresense rooms publish outside the prefix, on
+`espresense/devices/<device>/<room>`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+_FORBIDDEN = frozenset("/+#\x00")
+_PHONE_KINDS = {"sightings", "transition", "location"}
+
+
+class TopicKind(StrEnum):
+    """What a topic carries; inbound kinds are the ones `Topics.parse` returns."""
+
+    OFFERS = "offers"
+    FEEDBACK = "feedback"
+    PHONE_SIGHTINGS = "phone_sightings"
+    PHONE_TRANSITION = "phone_transition"
+    PHONE_LOCATION = "phone_location"
+    SCANNER_ADV = "scanner_adv"
+    ESPRESENSE = "espresense"
+    CRM_CUSTOMER = "crm_customer"
+    OCCUPANCY = "occupancy"
+    EVENTS = "events"
+    STATUS = "status"
+
+
+def _segment(value: str, what: str) -> str:
+    """`value` if it is usable as one topic level, else ValueError saying why."""
+    if not value or any(c in _FORBIDDEN for c in value):
+        raise ValueError(
+            f"{what} {value!r} cannot be an MQTT topic level: it must be non-empty "
+            "and contain none of '/', '+', '#' or NUL"
+        )
+    return value
+
+
+def _valid(value: str) -> bool:
+    return bool(value) and not any(c in _FORBIDDEN for c in value)
+
+
+class Topics:
+    """The topic names of one store.  Builders raise ValueError on an id that would not
+    fit in one topic level (it contains `/`, `+` or `#`); `parse` never raises."""
+
+    def __init__(self, topic_prefix: str, store_id: str) -> None:
+        prefix = topic_prefix.strip("/")
+        if not prefix or "+" in prefix or "#" in prefix:
+            raise ValueError(f"topic prefix {topic_prefix!r} must be non-empty, without + or #")
+        self.base = f"{prefix}/{_segment(store_id, 'store id')}"
+
+    def offers(self, token: str) -> str:
+        return f"{self.base}/offers/{_segment(token, 'token')}"
+
+    def offers_filter(self) -> str:
+        """Every customer's offers (signage, the demo's phone; never an app login's ACL)."""
+        return f"{self.base}/offers/+"
+
+    def feedback(self, token: str) -> str:
+        return f"{self.base}/feedback/{_segment(token, 'token')}"
+
+    def feedback_filter(self) -> str:
+        return f"{self.base}/feedback/+"
+
+    def phone_sightings(self, token: str) -> str:
+        return f"{self.base}/phones/{_segment(token, 'token')}/sightings"
+
+    def phone_transition(self, token: str) -> str:
+        return f"{self.base}/phones/{_segment(token, 'token')}/transition"
+
+    def phone_location(self, token: str) -> str:
+        return f"{self.base}/phones/{_segment(token, 'token')}/location"
+
+    def phones_filter(self) -> str:
+        """Sightings, transitions and locations of every phone."""
+        return f"{self.base}/phones/+/+"
+
+    def scanner_adv(self, node: str) -> str:
+        return f"{self.base}/scanners/{_segment(node, 'scanner node')}/adv"
+
+    def scanners_filter(self) -> str:
+        return f"{self.base}/scanners/+/adv"
+
+    def espresense_filter(self) -> str:
+        return "espresense/devices/+/+"
+
+    def crm_customer(self, customer_id: str) -> str:
+        return f"{self.base}/crm/customers/{_segment(customer_id, 'customer id')}"
+
+    def crm_filter(self) -> str:
+        return f"{self.base}/crm/customers/+"
+
+    def occupancy(self, zone: str) -> str:
+        return f"{self.base}/zones/{_segment(zone, 'zone id')}/occupancy"
+
+    def events(self) -> str:
+        return f"{self.base}/events"
+
+    def status(self) -> str:
+        return f"{self.base}/gateway/status"
+
+    def parse(self, topic: str) -> tuple[TopicKind, str] | None:
+        """The kind of an inbound topic and its argument (token, node, customer id; the
+        room for ESPresense), or None when the topic is not one of ours."""
+        if topic.startswith("espresense/devices/"):
+            parts = topic.split("/")
+            ok = len(parts) == 4 and _valid(parts[2]) and _valid(parts[3])
+            return (TopicKind.ESPRESENSE, parts[3]) if ok else None
+        if not topic.startswith(self.base + "/"):
+            return None
+        return _parse_rest(topic[len(self.base) + 1 :].split("/"))
+
+
+def _parse_rest(parts: list[str]) -> tuple[TopicKind, str] | None:
+    match parts:
+        case ["feedback", token] if _valid(token):
+            return TopicKind.FEEDBACK, token
+        case ["phones", token, kind] if _valid(token) and kind in _PHONE_KINDS:
+            return TopicKind(f"phone_{kind}"), token
+        case ["scanners", node, "adv"] if _valid(node):
+            return TopicKind.SCANNER_ADV, node
+        case ["crm", "customers", customer] if _valid(customer):
+            return TopicKind.CRM_CUSTOMER, customer
+        case ["offers", token] if _valid(token):
+            return TopicKind.OFFERS, token
+        case ["zones", zone, "occupancy"] if _valid(zone):
+            return TopicKind.OCCUPANCY, zone
+        case ["events"]:
+            return TopicKind.EVENTS, ""
+        case ["gateway", "status"]:
+            return TopicKind.STATUS, ""
+    return None

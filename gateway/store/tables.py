@@ -1,0 +1,200 @@
+"""The database tables (sqlmodel) and the enums stored in them.
+
+Times are epoch seconds (floats), like every value of the pipeline.  Lists and mappings
+are JSON columns.  Enums are stored as their string values so that PostgreSQL needs no
+`CREATE TYPE` and a new state is a code change, not a migration.
+
+The tables live in their own SQLAlchemy registry, not sqlmodel's global one, so that
+other tables of the process (or of tests) never end up in our `create_all`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from sqlalchemy import JSON, Index, MetaData
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+from gateway.deliver.payloads import jsonable
+from gateway.events import EventKind, Offer, Purpose, ZoneEvent
+from gateway.identity import Consent, Customer
+
+
+class OfferState(StrEnum):
+    """Where an offer is in the outbox: `pending` until published, then `sent` or `expired`.
+
+    `holdout` offers belong to the control group (recorded, never sent); `cancelled` ones
+    were withdrawn before publication.
+    """
+
+    PENDING = "pending"
+    SENT = "sent"
+    EXPIRED = "expired"
+    HOLDOUT = "holdout"
+    CANCELLED = "cancelled"
+
+
+class RayonTable(SQLModel, registry=registry()):
+    """Base of Rayon's tables: a private registry, hence a private `MetaData`."""
+
+
+METADATA: MetaData = RayonTable.metadata
+
+
+class CustomerRow(RayonTable, table=True):
+    __tablename__ = "customers"
+
+    id: str = Field(primary_key=True, max_length=128)
+    token: str = Field(index=True, max_length=128)
+    devices: list[str] = Field(default_factory=list, sa_type=JSON)
+    consent_instore_location: bool = False
+    consent_marketing_push: bool = False
+    first_name: str | None = None
+    segments: list[str] = Field(default_factory=list, sa_type=JSON)
+    interests: list[str] = Field(default_factory=list, sa_type=JSON)
+    tier: str | None = None
+    visits: int = 0
+    last_visit: float | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+
+
+class VisitRow(RayonTable, table=True):
+    __tablename__ = "visits"
+    __table_args__ = (Index("ix_visits_device_open", "device", "ended_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    device: str = Field(max_length=200)
+    customer: str | None = Field(default=None, index=True, max_length=128)
+    started_at: float
+    ended_at: float | None = None
+
+
+class ZoneEventRow(RayonTable, table=True):
+    __tablename__ = "zone_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: float = Field(index=True)
+    kind: str = Field(max_length=16)
+    zone: str | None = Field(default=None, max_length=128)
+    device: str = Field(index=True, max_length=200)
+    customer: str | None = Field(default=None, index=True, max_length=128)
+    dwell_s: float | None = None
+    reason: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+
+
+class OfferRow(RayonTable, table=True):
+    """The outbox and the offer log in one table: `state` says which."""
+
+    __tablename__ = "offers"
+    __table_args__ = (Index("ix_offers_state_created_at", "state", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=128)
+    rule: str = Field(index=True, max_length=128)
+    store: str = Field(max_length=128)
+    zone: str | None = Field(default=None, max_length=128)
+    customer: str = Field(index=True, max_length=128)
+    token: str = Field(max_length=128)
+    created_at: float
+    expires_at: float
+    title: str
+    body: str
+    code: str | None = None
+    url: str | None = None
+    purpose: str = Field(max_length=16)
+    holdout: bool = False
+    state: str = Field(max_length=16)
+    sent_at: float | None = None
+    attempts: int = 0
+    last_error: str | None = None
+
+
+class FeedbackRow(RayonTable, table=True):
+    __tablename__ = "feedback"
+
+    id: int | None = Field(default=None, primary_key=True)
+    offer_id: str = Field(index=True, max_length=128)
+    state: str = Field(max_length=16)
+    at: float
+
+
+# --- conversions between rows and the pipeline's values ------------------------------
+
+
+def customer_to_row(customer: Customer) -> CustomerRow:
+    return CustomerRow(
+        id=customer.id,
+        token=customer.token,
+        devices=list(customer.devices),
+        consent_instore_location=customer.consent.instore_location,
+        consent_marketing_push=customer.consent.marketing_push,
+        first_name=customer.first_name,
+        segments=sorted(customer.segments),
+        interests=sorted(customer.interests),
+        tier=customer.tier,
+        visits=customer.visits,
+        last_visit=customer.last_visit,
+        attributes=jsonable(customer.attributes),
+    )
+
+
+def row_to_customer(row: CustomerRow) -> Customer:
+    return Customer(
+        id=row.id,
+        token=row.token,
+        devices=tuple(row.devices),
+        consent=Consent(row.consent_instore_location, row.consent_marketing_push),
+        first_name=row.first_name,
+        segments=frozenset(row.segments),
+        interests=frozenset(row.interests),
+        tier=row.tier,
+        visits=row.visits,
+        last_visit=row.last_visit,
+        attributes=MappingProxyType(dict(row.attributes)),
+    )
+
+
+def event_to_values(event: ZoneEvent) -> dict[str, Any]:
+    """Column values of a zone_events row, for bulk inserts."""
+    return {
+        "at": event.at,
+        "kind": event.kind.value,
+        "zone": event.zone,
+        "device": event.device,
+        "customer": event.customer,
+        "dwell_s": event.dwell_s,
+        "reason": jsonable(event.reason),
+    }
+
+
+def row_to_event(row: ZoneEventRow) -> ZoneEvent:
+    return ZoneEvent(
+        at=row.at,
+        kind=EventKind(row.kind),
+        zone=row.zone,
+        device=row.device,
+        customer=row.customer,
+        dwell_s=row.dwell_s,
+        reason=MappingProxyType(dict(row.reason)),
+    )
+
+
+def offer_to_values(offer: Offer) -> dict[str, Any]:
+    """Column values of a new outbox row: `holdout` offers are never pending."""
+    values = {name: getattr(offer, name) for name in _OFFER_FIELDS}
+    values["purpose"] = offer.purpose.value
+    values["state"] = (OfferState.HOLDOUT if offer.holdout else OfferState.PENDING).value
+    values["attempts"] = 0
+    return values
+
+
+def row_to_offer(row: OfferRow) -> Offer:
+    values = {name: getattr(row, name) for name in _OFFER_FIELDS}
+    values["purpose"] = Purpose(row.purpose)
+    return Offer(**values)
+
+
+_OFFER_FIELDS = tuple(f.name for f in fields(Offer))

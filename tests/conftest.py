@@ -1,0 +1,95 @@
+"""Shared fixtures: a private Mosquitto, a v5 subscriber on it, a PostgreSQL schema."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.broker import Mosquitto, Subscriber, find_mosquitto
+
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _broker(workdir: Path) -> Iterator[Mosquitto]:
+    binary = find_mosquitto()
+    if binary is None:
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto); needs a real broker")
+    broker = Mosquitto(binary, workdir)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.kill()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A private broker for this test, on a free port of 127.0.0.1, killed at teardown."""
+    yield from _broker(tmp_path / "mosquitto")
+
+
+@pytest.fixture(scope="module")
+def mosquitto_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """One private broker shared by a module's tests (do not stop it in a test)."""
+    yield from _broker(tmp_path_factory.mktemp("mosquitto"))
+
+
+@pytest.fixture
+def mosquitto_with(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
+    """`mosquitto_with("acl_file /x", …)`: a private broker with extra config lines (ACLs,
+    TLS listeners …), started, killed at teardown."""
+    brokers: list[Mosquitto] = []
+
+    def make(*config_lines: str) -> Mosquitto:
+        binary = find_mosquitto()
+        if binary is None:
+            pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+        broker = Mosquitto(binary, tmp_path / f"mosquitto-{len(brokers)}", config_lines)
+        brokers.append(broker)
+        broker.start()
+        return broker
+
+    yield make
+    for broker in brokers:
+        broker.kill()
+
+
+@pytest.fixture
+def subscriber(mosquitto: Mosquitto) -> Iterator[Callable[..., Subscriber]]:
+    """`subscriber("rayon/#")`: a started v5 subscriber on the test's broker."""
+    started: list[Subscriber] = []
+
+    def make(*filters: str, qos: int = 1) -> Subscriber:
+        sub = Subscriber(mosquitto, client_id=f"sub-{uuid.uuid4().hex[:8]}").start(
+            *filters, qos=qos
+        )
+        started.append(sub)
+        return sub
+
+    yield make
+    for sub in started:
+        sub.stop()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A url on a fresh schema of the local PostgreSQL `test` database, dropped afterwards.
+
+    Skipped, with the reason, when the server is unreachable.
+    """
+    psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed")
+    dsn = "host=127.0.0.1 port=5432 dbname=test user=postgres connect_timeout=3"
+    try:
+        admin = psycopg.connect(dsn, autocommit=True)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL unreachable on 127.0.0.1:5432 (database test): {exc}")
+    schema = f"rayon_test_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+        finally:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')

@@ -1,0 +1,228 @@
+"""The outbox publisher: real SQLite store, real private Mosquitto, a manual clock."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Callable, Coroutine, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gateway.clock import ManualClock
+from gateway.deliver.mqtt import Backoff, MqttLink
+from gateway.deliver.outbox import DrainResult, OutboxPublisher
+from gateway.deliver.topics import Topics
+from gateway.events import Offer, Purpose
+from gateway.store import OfferState, Store
+from tests.broker import Mosquitto, Subscriber
+
+pytestmark = pytest.mark.mqtt
+
+R = TypeVar("R")
+PARIS = ZoneInfo("Europe/Paris")
+T0 = datetime(2026, 3, 3, 14, 0, tzinfo=UTC).timestamp()
+TOPICS = Topics("rayon", "paris-11")
+OFFERS = "rayon/paris-11/offers/+"
+
+
+def run(coro: Coroutine[Any, Any, R]) -> R:
+    async def bounded() -> R:
+        async with asyncio.timeout(20):
+            return await coro
+
+    return asyncio.run(bounded())
+
+
+def offer(oid: str, created_at: float, expires_in: float, **kw: Any) -> Offer:
+    fields: dict[str, Any] = {
+        "id": oid,
+        "rule": "tv-aisle-dwell",
+        "store": "paris-11",
+        "zone": "aisle-tv",
+        "customer": "c1",
+        "token": "tok-c1",
+        "created_at": created_at,
+        "expires_at": created_at + expires_in,
+        "title": "-15 % sur les TV",
+        "body": "Offre valable aujourd'hui au rayon TV.",
+        "code": "TV15",
+        "url": None,
+        "purpose": Purpose.COMMERCIAL,
+    }
+    return Offer(**(fields | kw))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(f"sqlite:///{tmp_path / 'rayon.db'}")
+    yield s
+    s.close()
+
+
+def link_to(broker: Mosquitto) -> MqttLink:
+    backoff = Backoff(initial=0.02, cap=0.2)
+    return MqttLink(broker.host, broker.port, "rayon-outbox-test", backoff=backoff, timeout=5.0)
+
+
+def state(store: Store, offer_id: str) -> OfferState:
+    record = store.offer(offer_id)
+    assert record is not None
+    return record.state
+
+
+def test_a_due_offer_is_sent_once_with_the_expiry_left_at_send_time(
+    store: Store, mosquitto: Mosquitto, subscriber: Callable[..., Subscriber]
+) -> None:
+    sub = subscriber(OFFERS, "rayon/marker")
+    clock = ManualClock(T0 + 600.4)  # the offer waited 10 minutes in the outbox
+    store.enqueue_offers([offer("o1", T0, expires_in=3 * 3600)])
+
+    async def main() -> tuple[DrainResult, DrainResult]:
+        async with link_to(mosquitto) as link:
+            outbox = OutboxPublisher(store, link, TOPICS, clock, PARIS)
+            first, second = await outbox.drain(), await outbox.drain()
+            await link.publish("rayon/marker", b"", qos=1)
+            await asyncio.to_thread(sub.wait, 2)
+            return first, second
+
+    assert run(main()) == (DrainResult(sent=1), DrainResult())
+    sent, marker = sub.messages
+    assert marker.topic == "rayon/marker"  # nothing else came before it
+    assert sent.topic == "rayon/paris-11/offers/tok-c1" and sent.qos == 1
+    assert sent.expiry_s == math.ceil(3 * 3600 - 600.4)
+    assert json.loads(sent.payload)["id"] == "o1"
+    assert json.loads(sent.payload)["expires_at"] == "2026-03-03T18:00:00+01:00"
+    record = store.offer("o1")
+    assert record is not None and (record.state, record.sent_at) == (OfferState.SENT, T0 + 600.4)
+
+
+def test_expired_and_holdout_offers_are_never_sent(
+    store: Store, mosquitto: Mosquitto, subscriber: Callable[..., Subscriber]
+) -> None:
+    sub = subscriber(OFFERS, "rayon/marker")
+    clock = ManualClock(T0 + 3600)
+    store.enqueue_offers(
+        [
+            offer("late", T0, expires_in=3600),  # expires exactly now
+            offer("held", T0 + 1, expires_in=7200, holdout=True),
+            offer("fresh", T0 + 2, expires_in=7200),
+        ]
+    )
+
+    async def main() -> DrainResult:
+        async with link_to(mosquitto) as link:
+            result = await OutboxPublisher(store, link, TOPICS, clock, PARIS).drain()
+            await link.publish("rayon/marker", b"", qos=1)
+            await asyncio.to_thread(sub.wait, 2)
+            return result
+
+    assert run(main()) == DrainResult(sent=1, expired=1)
+    assert [json.loads(m.payload)["id"] for m in sub.messages[:-1]] == ["fresh"]
+    assert [state(store, o) for o in ("late", "held", "fresh")] == [
+        OfferState.EXPIRED,
+        OfferState.HOLDOUT,
+        OfferState.SENT,
+    ]
+
+
+def test_broker_down_keeps_offers_pending_until_it_is_back(
+    store: Store, mosquitto: Mosquitto, subscriber: Callable[..., Subscriber]
+) -> None:
+    clock = ManualClock(T0 + 10)
+    store.enqueue_offers([offer("o1", T0, 3600), offer("o2", T0 + 1, 3600)])
+
+    async def main() -> tuple[DrainResult, DrainResult, list[str]]:
+        async with link_to(mosquitto) as link:
+            outbox = OutboxPublisher(store, link, TOPICS, clock, PARIS)
+            mosquitto.stop()
+            while link.connected:
+                await asyncio.sleep(0.01)
+            down = await outbox.drain()
+            assert [state(store, o) for o in ("o1", "o2")] == [OfferState.PENDING] * 2
+            mosquitto.start()
+            await link.wait_connected()
+            sub = await asyncio.to_thread(subscriber, OFFERS)
+            clock.advance(60)
+            back = await outbox.drain()
+            got = await asyncio.to_thread(sub.wait, 2)
+            return down, back, [json.loads(m.payload)["id"] for m in got]
+
+    down, back, received = run(main())
+    assert received == ["o1", "o2"]
+    assert (down.sent, down.failed) == (0, 1)
+    assert back == DrainResult(sent=2)
+    record = store.offer("o1")
+    assert record is not None
+    assert (record.state, record.attempts) == (OfferState.SENT, 1)  # no attempt while down
+
+
+def test_run_drains_when_woken_and_stops_when_cancelled(
+    store: Store, mosquitto: Mosquitto, subscriber: Callable[..., Subscriber]
+) -> None:
+    sub = subscriber(OFFERS)
+    clock = ManualClock(T0)
+
+    async def main() -> None:
+        async with link_to(mosquitto) as link:
+            wake = asyncio.Event()
+            outbox = OutboxPublisher(store, link, TOPICS, clock, PARIS)
+            task = asyncio.create_task(outbox.run(wake))
+            await asyncio.to_thread(store.enqueue_offers, [offer("o1", T0, 3600)])
+            wake.set()
+            await asyncio.to_thread(sub.wait, 1)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    run(main())
+    assert state(store, "o1") is OfferState.SENT
+
+
+def test_an_unusable_token_cancels_the_offer_and_the_rest_still_go(
+    store: Store, mosquitto: Mosquitto, subscriber: Callable[..., Subscriber]
+) -> None:
+    sub = subscriber(OFFERS)
+    store.enqueue_offers([offer("bad", T0, 3600, token="a/b"), offer("ok", T0 + 1, 3600)])
+
+    async def main() -> DrainResult:
+        async with link_to(mosquitto) as link:
+            result = await OutboxPublisher(store, link, TOPICS, ManualClock(T0), PARIS).drain()
+            await asyncio.to_thread(sub.wait, 1)
+            return result
+
+    assert run(main()) == DrainResult(sent=1, cancelled=1)
+    record = store.offer("bad")
+    assert record is not None and record.state is OfferState.CANCELLED
+    assert "topic level" in (record.last_error or "")
+
+
+def test_an_offer_the_broker_refuses_stays_pending_and_the_others_go(
+    store: Store, tmp_path: Path, mosquitto_with: Callable[..., Mosquitto]
+) -> None:
+    acl = tmp_path / "acl"
+    acl.write_text("topic readwrite rayon/paris-11/offers/tok-ok\n")
+    broker = mosquitto_with(f"acl_file {acl}")
+    sub = Subscriber(broker, "acl-sub").start(OFFERS)
+    store.enqueue_offers(
+        [offer("no", T0, 3600, token="tok-no"), offer("ok", T0, 3600, token="tok-ok")]
+    )
+
+    async def main() -> DrainResult:
+        async with link_to(broker) as link:
+            result = await OutboxPublisher(store, link, TOPICS, ManualClock(T0), PARIS).drain()
+            await asyncio.to_thread(sub.wait, 1)
+            return result
+
+    try:
+        assert run(main()) == DrainResult(sent=1, failed=1)
+    finally:
+        sub.stop()
+    refused = store.offer("no")
+    assert refused is not None and (refused.state, refused.attempts) == (OfferState.PENDING, 1)
+    assert "refused" in (refused.last_error or "")
+    assert [json.loads(m.payload)["id"] for m in sub.messages] == ["ok"]

@@ -1,0 +1,213 @@
+"""The sqlmodel store on a real SQLite file (and once on PostgreSQL when it runs)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+
+from gateway.deliver.payloads import FeedbackState
+from gateway.errors import RuntimeFailure
+from gateway.events import EventKind, Offer, Purpose, ZoneEvent
+from gateway.identity import Consent, Customer
+from gateway.store import OfferState, Store, Visit
+
+T0 = datetime(2026, 3, 3, 14, 0, tzinfo=UTC).timestamp()
+DEVICE = "ibeacon:8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10:11:20"
+
+
+def customer(cid: str = "c1", token: str = "t1", device: str = DEVICE) -> Customer:
+    return Customer(
+        id=cid,
+        token=token,
+        devices=(device,),
+        consent=Consent(instore_location=True, marketing_push=True),
+        first_name="Zoé",
+        segments=frozenset({"family", "premium"}),
+        interests=frozenset({"tv"}),
+        tier="gold",
+        visits=7,
+        last_visit=T0 - 86400,
+        attributes=MappingProxyType({"age_band": "35-44", "stores": ["paris-11"], "score": 0.5}),
+    )
+
+
+def offer(
+    oid: str, at: float = T0, expires_in: float = 3600, cid: str = "c1", holdout: bool = False
+) -> Offer:
+    return Offer(
+        id=oid,
+        rule="tv-aisle-dwell",
+        store="paris-11",
+        zone="aisle-tv",
+        customer=cid,
+        token=f"tok-{cid}",
+        created_at=at,
+        expires_at=at + expires_in,
+        title="-15 % sur les TV",
+        body="Offre valable aujourd'hui au rayon TV.",
+        code="TV15",
+        url="rayon://offers/tv15",
+        purpose=Purpose.COMMERCIAL,
+        holdout=holdout,
+    )
+
+
+def event(kind: EventKind, at: float, device: str = DEVICE, cid: str | None = "c1") -> ZoneEvent:
+    dwell = 30.0 if kind in (EventKind.EXIT, EventKind.VISIT_END) else None
+    return ZoneEvent(at, kind, "store", device, cid, dwell, {"anchors": ["pi-tv"], "x": 1.5})
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(f"sqlite:///{tmp_path / 'rayon.db'}")
+    yield s
+    s.close()
+
+
+def test_customers_round_trip_and_upsert_replaces(store: Store) -> None:
+    original = customer()
+    store.upsert_customer(original)
+    assert store.load_customers() == [original]
+    changed = customer(token="t1-new", device="phone:t1-new")
+    store.upsert_customers([changed, customer("c2", "t2")])
+    assert [c.token for c in store.load_customers()] == ["t1-new", "t2"]
+    assert store.load_customers()[0].devices == ("phone:t1-new",)
+
+
+def test_events_are_logged_and_maintain_visits(store: Store) -> None:
+    events = [
+        event(EventKind.VISIT_START, T0),
+        event(EventKind.ENTER, T0 + 5),
+        event(EventKind.EXIT, T0 + 35),
+        event(EventKind.VISIT_END, T0 + 300),
+    ]
+    store.record_events(events[:2])
+    assert store.visits() == [Visit(DEVICE, "c1", T0, None)]
+    store.record_events(events[2:])
+    assert store.events(customer="c1") == events
+    assert store.visits(customer="c1") == [Visit(DEVICE, "c1", T0, T0 + 300)]
+
+
+def test_visit_end_without_start_logs_a_closed_visit(store: Store) -> None:
+    store.record_events([event(EventKind.VISIT_END, T0 + 100, device="phone:t9", cid=None)])
+    assert store.visits(device="phone:t9") == [Visit("phone:t9", None, T0 + 70, T0 + 100)]
+
+
+def test_outbox_states_and_idempotent_enqueue(store: Store) -> None:
+    assert store.enqueue_offers([offer("o2", T0 + 1), offer("o1", T0), offer("h", holdout=True)])
+    assert [o.id for o in store.due_offers(10)] == ["o1", "o2"]
+    assert store.mark_sent("o1", T0 + 2)
+    assert store.mark_expired("o2")
+    assert not store.mark_sent("o2", T0 + 3)  # expired stays expired
+    assert store.enqueue_offers([offer("o1"), offer("o2"), offer("o3", T0 + 5)]) == 1
+    sent = store.offer("o1")
+    assert sent is not None and (sent.state, sent.sent_at, sent.attempts) == (
+        OfferState.SENT,
+        T0 + 2,
+        1,
+    )
+    assert sent.offer == offer("o1")
+    assert store.counts_by_state() == {
+        OfferState.PENDING: 1,
+        OfferState.SENT: 1,
+        OfferState.EXPIRED: 1,
+        OfferState.HOLDOUT: 1,
+        OfferState.CANCELLED: 0,
+    }
+
+
+def test_failed_attempts_keep_the_offer_pending(store: Store) -> None:
+    store.enqueue_offers([offer("o1")])
+    store.mark_failed("o1", "broker down")
+    record = store.offer("o1")
+    assert record is not None
+    assert (record.state, record.attempts, record.last_error) == (
+        OfferState.PENDING,
+        1,
+        "broker down",
+    )
+    assert [o.id for o in store.due_offers()] == ["o1"]
+
+
+def test_a_replay_batch_is_one_call(store: Store) -> None:
+    offers = [offer(f"o{i:05}", T0 + i) for i in range(1200)]
+    assert store.enqueue_offers(offers) == 1200
+    assert [o.id for o in store.due_offers(3)] == ["o00000", "o00001", "o00002"]
+    store.record_events([event(EventKind.ENTER, T0 + i) for i in range(1200)])
+    assert len(store.events()) == 1200
+    assert len(store.offers(since=T0 + 100, until=T0 + 200)) == 100
+    assert store.mark_sent("o00007", T0 + 9)
+    assert [r.offer.id for r in store.offer_log(state=OfferState.SENT)] == ["o00007"]
+
+
+def test_feedback_is_recorded_for_known_offers_only(store: Store) -> None:
+    store.enqueue_offers([offer("o1")])
+    assert store.record_feedback("o1", FeedbackState.OPENED, T0 + 60)
+    assert not store.record_feedback("nope", FeedbackState.OPENED, T0 + 60)
+    assert [(f.offer_id, f.state) for f in store.feedback()] == [("o1", FeedbackState.OPENED)]
+
+
+def test_delete_customer_leaves_nothing_behind(store: Store) -> None:
+    for cid, token, device in (("c1", "t1", DEVICE), ("c2", "t2", "phone:t2")):
+        store.upsert_customer(customer(cid, token, device))
+        store.record_events([event(EventKind.VISIT_START, T0, device, cid)])
+        store.enqueue_offers([offer(f"{cid}-o", cid=cid)])
+        store.record_feedback(f"{cid}-o", FeedbackState.DELIVERED, T0)
+    # an event of c1's beacon before it was bound to them, and their phone token
+    store.record_events([event(EventKind.ENTER, T0, DEVICE, None)])
+    store.record_events([event(EventKind.ENTER, T0, "phone:t1", None)])
+
+    assert store.delete_customer("c1")
+
+    assert [c.id for c in store.load_customers()] == ["c2"]
+    assert {e.customer for e in store.events()} == {"c2"}
+    assert [v.customer for v in store.visits()] == ["c2"]
+    assert [o.id for o in store.offers()] == ["c2-o"]
+    assert [f.offer_id for f in store.feedback()] == ["c2-o"]
+    assert not store.delete_customer("c1")
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "wal.db"
+    Store(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_usable_from_worker_threads(store: Store) -> None:
+    async def main() -> list[str]:
+        await asyncio.gather(
+            *(asyncio.to_thread(store.enqueue_offers, [offer(f"o{i}", T0 + i)]) for i in range(8))
+        )
+        due = await asyncio.to_thread(store.due_offers, 100)
+        return [o.id for o in due]
+
+    assert asyncio.run(main()) == [f"o{i}" for i in range(8)]
+
+
+def test_unusable_database_is_a_runtime_failure_with_a_hint(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeFailure, match=r"database\.url"):
+        Store(f"sqlite:///{tmp_path / 'missing-dir' / 'rayon.db'}")
+
+
+def test_postgresql(postgres_url: str) -> None:
+    store = Store(postgres_url)
+    try:
+        store.upsert_customer(customer())
+        assert store.load_customers() == [customer()]
+        assert store.enqueue_offers([offer("o1"), offer("h", holdout=True)]) == 2
+        assert store.enqueue_offers([offer("o1")]) == 0
+        assert store.mark_sent("o1", T0 + 1)
+        store.record_events([event(EventKind.VISIT_START, T0), event(EventKind.VISIT_END, T0 + 9)])
+        assert store.visits() == [Visit(DEVICE, "c1", T0, T0 + 9)]
+        assert store.counts_by_state()[OfferState.SENT] == 1
+        assert store.delete_customer("c1")
+        assert store.offers() == [] and store.events() == [] and store.visits() == []
+    finally:
+        store.close()
