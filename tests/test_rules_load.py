@@ -231,6 +231,13 @@ CORPUS: list[tuple[str, str, list[str]]] = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def in_store_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run where the store's config lives: diagnostics name files relative to the working
+    directory, as an editor or a terminal can open them."""
+    monkeypatch.chdir(tmp_path)
+
+
 def diagnose(tmp_path: Path, files: dict[str, str]) -> list[str]:
     """The diagnostics of loading `files` (name → text) as a rules directory."""
     rules_dir = tmp_path / "rules"

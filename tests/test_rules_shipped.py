@@ -64,7 +64,10 @@ def test_the_end_to_end_tv_customer(day: str, expected: list[str]) -> None:
     assert not in_holdout("c-tv-1", "tv-aisle-dwell", 0.10)
 
 
-def test_a_failing_inline_test_is_reported_at_its_line(tmp_path: Path) -> None:
+def test_a_failing_inline_test_is_reported_at_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # diagnostics name files relative to the working directory
     shutil.copytree(ROOT / "rules", tmp_path / "rules")
     tv = tmp_path / "rules" / "tv-aisle-dwell.yaml"
     text = tv.read_text(encoding="utf-8")
@@ -90,7 +93,10 @@ def test_still_in_emits_the_dwell_events_crossed_since_the_enter(tmp_path: Path)
     ]
 
 
-def test_an_unknown_expect_rule_is_reported(tmp_path: Path) -> None:
+def test_an_unknown_expect_rule_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # diagnostics name files relative to the working directory
     shutil.copytree(ROOT / "rules", tmp_path / "rules")
     extra = """\
   - name: "a typo in expect_rule"

@@ -89,10 +89,10 @@ def read_rules(rules_dir: Path, config: Config) -> tuple[RuleSet | None, list[Di
 
 
 def _display(path: Path, base: Path) -> str:
-    try:
-        return os.path.relpath(path, base) if path.is_relative_to(base) else str(path)
-    except ValueError:
-        return str(path)
+    """The path as the user can open it: relative to the working directory when under it."""
+    where = (base / path).absolute()
+    cwd = Path.cwd()
+    return os.path.relpath(where, cwd) if where.is_relative_to(cwd) else str(where)
 
 
 def _duplicates(rules: list[tuple[Rule, yaml.Node | None]]) -> list[Diagnostic]:
