@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, tzinfo
 from typing import Protocol
 
 
@@ -47,3 +48,17 @@ class AcceleratedClock:
 
     def now(self) -> float:
         return self._start + (time.monotonic() - self._t0) * self._factor
+
+
+def parse_local_time(text: str, tz: tzinfo) -> float:
+    """An ISO 8601 time as epoch seconds; local to `tz` unless it carries an offset.
+
+    Raises ValueError with a hint on a malformed time.
+    """
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 time, e.g. 2026-03-03T15:00:00") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=tz)
+    return when.timestamp()

@@ -1,6 +1,7 @@
 """The few typed values that flow through the pipeline (DESIGN.md §2).
 
-sources ─Advertisement─▶ decode ─Observation─▶ locate ─Fix─▶ zones ─ZoneEvent─▶ rules ─Offer─▶ deliver
+sources ─Advertisement─▶ decode ─Observation─▶ locate ─Fix─▶ zones ─ZoneEvent─▶ rules ─Offer─▶
+deliver
 
 Each carries its own time `at` (epoch seconds, float), taken from the event, never the wall clock.
 """

@@ -101,12 +101,11 @@ def occupancy_payload(count: int, at: float, tz: ZoneInfo) -> dict[str, Any]:
     return {"count": count, "at": iso(at, tz)}
 
 
-def event_payload(event: ZoneEvent, tz: ZoneInfo) -> dict[str, Any]:
-    """An `events` payload: ids only (device and CRM customer id), never a name."""
+def event_record(event: ZoneEvent) -> dict[str, Any]:
+    """A zone event as plain values, `at` in epoch seconds: `rayon replay --events-out`
+    (DESIGN §6) and the zone_events table."""
     return {
-        "type": "event",
-        "v": PAYLOAD_VERSION,
-        "at": iso(event.at, tz),
+        "at": event.at,
         "kind": event.kind.value,
         "zone": event.zone,
         "device": event.device,
@@ -114,6 +113,11 @@ def event_payload(event: ZoneEvent, tz: ZoneInfo) -> dict[str, Any]:
         "dwell_s": event.dwell_s,
         "reason": jsonable(event.reason),
     }
+
+
+def event_payload(event: ZoneEvent, tz: ZoneInfo) -> dict[str, Any]:
+    """An `events` payload: ids only (device and CRM customer id), never a name."""
+    return {"type": "event", "v": PAYLOAD_VERSION, **event_record(event), "at": iso(event.at, tz)}
 
 
 def jsonable(value: Any) -> Any:

@@ -19,7 +19,7 @@ from sqlalchemy import JSON, Index, MetaData
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from gateway.deliver.payloads import jsonable
+from gateway.deliver.payloads import event_record, jsonable
 from gateway.events import EventKind, Offer, Purpose, ZoneEvent
 from gateway.identity import Consent, Customer
 
@@ -159,15 +159,7 @@ def row_to_customer(row: CustomerRow) -> Customer:
 
 def event_to_values(event: ZoneEvent) -> dict[str, Any]:
     """Column values of a zone_events row, for bulk inserts."""
-    return {
-        "at": event.at,
-        "kind": event.kind.value,
-        "zone": event.zone,
-        "device": event.device,
-        "customer": event.customer,
-        "dwell_s": event.dwell_s,
-        "reason": jsonable(event.reason),
-    }
+    return event_record(event)
 
 
 def row_to_event(row: ZoneEventRow) -> ZoneEvent:

@@ -1,0 +1,143 @@
+"""`rayon` — the command line (DESIGN.md §7).
+
+Exit codes: 0 ok, 1 invalid input, 2 usage, 3 runtime failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from gateway import __version__
+from gateway.errors import InvalidInput, RayonError
+
+log = logging.getLogger("gateway")
+
+DEFAULT_CONFIGS = (Path("config.yaml"), Path("/etc/rayon/config.yaml"))
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def resolve_config(arg: str | None) -> Path:
+    """The -c path, else ./config.yaml, else /etc/rayon/config.yaml."""
+    if arg:
+        path = Path(arg)
+        if not path.is_file():
+            raise InvalidInput(f"{arg}: no such config file (pass -c PATH to the config.yaml)")
+        return path
+    for candidate in DEFAULT_CONFIGS:
+        if candidate.is_file():
+            return candidate
+    raise InvalidInput(
+        "no config found: pass -c PATH, or create ./config.yaml or /etc/rayon/config.yaml "
+        "(start from config.example.yaml)"
+    )
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-c", "--config", help="config file (default ./config.yaml, /etc/rayon/config.yaml)"
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def _add(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_: str, handler: str
+) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help_, description=help_)
+    _common(p)
+    p.set_defaults(handler=handler)
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rayon",
+        description="Rayon: BLE beacons to aisle zones to marketers' rules to offers over MQTT.",
+    )
+    parser.add_argument("--version", action="version", version=f"rayon {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add(sub, "run", "run the gateway daemon (Bluetooth, scanner nodes, phones → offers)", "run")
+    demo = _add(
+        sub, "demo", "the simulated reference store, live, with offers as a phone sees them", "demo"
+    )
+    demo.add_argument("--shoppers", type=int, default=24, help="simulated shoppers (default 24)")
+    demo.add_argument("--minutes", type=float, default=30.0, help="simulated minutes (default 30)")
+    demo.add_argument(
+        "--speed",
+        type=float,
+        default=30.0,
+        help="how many times faster than real time (default 30)",
+    )
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument(
+        "--start",
+        default="2026-03-03T14:45:00",
+        help="simulated local start time in the store's timezone (ISO 8601)",
+    )
+    demo.add_argument("--quiet", action="store_true", help="no live view, only offers and summary")
+    _add(sub, "check", "validate config and rules, run the rules' inline tests", "check")
+    dec = sub.add_parser(
+        "decode",
+        help="decode advertisements: JSON Lines in, JSON Lines out",
+        description="Read JSON Lines {manufacturer_data, service_data} and write "
+        "one decoded beacon (or null) per line. Decodes every beacon: no privacy "
+        "filter.",
+    )
+    dec.add_argument("input", nargs="?", default="-", help="file (default stdin)")
+    dec.set_defaults(handler="decode")
+    sim = _add(sub, "simulate", "write a simulated trace of shoppers walking the store", "simulate")
+    sim.add_argument("--shoppers", type=int, default=20)
+    sim.add_argument("--minutes", type=float, default=30.0)
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument(
+        "--start",
+        default="2026-03-03T15:00:00",
+        help="local start time in the store's timezone (ISO 8601)",
+    )
+    sim.add_argument("-o", "--output", required=True, help="trace file (JSON Lines)")
+    sim.add_argument("--truth", help="ground-truth file (JSON Lines)")
+    sim.add_argument("--customers", help="also write a customers JSONL file for the shoppers")
+    rep = _add(sub, "replay", "run a recorded or simulated trace through the gateway", "replay")
+    rep.add_argument("trace", help="trace file (JSON Lines, DESIGN §6)")
+    rep.add_argument("--dry-run", action="store_true", help="publish nothing")
+    rep.add_argument("--fixes-out", help="write every position fix (JSON Lines)")
+    rep.add_argument("--events-out", help="write every zone and visit event (JSON Lines)")
+    rep.add_argument("--offers-out", help="write every offer (JSON Lines)")
+    cust = sub.add_parser("customers", help="manage the customer registry")
+    csub = cust.add_subparsers(dest="customers_command", metavar="ACTION", required=True)
+    imp = csub.add_parser("import", help="import customers from JSON Lines or CSV")
+    _common(imp)
+    imp.add_argument("file")
+    imp.set_defaults(handler="customers_import")
+    return parser
+
+
+def _handler(name: str) -> Handler:
+    from gateway import commands
+
+    fn: Handler = getattr(commands, f"cmd_{name}")
+    return fn
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return _handler(args.handler)(args)
+    except RayonError as exc:
+        print(f"rayon: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130

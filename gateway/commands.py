@@ -1,0 +1,134 @@
+"""The handlers behind each `rayon` command; each returns the process exit code."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+from gateway.cli import resolve_config
+from gateway.clock import parse_local_time
+from gateway.config import Config, load_config
+from gateway.errors import ConfigError, InvalidInput, Severity
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(resolve_config(args.config))
+
+
+def local_time(text: str, config: Config) -> float:
+    """An ISO 8601 time, local to the store unless it carries an offset, as epoch seconds."""
+    try:
+        return parse_local_time(text, config.store.timezone)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+@contextlib.contextmanager
+def _open_out(path: str | None) -> Iterator[TextIO | None]:
+    if path is None:
+        yield None
+        return
+    with open(path, "w", encoding="utf-8") as fh:
+        yield fh
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from gateway.rules import check_rules
+
+    path = resolve_config(args.config)
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for d in exc.diagnostics:
+            print(d)
+        return 1
+    diagnostics = check_rules(config)
+    for d in diagnostics:
+        print(d)
+    errors = sum(d.severity is Severity.ERROR for d in diagnostics)
+    warnings = len(diagnostics) - errors
+    print(
+        f"{path}: {'FAILED' if errors else 'ok'}: {errors} error(s), {warnings} warning(s)",
+        file=sys.stderr,
+    )
+    return 1 if errors else 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from gateway.decode import decode_stream
+
+    if args.input == "-":
+        bad = decode_stream(sys.stdin, sys.stdout, sys.stderr)
+    else:
+        with open(args.input, encoding="utf-8") as fh:
+            bad = decode_stream(fh, sys.stdout, sys.stderr, name=args.input)
+    return 1 if bad else 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from gateway.demo import demo_customers
+    from gateway.sources.simulator import StoreSimulator
+
+    config = _config(args)
+    sim = StoreSimulator(
+        config,
+        shoppers=args.shoppers,
+        minutes=args.minutes,
+        seed=args.seed,
+        start_at=local_time(args.start, config),
+    )
+    with open(args.output, "w", encoding="utf-8") as trace, _open_out(args.truth) as truth:
+        n = sim.write(trace, truth)
+    if args.customers:
+        from gateway.customers import customer_to_obj
+        from gateway.replay import write_jsonl
+
+        with open(args.customers, "w", encoding="utf-8") as fh:
+            for customer in demo_customers(sim.devices(), args.seed):
+                write_jsonl(fh, customer_to_obj(customer))
+    print(
+        f"wrote {n} adverts of {args.shoppers} shoppers over {args.minutes:g} min to {args.output}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from gateway.replayrun import run_replay
+
+    return run_replay(_config(args), args)
+
+
+def cmd_customers_import(args: argparse.Namespace) -> int:
+    from gateway.customers import read_customers
+    from gateway.store import Store
+
+    config = _config(args)
+    customers, errors = read_customers(Path(args.file))
+    for message in errors:
+        print(message, file=sys.stderr)
+    store = Store(config.database.url)
+    try:
+        for customer in customers:
+            store.upsert_customer(customer)
+    finally:
+        store.close()
+    print(f"imported {len(customers)} customer(s), {len(errors)} line(s) rejected", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gateway.app import run_daemon
+
+    return asyncio.run(run_daemon(_config(args)))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    return asyncio.run(run_demo(_config(args), args))

@@ -1,0 +1,128 @@
+"""`rayon replay` wired to the world: customers from the store, outputs to files and the outbox,
+then the outbox published on the trace's clock (an offer is sent with the expiry it has left at
+the trace's end, and an expired one is dropped)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from gateway.app import connect_link, persist
+from gateway.clock import ManualClock
+from gateway.config import Config
+from gateway.deliver.payloads import event_record, offer_payload
+from gateway.identity import CustomerRegistry
+from gateway.pipeline import Output, Pipeline
+from gateway.replay import ReplayStats, fix_record, replay, write_jsonl
+from gateway.rules import load_rules
+from gateway.sources.trace import read_trace
+from gateway.store import Store
+from gateway.zones import ZoneIndex
+
+BATCH = 5000
+
+
+class OutputWriter:
+    """Writes what the pipeline decided to the --*-out files and, unless dry, to the store."""
+
+    def __init__(self, config: Config, store: Store | None, files: dict[str, IO[str] | None]):
+        self._config = config
+        self._store = store
+        self._files = files
+        self._zones = ZoneIndex(config.zones) if files.get("fixes") else None
+        self._pending = Output()
+
+    def __call__(self, out: Output) -> None:
+        self._write_files(out)
+        if self._store is not None:
+            self._pending.extend(dataclasses.replace(out, fixes=[]))  # fixes are not stored
+            if len(self._pending.events) + len(self._pending.offers) >= BATCH:
+                self.flush()
+
+    def _write_files(self, out: Output) -> None:
+        fixes, events, offers = (self._files.get(k) for k in ("fixes", "events", "offers"))
+        if fixes is not None and self._zones is not None:
+            for fix in out.fixes:
+                write_jsonl(fixes, fix_record(fix, self._zones))
+        if events is not None:
+            for event in out.events:
+                write_jsonl(events, event_record(event))
+        if offers is not None:
+            tz = self._config.store.timezone
+            for offer in out.offers:
+                if not offer.holdout:
+                    write_jsonl(offers, {**offer_payload(offer, tz), "token": offer.token})
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, Output()
+        if self._store is not None and pending:
+            persist(self._store, pending)
+
+
+def run_replay(config: Config, args: argparse.Namespace) -> int:
+    store = Store(config.database.url)
+    try:
+        stats = _replay_into(config, store, args)
+        _report(stats, args)
+        if args.dry_run or stats.last_at is None:
+            return 0
+        return asyncio.run(publish_outbox(config, store, stats.last_at))
+    finally:
+        store.close()
+
+
+def _replay_into(config: Config, store: Store, args: argparse.Namespace) -> ReplayStats:
+    pipeline = Pipeline(
+        config, load_rules(config.rules_dir, config), CustomerRegistry(store.load_customers())
+    )
+    with contextlib.ExitStack() as stack:
+        files: dict[str, IO[str] | None] = {
+            key: stack.enter_context(open(path, "w", encoding="utf-8")) if path else None
+            for key, path in (
+                ("fixes", args.fixes_out),
+                ("events", args.events_out),
+                ("offers", args.offers_out),
+            )
+        }
+        writer = OutputWriter(config, None if args.dry_run else store, files)
+        stats = replay(pipeline, read_trace(Path(args.trace)), writer)
+        writer.flush()
+    return stats
+
+
+def _report(stats: ReplayStats, args: argparse.Namespace) -> None:
+    say: Callable[[str], object] = lambda s: print(s, file=sys.stderr)  # noqa: E731
+    say(
+        f"replayed {stats.inputs} inputs ({stats.adverts} adverts) in {stats.seconds:.2f} s "
+        f"= {stats.adverts_per_s:,.0f} adverts/s; {stats.bad_lines} bad line(s)"
+    )
+    say(
+        f"{stats.fixes} fixes, {stats.events} events, {stats.offers} offers "
+        f"(+{stats.holdout} holdout){' — dry run, nothing published' if args.dry_run else ''}"
+    )
+    for rule, n in sorted(stats.offers_by_rule.items()):
+        say(f"  {rule}: {n}")
+
+
+async def publish_outbox(config: Config, store: Store, now: float) -> int:
+    """Publish the outbox once, on a clock stopped at the trace's last input."""
+    from gateway.deliver.outbox import OutboxPublisher
+    from gateway.deliver.topics import Topics
+
+    link = await connect_link(config, client_suffix="replay")
+    try:
+        topics = Topics(config.mqtt.topic_prefix, config.store.id)
+        publisher = OutboxPublisher(store, link, topics, ManualClock(now), config.store.timezone)
+        result = await publisher.drain()
+        print(
+            f"published {result.sent} offer(s), dropped {result.expired} expired", file=sys.stderr
+        )
+    finally:
+        await link.disconnect()
+    return 0

@@ -1,0 +1,164 @@
+"""`rayon` as a user runs it: exit codes, located errors, the JSON Lines contracts of DESIGN §6."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gateway.decode import encode_ibeacon
+from tests.stores import rayon, reference_store
+
+ROOT = Path(__file__).resolve().parent.parent
+STORE_UUID = "8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    """A copy of the reference store with its own database and a copy of the shipped rules."""
+    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    return reference_store(tmp_path, rules_dir="rules", database={"url": "sqlite:///rayon.db"})
+
+
+def test_check_passes_on_the_reference_store() -> None:
+    result = rayon("check", "-c", "config.example.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 error(s)" in result.stderr
+
+
+def test_check_reports_a_misspelt_zone_with_its_place(store: Path) -> None:
+    rule = store.parent / "rules" / "tv-aisle-dwell.yaml"  # not under the cwd: absolute
+    text = rule.read_text(encoding="utf-8")
+    rule.write_text(text.replace("zone: aisle-tv", "zone: aisle-tvs", 1), encoding="utf-8")
+    line = next(i for i, t in enumerate(rule.read_text().splitlines(), 1) if "aisle-tvs" in t)
+    result = rayon("check", "-c", str(store))
+    assert result.returncode == 1
+    errors = [ln for ln in result.stdout.splitlines() if ": error: " in ln]
+    assert any(
+        ln.startswith(f"{rule}:{line}:")
+        and "unknown zone 'aisle-tvs'" in ln
+        and "did you mean 'aisle-tv'" in ln
+        for ln in errors
+    ), result.stdout
+
+
+def test_check_reports_config_errors_and_exits_1(store: Path) -> None:
+    store.write_text(store.read_text().replace("timezone: Europe/Paris", "timezone: Europe/Pari"))
+    result = rayon("check", "-c", str(store))
+    assert result.returncode == 1
+    assert f"{store}:" in result.stdout and "Europe/Pari" in result.stdout
+
+
+def test_missing_config_is_invalid_input(tmp_path: Path) -> None:
+    result = rayon("check", cwd=tmp_path)
+    assert result.returncode == 1 and "config.yaml" in result.stderr
+
+
+def test_usage_error_exits_2() -> None:
+    assert rayon("replay").returncode == 2
+    assert rayon("no-such-command").returncode == 2
+
+
+def test_decode_writes_one_line_per_input_line() -> None:
+    ibeacon = encode_ibeacon(STORE_UUID, 11, 20, -59).hex()
+    lines = [
+        json.dumps({"manufacturer_data": {"76": ibeacon}, "rssi": -60}),
+        json.dumps({"manufacturer_data": {"76": "1005031c0b1f4d"}}),
+        "not json",
+        json.dumps({"service_data": {}}),
+    ]
+    result = rayon("decode", stdin="\n".join(lines) + "\n")
+    assert result.returncode == 1  # one bad line, reported, alignment kept
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert out[0] == {
+        "kind": "ibeacon",
+        "id": f"ibeacon:{STORE_UUID}:11:20",
+        "uuid": STORE_UUID,
+        "major": 11,
+        "minor": 20,
+        "tx_power": -59,
+    }
+    assert out[1:] == [None, None, None]
+    assert "<stdin>:3: error:" in result.stderr
+
+
+def test_simulate_then_replay_writes_the_design_outputs(store: Path, tmp_path: Path) -> None:
+    trace, truth, customers = (tmp_path / n for n in ("t.jsonl", "truth.jsonl", "c.jsonl"))
+    sim = rayon(
+        "simulate",
+        "-c",
+        str(store),
+        "--shoppers",
+        "6",
+        "--minutes",
+        "8",
+        "--seed",
+        "3",
+        "-o",
+        str(trace),
+        "--truth",
+        str(truth),
+        "--customers",
+        str(customers),
+    )
+    assert sim.returncode == 0, sim.stderr
+    assert rayon("customers", "import", str(customers), "-c", str(store)).returncode == 0
+    outs = {k: tmp_path / f"{k}.jsonl" for k in ("fixes", "events", "offers")}
+    result = rayon(
+        "replay",
+        str(trace),
+        "-c",
+        str(store),
+        "--dry-run",
+        *(a for k, p in outs.items() for a in (f"--{k}-out", str(p))),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "adverts/s" in result.stderr
+    fixes = [json.loads(x) for x in outs["fixes"].read_text().splitlines()]
+    events = [json.loads(x) for x in outs["events"].read_text().splitlines()]
+    assert fixes and set(fixes[0]) == {"at", "device", "x", "y", "accuracy_m", "anchors", "zones"}
+    assert events and all(
+        set(e) == {"at", "kind", "zone", "device", "customer", "dwell_s", "reason"} for e in events
+    )
+    assert {e["kind"] for e in events} >= {"visit_start", "enter", "exit", "visit_end"}
+    truth_rows = [json.loads(x) for x in truth.read_text().splitlines()]
+    assert set(truth_rows[0]) == {"at", "device", "x", "y", "zones"}
+    for offer in (json.loads(x) for x in outs["offers"].read_text().splitlines()):
+        assert offer["type"] == "offer" and offer["token"]
+
+
+def test_replay_reports_bad_trace_lines_and_goes_on(store: Path, tmp_path: Path) -> None:
+    trace = tmp_path / "bad.jsonl"
+    good = {
+        "at": 1.0,
+        "adv": {
+            "anchor": "node-tv",
+            "address": "x",
+            "rssi": -60,
+            "manufacturer_data": {"76": "00"},
+        },
+    }
+    trace.write_text("{oops\n" + json.dumps(good) + '\n{"at": 2}\n', encoding="utf-8")
+    result = rayon("replay", str(trace), "-c", str(store), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert f"{trace}:1: error: not JSON" in result.stderr
+    assert f"{trace}:3: error:" in result.stderr
+    assert "2 bad line(s)" in result.stderr
+
+
+def test_customers_import_keeps_good_lines_and_reports_bad_ones(
+    store: Path, tmp_path: Path
+) -> None:
+    src = tmp_path / "customers.jsonl"
+    src.write_text(
+        json.dumps({"id": "c-1", "token": "t-1", "devices": [f"{STORE_UUID}_1_2"]})
+        + "\n"
+        + json.dumps({"id": "c-2"})
+        + "\n",
+        encoding="utf-8",
+    )
+    result = rayon("customers", "import", str(src), "-c", str(store))
+    assert result.returncode == 1
+    assert f"{src}:2:" in result.stderr and "imported 1 customer(s)" in result.stderr

@@ -1,0 +1,159 @@
+"""The pure pipeline on plain values: privacy first, consent, CRM, both sensing modes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.clock import parse_local_time
+from gateway.config import AnchorKind, Config, load_config
+from gateway.customers import customer_to_obj
+from gateway.decode import encode_ibeacon
+from gateway.events import Advertisement, EventKind
+from gateway.identity import Consent, Customer, CustomerRegistry
+from gateway.pipeline import Output, Pipeline
+from gateway.rules import load_rules
+from gateway.sources.trace import MqttInput
+from tests.walks import STORE_UUID, tv_aisle_walk, walk_adverts
+
+ROOT = Path(__file__).resolve().parent.parent
+TUESDAY_3PM = "2026-03-03T15:00:00"
+DEVICE = f"ibeacon:{STORE_UUID}:1000:1"
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    return load_config(ROOT / "config.example.yaml")
+
+
+def fan(instore: bool = True, push: bool = True) -> Customer:
+    return Customer(
+        id="c-tv-1",
+        token="t-tv-1",
+        devices=(DEVICE,),
+        consent=Consent(instore_location=instore, marketing_push=push),
+        interests=frozenset({"tv"}),
+        visits=3,
+    )
+
+
+def pipeline(config: Config, *customers: Customer) -> Pipeline:
+    return Pipeline(config, load_rules(config.rules_dir, config), CustomerRegistry(customers))
+
+
+def run_walk(p: Pipeline, config: Config, when: str = TUESDAY_3PM) -> Output:
+    start = parse_local_time(when, config.store.timezone)
+    out = Output()
+    adverts = walk_adverts(config, 1, tv_aisle_walk(config, start), start)
+    for adv in adverts:
+        out.extend(p.feed(adv))
+    for t in range(int(adverts[-1].at), int(adverts[-1].at) + 400):
+        out.extend(p.tick(float(t)))
+    return out
+
+
+def test_tv_fan_walk_gives_events_and_one_offer(config: Config) -> None:
+    out = run_walk(pipeline(config, fan()), config)
+    kinds = [(e.kind, e.zone) for e in out.events]
+    assert (EventKind.ENTER, "aisle-tv") in kinds and (EventKind.DWELL, "aisle-tv") in kinds
+    assert kinds[0] == (EventKind.VISIT_START, "store") and kinds[-1] == (
+        EventKind.VISIT_END,
+        "store",
+    )
+    assert all(e.customer == "c-tv-1" for e in out.events)
+    assert [o.rule for o in out.offers] == ["tv-aisle-dwell"]
+    assert out.offers[0].token == "t-tv-1" and out.offers[0].zone == "aisle-tv"
+
+
+def test_foreign_beacons_are_dropped_before_anything(config: Config) -> None:
+    p = pipeline(config)
+    foreign = encode_ibeacon("00000000-1111-2222-3333-444444444444", 1, 2, -59)
+    out = p.feed(Advertisement(1.0, "node-tv", "aa:bb", -50, {76: foreign}))
+    assert not out and p.counters["adverts_not_ours"] == 1
+    assert p.zones.devices() == 0
+
+
+def test_no_location_consent_keeps_nothing(config: Config) -> None:
+    p = pipeline(config, fan(instore=False))
+    out = run_walk(p, config)
+    assert not out.fixes and not out.events and not out.offers
+    assert p.counters["observations_without_consent"] > 0
+
+
+def test_no_push_consent_tracks_but_never_offers(config: Config) -> None:
+    out = run_walk(pipeline(config, fan(push=False)), config)
+    assert out.events and not out.offers
+
+
+def test_anonymous_device_is_tracked_without_customer_or_offer(config: Config) -> None:
+    out = run_walk(pipeline(config), config)
+    assert out.events and all(e.customer is None for e in out.events)
+    assert not out.offers
+
+
+def test_crm_upsert_then_erase_over_mqtt(config: Config) -> None:
+    p = pipeline(config)
+    topic = "rayon/paris-11/crm/customers/c-tv-1"
+    up = p.feed(MqttInput(0.0, topic, customer_to_obj(fan())))
+    assert [c.id for c in up.upserted] == ["c-tv-1"] and p.customers.get("c-tv-1") is not None
+    assert [o.rule for o in run_walk(p, config).offers] == ["tv-aisle-dwell"]
+    gone = p.feed(MqttInput(0.0, topic, b""))
+    assert gone.erased == ["c-tv-1"] and p.customers.get("c-tv-1") is None
+
+
+@pytest.mark.parametrize(
+    "payload", [b"{not json", b"[]", json.dumps({"id": 3}).encode(), b"x" * 70_000]
+)
+def test_bad_crm_message_is_counted_never_raised(config: Config, payload: bytes) -> None:
+    p = pipeline(config)
+    assert not p.feed(MqttInput(0.0, "rayon/paris-11/crm/customers/c-1", payload))
+    assert p.counters["inbound_rejected"] == 1
+
+
+def test_unknown_topic_is_rejected(config: Config) -> None:
+    p = pipeline(config)
+    assert not p.feed(MqttInput(0.0, "elsewhere/x", {}))
+    assert p.counters["inbound_rejected"] == 1
+
+
+def test_phone_sightings_mode_b_locate_the_phone(config: Config) -> None:
+    p = pipeline(config, fan())
+    beacons = [a for a in config.anchors if a.kind is AnchorKind.BEACON]
+    near = beacons[0]
+    assert near.beacon is not None
+    _, uuid, major, minor = near.beacon.split(":")
+    fixes = []
+    for i in range(6):
+        body = {
+            "at": 100.0 + i,
+            "beacons": [
+                {
+                    "uuid": uuid,
+                    "major": int(major),
+                    "minor": int(minor),
+                    "rssi": -55,
+                    "tx_power": -59,
+                }
+            ],
+        }
+        fixes += p.feed(MqttInput(100.0 + i, "rayon/paris-11/phones/t-tv-1/sightings", body)).fixes
+    assert fixes and fixes[-1].device == "phone:t-tv-1"
+    assert abs(fixes[-1].x - near.x) < 0.5 and abs(fixes[-1].y - near.y) < 0.5
+
+
+def test_scanner_node_adverts_over_mqtt_feed_the_same_pipeline(config: Config) -> None:
+    p = pipeline(config, fan())
+    payload = encode_ibeacon(STORE_UUID, 1000, 1, -59).hex()
+    body = [
+        {
+            "at": 50.0 + i / 2,
+            "address": "c0:ff:ee:00:00:01",
+            "rssi": -60,
+            "manufacturer_data": {"76": payload},
+        }
+        for i in range(6)
+    ]
+    out = p.feed(MqttInput(50.0, "rayon/paris-11/scanners/node-tv/adv", body))
+    assert out.fixes and out.fixes[0].anchors == ("node-tv",)
