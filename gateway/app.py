@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import signal
 import uuid
 from collections import Counter
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 QUEUE_SIZE = 10_000
 TICK_S = 1.0
 WRITE_EVERY_S = 0.2
+SOURCE_RETRY_MAX_S = 60.0
 
 
 class Source(Protocol):
@@ -169,8 +171,21 @@ class Gateway:
             self.state.counters["input_dropped"] += 1
 
     async def _pump(self, source: Source) -> None:
-        async for item in source.items():
-            self.offer_input(item)
+        """Feed one source's inputs; a failing source (adapter gone, bluetoothd down) is
+        retried with capped, jittered backoff and never stops the gateway."""
+        failures = 0
+        while True:
+            try:
+                async for item in source.items():
+                    failures = 0
+                    self.offer_input(item)
+                return
+            except RuntimeFailure as exc:
+                failures += 1
+                self.state.counters[f"source_failures:{source.name}"] += 1
+                delay = min(SOURCE_RETRY_MAX_S, 2.0**failures) * random.uniform(0.8, 1.2)
+                log.error("source %s failed: %s; retrying in %.0f s", source.name, exc, delay)
+                await asyncio.sleep(delay)
 
     async def _pump_mqtt(self) -> None:
         async for topic, payload, _retained in self.link.messages():

@@ -1,0 +1,73 @@
+"""The Gateway in process, on a real Mosquitto: a Bluetooth adapter that fails to start is
+retried in the background and never stops the gateway, whose other inputs keep flowing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from bleak.exc import BleakError
+
+from gateway.app import Gateway, connect_link
+from gateway.clock import ManualClock, parse_local_time
+from gateway.config import load_config
+from gateway.sources.ble import BleSource, ReplayScannerBackend
+from gateway.sources.trace import adv_to_json
+from gateway.store import Store
+from tests.broker import Mosquitto, Subscriber
+from tests.stores import reference_store
+from tests.walks import STORE_UUID, walk_adverts, zone_centre
+
+BASE = "rayon/paris-11"
+
+pytestmark = pytest.mark.mqtt
+
+
+def test_a_dead_adapter_degrades_the_gateway_but_never_stops_it(
+    tmp_path: Path, mosquitto: Mosquitto, subscriber: Callable[..., Subscriber]
+) -> None:
+    config = load_config(reference_store(tmp_path, port=mosquitto.port))
+    start = parse_local_time("2026-03-03T11:00:00", config.store.timezone)
+    clock = ManualClock(start + 30)
+    dead = BleSource(
+        "pi-entrance",
+        clock=clock,
+        backend=ReplayScannerBackend,
+        backend_kwargs={"start_error": BleakError("No Bluetooth adapters found.")},
+    )
+    phone = subscriber(f"{BASE}/offers/t-cc-2")
+    customer = {
+        "id": "c-cc-2",
+        "token": "t-cc-2",
+        "visits": 2,
+        "devices": [f"ibeacon:{STORE_UUID}:1000:7"],
+        "attributes": {"order_ready": True},
+        "consent": {"instore_location": True, "marketing_push": True},
+    }
+    phone.publish(f"{BASE}/crm/customers/c-cc-2", json.dumps(customer).encode(), retain=True)
+    x, y = zone_centre(config, "entrance")
+    adverts = walk_adverts(config, 7, [(x, y, 0), (x, y, 8)], start)
+
+    async def scenario() -> Gateway:
+        store = Store(config.database.url)
+        link = await connect_link(config)
+        gateway = Gateway(config, store=store, link=link, clock=clock, sources=[dead])
+        stop = asyncio.Event()
+        running = asyncio.create_task(gateway.run(stop))
+        await asyncio.sleep(0.5)  # the retained CRM message reaches the pipeline first
+        for adv in adverts:
+            body = json.dumps(adv_to_json(adv)["adv"] | {"at": adv.at}).encode()
+            await link.publish(f"{BASE}/scanners/{adv.anchor}/adv", body, qos=0)
+        await asyncio.to_thread(phone.wait, 1, 15.0)
+        stop.set()
+        await running
+        await link.disconnect()
+        store.close()
+        return gateway
+
+    gateway = asyncio.run(scenario())
+    assert json.loads(phone.messages[0].payload)["rule"] == "click-collect"
+    assert gateway.state.counters["source_failures:ble:hci0"] >= 1
