@@ -66,6 +66,9 @@ _FIXED_FLAGS = {4: 0, 5: 0, 6: 2, 7: 0, 8: 2, 10: 2, 12: 0, 14: 0}
 _PROTOCOLS = {("MQTT", 5): 5, ("MQTT", 4): 4, ("MQIsdp", 3): 4}
 
 
+# --- Packet codec: pure functions over bytes ----------------------------------------------------
+
+
 class MalformedPacket(Exception):
     """A client sent bytes that are not valid MQTT; only that client is disconnected."""
 
@@ -370,6 +373,9 @@ async def read_packet(reader: asyncio.StreamReader, limit: int) -> tuple[int, by
     return header, await reader.readexactly(length)
 
 
+# --- Sessions and routing --------------------------------------------------------------------
+
+
 async def _close(writer: asyncio.StreamWriter) -> None:
     """Close gracefully (flushing a refusal or farewell), or abort a peer that stopped reading."""
     writer.close()
@@ -447,7 +453,7 @@ class DevBroker:
         self._queue_size, self._max_packet = queue_size, max_packet_size
         self._sessions: dict[str, _Session] = {}
         self._retained: dict[str, Message] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._server: asyncio.Server | None = None
         self._ids = itertools.count(1)
         self._dropped = 0
@@ -479,9 +485,12 @@ class DevBroker:
             return
         server, self._server = self._server, None
         server.close()
-        for task in self._tasks:
+        tasks = dict(self._tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for writer in tasks.values():  # a task cancelled before its first step never closed it
+            writer.transport.abort()
         await server.wait_closed()
         await asyncio.sleep(0)  # let aborted transports finish closing their sockets
 
@@ -496,8 +505,8 @@ class DevBroker:
 
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.create_task(self._connection(reader, writer), name="devbroker-client")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[task] = writer
+        task.add_done_callback(lambda done: self._tasks.pop(done, None))
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import queue
 import socket
 import threading
@@ -115,6 +116,13 @@ def prop(props: Properties | None, name: str) -> Any:
     """A v5 property received by paho (paho sets them as dynamic attributes)."""
     assert props is not None
     return getattr(props, name)
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage() -> Iterator[None]:
+    """Collect after each test so a leaked socket's ResourceWarning names the test that leaked."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture
