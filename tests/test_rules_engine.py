@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.errors import InvalidInput
 from gateway.events import EventKind, Offer, Purpose, ZoneEvent
 from gateway.rules import Ledger, RuleEngine, in_holdout, load_rules
 from tests.test_rules_support import ZONE_NAMES, customer, event, store_config
@@ -337,3 +340,38 @@ def test_random_events_and_customers_never_make_the_engine_raise(
     for kind, zone, t, dwell in events:
         for offer in eng.on_event(ZoneEvent(t, kind, zone, "phone:x", "c-1", dwell), who):  # type: ignore[arg-type]
             assert offer.created_at == t and offer.expires_at > t
+
+
+def test_a_restored_engine_continues_the_visit_and_its_caps() -> None:
+    """After a restart (snapshot → restore, ledger seeded with what was offered), a customer
+    still in the same visit does not get a per-visit offer twice."""
+    config = store_config()
+    rules = load_rules(config.rules_dir, config)
+    first = RuleEngine(rules, config)
+    fan = customer("c-cc", attributes={"order_ready": True}, visits=3)
+    assert (
+        first.on_event(
+            event(EventKind.VISIT_START, "2026-03-03T11:00:00", "store", customer="c-cc"), fan
+        )
+        == []
+    )
+    offers = first.on_event(
+        event(EventKind.ENTER, "2026-03-03T11:00:05", "entrance", customer="c-cc"), fan
+    )
+    assert [o.rule for o in offers] == ["click-collect"]
+    ledger = Ledger()
+    for offer in offers:
+        ledger.record(offer)
+    second = RuleEngine(rules, config, ledger)
+    second.restore(json.loads(json.dumps(first.snapshot())))
+    again = event(EventKind.ENTER, "2026-03-03T11:03:00", "entrance", customer="c-cc")
+    assert second.on_event(again, fan) == []
+    fresh = RuleEngine(rules, config, ledger)  # without the visit context, the cap is lost
+    assert [o.rule for o in fresh.on_event(again, fan)] == ["click-collect"]
+
+
+def test_a_corrupt_engine_snapshot_is_invalid_input() -> None:
+    config = store_config()
+    engine = RuleEngine(load_rules(config.rules_dir, config), config)
+    with pytest.raises(InvalidInput):
+        engine.restore({"c-1": {"started_at": "x"}})

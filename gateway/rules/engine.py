@@ -16,10 +16,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo
 
 from gateway.config import Config
+from gateway.errors import InvalidInput
 from gateway.events import EventKind, Offer, ZoneEvent
 from gateway.identity import Customer
 from gateway.rules.conditions import Context, VisitInfo
@@ -115,6 +117,33 @@ class RuleEngine:
     def forget(self, customer_id: str) -> None:
         """Drop the visit context of a customer (the ledger is forgotten separately)."""
         self._visits.pop(customer_id, None)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The visit contexts as plain JSON values, so that a restart continues them."""
+        return {
+            cid: {
+                "started_at": v.started_at,
+                "last_seen": v.last_seen,
+                "zones": sorted(v.zones),
+                "dwell_done": sorted([r, z] for r, z in v.dwell_done),
+            }
+            for cid, v in self._visits.items()
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Continue the visit contexts of `snapshot()`; InvalidInput if it is not one."""
+        try:
+            self._visits = {
+                str(cid): _Visit(
+                    float(v["started_at"]),
+                    float(v["last_seen"]),
+                    {str(z) for z in v["zones"]},
+                    {(str(r), str(z)) for r, z in v["dwell_done"]},
+                )
+                for cid, v in state.items()
+            }
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"not a rules engine snapshot ({exc}); discard it") from None
 
     # -- visit context ---------------------------------------------------------------------
     def _track(self, event: ZoneEvent, customer_id: str) -> _Visit:
