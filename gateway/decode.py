@@ -295,6 +295,21 @@ class PrivacyFilter:
             return self._eddystone(adv.service_data)
         return None
 
+    def allows(self, device_id: str) -> bool:
+        """Whether a canonical device id (from a system that reports ids, not adverts, e.g.
+        ESPresense) belongs to the store's proximity UUIDs or Eddystone namespaces."""
+        kind, _, rest = device_id.partition(":")
+        try:
+            if kind == "ibeacon":
+                return _uuid_bytes(rest.split(":", 1)[0]) in self._uuids
+            if kind == "altbeacon":
+                return bytes.fromhex(rest[:32]) in self._uuids
+            if kind == "eddystone":
+                return bytes.fromhex(rest.split(":", 1)[0]) in self._namespaces
+        except ValueError:
+            return False
+        return False
+
     def observe(self, adv: Advertisement) -> Observation | None:
         """The Observation of an allowed advertisement, or None when it is not ours."""
         hit = self.identify(adv)

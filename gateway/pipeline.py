@@ -12,7 +12,7 @@ import dataclasses
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,16 +22,26 @@ from gateway.decode import PrivacyFilter
 from gateway.deliver.topics import TopicKind, Topics
 from gateway.errors import InvalidInput
 from gateway.events import Advertisement, Fix, Observation, Offer, ZoneEvent
+from gateway.geofences import GeofenceTracker
 from gateway.identity import Customer, CustomerRegistry
-from gateway.ids import ibeacon_id
+from gateway.inbound import (
+    MAX_PAYLOAD_BYTES,
+    InboundError,
+    Problem,
+    parse_espresense,
+    parse_owntracks_location,
+    parse_owntracks_transition,
+    parse_scanner_adv,
+    parse_sightings,
+)
 from gateway.locate import Locator
 from gateway.rules import RuleEngine, RuleSet
-from gateway.sources.trace import MqttInput, TraceItem, parse_adv
+from gateway.sources.trace import MqttInput, TraceItem
 from gateway.zones import ZoneTracker
 
 log = logging.getLogger(__name__)
 
-MAX_INBOUND_BYTES = 64 * 1024
+MAX_INBOUND_BYTES = MAX_PAYLOAD_BYTES
 
 
 @dataclass(slots=True)
@@ -78,6 +88,16 @@ class Pipeline:
         self._beacon_anchor = {
             a.beacon: a.id for a in config.anchors if a.kind is AnchorKind.BEACON and a.beacon
         }
+        self._scanners = {a.id for a in config.anchors if a.kind is AnchorKind.SCANNER}
+        self.geofences = GeofenceTracker(config.geofences)
+        self._handlers: dict[TopicKind, Callable[[MqttInput, str], Output]] = {
+            TopicKind.CRM_CUSTOMER: self._crm,
+            TopicKind.PHONE_SIGHTINGS: self._sightings,
+            TopicKind.PHONE_LOCATION: self._location,
+            TopicKind.PHONE_TRANSITION: self._transition,
+            TopicKind.SCANNER_ADV: self._scanner_adv,
+            TopicKind.ESPRESENSE: self._espresense,
+        }
 
     def reload_rules(self, rules: RuleSet) -> None:
         """Swap in a new, already validated rule set; the ledger of past offers carries over."""
@@ -115,16 +135,27 @@ class Pipeline:
         """Let time pass with no input: exits, dwell thresholds and visit ends come from here."""
         out = Output()
         self._decide(self.zones.tick(now), out)
+        self._decide(self.geofences.tick(now), out)
         return out
 
     def on_mqtt(self, msg: MqttInput) -> Output:
         """An inbound MQTT message (live or from a trace); a bad one is counted, never fatal."""
+        parsed = self._topics.parse(msg.topic)
+        handler = self._handlers.get(parsed[0]) if parsed is not None else None
+        if parsed is None or handler is None:
+            return self._reject(msg.topic, InboundError("not a topic this gateway listens to"))
         try:
-            return self._on_mqtt(msg)
-        except (InvalidInput, ValueError, TypeError, KeyError) as exc:
+            return handler(msg, parsed[1])
+        except (InvalidInput, ValueError) as exc:
+            return self._reject(msg.topic, InboundError(str(exc)))
+
+    def _reject(self, topic: str, error: InboundError) -> Output:
+        if error.problem is Problem.NOT_OURS:
+            self.counters["inbound_not_ours"] += 1
+        else:
             self.counters["inbound_rejected"] += 1
-            log.warning("rejected message on %s: %s", msg.topic, exc)
-            return Output()
+            log.warning("rejected message on %s: %s", topic, error.reason)
+        return Output()
 
     # -- decisions ------------------------------------------------------------------------
 
@@ -136,20 +167,8 @@ class Pipeline:
                 out.offers.extend(self.engine.on_event(event, customer))
             out.events.append(event)
 
-    def _on_mqtt(self, msg: MqttInput) -> Output:
-        parsed = self._topics.parse(msg.topic)
-        if parsed is None:
-            raise ValueError("not a topic this gateway listens to")
-        kind, arg = parsed
-        if kind is TopicKind.CRM_CUSTOMER:
-            return self._crm(arg, msg.payload)
-        if kind is TopicKind.PHONE_SIGHTINGS:
-            return self._sightings(msg.at, arg, msg.payload)
-        if kind is TopicKind.SCANNER_ADV:
-            return self._scanner_adv(msg.at, arg, msg.payload)
-        raise ValueError(f"topic kind {kind} is not handled by the pipeline")
-
-    def _crm(self, customer_id: str, payload: Any) -> Output:
+    def _crm(self, msg: MqttInput, customer_id: str) -> Output:
+        payload = msg.payload
         if payload is None or payload == "" or payload == b"":
             old = self.customers.remove(customer_id)
             if old is not None:
@@ -162,7 +181,7 @@ class Pipeline:
             )
         old = self.customers.get(customer.id)
         if old is not None:
-            self._forget_devices(old)  # devices may have changed; tracks restart cleanly
+            self._forget_devices(old)  # devices or consent may have changed: start afresh
         self.customers.upsert(customer)
         return Output(upserted=[customer])
 
@@ -171,33 +190,77 @@ class Pipeline:
         for device in (*customer.devices, f"phone:{customer.token}"):
             self.zones.forget(device)
             self._locator.forget(device)
+            self.geofences.forget(device)
+        self.engine.forget(customer.id)
 
-    def _sightings(self, at: float, token: str, payload: Any) -> Output:
-        body = _json(payload)
-        if not isinstance(body, Mapping) or not isinstance(body.get("beacons"), list):
-            raise ValueError("sightings need {'at', 'beacons': [{uuid, major, minor, rssi}]}")
-        when = float(body.get("at", at))
+    # -- phones and scanner nodes -----------------------------------------------------------
+
+    def _sightings(self, msg: MqttInput, token: str) -> Output:
+        got = parse_sightings(msg.payload, token, msg.at, self._beacon_anchor)
+        if isinstance(got, InboundError):
+            return self._reject(msg.topic, got)
+        self.counters["sightings_unknown_beacon"] += got.unknown_beacons
         out = Output()
-        for b in body["beacons"]:
-            anchor = self._beacon_anchor.get(
-                ibeacon_id(b["uuid"], int(b["major"]), int(b["minor"]))
-            )
-            if anchor is None:
-                self.counters["sightings_unknown_beacon"] += 1
-                continue
-            obs = Observation(when, f"phone:{token}", anchor, float(b["rssi"]), b.get("tx_power"))
+        for obs in got.observations:
             out.extend(self.on_observation(obs))
         return out
 
-    def _scanner_adv(self, at: float, node: str, payload: Any) -> Output:
-        body = _json(payload)
+    def _scanner_adv(self, msg: MqttInput, node: str) -> Output:
+        got = parse_scanner_adv(msg.payload, node, msg.at)
+        if isinstance(got, InboundError):
+            return self._reject(msg.topic, got)
         out = Output()
-        for raw in body if isinstance(body, list) else [body]:
-            if not isinstance(raw, Mapping):
-                raise ValueError("an advert must be a JSON object")
-            when = float(raw.get("at", at))
-            out.extend(self.on_advertisement(parse_adv(when, {**raw, "anchor": node})))
+        for adv in got:
+            out.extend(self.on_advertisement(adv))
         return out
+
+    def _espresense(self, msg: MqttInput, room: str) -> Output:
+        got = parse_espresense(msg.topic.split("/")[2], room, msg.payload, msg.at)
+        if isinstance(got, InboundError):
+            return self._reject(msg.topic, got)
+        if room not in self._scanners:
+            return self._reject(
+                msg.topic,
+                InboundError(
+                    f"room {room!r} is not a scanner anchor of the config: name each "
+                    "ESPresense room after its anchor id"
+                ),
+            )
+        if not self._filter.allows(got.device):
+            self.counters["adverts_not_ours"] += 1
+            return Output()
+        return self.on_observation(got)
+
+    def _location(self, msg: MqttInput, token: str) -> Output:
+        got = parse_owntracks_location(msg.payload, msg.at)
+        if isinstance(got, InboundError):
+            return self._reject(msg.topic, got)
+        device = f"phone:{token}"
+        out = Output()
+        if self._may_locate(device):
+            self._decide(self.geofences.location(got.at, device, got.lat, got.lon, got.acc_m), out)
+        return out
+
+    def _transition(self, msg: MqttInput, token: str) -> Output:
+        got = parse_owntracks_transition(msg.payload, msg.at)
+        if isinstance(got, InboundError):
+            return self._reject(msg.topic, got)
+        device = f"phone:{token}"
+        out = Output()
+        if self._may_locate(device):
+            events = self.geofences.transition(
+                got.at, device, got.names, got.enter, lat=got.lat, lon=got.lon, acc_m=got.acc_m
+            )
+            self._decide(events, out)
+        return out
+
+    def _may_locate(self, device: str) -> bool:
+        """GPS is kept only for a known customer who consented to in-store location."""
+        customer = self.customers.by_device(device)
+        if customer is None or not customer.consent.instore_location:
+            self.counters["locations_without_consent"] += 1
+            return False
+        return True
 
 
 def _json(payload: Any) -> Any:

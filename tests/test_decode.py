@@ -489,3 +489,14 @@ def test_decode_stream_keeps_lines_aligned_and_reports_errors() -> None:
     assert "manufacturer_data.76" in errors[1] and "hex" in errors[1]
     assert "decimal company id" in errors[2]
     assert "service_data" in errors[3]
+
+
+def test_privacy_filter_allows_only_the_store_ids() -> None:
+    ours = "8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10"
+    f = PrivacyFilter([ours], ["00112233445566778899"])
+    assert f.allows(f"ibeacon:{ours}:1:2")
+    assert not f.allows("ibeacon:00000000-0000-0000-0000-000000000000:1:2")
+    assert f.allows("altbeacon:" + ours.replace("-", "") + "00010002")
+    assert f.allows("eddystone:00112233445566778899:aabbccddeeff")
+    assert not f.allows("eddystone:ffffffffffffffffffff:aabbccddeeff")
+    assert not f.allows("ibeacon:not-a-uuid:1:2") and not f.allows("phone:t-1")

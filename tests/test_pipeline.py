@@ -157,3 +157,53 @@ def test_scanner_node_adverts_over_mqtt_feed_the_same_pipeline(config: Config) -
     ]
     out = p.feed(MqttInput(50.0, "rayon/paris-11/scanners/node-tv/adv", body))
     assert out.fixes and out.fixes[0].anchors == ("node-tv",)
+
+
+def test_gps_location_enters_the_approach_geofence(config: Config) -> None:
+    p = pipeline(config, fan())
+    topic = "rayon/paris-11/phones/t-tv-1/location"
+    near = {"_type": "location", "lat": 48.8592, "lon": 2.3795, "acc": 20, "tst": 1_772_550_000}
+    out = p.feed(MqttInput(1_772_550_000.0, topic, json.dumps(near).encode()))
+    assert [(e.kind, e.zone, e.customer) for e in out.events] == [
+        (EventKind.ENTER, "store-approach", "c-tv-1")
+    ]
+    far = {**near, "lat": 48.90, "tst": 1_772_550_600}
+    gone = p.feed(MqttInput(1_772_550_600.0, topic, far))
+    assert [(e.kind, e.zone) for e in gone.events] == [(EventKind.EXIT, "store-approach")]
+
+
+def test_owntracks_transition_by_region_name(config: Config) -> None:
+    p = pipeline(config, fan())
+    body = {
+        "_type": "transition",
+        "event": "enter",
+        "desc": "Parking clients",
+        "t": "c",
+        "tst": 1_772_550_000,
+        "lat": 48.8598,
+        "lon": 2.3804,
+        "acc": 10,
+    }
+    out = p.feed(MqttInput(1_772_550_000.0, "rayon/paris-11/phones/t-tv-1/transition", body))
+    assert [(e.kind, e.zone) for e in out.events] == [(EventKind.ENTER, "parking")]
+
+
+def test_gps_without_consent_or_customer_is_not_kept(config: Config) -> None:
+    body = {"_type": "location", "lat": 48.8592, "lon": 2.3795, "acc": 20, "tst": 1_772_550_000}
+    for p, token in ((pipeline(config, fan(instore=False)), "t-tv-1"), (pipeline(config), "t-x")):
+        out = p.feed(MqttInput(0.0, f"rayon/paris-11/phones/{token}/location", body))
+        assert not out and p.geofences.inside(f"phone:{token}") == ()
+        assert p.counters["locations_without_consent"] == 1
+
+
+def test_espresense_reports_feed_the_pipeline_when_ours(config: Config) -> None:
+    p = pipeline(config, fan())
+    device = f"iBeacon:{STORE_UUID}-1000-1"
+    body = {"id": device, "rssi": -60, "rssi@1m": -59, "distance": 1.2}
+    out = p.feed(MqttInput(10.0, f"espresense/devices/{device}/node-tv", json.dumps(body)))
+    assert out.fixes and out.fixes[0].anchors == ("node-tv",)
+    foreign = "iBeacon:00000000-1111-2222-3333-444444444444-1-2"
+    p.feed(MqttInput(11.0, f"espresense/devices/{foreign}/node-tv", {**body, "id": foreign}))
+    assert p.counters["adverts_not_ours"] == 1
+    p.feed(MqttInput(12.0, f"espresense/devices/{device}/kitchen", body))
+    assert p.counters["inbound_rejected"] == 1
