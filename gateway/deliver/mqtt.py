@@ -18,6 +18,7 @@ import contextlib
 import logging
 import random
 import socket
+import ssl
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,11 @@ from gateway.config import TlsConfig
 from gateway.errors import RuntimeFailure
 
 log = logging.getLogger(__name__)
+
+_TLS_HINT = (
+    "check mqtt.tls.ca_file (the CA that signed the broker's certificate, which must name "
+    "mqtt.host), that mqtt.port is a TLS listener, and the clocks of both machines"
+)
 
 
 class LinkError(RuntimeFailure):
@@ -233,17 +239,31 @@ class MqttLink:
             async with asyncio.timeout(self._timeout):
                 await self._loop.run_in_executor(None, connect)
                 code = await connack
+        except ssl.SSLError as exc:  # an OSError, but the host and port are right
+            raise LinkError(f"TLS handshake with {where} failed: {exc}; {_TLS_HINT}") from exc
         except (OSError, TimeoutError, ValueError, LinkError) as exc:
             reason = str(exc) or type(exc).__name__
             raise LinkError(
-                f"cannot reach {where}: {reason}; check mqtt.host and mqtt.port in "
-                "config.yaml, that the broker runs and that the network lets you through"
+                f"cannot reach {where}: {reason}; {self._unreachable_hint(exc)}"
             ) from exc
         if code.is_failure:
             raise LinkError(
                 f"{where} refused the connection: {code}; check mqtt.username, "
                 "mqtt.password_file and the broker's ACL for this client"
             )
+
+    def _unreachable_hint(self, exc: BaseException) -> str:
+        if self._tls is not None and isinstance(exc, LinkError):
+            # TLS 1.3: a broker that rejects our certificate hangs up after the handshake
+            return (
+                "the broker hung up before answering: check that it trusts the client "
+                "certificate of mqtt.tls.cert_file and key_file, and that mqtt.port is its "
+                "TLS listener"
+            )
+        return (
+            "check mqtt.host and mqtt.port in config.yaml, that the broker runs and that "
+            "the network lets you through"
+        )
 
     def _new_client(self) -> Client:
         client = Client(
