@@ -206,6 +206,14 @@ class Pipeline:
         return out
 
     def _scanner_adv(self, msg: MqttInput, node: str) -> Output:
+        if node not in self._scanners:
+            return self._reject(
+                msg.topic,
+                InboundError(
+                    f"node {node!r} is not a scanner anchor of the config: add it under `anchors` "
+                    "with kind: scanner, or fix the node's id"
+                ),
+            )
         got = parse_scanner_adv(msg.payload, node, msg.at)
         if isinstance(got, InboundError):
             return self._reject(msg.topic, got)

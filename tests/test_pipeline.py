@@ -207,3 +207,17 @@ def test_espresense_reports_feed_the_pipeline_when_ours(config: Config) -> None:
     assert p.counters["adverts_not_ours"] == 1
     p.feed(MqttInput(12.0, f"espresense/devices/{device}/kitchen", body))
     assert p.counters["inbound_rejected"] == 1
+
+
+def test_adverts_from_a_node_that_is_not_a_scanner_anchor_are_rejected(config: Config) -> None:
+    p = pipeline(config, fan())
+    payload = encode_ibeacon(STORE_UUID, 1000, 1, -59).hex()
+    body = {
+        "at": 50.0,
+        "address": "c0:ff:ee:00:00:01",
+        "rssi": -60,
+        "manufacturer_data": {"76": payload},
+    }
+    for node in ("beacon-01", "t-tv-1"):  # a store beacon's id; an app login's own name
+        assert not p.feed(MqttInput(50.0, f"rayon/paris-11/scanners/{node}/adv", body))
+    assert p.counters["inbound_rejected"] == 2 and p.counters["adverts"] == 0
