@@ -9,20 +9,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.errors import ConfigError
-from gateway.yamlsrc import (
+from gateway.yamlconv import (
     BOOL,
     DURATION,
     STR,
-    Diagnostics,
-    MapNode,
     MapReader,
-    ScalarNode,
-    SeqNode,
     enum_of,
     int_in,
     iter_items,
     list_of,
     parse_duration,
+)
+from gateway.yamlsrc import (
+    Diagnostics,
+    MapNode,
+    ScalarNode,
+    SeqNode,
     parse_yaml,
 )
 

@@ -15,12 +15,11 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-
 from gateway.events import ZoneEvent
 from gateway.identity import Customer
-from gateway.rules.located import Reader, did_you_mean
+from gateway.rules.located import Reader, all_entries
 from gateway.rules.timewindow import TimeWindow, read_window
+from gateway.yamlsrc import MapNode, Mark, Node, ScalarNode, SeqNode, did_you_mean
 
 ZONE_PLACEHOLDER = "{zone}"
 
@@ -200,7 +199,7 @@ class ConditionCompiler:
         self.reader = reader
         self.zone_ids = zone_ids
 
-    def compile_list(self, node: yaml.Node, path: str) -> list[Condition]:
+    def compile_list(self, node: Node, path: str) -> list[Condition]:
         """Conditions of a list of `- field: {op: value}` items (all must hold)."""
         items = self.reader.sequence(node, path)
         out: list[Condition] = []
@@ -208,22 +207,21 @@ class ConditionCompiler:
             out.extend(self.compile_item(item, f"{path}[{i}]"))
         return out
 
-    def compile_item(self, node: yaml.Node, path: str) -> list[Condition]:
+    def compile_item(self, node: Node, path: str) -> list[Condition]:
         """Conditions of one mapping item (each key is one condition)."""
-        if not isinstance(node, yaml.MappingNode):
+        if not isinstance(node, MapNode):
             self.reader.error(
                 node, path, "expected a condition such as `customer.tier: {is: gold}`"
             )
             return []
         out = []
-        for key_node, value in node.value:
-            cond = self._compile_key(key_node, value, f"{path}.{key_node.value}")
+        for entry in all_entries(node):
+            cond = self._compile_key(entry.key, entry.key_mark, entry.value, f"{path}.{entry.key}")
             if cond is not None:
                 out.append(cond)
         return out
 
-    def _compile_key(self, key: yaml.Node, value: yaml.Node, path: str) -> Condition | None:
-        name = str(key.value)
+    def _compile_key(self, name: str, key: Mark, value: Node, path: str) -> Condition | None:
         if name == "any":
             return self._any(value, path)
         if name == "not":
@@ -241,25 +239,25 @@ class ConditionCompiler:
             return None
         return self._field(name, field, value, path)
 
-    def _any(self, node: yaml.Node, path: str) -> Condition | None:
+    def _any(self, node: Node, path: str) -> Condition | None:
         parts = self.compile_list(node, path)
         if not parts:
             return None
         text = "any of (" + "; ".join(p.text for p in parts) + ")"
         return Condition(text, lambda ctx: any(p.test(ctx) for p in parts))
 
-    def _not(self, node: yaml.Node, path: str) -> Condition | None:
-        is_list = isinstance(node, yaml.SequenceNode)
+    def _not(self, node: Node, path: str) -> Condition | None:
+        is_list = isinstance(node, SeqNode)
         parts = self.compile_list(node, path) if is_list else self.compile_item(node, path)
         if not parts:
             return None
         text = "not (" + "; ".join(p.text for p in parts) + ")"
         return Condition(text, lambda ctx: not all(p.test(ctx) for p in parts))
 
-    def _field(self, name: str, field: Field, node: yaml.Node, path: str) -> Condition | None:
+    def _field(self, name: str, field: Field, node: Node, path: str) -> Condition | None:
         ops = self.reader.mapping(node, path, field.operators, what="operator")
         if not ops:
-            if isinstance(node, yaml.MappingNode) and not node.value:
+            if isinstance(node, MapNode) and not node.entries:
                 expected = ", ".join(field.operators)
                 self.reader.error(node, path, f"'{name}' needs an operator ({expected})")
             return None
@@ -275,7 +273,7 @@ class ConditionCompiler:
         )
 
     def _operation(
-        self, name: str, field: Field, op: str, node: yaml.Node, path: str
+        self, name: str, field: Field, op: str, node: Node, path: str
     ) -> Condition | None:
         operator = OPERATORS[op]
         operand = self._operand(operator.operand, field, node, path)
@@ -288,7 +286,7 @@ class ConditionCompiler:
 
         return Condition(f"{name} {op} {_show(node)}", test)
 
-    def _operand(self, kind: Operand, field: Field, node: yaml.Node, path: str) -> Any:
+    def _operand(self, kind: Operand, field: Field, node: Node, path: str) -> Any:
         reader = self.reader
         if kind is Operand.DURATION or (kind is Operand.NUMBER and field.duration):
             return reader.duration(node, path)
@@ -305,13 +303,13 @@ class ConditionCompiler:
             return None
         return value
 
-    def _zones_known(self, node: yaml.Node, path: str) -> bool:
-        nodes = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    def _zones_known(self, node: Node, path: str) -> bool:
+        nodes = node.items if isinstance(node, SeqNode) else (node,)
         ok = True
         for i, item in enumerate(nodes):
-            zone = str(item.value)
+            zone = item.raw if isinstance(item, ScalarNode) else ""
             if zone != ZONE_PLACEHOLDER and zone not in self.zone_ids:
-                where = f"{path}[{i}]" if isinstance(node, yaml.SequenceNode) else path
+                where = f"{path}[{i}]" if isinstance(node, SeqNode) else path
                 hint = did_you_mean(zone, self.zone_ids)
                 self.reader.error(item, where, f"unknown zone '{zone}'{hint}")
                 ok = False
@@ -322,7 +320,7 @@ def _time_condition(window: TimeWindow) -> Condition:
     return Condition(f"time {window.describe()}", lambda ctx: window.contains(ctx.local))
 
 
-def _show(node: yaml.Node) -> str:
-    if isinstance(node, yaml.SequenceNode):
-        return "[" + ", ".join(_show(n) for n in node.value) + "]"
-    return str(node.value) if isinstance(node, yaml.ScalarNode) else "…"
+def _show(node: Node) -> str:
+    if isinstance(node, SeqNode):
+        return "[" + ", ".join(_show(n) for n in node.items) + "]"
+    return node.raw if isinstance(node, ScalarNode) else "…"

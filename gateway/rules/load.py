@@ -13,13 +13,11 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gateway.config import Config
 from gateway.errors import ConfigError, Diagnostic, Severity
 from gateway.events import EventKind, Purpose
 from gateway.rules.conditions import ConditionCompiler, all_of
-from gateway.rules.located import Reader, did_you_mean, tag
+from gateway.rules.located import Reader, tag
 from gateway.rules.model import (
     Limits,
     OfferTemplate,
@@ -32,6 +30,7 @@ from gateway.rules.model import (
 )
 from gateway.rules.policy import POLICY_FILE, read_period, read_policy
 from gateway.rules.testspec import InlineTestReader
+from gateway.yamlsrc import MapNode, Node, ScalarNode, SeqNode, did_you_mean
 
 _RULE_KEYS = (
     "id",
@@ -74,7 +73,7 @@ def read_rules(rules_dir: Path, config: Config) -> tuple[RuleSet | None, list[Di
     policy_reader = Reader(_display(rules_dir / POLICY_FILE, base))
     policy = read_policy(policy_reader, rules_dir / POLICY_FILE)
     diagnostics = list(policy_reader.diagnostics)
-    rules: list[tuple[Rule, yaml.Node | None]] = []
+    rules: list[tuple[Rule, Node | None]] = []
     for path in files:
         if path.name != POLICY_FILE:
             reader = Reader(_display(path, base))
@@ -95,13 +94,13 @@ def _display(path: Path, base: Path) -> str:
     return os.path.relpath(where, cwd) if where.is_relative_to(cwd) else str(where)
 
 
-def _duplicates(rules: list[tuple[Rule, yaml.Node | None]]) -> list[Diagnostic]:
+def _duplicates(rules: list[tuple[Rule, Node | None]]) -> list[Diagnostic]:
     seen: dict[str, Rule] = {}
     out = []
     for rule, node in rules:
         first = seen.setdefault(rule.id, rule)
         if first is not rule and rule.id:
-            line, col = (node.start_mark.line + 1, node.start_mark.column + 1) if node else (1, 1)
+            line, col = (node.mark.line, node.mark.col) if node else (1, 1)
             msg = f"duplicate rule id '{rule.id}' (also in {first.file})"
             out.append(Diagnostic(rule.file, line, col, msg, "id"))
     return out
@@ -115,7 +114,7 @@ class RuleReader:
         self.config = config
         self.zone_ids: Collection[str] = [z.id for z in config.zones]
 
-    def read(self, path: Path) -> tuple[Rule, yaml.Node | None]:
+    def read(self, path: Path) -> tuple[Rule, Node | None]:
         """The compiled rule (meaningful only if the reader recorded no error), its id node."""
         root = self.reader.compose(path)
         required = ("id", "name", "purpose", "when", "then")
@@ -124,7 +123,7 @@ class RuleReader:
             return _broken(self.reader.file), None
         return self._rule(keys), keys.get("id")
 
-    def _rule(self, keys: dict[str, yaml.Node]) -> Rule:
+    def _rule(self, keys: dict[str, Node]) -> Rule:
         r = self.reader
         rule_id = self._id(keys.get("id"))
         purpose = self._purpose(keys.get("purpose"))
@@ -149,7 +148,7 @@ class RuleReader:
         self._warn(rule, keys)
         return rule
 
-    def _warn(self, rule: Rule, keys: dict[str, yaml.Node]) -> None:
+    def _warn(self, rule: Rule, keys: dict[str, Node]) -> None:
         if rule.commercial and rule.limits.empty and "when" in keys:
             msg = f"commercial rule '{rule.id}' has no limits: add limits.per_customer or cooldown"
             self.reader.warn(keys.get("id"), "limits", msg)
@@ -157,23 +156,23 @@ class RuleReader:
             msg = "holdout is ignored for a transactional rule"
             self.reader.warn(keys["holdout"], "holdout", msg)
 
-    def _text(self, node: yaml.Node | None, path: str) -> str | None:
+    def _text(self, node: Node | None, path: str) -> str | None:
         return self.reader.string(node, path, numbers_ok=True) if node is not None else None
 
-    def _id(self, node: yaml.Node | None) -> str:
+    def _id(self, node: Node | None) -> str:
         rule_id = self._text(node, "id") or ""
         if rule_id and not _ID.match(rule_id):
             self.reader.error(node, "id", f"bad rule id '{rule_id}' (use letters, digits, - _ .)")
         return rule_id
 
-    def _purpose(self, node: yaml.Node | None) -> Purpose:
-        text = str(node.value) if isinstance(node, yaml.ScalarNode) else ""
+    def _purpose(self, node: Node | None) -> Purpose:
+        text = node.raw if isinstance(node, ScalarNode) else ""
         if node is not None and text not in _PURPOSES:
             hint = did_you_mean(text, _PURPOSES) or " (use commercial or transactional)"
             self.reader.error(node, "purpose", f"unknown purpose '{text}'{hint}")
         return Purpose(text) if text in _PURPOSES else Purpose.COMMERCIAL
 
-    def _valid(self, node: yaml.Node | None) -> tuple[Any, Any]:
+    def _valid(self, node: Node | None) -> tuple[Any, Any]:
         keys = self.reader.mapping(node, "valid", ("from", "until")) if node is not None else None
         if not keys:
             return None, None
@@ -186,7 +185,7 @@ class RuleReader:
         return start, end
 
     # -- when ------------------------------------------------------------------------------
-    def _trigger(self, node: yaml.Node | None) -> Trigger | None:
+    def _trigger(self, node: Node | None) -> Trigger | None:
         if node is None:
             return None
         keys = self.reader.mapping(node, "when", (*_TRIGGERS, *_LATER))
@@ -199,15 +198,15 @@ class RuleReader:
         ((name, value),) = keys.items()
         if name in _LATER:
             msg = f"{_LATER[name]} is not supported yet (use one of: {', '.join(_TRIGGERS)})"
-            self.reader.error(self.reader.key_node(node, name), f"when.{name}", msg)
+            self.reader.error(self.reader.key_mark(node, name), f"when.{name}", msg)
             return None
         return self._trigger_body(EventKind(name), value, f"when.{name}")
 
-    def _trigger_body(self, kind: EventKind, node: yaml.Node, path: str) -> Trigger | None:
+    def _trigger_body(self, kind: EventKind, node: Node, path: str) -> Trigger | None:
         visit = kind in (EventKind.VISIT_START, EventKind.VISIT_END)
         if visit and tag(node) == "null":
             return Trigger(kind)
-        if kind is not EventKind.DWELL and not isinstance(node, yaml.MappingNode):
+        if kind is not EventKind.DWELL and not isinstance(node, MapNode):
             return Trigger(kind, self._zones(node, path))  # shorthand `enter: entrance`
         allowed = ("zone", "at_least") if kind is EventKind.DWELL else ("zone",)
         required = () if visit else allowed
@@ -226,11 +225,11 @@ class RuleReader:
             )
         return Trigger(kind, zones, at_least)
 
-    def _zones(self, node: yaml.Node, path: str) -> tuple[str, ...]:
+    def _zones(self, node: Node, path: str) -> tuple[str, ...]:
         items = self.reader.sequence(node, path, one_ok=True) or []
         out = []
         for i, item in enumerate(items):
-            where = f"{path}[{i}]" if isinstance(node, yaml.SequenceNode) else path
+            where = f"{path}[{i}]" if isinstance(node, SeqNode) else path
             zone = self.reader.string(item, where)
             if zone is not None and zone not in self.zone_ids:
                 hint = did_you_mean(zone, self.zone_ids)
@@ -240,7 +239,7 @@ class RuleReader:
         return tuple(out)
 
     # -- then and limits -------------------------------------------------------------------
-    def _then(self, node: yaml.Node | None) -> OfferTemplate:
+    def _then(self, node: Node | None) -> OfferTemplate:
         r = self.reader
         keys = r.mapping(node, "then", ("offer",), ("offer",)) if node else None
         offer = r.optional(
@@ -261,7 +260,7 @@ class RuleReader:
             or DEFAULT_EXPIRES_IN,
         )
 
-    def _template(self, node: yaml.Node | None, path: str, has_code: bool) -> Template:
+    def _template(self, node: Node | None, path: str, has_code: bool) -> Template:
         text = self._text(node, path) if node is not None else ""
         parts: list[str | Placeholder] = []
         names = [p.value for p in Placeholder]
@@ -283,7 +282,7 @@ class RuleReader:
         parts.append((text or "")[pos:])
         return Template(tuple(p for p in parts if p != ""))
 
-    def _limits(self, node: yaml.Node | None) -> Limits:
+    def _limits(self, node: Node | None) -> Limits:
         r = self.reader
         keys = r.mapping(node, "limits", ("per_customer", "total", "cooldown")) if node else None
         path = "limits.per_customer"

@@ -17,11 +17,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import yaml
-
-from gateway.rules.located import Reader, did_you_mean
+from gateway.rules.located import Reader
 from gateway.rules.model import Period, Policy
 from gateway.rules.timewindow import read_window
+from gateway.yamlsrc import Node, ScalarNode, did_you_mean
 
 POLICY_FILE = "policy.yaml"
 _KEYS = (
@@ -57,11 +56,11 @@ def read_policy(reader: Reader, path: Path) -> Policy:
     )
 
 
-def _optional_int(reader: Reader, keys: dict[str, yaml.Node], key: str, minimum: int) -> int | None:
+def _optional_int(reader: Reader, keys: dict[str, Node], key: str, minimum: int) -> int | None:
     return reader.integer(keys[key], key, minimum) if key in keys else None
 
 
-def _read_pressure(reader: Reader, node: yaml.Node | None) -> tuple[tuple[Period, int], ...]:
+def _read_pressure(reader: Reader, node: Node | None) -> tuple[tuple[Period, int], ...]:
     if node is None:
         return ()
     keys = reader.mapping(node, "pressure", ("per_customer",), required=("per_customer",))
@@ -76,9 +75,9 @@ def _read_pressure(reader: Reader, node: yaml.Node | None) -> tuple[tuple[Period
     return tuple(out)
 
 
-def read_period(reader: Reader, node: yaml.Node, path: str) -> Period | None:
+def read_period(reader: Reader, node: Node, path: str) -> Period | None:
     """A cap period: visit | day | week | 30d | lifetime."""
-    text = str(node.value) if isinstance(node, yaml.ScalarNode) else ""
+    text = node.raw if isinstance(node, ScalarNode) else ""
     if text in _PERIODS:
         return Period(text)
     hint = did_you_mean(text, _PERIODS) or f" (use one of: {', '.join(_PERIODS)})"

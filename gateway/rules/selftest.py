@@ -17,8 +17,8 @@ from gateway.errors import Diagnostic
 from gateway.events import EventKind, Offer, ZoneEvent
 from gateway.rules.engine import RuleEngine
 from gateway.rules.load import read_rules
-from gateway.rules.located import did_you_mean
 from gateway.rules.model import InlineTest, Rule, RuleSet, Step, StepKind
+from gateway.yamlsrc import did_you_mean
 
 TEST_DEVICE = "phone:test-token"
 _KINDS = {

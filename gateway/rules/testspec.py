@@ -21,11 +21,10 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import yaml
-
 from gateway.identity import Consent, Customer
-from gateway.rules.located import Reader, did_you_mean, scalar_value, tag
+from gateway.rules.located import Reader, all_entries, scalar_value, tag
 from gateway.rules.model import InlineTest, Step, StepKind
+from gateway.yamlsrc import MapNode, Node, ScalarNode, did_you_mean
 
 _TEST_KEYS = ("name", "customer", "events", "expect", "expect_rule")
 _CUSTOMER_KEYS = (
@@ -53,7 +52,7 @@ class InlineTestReader:
         self.tz = tz
         self.zone_ids = zone_ids
 
-    def read_all(self, node: yaml.Node, path: str) -> tuple[InlineTest, ...]:
+    def read_all(self, node: Node, path: str) -> tuple[InlineTest, ...]:
         """Every test of the list; invalid ones are reported and left out."""
         out = []
         for i, item in enumerate(self.reader.sequence(node, path) or ()):
@@ -62,7 +61,7 @@ class InlineTestReader:
                 out.append(test)
         return tuple(out)
 
-    def read_one(self, node: yaml.Node, path: str) -> InlineTest | None:
+    def read_one(self, node: Node, path: str) -> InlineTest | None:
         """One test, or None when it is invalid."""
         keys = self.reader.mapping(node, path, _TEST_KEYS, required=("name", "events", "expect"))
         if keys is None or not {"name", "events", "expect"} <= keys.keys():
@@ -76,13 +75,13 @@ class InlineTestReader:
         expect_rule = self.reader.string(rule, f"{path}.expect_rule") if rule else None
         if len(self.reader.diagnostics) > before or name is None or expect is None:
             return None
-        line, col = node.start_mark.line + 1, node.start_mark.column + 1
+        line, col = node.mark.line, node.mark.col
         return InlineTest(
             name, line, col, customer, steps, expect.offer, expect.fields, expect_rule, expect.count
         )
 
     # -- customer --------------------------------------------------------------------------
-    def _customer(self, node: yaml.Node | None, path: str) -> Customer:
+    def _customer(self, node: Node | None, path: str) -> Customer:
         keys = self.reader.mapping(node, path, _CUSTOMER_KEYS) if node is not None else {}
         keys = keys or {}
         r = self.reader
@@ -104,41 +103,42 @@ class InlineTestReader:
             attributes=self._attributes(keys.get("attributes"), f"{path}.attributes"),
         )
 
-    def _consent(self, node: yaml.Node | None, path: str) -> Consent:
+    def _consent(self, node: Node | None, path: str) -> Consent:
         if node is None:
             return Consent(instore_location=True, marketing_push=True)
         keys = self.reader.mapping(node, path, ("instore_location", "marketing_push")) or {}
         flags = {k: self._flag(v, f"{path}.{k}") for k, v in keys.items()}
         return Consent(flags.get("instore_location", True), flags.get("marketing_push", True))
 
-    def _flag(self, node: yaml.Node, path: str) -> bool:
-        if isinstance(node, yaml.ScalarNode) and tag(node) == "bool":
+    def _flag(self, node: Node, path: str) -> bool:
+        if isinstance(node, ScalarNode) and tag(node) == "bool":
             return bool(scalar_value(node))
         self.reader.error(node, path, "expected true or false")
         return True
 
-    def _names(self, node: yaml.Node | None, path: str) -> frozenset[str]:
+    def _names(self, node: Node | None, path: str) -> frozenset[str]:
         items = self.reader.sequence(node, path, one_ok=True) if node is not None else []
-        return frozenset(str(i.value) for i in items or () if isinstance(i, yaml.ScalarNode))
+        return frozenset(i.raw for i in items or () if isinstance(i, ScalarNode))
 
-    def _last_visit(self, node: yaml.Node | None, path: str) -> float | None:
+    def _last_visit(self, node: Node | None, path: str) -> float | None:
         if node is None:
             return None
-        if isinstance(node, yaml.ScalarNode) and tag(node) in ("int", "float"):
+        if isinstance(node, ScalarNode) and tag(node) in ("int", "float"):
             return float(scalar_value(node))
         return self._time(node, path)
 
-    def _attributes(self, node: yaml.Node | None, path: str) -> MappingProxyType[str, Any]:
+    def _attributes(self, node: Node | None, path: str) -> MappingProxyType[str, Any]:
         if node is None:
             return MappingProxyType({})
-        if not isinstance(node, yaml.MappingNode):
+        if not isinstance(node, MapNode):
             self.reader.error(node, path, "expected a mapping of attribute names to values")
             return MappingProxyType({})
-        out = {str(k.value): self.reader.plain(v, f"{path}.{k.value}") for k, v in node.value}
+        entries = all_entries(node)
+        out = {e.key: self.reader.plain(e.value, f"{path}.{e.key}") for e in entries}
         return MappingProxyType(out)
 
     # -- events and expectations -----------------------------------------------------------
-    def _steps(self, node: yaml.Node, path: str) -> tuple[Step, ...]:
+    def _steps(self, node: Node, path: str) -> tuple[Step, ...]:
         out = []
         for i, item in enumerate(self.reader.sequence(node, path) or ()):
             step = self._step(item, f"{path}[{i}]")
@@ -149,7 +149,7 @@ class InlineTestReader:
                 self.reader.error(node, f"{path}[{i}]", "events must be in time order")
         return tuple(out)
 
-    def _step(self, node: yaml.Node, path: str) -> Step | None:
+    def _step(self, node: Node, path: str) -> Step | None:
         keys = self.reader.mapping(node, path, ("at", *_STEP_KINDS), required=("at",))
         if keys is None or "at" not in keys:
             return None
@@ -163,8 +163,8 @@ class InlineTestReader:
         zone = self._zone(keys[kinds[0]], f"{path}.{kinds[0]}")
         return Step(at, StepKind(kinds[0]), zone) if at is not None else None
 
-    def _zone(self, node: yaml.Node, path: str) -> str | None:
-        if isinstance(node, yaml.ScalarNode) and tag(node) == "null":
+    def _zone(self, node: Node, path: str) -> str | None:
+        if isinstance(node, ScalarNode) and tag(node) == "null":
             return None
         zone = self.reader.string(node, path)
         if zone is not None and zone not in self.zone_ids:
@@ -173,8 +173,8 @@ class InlineTestReader:
             )
         return zone
 
-    def _time(self, node: yaml.Node, path: str) -> float | None:
-        text = str(node.value) if isinstance(node, yaml.ScalarNode) else ""
+    def _time(self, node: Node, path: str) -> float | None:
+        text = node.raw if isinstance(node, ScalarNode) else ""
         try:
             when = datetime.fromisoformat(text.replace(" ", "T", 1))
         except ValueError:
@@ -182,10 +182,10 @@ class InlineTestReader:
             return None
         return (when if when.tzinfo else when.replace(tzinfo=self.tz)).timestamp()
 
-    def _expect(self, node: yaml.Node, path: str) -> _Expect | None:
-        if isinstance(node, yaml.ScalarNode) and node.value in ("offer", "none"):
-            return _Expect(node.value == "offer", {}, None)
-        if not isinstance(node, yaml.MappingNode):
+    def _expect(self, node: Node, path: str) -> _Expect | None:
+        if isinstance(node, ScalarNode) and node.raw in ("offer", "none"):
+            return _Expect(node.raw == "offer", {}, None)
+        if not isinstance(node, MapNode):
             self.reader.error(node, path, _EXPECT_HELP)
             return None
         keys = self.reader.mapping(node, path, ("offer", "offers"))

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from enum import IntEnum
 
-import yaml
-
-from gateway.rules.located import Reader, did_you_mean
+from gateway.rules.located import Reader
+from gateway.yamlsrc import Node, ScalarNode, did_you_mean
 
 
 class Weekday(IntEnum):
@@ -62,7 +61,7 @@ class TimeWindow:
         return " ".join(parts)
 
 
-def read_window(reader: Reader, node: yaml.Node, path: str) -> TimeWindow | None:
+def read_window(reader: Reader, node: Node, path: str) -> TimeWindow | None:
     """Parse `{between: ["HH:MM", "HH:MM"], days: [mon, …]}` (at least one of the two)."""
     keys = reader.mapping(node, path, ("between", "days"))
     if keys is None:
@@ -77,9 +76,7 @@ def read_window(reader: Reader, node: yaml.Node, path: str) -> TimeWindow | None
     return TimeWindow(start, end, days)
 
 
-def _read_between(
-    reader: Reader, node: yaml.Node | None, path: str
-) -> tuple[time | None, time | None]:
+def _read_between(reader: Reader, node: Node | None, path: str) -> tuple[time | None, time | None]:
     if node is None:
         return None, None
     items = reader.sequence(node, path)
@@ -95,7 +92,7 @@ def _read_between(
     return (start, end) if start is not None and end is not None else (None, None)
 
 
-def _read_days(reader: Reader, node: yaml.Node | None, path: str) -> frozenset[Weekday] | None:
+def _read_days(reader: Reader, node: Node | None, path: str) -> frozenset[Weekday] | None:
     if node is None:
         return frozenset()
     items = reader.sequence(node, path, one_ok=True)
@@ -103,11 +100,12 @@ def _read_days(reader: Reader, node: yaml.Node | None, path: str) -> frozenset[W
         return None
     days: set[Weekday] = set()
     for i, item in enumerate(items):
-        name = str(item.value).lower() if isinstance(item, yaml.ScalarNode) else ""
+        text = item.raw if isinstance(item, ScalarNode) else ""
+        name = text.lower()
         if name in _DAY_NAMES:
             days.add(Weekday[name.upper()])
         else:
             hint = did_you_mean(name, _DAY_NAMES) or " (use mon, tue, wed, thu, fri, sat, sun)"
-            reader.error(item, f"{path}[{i}]", f"unknown day '{item.value}'{hint}")
+            reader.error(item, f"{path}[{i}]", f"unknown day '{text}'{hint}")
             return None
     return frozenset(days)
