@@ -154,11 +154,42 @@ def test_broker_down_keeps_offers_pending_until_it_is_back(
 
     down, back, received = run(main())
     assert received == ["o1", "o2"]
-    assert (down.sent, down.failed) == (0, 1)
+    assert (down.sent, down.failed) == (0, 2)
     assert back == DrainResult(sent=2)
     record = store.offer("o1")
     assert record is not None
     assert (record.state, record.attempts) == (OfferState.SENT, 1)  # no attempt while down
+
+
+def test_a_burst_goes_out_in_windows_each_offer_once_with_its_own_expiry(
+    store: Store, mosquitto: Mosquitto, subscriber: Callable[..., Subscriber]
+) -> None:
+    sub = subscriber(OFFERS)
+    clock = ManualClock(T0 + 100.5)
+    burst = [
+        offer(f"o{i:03}", T0 + i, 600 + 7 * i, customer=f"c{i}", token=f"tok-{i % 40}")
+        for i in range(250)
+    ]
+    expired = [offer(f"x{i}", T0 + at, 100) for i, at in enumerate((-1, 0, 0.5))]
+    burst.append(offer("last-second", T0 + 0.6, 100))  # 0.1 s left: expiry 1 s, never 0
+    store.enqueue_offers([*burst, *expired])
+
+    async def main() -> DrainResult:
+        async with link_to(mosquitto) as link:
+            outbox = OutboxPublisher(store, link, TOPICS, clock, PARIS, batch=60, window=16)
+            result = await outbox.drain()
+            await asyncio.to_thread(sub.wait, len(burst))
+            return result
+
+    assert run(main()) == DrainResult(sent=251, expired=3, failed=0)
+    got = {json.loads(m.payload)["id"]: m for m in sub.messages}
+    assert sorted(got) == sorted(o.id for o in burst) and len(sub.messages) == len(burst)
+    for o in burst:
+        assert got[o.id].topic == f"rayon/paris-11/offers/{o.token}"
+        assert got[o.id].expiry_s == max(1, math.ceil(o.expires_at - clock.now()))
+    assert got["last-second"].expiry_s == 1
+    assert store.counts_by_state()[OfferState.SENT] == 251
+    assert {state(store, o.id) for o in expired} == {OfferState.EXPIRED}
 
 
 def test_run_drains_when_woken_and_stops_when_cancelled(

@@ -16,6 +16,7 @@ from gateway.errors import RuntimeFailure
 from gateway.events import EventKind, Offer, Purpose, ZoneEvent
 from gateway.identity import Consent, Customer
 from gateway.store import OfferState, Store, Visit
+from gateway.store.repo import Enqueued
 
 T0 = datetime(2026, 3, 3, 14, 0, tzinfo=UTC).timestamp()
 DEVICE = "ibeacon:8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10:11:20"
@@ -38,7 +39,12 @@ def customer(cid: str = "c1", token: str = "t1", device: str = DEVICE) -> Custom
 
 
 def offer(
-    oid: str, at: float = T0, expires_in: float = 3600, cid: str = "c1", holdout: bool = False
+    oid: str,
+    at: float = T0,
+    expires_in: float = 3600,
+    cid: str = "c1",
+    holdout: bool = False,
+    purpose: Purpose = Purpose.COMMERCIAL,
 ) -> Offer:
     return Offer(
         id=oid,
@@ -53,7 +59,7 @@ def offer(
         body="Offre valable aujourd'hui au rayon TV.",
         code="TV15",
         url="rayon://offers/tv15",
-        purpose=Purpose.COMMERCIAL,
+        purpose=purpose,
         holdout=holdout,
     )
 
@@ -105,7 +111,7 @@ def test_outbox_states_and_idempotent_enqueue(store: Store) -> None:
     assert store.mark_sent("o1", T0 + 2)
     assert store.mark_expired("o2")
     assert not store.mark_sent("o2", T0 + 3)  # expired stays expired
-    assert store.enqueue_offers([offer("o1"), offer("o2"), offer("o3", T0 + 5)]) == 1
+    assert store.enqueue_offers([offer("o1"), offer("o2"), offer("o3", T0 + 5)]) == Enqueued(1)
     sent = store.offer("o1")
     assert sent is not None and (sent.state, sent.sent_at, sent.attempts) == (
         OfferState.SENT,
@@ -119,6 +125,7 @@ def test_outbox_states_and_idempotent_enqueue(store: Store) -> None:
         OfferState.EXPIRED: 1,
         OfferState.HOLDOUT: 1,
         OfferState.CANCELLED: 0,
+        OfferState.DROPPED: 0,
     }
 
 
@@ -137,13 +144,76 @@ def test_failed_attempts_keep_the_offer_pending(store: Store) -> None:
 
 def test_a_replay_batch_is_one_call(store: Store) -> None:
     offers = [offer(f"o{i:05}", T0 + i) for i in range(1200)]
-    assert store.enqueue_offers(offers) == 1200
+    assert store.enqueue_offers(offers) == Enqueued(1200)
     assert [o.id for o in store.due_offers(3)] == ["o00000", "o00001", "o00002"]
     store.record_events([event(EventKind.ENTER, T0 + i) for i in range(1200)])
     assert len(store.events()) == 1200
     assert len(store.offers(since=T0 + 100, until=T0 + 200)) == 100
     assert store.mark_sent("o00007", T0 + 9)
     assert [r.offer.id for r in store.offer_log(state=OfferState.SENT)] == ["o00007"]
+
+
+def states(store: Store) -> dict[str, OfferState]:
+    return {r.offer.id: r.state for r in store.offer_log()}
+
+
+def test_a_full_outbox_drops_commercial_offers_and_still_queues_transactional(
+    tmp_path: Path,
+) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'bounded.db'}", max_pending=3)
+    try:
+        first = [offer("a", T0), offer("b", T0 + 1), offer("h", T0 + 2, holdout=True)]
+        assert store.enqueue_offers(first) == Enqueued(3)
+        order = offer("order", T0 + 3, purpose=Purpose.TRANSACTIONAL)
+        late = [offer("c", T0 + 3), offer("d", T0 + 4), order, offer("a", T0)]
+        assert store.enqueue_offers(late) == Enqueued(added=2, dropped=1)
+        assert store.enqueue_offers([offer("e", T0 + 5)]) == Enqueued(added=0, dropped=1)
+        assert states(store) == {
+            "a": OfferState.PENDING,
+            "b": OfferState.PENDING,
+            "h": OfferState.HOLDOUT,
+            "c": OfferState.PENDING,
+            "d": OfferState.DROPPED,
+            "order": OfferState.PENDING,  # over the bound: an order ready is always queued
+            "e": OfferState.DROPPED,
+        }
+        dropped = store.offer("d")
+        assert dropped is not None and dropped.last_error == "outbox full"
+        assert [o.id for o in store.due_offers(10)] == ["a", "b", "c", "order"]
+        assert store.mark_sent_many(["a", "b", "c"], T0 + 9) == 3
+        assert store.enqueue_offers([offer("f", T0 + 6)]) == Enqueued(1)  # room again
+    finally:
+        store.close()
+
+
+def test_redelivered_ids_within_one_batch_are_stored_once(store: Store) -> None:
+    assert store.enqueue_offers([offer("o1"), offer("o1", T0 + 1)]) == Enqueued(1)
+    assert [o.created_at for o in store.offers()] == [T0]
+
+
+def test_cancel_pending_withdraws_only_that_customers_pending_offers(store: Store) -> None:
+    mine = [offer("m1", cid="c1"), offer("m2", T0 + 1, cid="c1"), offer("m3", T0 + 2, cid="c1")]
+    store.enqueue_offers([*mine, offer("o1", cid="c2")])
+    store.mark_sent("m1", T0 + 5)
+    assert store.cancel_pending("c1", "marketing_push consent withdrawn") == 2
+    assert store.cancel_pending("c1", "again") == 0
+    assert [o.id for o in store.due_offers()] == ["o1"]
+    record = store.offer("m2")
+    assert record is not None and record.state is OfferState.CANCELLED
+    assert record.last_error == "marketing_push consent withdrawn"
+    assert states(store)["m1"] is OfferState.SENT
+
+
+def test_batch_marks_touch_pending_offers_only(store: Store) -> None:
+    store.enqueue_offers([offer(f"o{i:04}", T0 + i) for i in range(1100)])
+    assert store.mark_expired("o0000")
+    assert store.mark_sent_many([f"o{i:04}" for i in range(1100)], T0 + 2000) == 1099
+    assert store.mark_expired_many(["o0001", "nope"]) == 0
+    store.mark_failed_many({"o0002": "late ack", "nope": "x"})
+    record = store.offer("o0002")
+    assert record is not None
+    assert (record.state, record.attempts, record.last_error) == (OfferState.SENT, 2, "late ack")
+    assert store.counts_by_state()[OfferState.SENT] == 1099
 
 
 def test_feedback_is_recorded_for_known_offers_only(store: Store) -> None:
@@ -201,9 +271,11 @@ def test_postgresql(postgres_url: str) -> None:
     try:
         store.upsert_customer(customer())
         assert store.load_customers() == [customer()]
-        assert store.enqueue_offers([offer("o1"), offer("h", holdout=True)]) == 2
-        assert store.enqueue_offers([offer("o1")]) == 0
+        assert store.enqueue_offers([offer("o1"), offer("h", holdout=True)]) == Enqueued(2)
+        assert store.enqueue_offers([offer("o1")]) == Enqueued(0)
         assert store.mark_sent("o1", T0 + 1)
+        store.enqueue_offers([offer("o2", T0 + 2), offer("o3", T0 + 3)])
+        assert store.cancel_pending("c1", "consent withdrawn") == 2
         store.record_events([event(EventKind.VISIT_START, T0), event(EventKind.VISIT_END, T0 + 9)])
         assert store.visits() == [Visit(DEVICE, "c1", T0, T0 + 9)]
         assert store.counts_by_state()[OfferState.SENT] == 1

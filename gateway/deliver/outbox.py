@@ -1,12 +1,18 @@
 """The outbox publisher: pending offers in the database → `offers/<token>` over MQTT v5.
 
 The caller writes offers with `Store.enqueue_offers` before anything is published; this
-publisher only sends.  Each due offer is either expired (its `expires_at` has passed:
-marked `expired`, never sent late) or published at QoS 1 with the v5 message expiry
-interval recomputed at send time, then marked `sent` once the broker acknowledged it.
-When the broker is down the offer stays `pending` and the next drain retries it, so a
-restart of the broker or of the gateway loses nothing.  An offer acknowledged but not yet
-marked (a crash in between) is sent again: the offer id is the app's idempotency key.
+publisher only sends.  It reads the due offers a batch at a time and keeps up to `window`
+QoS 1 publishes in flight, awaiting their PUBACKs together, then records the whole batch's
+outcomes in one transaction.  The guarantees do not depend on the window:
+
+- an offer whose `expires_at` has passed when its turn comes is marked `expired`, never
+  sent late; a live one is published with the v5 message expiry interval recomputed at that
+  moment (`ceil(expires_at - now)`, at least 1 s);
+- an offer is marked `sent` only after the broker acknowledged it; when the link fails it
+  stays `pending` (offers not yet attempted are not even tried) and the next drain retries
+  it, so a restart of the broker or of the gateway loses nothing;
+- an offer acknowledged but not yet marked (a crash in between) is sent again: the offer id
+  is the app's idempotency key (at least once).
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ import asyncio
 import contextlib
 import logging
 import math
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from enum import Enum, auto
 from zoneinfo import ZoneInfo
 
@@ -29,11 +37,14 @@ from gateway.store import Store
 
 log = logging.getLogger(__name__)
 
-BATCH = 100
+BATCH = 500
+WINDOW = 64
 IDLE_WAKE_S = 1.0
 
 
 class Outcome(Enum):
+    """What became of one due offer in a drain."""
+
     SENT = auto()
     EXPIRED = auto()
     CANCELLED = auto()
@@ -43,16 +54,41 @@ class Outcome(Enum):
 
 @dataclass(frozen=True, slots=True)
 class DrainResult:
-    """What one drain did; `failed` counts offers left pending for the next drain."""
+    """What one drain did; `failed` counts offers left pending for the next drain (refused
+    by the broker, or not sent because the link was down)."""
 
     sent: int = 0
     expired: int = 0
     failed: int = 0
     cancelled: int = 0
 
+    def __add__(self, other: DrainResult) -> DrainResult:
+        return DrainResult(
+            self.sent + other.sent,
+            self.expired + other.expired,
+            self.failed + other.failed,
+            self.cancelled + other.cancelled,
+        )
+
+
+@dataclass(slots=True)
+class _Batch:
+    """The outcomes of one batch, and the error of each offer that was not sent."""
+
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def ids(self, outcome: Outcome) -> list[str]:
+        return [oid for oid, o in self.outcomes.items() if o is outcome]
+
+    def result(self) -> DrainResult:
+        n = Counter(self.outcomes.values())
+        failed = n[Outcome.DOWN] + n[Outcome.REFUSED]
+        return DrainResult(n[Outcome.SENT], n[Outcome.EXPIRED], failed, n[Outcome.CANCELLED])
+
 
 class OutboxPublisher:
-    """Publishes the store's due offers through an `MqttLink`."""
+    """Publishes the store's due offers through an `MqttLink`, `window` at a time."""
 
     def __init__(
         self,
@@ -62,33 +98,27 @@ class OutboxPublisher:
         clock: Clock,
         tz: ZoneInfo,
         batch: int = BATCH,
+        window: int = WINDOW,
     ) -> None:
         self._store, self._link, self._topics = store, link, topics
-        self._clock, self._tz, self._batch = clock, tz, batch
+        self._clock, self._tz = clock, tz
+        self._batch, self._window = batch, window
 
     async def drain(self) -> DrainResult:
         """Send or expire every due offer, oldest first.
 
-        Stops at the first offer it cannot publish because the broker is down: that offer
-        and the ones after it stay pending for the next drain (expired ones before it are
-        still marked expired).  An offer the broker refuses stays pending too, but the
-        others of the batch still go; one whose token cannot be a topic level is cancelled.
+        Stops after the first batch in which an offer could not be published (the broker is
+        down, or refused it): those offers stay pending for the next drain, while the others
+        of that batch were still sent, expired or cancelled.  An offer whose token cannot be
+        a topic level is cancelled.
         """
-        tally = dict.fromkeys(Outcome, 0)
+        total = DrainResult()
         while True:
             due = await asyncio.to_thread(self._store.due_offers, self._batch)
-            for offer in due:
-                outcome = await self._handle(offer)
-                tally[outcome] += 1
-                if outcome is Outcome.DOWN:
-                    break
-            if _stops(tally) or len(due) < self._batch:
-                return DrainResult(
-                    sent=tally[Outcome.SENT],
-                    expired=tally[Outcome.EXPIRED],
-                    failed=tally[Outcome.DOWN] + tally[Outcome.REFUSED],
-                    cancelled=tally[Outcome.CANCELLED],
-                )
+            result = await self._drain_batch(due)
+            total += result
+            if result.failed or len(due) < self._batch:
+                return total
 
     async def run(self, wake: asyncio.Event) -> None:
         """Drain whenever `wake` is set (new offers were enqueued) and every second.
@@ -108,35 +138,56 @@ class OutboxPublisher:
                 async with asyncio.timeout(IDLE_WAKE_S):
                     await wake.wait()
 
-    async def _handle(self, offer: Offer) -> Outcome:
+    async def _drain_batch(self, due: Sequence[Offer]) -> DrainResult:
+        """Handle a batch with up to `window` publishes in flight, then record it at once.
+
+        The outcomes are recorded even when the drain is cancelled (the gateway stops), so
+        that acknowledged offers are not sent again by the final drain.
+        """
+        batch, gate = _Batch(), asyncio.Semaphore(self._window)
+
+        async def one(offer: Offer) -> None:
+            async with gate:
+                batch.outcomes[offer.id] = await self._handle(offer, batch.errors)
+
+        try:
+            await asyncio.gather(*(one(offer) for offer in due))
+        finally:
+            await asyncio.shield(asyncio.to_thread(self._settle, batch))
+        return batch.result()
+
+    async def _handle(self, offer: Offer, errors: dict[str, str]) -> Outcome:
         now = self._clock.now()
         if offer.expires_at <= now:
-            await asyncio.to_thread(self._store.mark_expired, offer.id)
             return Outcome.EXPIRED
         try:
             topic = self._topics.offers(offer.token)
         except ValueError as exc:
-            log.error("offer %s cancelled: %s", offer.id, exc)
-            await asyncio.to_thread(self._store.cancel_offer, offer.id, str(exc))
+            errors[offer.id] = str(exc)
             return Outcome.CANCELLED
         if not self._link.connected:
             return Outcome.DOWN  # no attempt made: it stays pending, untouched
-        return await self._send(offer, topic, max(1, math.ceil(offer.expires_at - now)))
-
-    async def _send(self, offer: Offer, topic: str, expiry_s: int) -> Outcome:
-        """Publish one offer at QoS 1; marked sent once the broker acknowledged it."""
         payload = encode(offer_payload(offer, self._tz))
+        expiry_s = max(1, math.ceil(offer.expires_at - now))
         try:
             await self._link.publish(topic, payload, qos=1, expiry_s=expiry_s)
         except LinkError as exc:
-            log.warning("offer %s not sent, kept pending: %s", offer.id, exc)
-            await asyncio.to_thread(self._store.mark_failed, offer.id, str(exc))
+            errors[offer.id] = str(exc)
             return Outcome.REFUSED if isinstance(exc, Refused) else Outcome.DOWN
-        await asyncio.to_thread(self._store.mark_sent, offer.id, self._clock.now())
         return Outcome.SENT
 
-
-def _stops(tally: dict[Outcome, int]) -> bool:
-    """A drain ends early once the link failed, or once an offer was refused (it would
-    come back first in the next batch)."""
-    return tally[Outcome.DOWN] > 0 or tally[Outcome.REFUSED] > 0
+    def _settle(self, batch: _Batch) -> None:
+        """Record a batch's outcomes (in a worker thread): sent, expired, cancelled, and
+        the error of each attempt that failed."""
+        self._store.mark_sent_many(batch.ids(Outcome.SENT), self._clock.now())
+        self._store.mark_expired_many(batch.ids(Outcome.EXPIRED))
+        cancelled = batch.ids(Outcome.CANCELLED)
+        for offer_id in cancelled:
+            log.error("offer %s cancelled: %s", offer_id, batch.errors[offer_id])
+            self._store.cancel_offer(offer_id, batch.errors[offer_id])
+        skip = set(cancelled)
+        failed = {oid: e for oid, e in batch.errors.items() if oid not in skip}
+        if failed:
+            first = next(iter(failed.values()))
+            log.warning("%d offer(s) not sent, kept pending: %s", len(failed), first)
+            self._store.mark_failed_many(failed)

@@ -12,7 +12,7 @@ report) never blocks the writer (the daemon).  PostgreSQL works the same through
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
@@ -25,7 +25,7 @@ from sqlmodel import Session, col, create_engine, delete, select
 
 from gateway.deliver.payloads import FeedbackState
 from gateway.errors import RuntimeFailure
-from gateway.events import EventKind, Offer, ZoneEvent
+from gateway.events import EventKind, Offer, Purpose, ZoneEvent
 from gateway.identity import Customer
 from gateway.store.tables import (
     METADATA,
@@ -33,6 +33,7 @@ from gateway.store.tables import (
     FeedbackRow,
     OfferRow,
     OfferState,
+    RuntimeRow,
     VisitRow,
     ZoneEventRow,
     customer_to_row,
@@ -46,7 +47,18 @@ from gateway.store.tables import (
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
+MAX_PENDING = 10_000
 _CHUNK = 500
+_DROP_REASONS = {OfferState.DROPPED: "outbox full"}
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """What `enqueue_offers` did: `added` new offers queued (or held out), `dropped` new
+    commercial offers recorded as `dropped` because the outbox was full."""
+
+    added: int = 0
+    dropped: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +124,13 @@ def _where(url: str) -> str:
 class Store:
     """The database behind the gateway.  Creates its tables on first use."""
 
-    def __init__(self, url: str) -> None:
-        """Open `url` and create missing tables; RuntimeFailure with a hint if it cannot."""
+    def __init__(self, url: str, *, max_pending: int = MAX_PENDING) -> None:
+        """Open `url` and create missing tables; RuntimeFailure with a hint if it cannot.
+
+        `max_pending` bounds the outbox (see `enqueue_offers`).
+        """
         self.url = url
+        self.max_pending = max_pending
         try:
             self._engine = _make_engine(url)
             METADATA.create_all(self._engine)
@@ -187,14 +203,31 @@ class Store:
     def record_events(self, events: Sequence[ZoneEvent]) -> None:
         """Append zone events; `visit_start` opens a visit, `visit_end` closes it."""
         with self._session() as session:
-            for start in range(0, len(events), _CHUNK):
-                chunk = events[start : start + _CHUNK]
-                session.execute(insert(ZoneEventRow), [event_to_values(e) for e in chunk])
-            for zone_event in events:
-                if zone_event.kind is EventKind.VISIT_START:
-                    session.add(_visit_started(zone_event))
-                elif zone_event.kind is EventKind.VISIT_END:
-                    _close_visit(session, zone_event)
+            _write_events(session, events)
+
+    def commit(
+        self,
+        events: Sequence[ZoneEvent] = (),
+        offers: Sequence[Offer] = (),
+        runtime: Mapping[str, dict[str, Any]] | None = None,
+        at: float = 0.0,
+    ) -> Enqueued:
+        """Zone events, offers and the live state (`runtime`, key → JSON object) in ONE
+        transaction, so that after a crash the restored state never claims an offer the
+        outbox lacks, nor misses one it holds."""
+        with self._session() as session:
+            _write_events(session, events)
+            result = self._enqueue(session, offers)
+            for key, value in (runtime or {}).items():
+                session.merge(RuntimeRow(key=key, value=value, updated_at=at))
+        self._warn_dropped(result)
+        return result
+
+    def load_runtime(self, key: str) -> dict[str, Any] | None:
+        """The live state saved under `key` by `commit`, or None."""
+        with self._session() as session:
+            row = session.get(RuntimeRow, key)
+            return dict(row.value) if row is not None else None
 
     def events(self, customer: str | None = None, device: str | None = None) -> list[ZoneEvent]:
         """Recorded zone events in time order, optionally of one customer or device."""
@@ -219,21 +252,46 @@ class Store:
 
     # --- the outbox -------------------------------------------------------------------
 
-    def enqueue_offers(self, offers: Sequence[Offer]) -> int:
+    def enqueue_offers(self, offers: Sequence[Offer]) -> Enqueued:
         """Write offers to the outbox (holdout ones as `holdout`), in one transaction.
 
-        Idempotent on the offer id: an id already stored is left as it is.  Returns how
-        many offers were new.
+        The outbox is bounded by `max_pending` pending offers.  When it is full, a new
+        commercial offer is not queued but recorded as `dropped` ("outbox full"): a promotion
+        that cannot go out soon is worthless, and the log still shows it was decided.  A
+        transactional offer (an order ready …) is always queued: it is rare and promised.
+        Idempotent on the offer id: an id already stored is left as it is.
         """
-        added = 0
         with self._session() as session:
-            for start in range(0, len(offers), _CHUNK):
-                values = [offer_to_values(o) for o in offers[start : start + _CHUNK]]
-                ids = [v["id"] for v in values]
-                known = session.exec(select(OfferRow.id).where(col(OfferRow.id).in_(ids))).all()
+            result = self._enqueue(session, offers)
+        self._warn_dropped(result)
+        return result
+
+    def _enqueue(self, session: Session, offers: Sequence[Offer]) -> Enqueued:
+        added = dropped = 0
+        room = self.max_pending - self._pending_count(session)
+        for start in range(0, len(offers), _CHUNK):
+            chunk = offers[start : start + _CHUNK]
+            ids = [o.id for o in chunk]
+            known = set(session.exec(select(OfferRow.id).where(col(OfferRow.id).in_(ids))))
+            values = []
+            for offer in _unique(chunk, known):
+                state, room = _admit(offer, room)
+                dropped += state is OfferState.DROPPED
+                values.append(offer_to_values(offer, state, _DROP_REASONS.get(state)))
+            if values:
                 session.execute(self._insert(OfferRow), values)
-                added += len(set(ids) - set(known))
-        return added
+            added += len(values)
+        return Enqueued(added - dropped, dropped)
+
+    def _warn_dropped(self, result: Enqueued) -> None:
+        if result.dropped:
+            log.warning(
+                "outbox full (%d pending): %d offer(s) dropped", self.max_pending, result.dropped
+            )
+
+    def _pending_count(self, session: Session) -> int:
+        query = select(func.count()).where(col(OfferRow.state) == OfferState.PENDING.value)
+        return session.exec(query).one()
 
     def due_offers(self, limit: int = 100) -> list[Offer]:
         """Pending offers, oldest first (expired ones too: the publisher marks them)."""
@@ -248,37 +306,64 @@ class Store:
 
     def mark_sent(self, offer_id: str, at: float) -> bool:
         """A pending offer was acknowledged by the broker at `at`.  False if not pending."""
-        return self._transition(
-            offer_id, OfferState.SENT, sent_at=at, attempts=OfferRow.attempts + 1
-        )
+        return self.mark_sent_many([offer_id], at) == 1
+
+    def mark_sent_many(self, offer_ids: Sequence[str], at: float) -> int:
+        """Pending offers acknowledged by the broker, in one transaction; how many were."""
+        values = {"sent_at": at, "attempts": OfferRow.attempts + 1}
+        return self._transition(offer_ids, OfferState.SENT, **values)
 
     def mark_expired(self, offer_id: str) -> bool:
         """A pending offer's time ran out before it could be sent; it never will be."""
-        return self._transition(offer_id, OfferState.EXPIRED)
+        return self.mark_expired_many([offer_id]) == 1
+
+    def mark_expired_many(self, offer_ids: Sequence[str]) -> int:
+        """`mark_expired` for many offers, in one transaction; how many were pending."""
+        return self._transition(offer_ids, OfferState.EXPIRED)
 
     def cancel_offer(self, offer_id: str, reason: str | None = None) -> bool:
-        """Withdraw a pending offer (consent withdrawn, an unusable token …)."""
-        return self._transition(offer_id, OfferState.CANCELLED, last_error=reason)
+        """Withdraw a pending offer (an unusable token …)."""
+        return self._transition([offer_id], OfferState.CANCELLED, last_error=reason) == 1
+
+    def cancel_pending(self, customer_id: str, reason: str) -> int:
+        """Withdraw every pending offer of a customer (consent withdrawn); how many."""
+        query = (
+            update(OfferRow)
+            .where(col(OfferRow.customer) == customer_id)
+            .where(col(OfferRow.state) == OfferState.PENDING.value)
+            .values(state=OfferState.CANCELLED.value, last_error=reason[:500])
+        )
+        with self._session() as session:
+            return _rowcount(session.execute(query))
 
     def mark_failed(self, offer_id: str, error: str) -> None:
         """A publish attempt failed; the offer stays pending for the next drain."""
-        query = (
-            update(OfferRow)
-            .where(col(OfferRow.id) == offer_id)
-            .values(attempts=OfferRow.attempts + 1, last_error=error[:500])
-        )
-        with self._session() as session:
-            session.execute(query)
+        self.mark_failed_many({offer_id: error})
 
-    def _transition(self, offer_id: str, state: OfferState, **values: Any) -> bool:
-        query = (
-            update(OfferRow)
-            .where(col(OfferRow.id) == offer_id)
-            .where(col(OfferRow.state) == OfferState.PENDING.value)
-            .values(state=state.value, **values)
-        )
+    def mark_failed_many(self, errors: Mapping[str, str]) -> None:
+        """`mark_failed` for many offers (id → error), in one transaction."""
         with self._session() as session:
-            return _rowcount(session.execute(query)) > 0
+            for offer_id, error in errors.items():
+                query = (
+                    update(OfferRow)
+                    .where(col(OfferRow.id) == offer_id)
+                    .values(attempts=OfferRow.attempts + 1, last_error=error[:500])
+                )
+                session.execute(query)
+
+    def _transition(self, offer_ids: Sequence[str], state: OfferState, **values: Any) -> int:
+        """Move pending offers to `state`; how many were pending."""
+        changed = 0
+        with self._session() as session:
+            for start in range(0, len(offer_ids), _CHUNK):
+                query = (
+                    update(OfferRow)
+                    .where(col(OfferRow.id).in_(offer_ids[start : start + _CHUNK]))
+                    .where(col(OfferRow.state) == OfferState.PENDING.value)
+                    .values(state=state.value, **values)
+                )
+                changed += _rowcount(session.execute(query))
+        return changed
 
     def counts_by_state(self) -> dict[OfferState, int]:
         """How many offers are in each state (every state present, zero included)."""
@@ -348,6 +433,38 @@ class Store:
 def _of(row_type: type[ZoneEventRow] | type[VisitRow], customer: str, devices: list[str]) -> Any:
     """Rows of a customer: by customer id, or by one of their devices."""
     return or_(col(row_type.customer) == customer, col(row_type.device).in_(devices))
+
+
+def _unique(offers: Sequence[Offer], known: set[str]) -> list[Offer]:
+    """The offers whose id is neither stored nor repeated earlier in the batch."""
+    seen = set(known)
+    fresh = []
+    for offer in offers:
+        if offer.id not in seen:
+            seen.add(offer.id)
+            fresh.append(offer)
+    return fresh
+
+
+def _admit(offer: Offer, room: int) -> tuple[OfferState, int]:
+    """The state of a new offer in an outbox with `room` pending places left, and the room
+    after it: a commercial offer is dropped when there is none, a transactional never."""
+    if offer.holdout:
+        return OfferState.HOLDOUT, room
+    if offer.purpose is Purpose.COMMERCIAL and room <= 0:
+        return OfferState.DROPPED, room
+    return OfferState.PENDING, room - 1
+
+
+def _write_events(session: Session, events: Sequence[ZoneEvent]) -> None:
+    for start in range(0, len(events), _CHUNK):
+        chunk = events[start : start + _CHUNK]
+        session.execute(insert(ZoneEventRow), [event_to_values(e) for e in chunk])
+    for zone_event in events:
+        if zone_event.kind is EventKind.VISIT_START:
+            session.add(_visit_started(zone_event))
+        elif zone_event.kind is EventKind.VISIT_END:
+            _close_visit(session, zone_event)
 
 
 def _rowcount(result: Result[Any]) -> int:

@@ -28,7 +28,8 @@ class OfferState(StrEnum):
     """Where an offer is in the outbox: `pending` until published, then `sent` or `expired`.
 
     `holdout` offers belong to the control group (recorded, never sent); `cancelled` ones
-    were withdrawn before publication.
+    were withdrawn before publication; `dropped` commercial offers found the outbox full
+    (recorded, never queued: see `Store.enqueue_offers`).
     """
 
     PENDING = "pending"
@@ -36,6 +37,7 @@ class OfferState(StrEnum):
     EXPIRED = "expired"
     HOLDOUT = "holdout"
     CANCELLED = "cancelled"
+    DROPPED = "dropped"
 
 
 class RayonTable(SQLModel, registry=registry()):
@@ -43,6 +45,17 @@ class RayonTable(SQLModel, registry=registry()):
 
 
 METADATA: MetaData = RayonTable.metadata
+
+
+class RuntimeRow(RayonTable, table=True):
+    """Live state that must survive a restart: zone and visit timers, the rules' visit
+    contexts (DESIGN §2: dwell timers and visit state are persisted)."""
+
+    __tablename__ = "runtime_state"
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    updated_at: float = 0.0
 
 
 class CustomerRow(RayonTable, table=True):
@@ -174,12 +187,16 @@ def row_to_event(row: ZoneEventRow) -> ZoneEvent:
     )
 
 
-def offer_to_values(offer: Offer) -> dict[str, Any]:
-    """Column values of a new outbox row: `holdout` offers are never pending."""
+def offer_to_values(
+    offer: Offer, state: OfferState | None = None, error: str | None = None
+) -> dict[str, Any]:
+    """Column values of a new outbox row, `pending` unless told (`holdout` offers never are)."""
     values = {name: getattr(offer, name) for name in _OFFER_FIELDS}
     values["purpose"] = offer.purpose.value
-    values["state"] = (OfferState.HOLDOUT if offer.holdout else OfferState.PENDING).value
+    default = OfferState.HOLDOUT if offer.holdout else OfferState.PENDING
+    values["state"] = (state or default).value
     values["attempts"] = 0
+    values["last_error"] = error
     return values
 
 
