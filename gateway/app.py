@@ -11,36 +11,48 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import random
 import signal
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from gateway import __version__
 from gateway.clock import Clock, SystemClock
 from gateway.config import Config
+from gateway.deliver.announce import Announcer, RulesState
 from gateway.deliver.mqtt import MqttLink
 from gateway.deliver.outbox import OutboxPublisher
-from gateway.deliver.payloads import occupancy_payload, parse_feedback, status_payload
+from gateway.deliver.payloads import parse_feedback, status_payload
 from gateway.deliver.topics import TopicKind, Topics
-from gateway.errors import RuntimeFailure
+from gateway.errors import ConfigError, Diagnostic, InvalidInput, RuntimeFailure
 from gateway.identity import CustomerRegistry
 from gateway.pipeline import Output, Pipeline
 from gateway.rules import load_rules
 from gateway.sources.trace import MqttInput, TraceItem
 from gateway.store import Store
+from gateway.store.repo import Enqueued
+from gateway.store.tables import OfferState
 
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 10_000
 TICK_S = 1.0
 WRITE_EVERY_S = 0.2
+STATUS_EVERY_S = 60.0
+GATEWAY_SESSION_S = 3600  # how long the broker queues for a restarting gateway
 SOURCE_RETRY_MAX_S = 60.0
+RULES_POLL_S = 2.0
+RULES_SETTLE_S = 0.3
+SNAPSHOT_EVERY_S = 10.0
+RUNTIME_KEY = "pipeline"
+NOT_DECIDED = frozenset({OfferState.CANCELLED, OfferState.DROPPED})  # never counted in caps
 
 
 class Source(Protocol):
@@ -54,7 +66,6 @@ class Source(Protocol):
 @dataclass(slots=True)
 class GatewayState:
     counters: Counter[str] = field(default_factory=Counter)
-    occupancy: dict[str, int] = field(default_factory=dict)
 
 
 def inbound_filters(config: Config, topics: Topics) -> list[str]:
@@ -64,11 +75,20 @@ def inbound_filters(config: Config, topics: Topics) -> list[str]:
         filters.append(topics.phones_filter())
     if config.sources.scanner_nodes:
         filters.append(topics.scanners_filter())
+    if config.sources.espresense:
+        filters.append(topics.espresense_filter())
     return filters
 
 
-async def connect_link(config: Config, *, client_suffix: str = "gw") -> MqttLink:
-    """An MQTT v5 link to the configured broker, with the offline status as its will."""
+async def connect_link(
+    config: Config, *, client_suffix: str = "gw", persistent: bool = False
+) -> MqttLink:
+    """An MQTT v5 link to the configured broker, with the offline status as its will.
+
+    `persistent` (the daemon): a stable client id and a session the broker keeps for
+    GATEWAY_SESSION_S, so that feedback and CRM updates sent while the gateway restarts are
+    queued for it instead of lost.  Other commands get a fresh id and a clean session.
+    """
     m = config.mqtt
     password = None
     if m.password_file is not None:
@@ -79,7 +99,11 @@ async def connect_link(config: Config, *, client_suffix: str = "gw") -> MqttLink
                 f"cannot read mqtt.password_file {m.password_file}: {exc}"
             ) from exc
     topics = Topics(m.topic_prefix, config.store.id)
-    client_id = m.client_id or f"rayon-{config.store.id}-{client_suffix}-{uuid.uuid4().hex[:6]}"
+    client_id = m.client_id or (
+        f"rayon-{config.store.id}-gateway"
+        if persistent
+        else f"rayon-{config.store.id}-{client_suffix}-{uuid.uuid4().hex[:6]}"
+    )
     offline = status_payload("offline", __version__, None, tz=config.store.timezone)
     will = (topics.status(), json.dumps(offline).encode())
     link = MqttLink(
@@ -91,20 +115,43 @@ async def connect_link(config: Config, *, client_suffix: str = "gw") -> MqttLink
         tls=m.tls,
         keepalive=m.keepalive_s,
         will=will,
+        session_expiry_s=GATEWAY_SESSION_S if persistent else None,
     )
     await link.connect()
     return link
 
 
-def persist(store: Store, out: Output) -> None:
-    """Write what the pipeline decided: CRM changes, events, then offers into the outbox
-    (before anything is published: DESIGN §2, deliver)."""
+def rules_fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """Names, modification times and sizes of the rule files: changes when any file does."""
+    found = []
+    for path in sorted(folder.glob("*.y*ml")):
+        with contextlib.suppress(OSError):  # removed while we looked
+            st = path.stat()
+            found.append((path.name, st.st_mtime_ns, st.st_size))
+    return tuple(found)
+
+
+def summarize(diagnostics: Sequence[Diagnostic], most: int = 3) -> str:
+    """The first diagnostics of a refused rule set, for the one-line status."""
+    text = "; ".join(str(d) for d in diagnostics[:most])
+    more = len(diagnostics) - most
+    return f"{text} (+{more} more)" if more > 0 else text
+
+
+def persist(
+    store: Store, out: Output, runtime: Mapping[str, dict[str, Any]] | None = None, at: float = 0.0
+) -> Enqueued:
+    """Write what the pipeline decided: CRM changes, then events, offers (into the outbox,
+    before anything is published: DESIGN §2) and the live state in one transaction."""
     for customer in out.upserted:
         store.upsert_customer(customer)
     for customer_id in out.erased:
         store.delete_customer(customer_id)
-    store.record_events(out.events)
-    store.enqueue_offers(out.offers)
+    result = store.commit(out.events, out.offers, runtime, at)
+    for customer in out.upserted:
+        if not customer.consent.marketing_push:  # withdrawn: nothing queued may still go out
+            store.cancel_pending(customer.id, "marketing_push consent withdrawn")
+    return result
 
 
 class Gateway:
@@ -131,13 +178,34 @@ class Gateway:
         self._pending = Output()
         self._wake = asyncio.Event()
         self.started_at = clock.now()
+        self._reload = asyncio.Event()
+        self._saved_at = clock.now()
+        self.rules_state: RulesState | None = None
+        self.announcer = Announcer(
+            link,
+            self.topics,
+            clock,
+            config.store.timezone,
+            self.started_at,
+            (z.id for z in config.zones),
+        )
+
+    def counters(self) -> dict[str, int]:
+        """Everything counted so far: inputs, drops, rejections, failures."""
+        out = dict(self.state.counters) | dict(self.announcer.counters)
+        if self.pipeline is not None:
+            out |= dict(self.pipeline.counters)
+        return out
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then drain the outbox once and say offline."""
         customers = await asyncio.to_thread(self.store.load_customers)
+        seen = rules_fingerprint(self.config.rules_dir)  # before loading: no change is missed
         rules = load_rules(self.config.rules_dir, self.config)
         self.pipeline = Pipeline(self.config, rules, CustomerRegistry(customers))
-        await self._publish_status("online")
+        await self._restore(self.pipeline)
+        self.rules_state = RulesState(self.clock.now(), len(rules.rules))
+        await self._status("online")
         await self.link.subscribe(inbound_filters(self.config, self.topics))
         publisher = OutboxPublisher(
             self.store, self.link, self.topics, self.clock, self.config.store.timezone
@@ -153,14 +221,78 @@ class Gateway:
                     tg.create_task(self._ticker(), name="ticker"),
                     tg.create_task(self._writer(), name="writer"),
                     tg.create_task(publisher.run(self._wake), name="outbox"),
+                    tg.create_task(self._watch_rules(seen), name="rules-watch"),
                 ]
                 await stop.wait()
                 for task in tasks:
                     task.cancel()
         finally:
-            await self._flush()
+            await self._flush(final=True)
             await publisher.drain()
-            await self._publish_status("offline")
+            await self._status("offline")
+
+    async def _restore(self, pipeline: Pipeline) -> None:
+        """Carry on where the last run stopped, even after a kill -9: the offers already
+        decided count against the caps, and visits and zone timers continue."""
+        state = await asyncio.to_thread(self.store.load_runtime, RUNTIME_KEY)
+        log_ = await asyncio.to_thread(self.store.offer_log)
+        offered = [r.offer for r in log_ if r.state not in NOT_DECIDED]
+        try:
+            pipeline.restore(state, offered)
+        except InvalidInput as exc:
+            log.warning("saved live state ignored, starting afresh: %s", exc)
+            pipeline.restore(None, offered)
+        log.info(
+            "restored %d offers into the caps%s",
+            len(offered),
+            ", and the live state" if state else "",
+        )
+
+    async def _status(self, state: str) -> None:
+        await self.announcer.status(state, self.counters(), self.rules_state)
+
+    # -- rules reload -----------------------------------------------------------------------
+
+    def request_reload(self) -> None:
+        """Reload the rules soon (SIGHUP)."""
+        self._reload.set()
+
+    async def _watch_rules(self, seen: tuple[tuple[str, int, int], ...]) -> None:
+        """Reload when a rule file changes (once it has stopped changing) or on request."""
+        folder = self.config.rules_dir
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RULES_POLL_S):
+                    await self._reload.wait()
+            now = await asyncio.to_thread(rules_fingerprint, folder)
+            if now == seen and not self._reload.is_set():
+                continue
+            await asyncio.sleep(RULES_SETTLE_S)  # an editor may still be writing
+            seen = await asyncio.to_thread(rules_fingerprint, folder)
+            self._reload.clear()
+            await self.reload_rules()
+
+    async def reload_rules(self) -> bool:
+        """Load the rule set again, all or nothing: a bad set leaves the running one in force,
+        and its errors are logged and shown on gateway/status."""
+        assert self.pipeline is not None
+        try:
+            rules = await asyncio.to_thread(load_rules, self.config.rules_dir, self.config)
+        except ConfigError as exc:
+            self.state.counters["rules_reload_failed"] += 1
+            for diagnostic in exc.diagnostics:
+                log.error("rules not reloaded: %s", diagnostic)
+            if self.rules_state is not None:
+                error = summarize(exc.diagnostics)
+                self.rules_state = dataclasses.replace(self.rules_state, error=error)
+            await self._status("online")
+            return False
+        self.pipeline.reload_rules(rules)
+        self.rules_state = RulesState(self.clock.now(), len(rules.rules))
+        self.state.counters["rules_reloaded"] += 1
+        log.info("rules reloaded: %d rules in force", len(rules.rules))
+        await self._status("online")
+        return True
 
     # -- inputs -----------------------------------------------------------------------------
 
@@ -191,17 +323,25 @@ class Gateway:
         async for topic, payload, _retained in self.link.messages():
             parsed = self.topics.parse(topic)
             if parsed is not None and parsed[0] is TopicKind.FEEDBACK:
-                await self._feedback(payload)
+                await self._feedback(parsed[1], payload)
             else:
                 self.offer_input(MqttInput(self.clock.now(), topic, payload))
 
-    async def _feedback(self, payload: bytes) -> None:
+    async def _feedback(self, token: str, payload: bytes) -> None:
+        """Record an app's feedback; only for an offer sent to that same token."""
         fb = parse_feedback(payload)
         if isinstance(fb, str):
-            self.state.counters["feedback_rejected"] += 1
-            log.warning("rejected feedback: %s", fb)
-            return
+            return self._reject("feedback_rejected", f"feedback/{token}: {fb}")
+        record = await asyncio.to_thread(self.store.offer, fb.offer)
+        if record is None or record.offer.token != token:
+            return self._reject(
+                "feedback_rejected", f"feedback/{token}: no offer {fb.offer} was sent to this token"
+            )
         await asyncio.to_thread(self.store.record_feedback, fb.offer, fb.state, fb.at)
+
+    def _reject(self, counter: str, message: str) -> None:
+        self.state.counters[counter] += 1
+        log.warning("rejected %s", message)
 
     # -- processing -------------------------------------------------------------------------
 
@@ -214,55 +354,38 @@ class Gateway:
 
     async def _ticker(self) -> None:
         assert self.pipeline is not None
+        last_status = self.clock.now()
         while True:
             await asyncio.sleep(TICK_S)
-            self._pending.extend(self.pipeline.tick(self.clock.now()))
-            await self._publish_occupancy()
+            now = self.clock.now()
+            self._pending.extend(self.pipeline.tick(now))
+            await self.announcer.occupancy(self.pipeline.zones.occupancy())
+            if now - last_status >= STATUS_EVERY_S:
+                last_status = now
+                await self._status("online")
 
     async def _writer(self) -> None:
         while True:
             await asyncio.sleep(WRITE_EVERY_S)
             await self._flush()
 
-    async def _flush(self) -> None:
+    async def _flush(self, *, final: bool = False) -> None:
+        """Write pending outputs; with them, the live state when offers were decided (so a
+        crash can never split the two), every SNAPSHOT_EVERY_S, and at the end."""
         pending, self._pending = self._pending, Output()
-        if not pending:
+        now = self.clock.now()
+        snapshot_due = bool(pending.offers) or final or now - self._saved_at >= SNAPSHOT_EVERY_S
+        if not pending and not snapshot_due:
             return
-        await asyncio.to_thread(persist, self.store, pending)
+        runtime = None
+        if snapshot_due and self.pipeline is not None:
+            runtime, self._saved_at = {RUNTIME_KEY: self.pipeline.snapshot()}, now
+        result = await asyncio.to_thread(persist, self.store, pending, runtime, now)
         self.state.counters["offers"] += sum(not o.holdout for o in pending.offers)
+        self.state.counters["offers_dropped"] += result.dropped
         if pending.offers:
             self._wake.set()
-
-    # -- outbound ---------------------------------------------------------------------------
-
-    async def _publish_status(self, state: str) -> None:
-        counters = dict(self.state.counters)
-        if self.pipeline is not None:
-            counters.update(self.pipeline.counters)
-        payload = status_payload(
-            state, __version__, self.started_at, counters, tz=self.config.store.timezone
-        )
-        try:
-            await self.link.publish(
-                self.topics.status(), json.dumps(payload).encode(), qos=1, retain=True
-            )
-        except RuntimeFailure as exc:
-            log.warning("could not publish status %s: %s", state, exc)
-
-    async def _publish_occupancy(self) -> None:
-        """Anonymous counts per zone, retained, only when they change."""
-        assert self.pipeline is not None
-        now = self.pipeline.zones.occupancy()
-        for zone in self.config.zones:
-            count = now.get(zone.id, 0)
-            if self.state.occupancy.get(zone.id) == count:
-                continue
-            self.state.occupancy[zone.id] = count
-            body = occupancy_payload(count, self.clock.now(), self.config.store.timezone)
-            with contextlib.suppress(RuntimeFailure):  # the next change replaces a lost one
-                await self.link.publish(
-                    self.topics.occupancy(zone.id), json.dumps(body).encode(), qos=0, retain=True
-                )
+        await self.announcer.events(pending.events)
 
 
 def build_sources(config: Config, clock: Clock) -> list[Source]:
@@ -287,11 +410,12 @@ async def run_daemon(config: Config) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        link = await connect_link(config)
+        link = await connect_link(config, persistent=True)
         try:
             gateway = Gateway(
                 config, store=store, link=link, clock=clock, sources=build_sources(config, clock)
             )
+            loop.add_signal_handler(signal.SIGHUP, gateway.request_reload)
             await gateway.run(stop)
         finally:
             await link.disconnect()

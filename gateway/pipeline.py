@@ -12,7 +12,7 @@ import dataclasses
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +99,19 @@ class Pipeline:
             TopicKind.ESPRESENSE: self._espresense,
         }
 
+    def snapshot(self) -> dict[str, Any]:
+        """The live state a restart must not lose: zone and visit timers, rules' visits."""
+        return {"zones": self.zones.snapshot(), "rules": self.engine.snapshot()}
+
+    def restore(self, state: Mapping[str, Any] | None, offered: Iterable[Offer]) -> None:
+        """Continue after a restart: the saved live state, and every offer already decided
+        (so caps, cooldowns and budgets count them).  InvalidInput on a corrupt state."""
+        for offer in offered:
+            self.engine.ledger.record(offer)
+        if state is not None:
+            self.zones.restore(state["zones"])
+            self.engine.restore(state["rules"])
+
     def reload_rules(self, rules: RuleSet) -> None:
         """Swap in a new, already validated rule set; the ledger of past offers carries over."""
         self.engine = self.engine.with_rules(rules)
@@ -180,13 +193,13 @@ class Pipeline:
                 f"payload id {customer.id!r} differs from the topic's {customer_id!r}"
             )
         old = self.customers.get(customer.id)
-        if old is not None:
-            self._forget_devices(old)  # devices or consent may have changed: start afresh
+        if old is not None and _tracks_invalidated(old, customer):
+            self._forget_devices(old)
         self.customers.upsert(customer)
         return Output(upserted=[customer])
 
     def _forget_devices(self, customer: Customer) -> None:
-        """Nothing about an erased customer's devices stays in memory."""
+        """Nothing about these devices stays in memory (erasure, consent withdrawn)."""
         for device in (*customer.devices, f"phone:{customer.token}"):
             self.zones.forget(device)
             self._locator.forget(device)
@@ -269,6 +282,13 @@ class Pipeline:
             self.counters["locations_without_consent"] += 1
             return False
         return True
+
+
+def _tracks_invalidated(old: Customer, new: Customer) -> bool:
+    """Whether a CRM update must end what is tracked of the customer: other devices or
+    token, or in-store location consent withdrawn.  The CRM re-sends every retained
+    customer at each (re)connection: those unchanged updates keep visits and caps going."""
+    return old.devices != new.devices or old.token != new.token or not new.consent.instore_location
 
 
 def _json(payload: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from gateway.identity import Consent, Customer, CustomerRegistry
 from gateway.pipeline import Output, Pipeline
 from gateway.rules import load_rules
 from gateway.sources.trace import MqttInput
-from tests.walks import STORE_UUID, tv_aisle_walk, walk_adverts
+from tests.walks import STORE_UUID, tv_aisle_walk, walk_adverts, zone_centre
 
 ROOT = Path(__file__).resolve().parent.parent
 TUESDAY_3PM = "2026-03-03T15:00:00"
@@ -221,3 +222,20 @@ def test_adverts_from_a_node_that_is_not_a_scanner_anchor_are_rejected(config: C
     for node in ("beacon-01", "t-tv-1"):  # a store beacon's id; an app login's own name
         assert not p.feed(MqttInput(50.0, f"rayon/paris-11/scanners/{node}/adv", body))
     assert p.counters["inbound_rejected"] == 2 and p.counters["adverts"] == 0
+
+
+def test_an_unchanged_crm_resend_keeps_the_visit_and_its_caps(config: Config) -> None:
+    """The broker re-sends every retained customer when the gateway reconnects: that must not
+    reset what is tracked (a click-and-collect customer would be told twice)."""
+    ready = dataclasses.replace(fan(), attributes={"order_ready": True})
+    p = pipeline(config, ready)
+    start = parse_local_time(TUESDAY_3PM, config.store.timezone)
+    x, y = zone_centre(config, "entrance")
+    first = Output()
+    for adv in walk_adverts(config, 1, [(x, y, 0), (x, y, 8)], start):
+        first.extend(p.feed(adv))
+    p.feed(MqttInput(start + 9, "rayon/paris-11/crm/customers/c-tv-1", customer_to_obj(ready)))
+    again = Output()
+    for adv in walk_adverts(config, 1, [(x, y, 0), (x, y, 8)], start + 10):
+        again.extend(p.feed(adv))
+    assert [o.rule for o in first.offers] == ["click-collect"] and again.offers == []

@@ -11,13 +11,14 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway import __version__
 from gateway.clock import Clock
 from gateway.deliver.mqtt import MqttLink
-from gateway.deliver.payloads import event_payload, occupancy_payload, status_payload
+from gateway.deliver.payloads import event_payload, iso, occupancy_payload, status_payload
 from gateway.deliver.topics import Topics
 from gateway.errors import RuntimeFailure
 from gateway.events import ZoneEvent
@@ -25,6 +26,15 @@ from gateway.events import ZoneEvent
 log = logging.getLogger(__name__)
 
 OCCUPANCY_MIN_INTERVAL_S = 5.0  # signage needs no more; a crowded store changes every second
+
+
+@dataclass(frozen=True, slots=True)
+class RulesState:
+    """The rule set in force, and why the last reload was refused (None if it was not)."""
+
+    loaded_at: float
+    count: int
+    error: str | None = None
 
 
 class Announcer:
@@ -49,8 +59,22 @@ class Announcer:
         self._published: dict[str, tuple[int, float]] = {}
         self.counters: Counter[str] = Counter()
 
-    async def status(self, state: str, counters: Mapping[str, int] | None = None) -> None:
-        payload = status_payload(state, __version__, self._started_at, counters, tz=self._tz)
+    async def status(
+        self,
+        state: str,
+        counters: Mapping[str, int] | None = None,
+        rules: RulesState | None = None,
+    ) -> None:
+        summary = None
+        if rules is not None:
+            summary = {
+                "loaded_at": iso(rules.loaded_at, self._tz),
+                "count": rules.count,
+                "error": rules.error,
+            }
+        payload = status_payload(
+            state, __version__, self._started_at, counters, tz=self._tz, rules=summary
+        )
         await self._send(self._topics.status(), payload, qos=1, retain=True)
 
     async def occupancy(self, current: Mapping[str, int]) -> None:

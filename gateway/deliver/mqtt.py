@@ -92,6 +92,8 @@ class MqttLink:
     the link is down, the connection dropped first, or the broker refused the message.
     Inbound messages of the `subscribe`d filters are read from `messages()`; when the
     reader lags behind `queue_size` messages, new ones are dropped and counted in `dropped`.
+    `session_expiry_s` asks for a persistent session (clean start off) kept that long after
+    we disconnect; it needs a client id that stays the same across restarts.
     `will` (published by the broker if we vanish) and `birth` (published by us after every
     connect) are typically the offline and online `gateway/status` payloads; `tls` is the
     config's CA / client certificate / key files.
@@ -113,8 +115,10 @@ class MqttLink:
         backoff: Backoff | None = None,
         timeout: float = 10.0,
         rng: random.Random | None = None,
+        session_expiry_s: int | None = None,
     ) -> None:
         self.host, self.port, self.client_id = host, port, client_id
+        self._session_expiry_s = session_expiry_s
         self._auth = (username, password)
         self._tls, self._keepalive = tls, keepalive
         self._will, self._birth = _announcement(will), _announcement(birth)
@@ -234,7 +238,9 @@ class MqttLink:
 
     async def _open(self, client: Client, connack: asyncio.Future[ReasonCode]) -> None:
         where = f"the MQTT broker at {self.host}:{self.port}"
-        connect = partial(client.connect, self.host, self.port, self._keepalive)
+        connect = partial(
+            client.connect, self.host, self.port, self._keepalive, **self._session_args()
+        )
         try:
             async with asyncio.timeout(self._timeout):
                 await self._loop.run_in_executor(None, connect)
@@ -251,6 +257,15 @@ class MqttLink:
                 f"{where} refused the connection: {code}; check mqtt.username, "
                 "mqtt.password_file and the broker's ACL for this client"
             )
+
+    def _session_args(self) -> dict[str, Any]:
+        """A persistent session when asked: the broker keeps our subscriptions and queues
+        QoS 1 messages (feedback, CRM, transitions) while we restart."""
+        if self._session_expiry_s is None:
+            return {}
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self._session_expiry_s
+        return {"clean_start": False, "properties": props}
 
     def _unreachable_hint(self, exc: BaseException) -> str:
         if self._tls is not None and isinstance(exc, LinkError):

@@ -80,6 +80,7 @@ def status_payload(
     counters: Mapping[str, int] | None = None,
     *,
     tz: ZoneInfo | None = None,
+    rules: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The retained `gateway/status` payload; `counters` (drops, errors …) when given.
 
@@ -93,6 +94,8 @@ def status_payload(
     }
     if counters is not None:
         payload["counters"] = dict(counters)
+    if rules is not None:
+        payload["rules"] = dict(rules)
     return payload
 
 
