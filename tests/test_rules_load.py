@@ -80,14 +80,15 @@ CORPUS: list[tuple[str, str, list[str]]] = [
             "  enter: {zone: aisle-tv}\n", "  enter: {zone: aisle-tv}\n  exit: {zone: aisle-tv}\n"
         ),
         [
-            "rules/r.yaml:5:3: error: when needs exactly one trigger of: enter, exit, dwell, visit_start, visit_end (got 2) (at when)"
+            "rules/r.yaml:5:3: error: when needs exactly one trigger of: enter, exit, dwell, visit_start, visit_end, absent (got 2) (at when)"
         ],
     ),
     (
         "absent",
         BASE.replace("  enter: {zone: aisle-tv}\n", "  absent: {zone: aisle-tv, for: 10m}\n"),
         [
-            "rules/r.yaml:5:3: error: the 'absent' trigger is not supported yet (use one of: enter, exit, dwell, visit_start, visit_end) (at when.absent)"
+            "rules/r.yaml:5:11: error: missing required key 'at' (at when.absent)",
+            "rules/r.yaml:5:12: error: unknown key 'zone' (expected one of: for, at) (at when.absent.zone)",
         ],
     ),
     (
@@ -106,7 +107,7 @@ CORPUS: list[tuple[str, str, list[str]]] = [
         "code_without_code",
         BASE.replace("title: T", 'title: "Code {code}"'),
         [
-            "rules/r.yaml:7:18: error: {code} is used but the offer sets no code (at then.offer.title)"
+            "rules/r.yaml:7:18: error: {code} is used but the offer sets no code nor code_pool (at then.offer.title)"
         ],
     ),
     (
@@ -129,10 +130,10 @@ CORPUS: list[tuple[str, str, list[str]]] = [
         ],
     ),
     (
-        "code_pool",
-        BASE.replace("title: T", "title: T, code_pool: tv15"),
+        "code_and_code_pool",
+        BASE.replace("title: T", "title: T, code: TV15, code_pool: tv15"),
         [
-            "rules/r.yaml:7:32: error: code_pool is not supported yet (use a fixed code: for now) (at then.offer.code_pool)"
+            "rules/r.yaml:7:44: error: an offer has either a fixed code or a code_pool, not both (at then.offer.code_pool)"
         ],
     ),
     (
@@ -212,7 +213,12 @@ CORPUS: list[tuple[str, str, list[str]]] = [
     (
         "zone_condition",
         BASE + "if:\n  - zone: {in: [aisle-tv, caisse]}\n",
-        ["rules/r.yaml:11:27: error: unknown zone 'caisse' (at if[0].zone.in[1])"],
+        [
+            "rules/r.yaml:11:27: error: unknown zone 'caisse' (zones: store, entrance, checkout, "
+            "click-collect, aisle-tv, aisle-audio, aisle-smartphones, aisle-computing, "
+            "aisle-gaming, aisle-photo, aisle-appliances, aisle-accessories; "
+            "geofences: store-approach, parking) (at if[0].zone.in[1])"
+        ],
     ),
     ("not_a_mapping", "- id: r\n", ["rules/r.yaml:1:1: error: expected a mapping, got a list"]),
     (

@@ -15,7 +15,9 @@ from shapely.geometry import box
 from gateway.config import (
     Config,
     DatabaseConfig,
+    Geofence,
     IdentityConfig,
+    LatLon,
     MqttConfig,
     RetentionConfig,
     SourcesConfig,
@@ -25,6 +27,7 @@ from gateway.config import (
 )
 from gateway.events import EventKind, ZoneEvent
 from gateway.identity import Consent, Customer
+from gateway.rules import CodePools, RuleEngine, load_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 PARIS = ZoneInfo("Europe/Paris")
@@ -42,10 +45,14 @@ ZONE_NAMES = {
     "aisle-appliances": "Rayon Électroménager",
     "aisle-accessories": "Rayon Accessoires",
 }
+GEOFENCES = (
+    Geofence("store-approach", "Abords du magasin", center=LatLon(48.8592, 2.3795), radius_m=300),
+    Geofence("parking", "Parking clients", center=LatLon(48.8598, 2.3804), radius_m=40),
+)
 
 
 def store_config(rules_dir: Path = ROOT / "rules") -> Config:
-    """The reference store paris-11 with its twelve zones (polygons are placeholders)."""
+    """The reference store paris-11: its twelve zones (placeholder polygons), two geofences."""
     zones = tuple(
         Zone(zid, name, box(i, 0, i + 1, 1)) for i, (zid, name) in enumerate(ZONE_NAMES.items())
     )
@@ -58,7 +65,7 @@ def store_config(rules_dir: Path = ROOT / "rules") -> Config:
         identity=IdentityConfig(),
         anchors=(),
         zones=zones,
-        geofences=(),
+        geofences=GEOFENCES,
         visits=VisitsConfig(),
         retention=RetentionConfig(),
         rules_dir=rules_dir,
@@ -84,3 +91,36 @@ def event(
 def customer(cid: str = "c-1", push: bool = True, **fields: Any) -> Customer:
     """A consenting customer (push consent unless `push=False`) with the given CRM fields."""
     return Customer(id=cid, token=f"t-{cid}", consent=Consent(True, push), **fields)
+
+
+def rule_file(
+    rule_id: str, when: str = "enter: {zone: aisle-tv}", extra: str = "", **kw: str
+) -> str:
+    """A rule file: trigger `when`, extra top-level YAML, `offer` keys (default title/body)."""
+    offer = kw.get("offer", f"title: 'T {rule_id}', body: 'B', expires_in: 1h")
+    purpose = kw.get("purpose", "commercial")
+    return (
+        f"id: {rule_id}\nname: {rule_id}\npurpose: {purpose}\nwhen: {{{when}}}\n"
+        f"then: {{offer: {{{offer}}}}}\n{extra}"
+    )
+
+
+def write_rules(tmp_path: Path, *rules: str, policy: str = "") -> Path:
+    """A rules directory holding `rules` (named after their ids) and a policy."""
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir(parents=True, exist_ok=True)
+    for text in rules:
+        name = text.split("\n", 1)[0].removeprefix("id: ")
+        (rules_dir / f"{name}.yaml").write_text(text, encoding="utf-8")
+    if policy:
+        (rules_dir / "policy.yaml").write_text(policy, encoding="utf-8")
+    return rules_dir
+
+
+def make_engine(
+    tmp_path: Path, *rules: str, policy: str = "", pools: CodePools | None = None
+) -> RuleEngine:
+    """An engine over `rules` for the reference store."""
+    rules_dir = write_rules(tmp_path, *rules, policy=policy)
+    config = store_config(rules_dir)
+    return RuleEngine(load_rules(rules_dir, config), config, pools=pools)

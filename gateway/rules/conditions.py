@@ -2,7 +2,12 @@
 
 Every operator of DESIGN §4 is in `OPERATORS`; `FIELDS` says which operators apply to which
 field.  Operators are total: a CRM attribute of an unexpected type makes the condition false,
-never raises.  The operand `"{zone}"` stands for the zone of the event being evaluated.
+never raises.  The operand `"{zone}"` stands for the zone of the event being evaluated; zone
+operands may name a zone or a geofence of the config (one namespace).  Besides fields:
+`time: {between: ["14:00", "19:00"], days: [mon]}` (see `timewindow`) and
+`date: {between: ["2026-12-01", "2026-12-24"], days_of_month: [1, 15]}` (store-local calendar
+date, both ends included; either key or both).  Each condition also says what it looked at
+(`observe`), for `explain`.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 from gateway.events import ZoneEvent
 from gateway.identity import Customer
 from gateway.rules.located import Reader, all_entries
-from gateway.rules.timewindow import TimeWindow, read_window
+from gateway.rules.timewindow import DateRange, TimeWindow, read_dates, read_window
 from gateway.yamlsrc import MapNode, Mark, Node, ScalarNode, SeqNode, did_you_mean
 
 ZONE_PLACEHOLDER = "{zone}"
@@ -42,12 +47,17 @@ class Context:
     visit: VisitInfo | None
 
 
+def _nothing(ctx: Context) -> str:
+    return ""
+
+
 @dataclass(frozen=True, slots=True)
 class Condition:
-    """A compiled predicate and how it reads in a rule file (for explanations)."""
+    """A compiled predicate, how it reads in a rule file, and what it looks at (for explain)."""
 
     text: str
     test: Callable[[Context], bool]
+    observe: Callable[[Context], str] = _nothing  # e.g. "customer.interests = [audio, tv]"
 
     def failing(self, ctx: Context) -> str | None:
         """None when the condition holds, else the text of what failed."""
@@ -156,6 +166,29 @@ class Field:
     operators: tuple[str, ...]
     zones: bool = False
     duration: bool = False  # at_least/at_most take a duration (`5m`), not a number
+    show: Callable[[Any, Context], str] | None = None  # how explain prints the value
+
+
+def show_value(value: Any) -> str:
+    """A field's value as explain prints it: `[audio, tv]`, `gold`, `(none)`."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, set | frozenset | list | tuple):
+        return "[" + ", ".join(sorted(str(v) for v in value)) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _show_instant(value: Any, ctx: Context) -> str:
+    if not _number(value) or not math.isfinite(value):
+        return show_value(value)
+    when = datetime.fromtimestamp(value, ctx.local.tzinfo)
+    return f"{when:%Y-%m-%d %H:%M} ({(ctx.event.at - value) / 86400:.1f} days ago)"
+
+
+def _show_seconds(value: Any, ctx: Context) -> str:
+    return f"{value:.0f}s" if _number(value) else show_value(value)
 
 
 def _visit_duration(ctx: Context) -> float | None:
@@ -169,14 +202,18 @@ FIELDS: Mapping[str, Field] = MappingProxyType(
         "customer.tier": Field(lambda c: c.customer.tier, _TEXT_OPS),
         "customer.first_name": Field(lambda c: c.customer.first_name, _TEXT_OPS),
         "customer.visits": Field(lambda c: c.customer.visits, _NUM_OPS),
-        "customer.last_visit": Field(lambda c: c.customer.last_visit, ("older_than", "newer_than")),
-        "visit.duration": Field(_visit_duration, ("at_least", "at_most"), duration=True),
+        "customer.last_visit": Field(
+            lambda c: c.customer.last_visit, ("older_than", "newer_than"), show=_show_instant
+        ),
+        "visit.duration": Field(
+            _visit_duration, ("at_least", "at_most"), duration=True, show=_show_seconds
+        ),
         "visit.zones": Field(lambda c: c.visit.zones if c.visit else frozenset(), _SET_OPS, True),
         "zone": Field(lambda c: c.event.zone, _TEXT_OPS, zones=True),
     }
 )
 _ATTRIBUTES = "customer.attributes."
-_BLOCKS = ("any", "not", "time")
+_BLOCKS = ("any", "not", "time", "date")
 
 
 def _resolve(expected: Any, ctx: Context) -> Any:
@@ -195,9 +232,12 @@ def _attribute_field(key: str) -> Field:
 class ConditionCompiler:
     """Compiles `if:` lists for one rule file, checking zone ids against the config."""
 
-    def __init__(self, reader: Reader, zone_ids: Collection[str]) -> None:
+    def __init__(
+        self, reader: Reader, zone_ids: Collection[str], fences: Collection[str] = ()
+    ) -> None:
         self.reader = reader
-        self.zone_ids = zone_ids
+        self.zone_ids = zone_ids  # zones and geofences (one namespace)
+        self.fences = fences
 
     def compile_list(self, node: Node, path: str) -> list[Condition]:
         """Conditions of a list of `- field: {op: value}` items (all must hold)."""
@@ -229,6 +269,9 @@ class ConditionCompiler:
         if name == "time":
             window = read_window(self.reader, value, path)
             return _time_condition(window) if window else None
+        if name == "date":
+            dates = read_dates(self.reader, value, path)
+            return _date_condition(dates) if dates else None
         field = FIELDS.get(name)
         if field is None and name.startswith(_ATTRIBUTES) and len(name) > len(_ATTRIBUTES):
             field = _attribute_field(name.removeprefix(_ATTRIBUTES))
@@ -244,7 +287,7 @@ class ConditionCompiler:
         if not parts:
             return None
         text = "any of (" + "; ".join(p.text for p in parts) + ")"
-        return Condition(text, lambda ctx: any(p.test(ctx) for p in parts))
+        return Condition(text, lambda ctx: any(p.test(ctx) for p in parts), _observe_all(parts))
 
     def _not(self, node: Node, path: str) -> Condition | None:
         is_list = isinstance(node, SeqNode)
@@ -252,7 +295,7 @@ class ConditionCompiler:
         if not parts:
             return None
         text = "not (" + "; ".join(p.text for p in parts) + ")"
-        return Condition(text, lambda ctx: not all(p.test(ctx) for p in parts))
+        return Condition(text, lambda ctx: not all(p.test(ctx) for p in parts), _observe_all(parts))
 
     def _field(self, name: str, field: Field, node: Node, path: str) -> Condition | None:
         ops = self.reader.mapping(node, path, field.operators, what="operator")
@@ -269,7 +312,7 @@ class ConditionCompiler:
         return (
             tests[0]
             if len(tests) == 1
-            else Condition(text, lambda c: all(t.test(c) for t in tests))
+            else Condition(text, lambda c: all(t.test(c) for t in tests), tests[0].observe)
         )
 
     def _operation(
@@ -279,12 +322,16 @@ class ConditionCompiler:
         operand = self._operand(operator.operand, field, node, path)
         if operand is None:
             return None
-        get, apply = field.get, operator.apply
+        get, apply, show = field.get, operator.apply, field.show
 
         def test(ctx: Context) -> bool:
             return apply(get(ctx), _resolve(operand, ctx), ctx)
 
-        return Condition(f"{name} {op} {_show(node)}", test)
+        def observe(ctx: Context) -> str:
+            value = get(ctx)
+            return f"{name} = {show(value, ctx) if show else show_value(value)}"
+
+        return Condition(f"{name} {op} {_show(node)}", test, observe)
 
     def _operand(self, kind: Operand, field: Field, node: Node, path: str) -> Any:
         reader = self.reader
@@ -310,14 +357,45 @@ class ConditionCompiler:
             zone = item.raw if isinstance(item, ScalarNode) else ""
             if zone != ZONE_PLACEHOLDER and zone not in self.zone_ids:
                 where = f"{path}[{i}]" if isinstance(node, SeqNode) else path
-                hint = did_you_mean(zone, self.zone_ids)
-                self.reader.error(item, where, f"unknown zone '{zone}'{hint}")
+                self.reader.error(item, where, unknown_place(zone, self.zone_ids, self.fences))
                 ok = False
         return ok
 
 
+def unknown_place(name: str, known: Collection[str], fences: Collection[str] = ()) -> str:
+    """The error for a name that is neither a zone nor a geofence (`known` holds both, and
+    `fences` says which are geofences): a "did you mean", else the lists of both."""
+    hint = did_you_mean(name, known)
+    if not hint:
+        zones = [k for k in known if k not in fences]
+        hint = f" (zones: {', '.join(zones)}" + (
+            f"; geofences: {', '.join(fences)})" if fences else ")"
+        )
+    return f"unknown zone '{name}'{hint}"
+
+
+def _observe_all(parts: Sequence[Condition]) -> Callable[[Context], str]:
+    def observe(ctx: Context) -> str:
+        seen = dict.fromkeys(p.observe(ctx) for p in parts)
+        return "; ".join(s for s in seen if s)
+
+    return observe
+
+
 def _time_condition(window: TimeWindow) -> Condition:
-    return Condition(f"time {window.describe()}", lambda ctx: window.contains(ctx.local))
+    return Condition(
+        f"time {window.describe()}",
+        lambda ctx: window.contains(ctx.local),
+        lambda ctx: f"local time {ctx.local:%a %H:%M}",
+    )
+
+
+def _date_condition(dates: DateRange) -> Condition:
+    return Condition(
+        f"date {dates.describe()}",
+        lambda ctx: dates.contains(ctx.local.date()),
+        lambda ctx: f"local date {ctx.local:%Y-%m-%d}",
+    )
 
 
 def _show(node: Node) -> str:

@@ -3,6 +3,13 @@
 Every problem of every file is collected with file:line:col, key path and a "did you mean";
 `load_rules` raises one `ConfigError` carrying them all, so a bad edit on reload keeps the
 previous rule set running and says exactly what to fix.
+
+Triggers (`when:`, exactly one): `enter`/`exit` with `zone:` naming zones or geofences of the
+config (one namespace), `dwell: {zone, at_least}` and `visit_start`/`visit_end` on zones only,
+`absent: {for: 60d, at: "10:00"}` (daily, store-local).  `then.offer` has a fixed `code` or a
+`code_pool` (any id: pools are data).  Warnings (never errors): a commercial rule without
+limits, `holdout: 100%`, an absent rule without `limits.per_customer` nor `cooldown`, an absent
+commercial rule whose hour falls in the policy's quiet hours.
 """
 
 from __future__ import annotations
@@ -10,23 +17,26 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Collection
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from gateway.config import Config
 from gateway.errors import ConfigError, Diagnostic, Severity
-from gateway.events import EventKind, Purpose
-from gateway.rules.conditions import ConditionCompiler, all_of
+from gateway.events import Purpose
+from gateway.rules.conditions import ConditionCompiler, all_of, unknown_place
 from gateway.rules.located import Reader, tag
 from gateway.rules.model import (
     Limits,
     OfferTemplate,
     Period,
     Placeholder,
+    Policy,
     Rule,
     RuleSet,
     Template,
     Trigger,
+    TriggerKind,
 )
 from gateway.rules.policy import POLICY_FILE, read_period, read_policy
 from gateway.rules.testspec import InlineTestReader
@@ -45,13 +55,14 @@ _RULE_KEYS = (
     "holdout",
     "tests",
 )
-_TRIGGERS = ("enter", "exit", "dwell", "visit_start", "visit_end")
-_LATER = {"absent": "the 'absent' trigger", "geofence": "geofence triggers"}
+_TRIGGERS = ("enter", "exit", "dwell", "visit_start", "visit_end", "absent")
+_FENCE_TRIGGERS = (TriggerKind.ENTER, TriggerKind.EXIT)
 _OFFER_KEYS = ("title", "body", "code", "code_pool", "url", "expires_in")
 _PURPOSES = [p.value for p in Purpose]
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 DEFAULT_EXPIRES_IN = 3600.0
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def load_rules(rules_dir: Path, config: Config) -> RuleSet:
@@ -77,7 +88,7 @@ def read_rules(rules_dir: Path, config: Config) -> tuple[RuleSet | None, list[Di
     for path in files:
         if path.name != POLICY_FILE:
             reader = Reader(_display(path, base))
-            rules.append(RuleReader(reader, config).read(path))
+            rules.append(RuleReader(reader, config, policy).read(path))
             diagnostics.extend(reader.diagnostics)
     diagnostics.extend(_duplicates(rules))
     diagnostics.sort(key=lambda d: (d.file, d.line, d.col))
@@ -109,10 +120,13 @@ def _duplicates(rules: list[tuple[Rule, Node | None]]) -> list[Diagnostic]:
 class RuleReader:
     """Reads and compiles one rule file; problems go to the reader's diagnostics."""
 
-    def __init__(self, reader: Reader, config: Config) -> None:
+    def __init__(self, reader: Reader, config: Config, policy: Policy | None = None) -> None:
         self.reader = reader
         self.config = config
-        self.zone_ids: Collection[str] = [z.id for z in config.zones]
+        self.policy = policy or Policy()
+        self.fence_ids: Collection[str] = [g.id for g in config.geofences]
+        # zones and geofences share one namespace: triggers and zone conditions name either
+        self.zone_ids: Collection[str] = [*(z.id for z in config.zones), *self.fence_ids]
 
     def read(self, path: Path) -> tuple[Rule, Node | None]:
         """The compiled rule (meaningful only if the reader recorded no error), its id node."""
@@ -127,15 +141,19 @@ class RuleReader:
         r = self.reader
         rule_id = self._id(keys.get("id"))
         purpose = self._purpose(keys.get("purpose"))
-        conditions = r.optional(keys, "if", "", ConditionCompiler(r, self.zone_ids).compile_list)
+        conditions = r.optional(
+            keys, "if", "", ConditionCompiler(r, self.zone_ids, self.fence_ids).compile_list
+        )
+        conditions = conditions or []
         valid_from, valid_until = self._valid(keys.get("valid"))
-        tests = InlineTestReader(r, self.config.store.timezone, self.zone_ids)
+        tests = InlineTestReader(r, self.config.store.timezone, self.zone_ids, self.fence_ids)
         rule = Rule(
             id=rule_id,
             name=self._text(keys.get("name"), "name") or rule_id,
             purpose=purpose,
-            trigger=self._trigger(keys.get("when")) or Trigger(EventKind.ENTER),
-            check=all_of(conditions or ()),
+            trigger=self._trigger(keys.get("when")) or Trigger(TriggerKind.ENTER),
+            check=all_of(conditions),
+            conditions=tuple(conditions),
             offer=self._then(keys.get("then")),
             limits=self._limits(keys.get("limits")),
             valid_from=valid_from,
@@ -155,6 +173,32 @@ class RuleReader:
         if not rule.commercial and "holdout" in keys:
             msg = "holdout is ignored for a transactional rule"
             self.reader.warn(keys["holdout"], "holdout", msg)
+        elif rule.commercial and rule.holdout is not None and rule.holdout >= 1.0:
+            msg = "holdout 100%: every customer is in the control group, no offer is ever sent"
+            self.reader.warn(keys["holdout"], "holdout", msg)
+        if rule.absent and "when" in keys:
+            self._warn_absent(rule, keys["when"])
+
+    def _warn_absent(self, rule: Rule, when: Node) -> None:
+        limits = rule.limits
+        if limits.per_customer_max is None and limits.cooldown is None:
+            msg = (
+                f"absent rule '{rule.id}' has no limits.per_customer nor cooldown: a customer "
+                "who stays away gets it again every day"
+            )
+            self.reader.warn(when, "limits", msg)
+        quiet, hour = self.policy.quiet_hours, rule.trigger.at
+        if not rule.commercial or quiet is None or hour is None:
+            return
+        monday = datetime(2026, 1, 5, hour.hour, hour.minute)  # any Monday: only weekdays matter
+        days = [d for d in range(7) if quiet.contains(monday + timedelta(days=d))]
+        if days:
+            names = "every day" if len(days) == 7 else "on " + ", ".join(_DAYS[d] for d in days)
+            msg = (
+                f"absent rule '{rule.id}' runs at {hour:%H:%M}, inside the quiet hours "
+                f"({quiet.describe()}) {names}: it sends nothing then; pick another hour"
+            )
+            self.reader.warn(self.reader.key_mark(when, "absent"), "when.absent.at", msg)
 
     def _text(self, node: Node | None, path: str) -> str | None:
         return self.reader.string(node, path, numbers_ok=True) if node is not None else None
@@ -188,7 +232,7 @@ class RuleReader:
     def _trigger(self, node: Node | None) -> Trigger | None:
         if node is None:
             return None
-        keys = self.reader.mapping(node, "when", (*_TRIGGERS, *_LATER))
+        keys = self.reader.mapping(node, "when", _TRIGGERS)
         if keys is None:
             return None
         if len(keys) != 1:
@@ -196,24 +240,36 @@ class RuleReader:
             self.reader.error(node, "when", msg)
             return None
         ((name, value),) = keys.items()
-        if name in _LATER:
-            msg = f"{_LATER[name]} is not supported yet (use one of: {', '.join(_TRIGGERS)})"
-            self.reader.error(self.reader.key_mark(node, name), f"when.{name}", msg)
-            return None
-        return self._trigger_body(EventKind(name), value, f"when.{name}")
+        if name == TriggerKind.ABSENT:
+            return self._absent(value, "when.absent")
+        return self._trigger_body(TriggerKind(name), value, f"when.{name}")
 
-    def _trigger_body(self, kind: EventKind, node: Node, path: str) -> Trigger | None:
-        visit = kind in (EventKind.VISIT_START, EventKind.VISIT_END)
+    def _absent(self, node: Node, path: str) -> Trigger | None:
+        """`absent: {for: 60d, at: "10:00"}`: daily at that local time, away that long."""
+        r = self.reader
+        keys = r.mapping(node, path, ("for", "at"), ("for", "at"))
+        if keys is None or not {"for", "at"} <= keys.keys():
+            return None
+        away, hour = r.duration(keys["for"], f"{path}.for"), r.clock(keys["at"], f"{path}.at")
+        if away is not None and away <= 0:
+            r.error(keys["for"], f"{path}.for", "an absence must be longer than 0s (e.g. 60d)")
+            return None
+        if away is None or hour is None:
+            return None
+        return Trigger(TriggerKind.ABSENT, absent_for=away, at=hour)
+
+    def _trigger_body(self, kind: TriggerKind, node: Node, path: str) -> Trigger | None:
+        visit = kind in (TriggerKind.VISIT_START, TriggerKind.VISIT_END)
         if visit and tag(node) == "null":
             return Trigger(kind)
-        if kind is not EventKind.DWELL and not isinstance(node, MapNode):
-            return Trigger(kind, self._zones(node, path))  # shorthand `enter: entrance`
-        allowed = ("zone", "at_least") if kind is EventKind.DWELL else ("zone",)
+        if kind is not TriggerKind.DWELL and not isinstance(node, MapNode):
+            return Trigger(kind, self._zones(node, path, kind))  # shorthand `enter: entrance`
+        allowed = ("zone", "at_least") if kind is TriggerKind.DWELL else ("zone",)
         required = () if visit else allowed
         keys = self.reader.mapping(node, path, allowed, required)
         if keys is None:
             return None
-        zones = self._zones(keys["zone"], f"{path}.zone") if "zone" in keys else ()
+        zones = self._zones(keys["zone"], f"{path}.zone", kind) if "zone" in keys else ()
         at_least = (
             self.reader.duration(keys["at_least"], f"{path}.at_least")
             if "at_least" in keys
@@ -225,15 +281,17 @@ class RuleReader:
             )
         return Trigger(kind, zones, at_least)
 
-    def _zones(self, node: Node, path: str) -> tuple[str, ...]:
+    def _zones(self, node: Node, path: str, kind: TriggerKind) -> tuple[str, ...]:
         items = self.reader.sequence(node, path, one_ok=True) or []
         out = []
         for i, item in enumerate(items):
             where = f"{path}[{i}]" if isinstance(node, SeqNode) else path
             zone = self.reader.string(item, where)
             if zone is not None and zone not in self.zone_ids:
-                hint = did_you_mean(zone, self.zone_ids)
-                self.reader.error(item, where, f"unknown zone '{zone}'{hint}")
+                self.reader.error(item, where, unknown_place(zone, self.zone_ids, self.fence_ids))
+            elif zone in self.fence_ids and kind not in _FENCE_TRIGGERS:
+                msg = f"'{zone}' is a geofence: geofences trigger only enter and exit, not {kind}"
+                self.reader.error(item, where, msg)
             elif zone is not None:
                 out.append(zone)
         return tuple(out)
@@ -247,18 +305,31 @@ class RuleReader:
         )
         if not offer:
             return OfferTemplate(Template(()), Template(()), None, None, DEFAULT_EXPIRES_IN)
-        if "code_pool" in offer:
-            msg = "code_pool is not supported yet (use a fixed code: for now)"
-            r.error(offer["code_pool"], "then.offer.code_pool", msg)
         code = self._text(offer.get("code"), "then.offer.code")
+        pool = self._pool(offer.get("code_pool"))
+        if code is not None and pool is not None:
+            msg = "an offer has either a fixed code or a code_pool, not both"
+            r.error(offer["code_pool"], "then.offer.code_pool", msg)
+        has_code = code is not None or pool is not None
         return OfferTemplate(
-            title=self._template(offer.get("title"), "then.offer.title", code is not None),
-            body=self._template(offer.get("body"), "then.offer.body", code is not None),
+            title=self._template(offer.get("title"), "then.offer.title", has_code),
+            body=self._template(offer.get("body"), "then.offer.body", has_code),
             code=code,
+            code_pool=pool,
             url=self._text(offer.get("url"), "then.offer.url"),
             expires_in=r.optional(offer, "expires_in", "then.offer", r.duration)
             or DEFAULT_EXPIRES_IN,
         )
+
+    def _pool(self, node: Node | None) -> str | None:
+        """A code pool id.  Pools are data (imported codes), so any well-formed id is
+        accepted here; an unknown or empty pool shows at run time as an exhausted one."""
+        pool = self._text(node, "then.offer.code_pool") if node is not None else None
+        if pool is not None and not _ID.match(pool):
+            msg = f"bad code pool id '{pool}' (use letters, digits, - _ .)"
+            self.reader.error(node, "then.offer.code_pool", msg)
+            return None
+        return pool
 
     def _template(self, node: Node | None, path: str, has_code: bool) -> Template:
         text = self._text(node, path) if node is not None else ""
@@ -276,7 +347,9 @@ class RuleReader:
                 )
                 self.reader.error(node, path, f"unknown placeholder '{{{name}}}'{hint}")
             elif name == Placeholder.CODE and not has_code:
-                self.reader.error(node, path, "{code} is used but the offer sets no code")
+                self.reader.error(
+                    node, path, "{code} is used but the offer sets no code nor code_pool"
+                )
             else:
                 parts.append(Placeholder(name))
         parts.append((text or "")[pos:])
@@ -304,5 +377,5 @@ class RuleReader:
 def _broken(file: str) -> Rule:
     empty = OfferTemplate(Template(()), Template(()), None, None, DEFAULT_EXPIRES_IN)
     return Rule(
-        "", "", Purpose.COMMERCIAL, Trigger(EventKind.ENTER), lambda _: None, empty, file=file
+        "", "", Purpose.COMMERCIAL, Trigger(TriggerKind.ENTER), lambda _: None, empty, file=file
     )

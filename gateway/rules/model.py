@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, time
 from enum import StrEnum
 from typing import Any
 
 from gateway.errors import Diagnostic
-from gateway.events import EventKind, Purpose
+from gateway.events import Purpose
 from gateway.identity import Customer
-from gateway.rules.conditions import Context
+from gateway.rules.conditions import Condition, Context
 from gateway.rules.timewindow import TimeWindow
 
 _SPACES = re.compile(r" {2,}")
@@ -28,13 +28,52 @@ class Period(StrEnum):
     LIFETIME = "lifetime"
 
 
+class TriggerKind(StrEnum):
+    """What a rule waits for: a zone or visit event (same values as `EventKind`), or absence.
+
+    A `TriggerKind` equals (and hashes like) the `EventKind` of the same name, so an event's
+    kind looks up the rules it triggers directly.
+    """
+
+    ENTER = "enter"
+    EXIT = "exit"
+    DWELL = "dwell"
+    VISIT_START = "visit_start"
+    VISIT_END = "visit_end"
+    ABSENT = "absent"
+
+
 @dataclass(frozen=True, slots=True)
 class Trigger:
-    """`when:` — the event kind, the zones it applies to (empty = any zone), dwell threshold."""
+    """`when:` — the kind, the zones or geofences it applies to (empty = any), its thresholds.
 
-    kind: EventKind
+    `at_least` is the dwell threshold (seconds); an `absent` trigger runs once a day at the
+    store-local time `at` for customers whose last visit is at least `absent_for` seconds ago.
+    """
+
+    kind: TriggerKind
     zones: tuple[str, ...] = ()
     at_least: float | None = None
+    absent_for: float | None = None
+    at: time | None = None
+
+    def describe(self) -> str:
+        """The trigger as a marketer wrote it: `dwell in aisle-tv at least 30s`."""
+        where = f" in {', '.join(self.zones)}" if self.zones else ""
+        if self.kind is TriggerKind.ABSENT:
+            away = show_duration(self.absent_for or 0)
+            return f"absent for {away}, checked daily at {self.at:%H:%M}"
+        if self.at_least is not None:
+            return f"{self.kind}{where} at least {show_duration(self.at_least)}"
+        return f"{self.kind}{where}"
+
+
+def show_duration(seconds: float) -> str:
+    """`90d`, `2h`, `30s`: the largest unit that divides the duration."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 class Placeholder(StrEnum):
@@ -70,6 +109,7 @@ class OfferTemplate:
     code: str | None
     url: str | None
     expires_in: float
+    code_pool: str | None = None  # a unique code per customer from this pool (`CodePools`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +135,7 @@ class StepKind(StrEnum):
     STILL_IN = "still_in"
     VISIT_START = "visit_start"
     VISIT_END = "visit_end"
+    ABSENT_CHECK = "absent_check"  # the daily run of `absent` rules (`RuleEngine.on_schedule`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +160,7 @@ class InlineTest:
     expect_fields: Mapping[str, Any] = field(default_factory=dict)
     expect_rule: str | None = None
     expect_count: int | None = None  # `expect: {offers: N}`: exactly N offers
+    pools: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # seeded code pools
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -138,11 +180,17 @@ class Rule:
     holdout: float | None = None  # None: the policy's global holdout applies
     tests: tuple[InlineTest, ...] = ()
     file: str = ""
+    conditions: tuple[Condition, ...] = ()  # the `if:` conditions `check` runs, for explain
 
     @property
     def commercial(self) -> bool:
         """Commercial rules are subject to holdout, quiet hours and pressure caps."""
         return self.purpose is Purpose.COMMERCIAL
+
+    @property
+    def absent(self) -> bool:
+        """Absent rules run on the daily schedule, not on zone events."""
+        return self.trigger.kind is TriggerKind.ABSENT
 
 
 @dataclass(frozen=True, slots=True)

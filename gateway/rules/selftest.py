@@ -4,7 +4,9 @@ Each test runs against a fresh engine holding the whole rule set and the policy,
 and pressure between rules show.  By default a test looks at the offers of the rule holding
 it (`expect_rule:` names another); a holdout offer counts as an offer (the rule fired).
 `still_in: zone` means time passed in the zone: the dwell events whose thresholds were crossed
-since the `enter` are emitted at the time each was crossed.
+since the `enter` are emitted at the time each was crossed.  `absent_check: true` runs the
+daily check of absent rules at that time for the test's customer.  The test's `pools:` seed
+the engine's in-memory code pools.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import datetime
 from gateway.config import Config
 from gateway.errors import Diagnostic
 from gateway.events import EventKind, Offer, ZoneEvent
+from gateway.rules.codepools import MemoryCodePools
 from gateway.rules.engine import RuleEngine
 from gateway.rules.load import read_rules
 from gateway.rules.model import InlineTest, Rule, RuleSet, Step, StepKind
@@ -49,14 +52,26 @@ def run_test(rules: RuleSet, config: Config, rule: Rule, test: InlineTest) -> st
     if rules.rule(target) is None:
         hint = did_you_mean(target, [r.id for r in rules.rules])
         return f"test '{test.name}': expect_rule '{target}' is not a rule{hint}"
-    engine = RuleEngine(rules, config)
+    engine = RuleEngine(rules, config, pools=MemoryCodePools(test.pools))
     offers: list[Offer] = []
     reason = None
-    for event in steps_to_events(test, engine.dwell_thresholds()):
-        result = engine.evaluate(event, test.customer)
-        offers.extend(o for o in result.offers if o.rule == target)
-        reason = result.reasons.get(target, reason)
+    for item in steps_to_events(test, engine.dwell_thresholds()):
+        if isinstance(item, ZoneEvent):
+            results = [engine.evaluate(item, test.customer)]
+        else:
+            results = [ev for _, ev in engine.evaluate_schedule(item, [test.customer])]
+            if not results and (due := rules.rule(target)) is not None and due.absent:
+                reason = _absent_reason(engine, item, test, target)
+        for result in results:
+            offers.extend(o for o in result.offers if o.rule == target)
+            reason = result.reasons.get(target, reason)
     return _verdict(test, target, offers, reason, config)
+
+
+def _absent_reason(engine: RuleEngine, at: float, test: InlineTest, target: str) -> str | None:
+    """Why the absent rule did not even consider the customer (not due, or seen recently)."""
+    found = engine.explain_schedule(at, test.customer, target)
+    return next((r.reason for r in found.rules if r.reason), None)
 
 
 def _verdict(
@@ -80,11 +95,15 @@ def _verdict(
 
 def steps_to_events(
     test: InlineTest, thresholds: dict[str, tuple[float, ...]]
-) -> Iterator[ZoneEvent]:
-    """The zone events the steps of `test` stand for (dwell events for `still_in`)."""
+) -> Iterator[ZoneEvent | float]:
+    """The zone events the steps of `test` stand for (dwell events for `still_in`), and the
+    times of its `absent_check` steps (floats)."""
     walk = _Walk(test.customer.id, thresholds)
     for step in test.steps:
-        yield from walk.step(step)
+        if step.kind is StepKind.ABSENT_CHECK:
+            yield step.at
+        else:
+            yield from walk.step(step)
 
 
 class _Walk:

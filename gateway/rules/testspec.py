@@ -9,7 +9,21 @@ tests:
     expect: offer                          # offer | none | {offer: {title: …, code: …}}
     expect_rule: tv-aisle-dwell            # optional, defaults to the rule holding the test
 ```
-Times without an offset are local times of the store timezone.
+Times without an offset are local times of the store timezone.  An event is one of `enter`,
+`exit`, `still_in`, `visit_start`, `visit_end` (each naming a zone or a geofence, e.g.
+`{at: …, enter: store-approach}`) or `absent_check: true`, the daily run of `absent` rules at
+that time (`RuleEngine.on_schedule`) for the test's customer, whose `last_visit` (a time, or
+epoch seconds) and the visits of the test's own events say when they were last seen:
+
+```yaml
+  - name: "away 75 days: the win-back goes out at 10:00"
+    customer: {last_visit: "2026-01-01T12:00:00"}
+    pools: {winback20: [WB-0001, WB-0002]}   # code pools of the test: pool id → codes
+    events: [{at: "2026-03-17T10:00:00", absent_check: true}]
+    expect: {offer: {code: WB-0001}}
+```
+`pools:` seeds the in-memory code pools of the test's engine (a rule's `code_pool` without
+them is an exhausted pool).
 """
 
 from __future__ import annotations
@@ -22,11 +36,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.identity import Consent, Customer
+from gateway.rules.conditions import unknown_place
 from gateway.rules.located import Reader, all_entries, scalar_value, tag
 from gateway.rules.model import InlineTest, Step, StepKind
-from gateway.yamlsrc import MapNode, Node, ScalarNode, did_you_mean
+from gateway.yamlsrc import MapNode, Node, ScalarNode
 
-_TEST_KEYS = ("name", "customer", "events", "expect", "expect_rule")
+_TEST_KEYS = ("name", "customer", "pools", "events", "expect", "expect_rule")
 _CUSTOMER_KEYS = (
     "id",
     "token",
@@ -47,10 +62,17 @@ TEST_CUSTOMER_ID = "test-customer"
 class InlineTestReader:
     """Reads the `tests:` of one rule file against the store's timezone and zones."""
 
-    def __init__(self, reader: Reader, tz: ZoneInfo, zone_ids: Collection[str]) -> None:
+    def __init__(
+        self,
+        reader: Reader,
+        tz: ZoneInfo,
+        zone_ids: Collection[str],
+        fences: Collection[str] = (),
+    ) -> None:
         self.reader = reader
         self.tz = tz
-        self.zone_ids = zone_ids
+        self.zone_ids = zone_ids  # zones and geofences
+        self.fences = fences
 
     def read_all(self, node: Node, path: str) -> tuple[InlineTest, ...]:
         """Every test of the list; invalid ones are reported and left out."""
@@ -73,12 +95,35 @@ class InlineTestReader:
         expect = self._expect(keys["expect"], f"{path}.expect")
         rule = keys.get("expect_rule")
         expect_rule = self.reader.string(rule, f"{path}.expect_rule") if rule else None
+        pools = self._pools(keys.get("pools"), f"{path}.pools")
         if len(self.reader.diagnostics) > before or name is None or expect is None:
             return None
         line, col = node.mark.line, node.mark.col
         return InlineTest(
-            name, line, col, customer, steps, expect.offer, expect.fields, expect_rule, expect.count
+            name,
+            line,
+            col,
+            customer,
+            steps,
+            expect.offer,
+            expect.fields,
+            expect_rule,
+            expect.count,
+            pools,
         )
+
+    def _pools(self, node: Node | None, path: str) -> dict[str, tuple[str, ...]]:
+        if node is None:
+            return {}
+        if not isinstance(node, MapNode):
+            self.reader.error(node, path, "expected a mapping of pool ids to lists of codes")
+            return {}
+        out = {}
+        for entry in all_entries(node):
+            items = self.reader.sequence(entry.value, f"{path}.{entry.key}", one_ok=True) or []
+            codes = (self.reader.string(i, f"{path}.{entry.key}", numbers_ok=True) for i in items)
+            out[entry.key] = tuple(c for c in codes if c is not None)
+        return out
 
     # -- customer --------------------------------------------------------------------------
     def _customer(self, node: Node | None, path: str) -> Customer:
@@ -160,17 +205,22 @@ class InlineTestReader:
             )
             return None
         at = self._time(keys["at"], f"{path}.at")
-        zone = self._zone(keys[kinds[0]], f"{path}.{kinds[0]}")
-        return Step(at, StepKind(kinds[0]), zone) if at is not None else None
+        kind = StepKind(kinds[0])
+        value, where = keys[kinds[0]], f"{path}.{kinds[0]}"
+        if kind is StepKind.ABSENT_CHECK:
+            if not (isinstance(value, ScalarNode) and scalar_value(value) is True):
+                self.reader.error(value, where, "write `absent_check: true`")
+            zone = None
+        else:
+            zone = self._zone(value, where)
+        return Step(at, kind, zone) if at is not None else None
 
     def _zone(self, node: Node, path: str) -> str | None:
         if isinstance(node, ScalarNode) and tag(node) == "null":
             return None
         zone = self.reader.string(node, path)
         if zone is not None and zone not in self.zone_ids:
-            self.reader.error(
-                node, path, f"unknown zone '{zone}'{did_you_mean(zone, self.zone_ids)}"
-            )
+            self.reader.error(node, path, unknown_place(zone, self.zone_ids, self.fences))
         return zone
 
     def _time(self, node: Node, path: str) -> float | None:

@@ -1,4 +1,5 @@
-"""Local time-of-day windows (`time:` conditions, policy quiet hours), DST-correct.
+"""Local time-of-day windows (`time:` conditions, policy quiet hours), DST-correct, and
+calendar date ranges (`date:` conditions).
 
 A window compares wall-clock times in the store timezone, so `14:00–19:00` means the same
 afternoon on either side of a DST change.  A window may cross midnight (`21:00–08:00`); its
@@ -8,11 +9,11 @@ afternoon on either side of a DST change.  A window may cross midnight (`21:00�
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import date, datetime, time
 from enum import IntEnum
 
 from gateway.rules.located import Reader
-from gateway.yamlsrc import Node, ScalarNode, did_you_mean
+from gateway.yamlsrc import MapNode, Node, ScalarNode, did_you_mean
 
 
 class Weekday(IntEnum):
@@ -109,3 +110,75 @@ def _read_days(reader: Reader, node: Node | None, path: str) -> frozenset[Weekda
             reader.error(item, f"{path}[{i}]", f"unknown day '{text}'{hint}")
             return None
     return frozenset(days)
+
+
+@dataclass(frozen=True, slots=True)
+class DateRange:
+    """Store-local calendar days: `first <= day <= last` (either open) on `days_of_month`."""
+
+    first: date | None = None
+    last: date | None = None
+    days_of_month: frozenset[int] = frozenset()
+
+    def contains(self, day: date) -> bool:
+        """Whether the local calendar day is in the range."""
+        if self.first is not None and day < self.first:
+            return False
+        if self.last is not None and day > self.last:
+            return False
+        return not self.days_of_month or day.day in self.days_of_month
+
+    def describe(self) -> str:
+        """`between 2026-12-01 and 2026-12-24 on days 1, 15`."""
+        parts = []
+        if self.first is not None and self.last is not None:
+            parts.append(f"between {self.first} and {self.last}")
+        if self.days_of_month:
+            parts.append("on days " + ", ".join(str(d) for d in sorted(self.days_of_month)))
+        return " ".join(parts)
+
+
+def read_dates(reader: Reader, node: Node, path: str) -> DateRange | None:
+    """Parse `{between: ["YYYY-MM-DD", "YYYY-MM-DD"], days_of_month: [1, 15]}`."""
+    keys = reader.mapping(node, path, ("between", "days_of_month"))
+    if keys is None:
+        return None
+    if not keys:
+        if isinstance(node, MapNode) and not node.entries:  # (unknown keys are reported)
+            reader.error(node, path, "a date condition needs 'between', 'days_of_month' or both")
+        return None
+    first = last = None
+    if "between" in keys:
+        items = reader.sequence(keys["between"], f"{path}.between")
+        if items is None or len(items) != 2:
+            if items is not None:
+                msg = f'between needs two dates ["YYYY-MM-DD", "YYYY-MM-DD"], got {len(items)}'
+                reader.error(keys["between"], f"{path}.between", msg)
+            return None
+        first, last = (reader.day(n, f"{path}.between[{i}]") for i, n in enumerate(items))
+        if first is None or last is None:
+            return None
+        if last < first:
+            reader.error(
+                keys["between"], f"{path}.between", f"ends ({last}) before it starts ({first})"
+            )
+            return None
+    days = _read_month_days(reader, keys.get("days_of_month"), f"{path}.days_of_month")
+    return DateRange(first, last, days) if days is not None else None
+
+
+def _read_month_days(reader: Reader, node: Node | None, path: str) -> frozenset[int] | None:
+    if node is None:
+        return frozenset()
+    items = reader.sequence(node, path, one_ok=True)
+    if items is None:
+        return None
+    days = [reader.integer(item, f"{path}[{i}]", minimum=1) for i, item in enumerate(items)]
+    if any(d is None or d > 31 for d in days):
+        bad = next((i for i, d in enumerate(days) if d is not None and d > 31), None)
+        if bad is not None:
+            reader.error(
+                items[bad], f"{path}[{bad}]", f"a day of the month is 1 to 31, got {days[bad]}"
+            )
+        return None
+    return frozenset(d for d in days if d is not None)

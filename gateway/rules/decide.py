@@ -1,0 +1,169 @@
+"""The decision for one rule and one moment: the checks, the offer, the explanation lines.
+
+`Decider.decide` runs the checks of `gates` in the engine's order and stops at the first
+failure; `explain_event`/`gate_lines` give every line.  The offer's code comes from the code
+pool when the rule names one; the offer id is its idempotency key.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from uuid import UUID, uuid5
+
+from gateway.config import Config
+from gateway.events import EventKind, Offer
+from gateway.rules.codepools import CodePools
+from gateway.rules.conditions import Context
+from gateway.rules.explanation import Line, RuleExplanation, apply_event_cap, verdict_of
+from gateway.rules.gates import (
+    code_line,
+    condition_lines,
+    consent_line,
+    first_failure,
+    holdout_line,
+    holdout_rate,
+    in_holdout,
+    limit_lines,
+    policy_lines,
+    trigger_line,
+    validity_line,
+)
+from gateway.rules.ledger import Ledger
+from gateway.rules.model import Placeholder, Rule, RuleSet
+from gateway.rules.visits import Visit
+
+OFFER_NAMESPACE = UUID("6f1c7c2e-3d5a-5b8e-9a41-7e0d2b9c4f10")
+
+
+def offer_id(rule_id: str, customer_id: str, at: float) -> str:
+    """The offer's idempotency key: the same decision in a replay gets the same id."""
+    return str(uuid5(OFFER_NAMESPACE, f"{rule_id}|{customer_id}|{at!r}"))
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """What one event produced, and for every candidate rule that did not fire, why."""
+
+    offers: tuple[Offer, ...]
+    reasons: Mapping[str, str]
+
+
+class Decider:
+    """Checks rules for a context, makes offers (recorded in the ledger), explains."""
+
+    def __init__(self, rules: RuleSet, config: Config, ledger: Ledger, pools: CodePools) -> None:
+        self.rules = rules
+        self.ledger = ledger
+        self.pools = pools
+        self.pool_exhausted: Counter[str] = Counter()
+        self._config = config
+        self._tz = config.store.timezone
+        self._zone_names = {g.id: g.name for g in config.geofences}
+        self._zone_names.update((z.id, z.name) for z in config.zones)
+
+    def decide(self, ctx: Context, visit: Visit | None, candidates: list[Rule]) -> Evaluation:
+        offers: list[Offer] = []
+        reasons: dict[str, str] = {}
+        for rule in candidates:
+            if len(offers) >= self.rules.policy.max_offers_per_event:
+                reasons[rule.id] = f"outranked by rule '{offers[0].rule}' (higher priority)"
+                continue
+            made = self._blocked(rule, ctx, visit) or self._make(rule, ctx)
+            if isinstance(made, str):
+                reasons[rule.id] = made
+                continue
+            self.ledger.record(made)
+            offers.append(made)
+        return Evaluation(tuple(offers), reasons)
+
+    def _blocked(self, rule: Rule, ctx: Context, visit: Visit | None) -> str | None:
+        if not rule.absent:
+            key = (rule.id, ctx.event.zone or "")
+            trigger = trigger_line(rule, ctx.event, visit is not None and key in visit.dwell_done)
+            if not trigger.passed:
+                return trigger.reason
+            if ctx.event.kind is EventKind.DWELL and visit is not None:
+                visit.dwell_done.add(key)
+        return (
+            first_failure([validity_line(rule, ctx.local.date())])
+            or _failed(rule.check(ctx))
+            or first_failure(limit_lines(rule, ctx, self.ledger, self._tz))
+            or (self._policy_fails(rule, ctx) if rule.commercial else None)
+        )
+
+    def _policy_fails(self, rule: Rule, ctx: Context) -> str | None:
+        return first_failure(policy_lines(rule, self.rules.policy, ctx, self.ledger, self._tz))
+
+    def _make(self, rule: Rule, ctx: Context) -> Offer | str:
+        """The offer, or why an exhausted code pool blocks it (a held-out customer takes no
+        code, but is blocked like the others when the pool is empty)."""
+        cid = ctx.customer.id
+        held = rule.commercial and in_holdout(cid, rule.id, holdout_rate(rule, self.rules.policy))
+        pool, code = rule.offer.code_pool, rule.offer.code
+        if pool is None:
+            return self._offer(rule, ctx, code, held)
+        if held:
+            ok = self.pools.code_of(pool, cid) is not None or self.pools.remaining(pool) > 0
+        else:
+            code = self.pools.assign(pool, cid, ctx.event.at)
+            ok = code is not None
+        if not ok:
+            self.pool_exhausted[pool] += 1
+            return f"code pool '{pool}' is exhausted"
+        return self._offer(rule, ctx, code, held)
+
+    def _offer(self, rule: Rule, ctx: Context, code: str | None, held: bool) -> Offer:
+        event, customer, tmpl = ctx.event, ctx.customer, rule.offer
+        values = {
+            Placeholder.ZONE_NAME: self._zone_names.get(event.zone or "", ""),
+            Placeholder.STORE_NAME: self._config.store.name,
+            Placeholder.CODE: code or "",
+            Placeholder.FIRST_NAME: customer.first_name or "",
+        }
+        return Offer(
+            id=offer_id(rule.id, customer.id, event.at),
+            rule=rule.id,
+            store=self._config.store.id,
+            zone=event.zone,
+            customer=customer.id,
+            token=customer.token,
+            created_at=event.at,
+            expires_at=event.at + tmpl.expires_in,
+            title=tmpl.title.fill(values),
+            body=tmpl.body.fill(values),
+            code=code,
+            url=tmpl.url,
+            purpose=rule.purpose,
+            holdout=held,
+        )
+
+    def explain_event(self, rule: Rule, ctx: Context, visit: Visit | None) -> RuleExplanation:
+        """Every line of `rule` for an event (an absent rule is never triggered by one)."""
+        fired = visit is not None and (rule.id, ctx.event.zone or "") in visit.dwell_done
+        trigger = trigger_line(rule, ctx.event, fired)
+        return self.explain_lines(rule, [trigger, *self.gate_lines(rule, ctx)])
+
+    def gate_lines(self, rule: Rule, ctx: Context) -> list[Line]:
+        policy = self.rules.policy
+        lines = [
+            consent_line(ctx.customer),
+            validity_line(rule, ctx.local.date()),
+            *condition_lines(rule, ctx),
+            *limit_lines(rule, ctx, self.ledger, self._tz),
+            *policy_lines(rule, policy, ctx, self.ledger, self._tz),
+        ]
+        code = code_line(rule, ctx.customer, self.pools)
+        return [*lines, *([code] if code else []), holdout_line(rule, policy, ctx.customer)]
+
+    def capped(self, found: list[RuleExplanation]) -> list[RuleExplanation]:
+        return apply_event_cap(found, self.rules.policy.max_offers_per_event)
+
+    def explain_lines(self, rule: Rule, lines: list[Line]) -> RuleExplanation:
+        verdict, reason = verdict_of(lines)
+        return RuleExplanation(rule.id, rule.name, tuple(lines), verdict, reason)
+
+
+def _failed(condition: str | None) -> str | None:
+    return f"failed: {condition}" if condition is not None else None

@@ -1,0 +1,144 @@
+"""Why a rule did or did not fire (`rayon explain`): the values, and their text in English.
+
+An `Explanation` covers one moment (an event, or the daily run of `absent` rules) for one
+customer: for each rule considered, one `Line` per check — the trigger, consent, validity,
+each `if:` condition with the value it looked at, each limit with its count, each policy
+cap, the code pool, the holdout — and the verdict, which is the first failing check in the
+engine's own order (consent, trigger, validity, conditions, limits, policy, code pool), so it
+is the same reason `RuleEngine.evaluate` gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+
+
+class Section(StrEnum):
+    """The kind of check a line is about."""
+
+    TRIGGER = "trigger"
+    CONSENT = "consent"
+    VALIDITY = "validity"
+    CONDITION = "condition"
+    LIMIT = "limit"
+    POLICY = "policy"
+    CODE_POOL = "code pool"
+    HOLDOUT = "holdout"
+
+
+# the engine's order: the first failing line of these sections decides the verdict
+BLOCKING_ORDER = (
+    Section.CONSENT,
+    Section.TRIGGER,
+    Section.VALIDITY,
+    Section.CONDITION,
+    Section.LIMIT,
+    Section.POLICY,
+    Section.CODE_POOL,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One check: what it is (`label`), what it looked at (`value`), whether it passed.
+
+    `passed` is None for a line that only informs (a transactional rule skips the policy).
+    `reason` is the engine's reason when the line blocks the rule.
+    """
+
+    section: Section
+    label: str
+    value: str
+    passed: bool | None
+    reason: str = ""
+
+
+class Verdict(StrEnum):
+    """What the rule did."""
+
+    FIRES = "fires"
+    HOLDOUT = "held out"  # it fired, into the control group: recorded, not sent
+    BLOCKED = "blocked"
+    NOT_TRIGGERED = "not triggered"
+    OUTRANKED = "outranked"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleExplanation:
+    """One rule's lines and verdict; `reason` is why it did not fire (empty when it did)."""
+
+    rule: str
+    name: str
+    lines: tuple[Line, ...]
+    verdict: Verdict
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Every rule considered for one customer at one moment (`event` says what happened)."""
+
+    customer: str
+    local: datetime
+    event: str
+    rules: tuple[RuleExplanation, ...]
+
+    def rule(self, rule_id: str) -> RuleExplanation | None:
+        """The explanation of one rule, or None when it was not considered."""
+        return next((r for r in self.rules if r.rule == rule_id), None)
+
+
+def verdict_of(lines: Sequence[Line]) -> tuple[Verdict, str]:
+    """The verdict of a rule's lines, and the reason of the line that decided it."""
+    for section in BLOCKING_ORDER:
+        failed = next((x for x in lines if x.section is section and x.passed is False), None)
+        if failed is not None:
+            kind = Verdict.NOT_TRIGGERED if section is Section.TRIGGER else Verdict.BLOCKED
+            return kind, failed.reason or failed.label
+    held = next((x for x in lines if x.section is Section.HOLDOUT and x.passed is False), None)
+    return (Verdict.HOLDOUT, held.value) if held is not None else (Verdict.FIRES, "")
+
+
+def apply_event_cap(found: Sequence[RuleExplanation], cap: int) -> list[RuleExplanation]:
+    """Rules (in priority order) that would fire past `max_offers_per_event` are outranked."""
+    out, first, fired = [], "", 0
+    for item in found:
+        if item.verdict in (Verdict.FIRES, Verdict.HOLDOUT):
+            if fired >= cap:
+                why = f"outranked by rule '{first}' (higher priority)"
+                item = replace(item, verdict=Verdict.OUTRANKED, reason=why)
+            else:
+                fired, first = fired + 1, first or item.rule
+        out.append(item)
+    return out
+
+
+_MARK = {True: "✓", False: "✗", None: "·"}
+
+
+def format_explanation(explanation: Explanation) -> str:
+    """The explanation as aligned English lines, ✓/✗ per check, a verdict per rule."""
+    when = f"{explanation.local:%Y-%m-%d %H:%M:%S %z}"
+    out = [f"customer {explanation.customer} at {when}: {explanation.event}"]
+    if not explanation.rules:
+        out.append("  no rule is triggered by this event")
+    for rule in explanation.rules:
+        out.append("")
+        out.extend(_format_rule(rule))
+    return "\n".join(out) + "\n"
+
+
+def _format_rule(rule: RuleExplanation) -> list[str]:
+    head = f"rule {rule.rule}" + (f" — {rule.name}" if rule.name and rule.name != rule.rule else "")
+    section_w = max(len(x.section) for x in rule.lines) if rule.lines else 0
+    label_w = max(len(x.label) for x in rule.lines) if rule.lines else 0
+    out = [head]
+    for x in rule.lines:
+        text = f"  {_MARK[x.passed]} {x.section:<{section_w}}  {x.label:<{label_w}}  {x.value}"
+        out.append(text.rstrip())
+    verdict = f"  → {rule.verdict}" + (f": {rule.reason}" if rule.reason else "")
+    out.append(verdict)
+    return out
