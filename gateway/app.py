@@ -35,6 +35,7 @@ from gateway.errors import ConfigError, Diagnostic, InvalidInput, RuntimeFailure
 from gateway.identity import CustomerRegistry
 from gateway.pipeline import Output, Pipeline
 from gateway.rules import load_rules
+from gateway.rules.codepools import Assignment, MemoryCodePools
 from gateway.sources.trace import MqttInput, TraceItem
 from gateway.store import Store
 from gateway.store.repo import Enqueued
@@ -121,6 +122,17 @@ async def connect_link(
     return link
 
 
+def load_pools(store: Store) -> MemoryCodePools:
+    """The code pools as imported (`rayon codes import`), with the codes handed out so far."""
+    pools = MemoryCodePools()
+    for pool, code, customer, assigned_at in store.codes():
+        if assigned_at is None:
+            pools.add(pool, [code])
+        else:
+            pools.restore(pool, code, customer)
+    return pools
+
+
 def rules_fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
     """Names, modification times and sizes of the rule files: changes when any file does."""
     found = []
@@ -139,15 +151,20 @@ def summarize(diagnostics: Sequence[Diagnostic], most: int = 3) -> str:
 
 
 def persist(
-    store: Store, out: Output, runtime: Mapping[str, dict[str, Any]] | None = None, at: float = 0.0
+    store: Store,
+    out: Output,
+    runtime: Mapping[str, dict[str, Any]] | None = None,
+    at: float = 0.0,
+    assignments: Sequence[Assignment] = (),
 ) -> Enqueued:
     """Write what the pipeline decided: CRM changes, then events, offers (into the outbox,
-    before anything is published: DESIGN §2) and the live state in one transaction."""
+    before anything is published: DESIGN §2), the codes they handed out and the live state,
+    in one transaction."""
     for customer in out.upserted:
         store.upsert_customer(customer)
     for customer_id in out.erased:
         store.delete_customer(customer_id)
-    result = store.commit(out.events, out.offers, runtime, at)
+    result = store.commit(out.events, out.offers, runtime, at, assignments)
     for customer in out.upserted:
         if not customer.consent.marketing_push:  # withdrawn: nothing queued may still go out
             store.cancel_pending(customer.id, "marketing_push consent withdrawn")
@@ -180,6 +197,7 @@ class Gateway:
         self.started_at = clock.now()
         self._reload = asyncio.Event()
         self._saved_at = clock.now()
+        self.pools = MemoryCodePools()
         self.rules_state: RulesState | None = None
         self.announcer = Announcer(
             link,
@@ -202,7 +220,8 @@ class Gateway:
         customers = await asyncio.to_thread(self.store.load_customers)
         seen = rules_fingerprint(self.config.rules_dir)  # before loading: no change is missed
         rules = load_rules(self.config.rules_dir, self.config)
-        self.pipeline = Pipeline(self.config, rules, CustomerRegistry(customers))
+        self.pools = await asyncio.to_thread(load_pools, self.store)
+        self.pipeline = Pipeline(self.config, rules, CustomerRegistry(customers), pools=self.pools)
         await self._restore(self.pipeline)
         self.rules_state = RulesState(self.clock.now(), len(rules.rules))
         await self._status("online")
@@ -380,7 +399,8 @@ class Gateway:
         runtime = None
         if snapshot_due and self.pipeline is not None:
             runtime, self._saved_at = {RUNTIME_KEY: self.pipeline.snapshot()}, now
-        result = await asyncio.to_thread(persist, self.store, pending, runtime, now)
+        assigned = self.pools.take_new()
+        result = await asyncio.to_thread(persist, self.store, pending, runtime, now, assigned)
         self.state.counters["offers"] += sum(not o.holdout for o in pending.offers)
         self.state.counters["offers_dropped"] += result.dropped
         if pending.offers:

@@ -107,6 +107,62 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--fixes-out", help="write every position fix (JSON Lines)")
     rep.add_argument("--events-out", help="write every zone and visit event (JSON Lines)")
     rep.add_argument("--offers-out", help="write every offer (JSON Lines)")
+    bt = _add(
+        sub,
+        "backtest",
+        "what the rules would have done on a recorded or simulated trace "
+        "(publishes nothing, writes nothing)",
+        "backtest",
+    )
+    from gateway.backtest import add_arguments as backtest_arguments
+
+    backtest_arguments(bt)
+    exp = _add(sub, "explain", "why a rule did or did not fire for a customer at a time", "explain")
+    exp.add_argument("--customer", required=True, help="customer id")
+    exp.add_argument("--rule", required=True, help="rule id")
+    exp.add_argument(
+        "--at",
+        required=True,
+        help="local time in the store's timezone (ISO 8601), e.g. 2026-03-03T15:00:31",
+    )
+    exp.add_argument("--trace", help="replay this trace up to --at and explain its last decision")
+    codes = sub.add_parser("codes", help="manage the code pools of `code_pool:` offers")
+    codesub = codes.add_subparsers(dest="codes_command", metavar="ACTION", required=True)
+    cimp = codesub.add_parser(
+        "import",
+        help="add codes to a pool: one per line (CSV: the first "
+        "column); blank lines and # comments are skipped",
+    )
+    _common(cimp)
+    cimp.add_argument("pool")
+    cimp.add_argument("file")
+    cimp.set_defaults(handler="codes_import")
+    schema = sub.add_parser("schema", help="write JSON Schemas for editors")
+    ssub = schema.add_subparsers(dest="schema_command", metavar="WHAT", required=True)
+    srules = ssub.add_parser("rules", help="the rule and policy schemas (yaml-language-server)")
+    _common(srules)
+    srules.add_argument(
+        "-o", "--output", default=".vscode", help="folder to write the schemas to (default .vscode)"
+    )
+    srules.set_defaults(handler="schema_rules")
+    bench = sub.add_parser("bench", help="measure speed (prints figures, asserts nothing)")
+    bsub = bench.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
+    from gateway.benchmarks import replay as bench_replay
+    from gateway.benchmarks import rules as bench_rules
+
+    for name, module, help_ in (
+        ("rules", bench_rules, "per-event rule cost with 10, 1,000 and 10,000 rules"),
+        ("replay", bench_replay, "replay throughput of a simulated trace, adverts/s"),
+    ):
+        b = bsub.add_parser(
+            name,
+            help=help_,
+            description=module.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _common(b)
+        module.add_arguments(b)
+        b.set_defaults(handler=f"bench_{name}")
     cust = sub.add_parser("customers", help="manage the customer registry")
     csub = cust.add_subparsers(dest="customers_command", metavar="ACTION", required=True)
     imp = csub.add_parser("import", help="import customers from JSON Lines or CSV")

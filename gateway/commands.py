@@ -132,3 +132,65 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
     return asyncio.run(run_demo(_config(args), args))
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from gateway.backtest import run_from_args
+
+    return run_from_args(_config(args), args)
+
+
+def cmd_schema_rules(args: argparse.Namespace) -> int:
+    from gateway.ruleschema import write_schemas
+
+    try:
+        config: Config | None = _config(args)
+    except InvalidInput as exc:  # a schema without the config's zone ids still helps
+        print(f"rayon: {exc}; writing the schemas without zone completion", file=sys.stderr)
+        config = None
+    for path in write_schemas(Path(args.output), config):
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_bench_rules(args: argparse.Namespace) -> int:
+    from gateway.benchmarks.rules import bench_rules
+
+    return bench_rules(_config(args), args.sizes, args.repeats)
+
+
+def cmd_bench_replay(args: argparse.Namespace) -> int:
+    from gateway.benchmarks.replay import bench_replay
+
+    return bench_replay(_config(args), args)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from gateway.explaincmd import run_explain
+
+    config = _config(args)
+    trace = Path(args.trace) if args.trace else None
+    return run_explain(config, args.customer, args.rule, local_time(args.at, config), trace)
+
+
+def cmd_codes_import(args: argparse.Namespace) -> int:
+    from gateway.store import Store
+
+    config = _config(args)
+    try:
+        lines = Path(args.file).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InvalidInput(f"{args.file}: {exc.strerror}") from None
+    codes = [c for c in (line.split(",")[0].strip() for line in lines) if c and c[0] != "#"]
+    store = Store(config.database.url)
+    try:
+        added = store.import_codes(args.pool, codes)
+        free = sum(1 for p, _, _, at in store.codes() if p == args.pool and at is None)
+    finally:
+        store.close()
+    print(
+        f"pool {args.pool}: {added} new code(s) imported, {len(codes) - added} already there; "
+        f"{free} free",
+        file=sys.stderr,
+    )
+    return 0

@@ -53,6 +53,10 @@ class CustomerRegistry:
     def all(self) -> list[Customer]:
         return list(self._by_id.values())
 
+    def values(self) -> Iterable[Customer]:
+        """Every customer, without copying (do not upsert while iterating)."""
+        return self._by_id.values()
+
     def get(self, customer_id: str) -> Customer | None:
         return self._by_id.get(customer_id)
 

@@ -36,6 +36,7 @@ from gateway.inbound import (
 )
 from gateway.locate import Locator
 from gateway.rules import RuleEngine, RuleSet
+from gateway.rules.codepools import CodePools
 from gateway.sources.trace import MqttInput, TraceItem
 from gateway.zones import ZoneTracker
 
@@ -74,6 +75,7 @@ class Pipeline:
         rules: RuleSet,
         customers: CustomerRegistry,
         engine: RuleEngine | None = None,
+        pools: CodePools | None = None,
     ) -> None:
         self.config = config
         self.customers = customers
@@ -82,7 +84,7 @@ class Pipeline:
             config.identity.proximity_uuids, config.identity.eddystone_namespaces
         )
         self._locator = Locator(config.anchors)
-        self.engine = engine if engine is not None else RuleEngine(rules, config)
+        self.engine = engine if engine is not None else RuleEngine(rules, config, pools=pools)
         self.zones = ZoneTracker(config.zones, config.visits, self.engine.dwell_thresholds())
         self._topics = Topics(config.mqtt.topic_prefix, config.store.id)
         self._beacon_anchor = {
@@ -149,6 +151,7 @@ class Pipeline:
         out = Output()
         self._decide(self.zones.tick(now), out)
         self._decide(self.geofences.tick(now), out)
+        out.offers.extend(self.engine.on_schedule(now, self.customers.values()))  # win-back
         return out
 
     def on_mqtt(self, msg: MqttInput) -> Output:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from gateway.app import connect_link, persist
+from gateway.app import connect_link, load_pools, persist
 from gateway.clock import ManualClock
 from gateway.config import Config
 from gateway.deliver.payloads import event_record, offer_payload
@@ -21,6 +21,7 @@ from gateway.identity import CustomerRegistry
 from gateway.pipeline import Output, Pipeline
 from gateway.replay import ReplayStats, fix_record, replay, write_jsonl
 from gateway.rules import load_rules
+from gateway.rules.codepools import MemoryCodePools
 from gateway.sources.trace import read_trace
 from gateway.store import Store
 from gateway.zones import ZoneIndex
@@ -31,8 +32,15 @@ BATCH = 5000
 class OutputWriter:
     """Writes what the pipeline decided to the --*-out files and, unless dry, to the store."""
 
-    def __init__(self, config: Config, store: Store | None, files: dict[str, IO[str] | None]):
+    def __init__(
+        self,
+        config: Config,
+        store: Store | None,
+        files: dict[str, IO[str] | None],
+        pools: MemoryCodePools,
+    ) -> None:
         self._config = config
+        self._pools = pools
         self._store = store
         self._files = files
         self._zones = ZoneIndex(config.zones) if files.get("fixes") else None
@@ -62,7 +70,7 @@ class OutputWriter:
     def flush(self) -> None:
         pending, self._pending = self._pending, Output()
         if self._store is not None and pending:
-            persist(self._store, pending)
+            persist(self._store, pending, assignments=self._pools.take_new())
 
 
 def run_replay(config: Config, args: argparse.Namespace) -> int:
@@ -78,9 +86,9 @@ def run_replay(config: Config, args: argparse.Namespace) -> int:
 
 
 def _replay_into(config: Config, store: Store, args: argparse.Namespace) -> ReplayStats:
-    pipeline = Pipeline(
-        config, load_rules(config.rules_dir, config), CustomerRegistry(store.load_customers())
-    )
+    pools = load_pools(store)
+    customers = CustomerRegistry(store.load_customers())
+    pipeline = Pipeline(config, load_rules(config.rules_dir, config), customers, pools=pools)
     with contextlib.ExitStack() as stack:
         files: dict[str, IO[str] | None] = {
             key: stack.enter_context(open(path, "w", encoding="utf-8")) if path else None
@@ -90,7 +98,7 @@ def _replay_into(config: Config, store: Store, args: argparse.Namespace) -> Repl
                 ("offers", args.offers_out),
             )
         }
-        writer = OutputWriter(config, None if args.dry_run else store, files)
+        writer = OutputWriter(config, None if args.dry_run else store, files, pools)
         stats = replay(pipeline, read_trace(Path(args.trace)), writer)
         writer.flush()
     return stats

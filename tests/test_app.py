@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from bleak.exc import BleakError
 
-from gateway.app import Gateway, connect_link
+from gateway.app import Gateway, connect_link, load_pools, persist
 from gateway.clock import ManualClock, parse_local_time
 from gateway.config import load_config
+from gateway.pipeline import Output
 from gateway.sources.ble import BleSource, ReplayScannerBackend
 from gateway.sources.trace import adv_to_json
 from gateway.store import Store
@@ -71,3 +72,19 @@ def test_a_dead_adapter_degrades_the_gateway_but_never_stops_it(
     gateway = asyncio.run(scenario())
     assert json.loads(phone.messages[0].payload)["rule"] == "click-collect"
     assert gateway.state.counters["source_failures:ble:hci0"] >= 1
+
+
+def test_code_pools_survive_a_restart_and_never_hand_a_code_out_twice(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'rayon.db'}")
+    try:
+        assert store.import_codes("tv15", ["A1", "A2", "A3"]) == 3
+        pools = load_pools(store)
+        assert pools.assign("tv15", "c-1", 10.0) == "A1"
+        persist(store, Output(), at=10.0, assignments=pools.take_new())
+        after = load_pools(store)  # the next run
+        assert after.code_of("tv15", "c-1") == "A1" and after.remaining("tv15") == 2
+        assert after.assign("tv15", "c-2", 11.0) == "A2"
+        store.delete_customer("c-1")  # erased, but the code stays spent
+        assert load_pools(store).remaining("tv15") == 2
+    finally:
+        store.close()

@@ -162,3 +162,97 @@ def test_customers_import_keeps_good_lines_and_reports_bad_ones(
     result = rayon("customers", "import", str(src), "-c", str(store))
     assert result.returncode == 1
     assert f"{src}:2:" in result.stderr and "imported 1 customer(s)" in result.stderr
+
+
+def import_tv_fan(store: Path, tmp_path: Path) -> None:
+    src = tmp_path / "fan.jsonl"
+    fan = {
+        "id": "c-tv-1",
+        "token": "t-tv-1",
+        "devices": [f"ibeacon:{STORE_UUID}:1000:1"],
+        "consent": {"instore_location": True, "marketing_push": True},
+        "interests": ["tv"],
+        "visits": 3,
+    }
+    src.write_text(json.dumps(fan) + "\n", encoding="utf-8")
+    assert rayon("customers", "import", str(src), "-c", str(store)).returncode == 0
+
+
+def test_explain_says_why_a_rule_fires_or_not(store: Path, tmp_path: Path) -> None:
+    import_tv_fan(store, tmp_path)
+    args = ("explain", "-c", str(store), "--customer", "c-tv-1", "--rule", "tv-aisle-dwell")
+    tuesday = rayon(*args, "--at", "2026-03-03T15:00:31")
+    assert tuesday.returncode == 0, tuesday.stderr
+    assert "tv-aisle-dwell" in tuesday.stdout and "fires" in tuesday.stdout
+    saturday = rayon(*args, "--at", "2026-03-07T15:00:31")
+    assert saturday.returncode == 0, saturday.stderr
+    assert "fires" not in saturday.stdout and "✗" in saturday.stdout
+    typo = rayon(
+        "explain",
+        "-c",
+        str(store),
+        "--customer",
+        "c-tv-1",
+        "--rule",
+        "tv-aisle-dwel",
+        "--at",
+        "2026-03-03T15:00:31",
+    )
+    assert typo.returncode == 1 and "did you mean 'tv-aisle-dwell'" in typo.stderr
+    nobody = rayon(
+        "explain",
+        "-c",
+        str(store),
+        "--customer",
+        "c-nobody",
+        "--rule",
+        "tv-aisle-dwell",
+        "--at",
+        "2026-03-03T15:00:31",
+    )
+    assert nobody.returncode == 1 and "c-nobody" in nobody.stderr
+
+
+def test_codes_import_counts_new_and_known_codes(store: Path, tmp_path: Path) -> None:
+    codes = tmp_path / "codes.csv"
+    codes.write_text("# winback codes\nWB-1,batch 7\nWB-2\n\nWB-1\n", encoding="utf-8")
+    first = rayon("codes", "import", "winback20", str(codes), "-c", str(store))
+    assert first.returncode == 0, first.stderr
+    assert "2 new code(s) imported, 1 already there; 2 free" in first.stderr
+    again = rayon("codes", "import", "winback20", str(codes), "-c", str(store))
+    assert "0 new code(s) imported, 3 already there; 2 free" in again.stderr
+
+
+def test_backtest_and_schema_commands(store: Path, tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    sim = rayon(
+        "simulate",
+        "-c",
+        str(store),
+        "--shoppers",
+        "4",
+        "--minutes",
+        "5",
+        "-o",
+        str(trace),
+        "--customers",
+        str(tmp_path / "c.jsonl"),
+    )
+    assert sim.returncode == 0, sim.stderr
+    result = rayon(
+        "backtest",
+        str(trace),
+        "-c",
+        str(store),
+        "--customers",
+        str(tmp_path / "c.jsonl"),
+        "--format",
+        "json",
+    )
+    assert result.returncode == 0, result.stderr
+    assert {r["rule"] for r in json.loads(result.stdout)["rules"]} >= {"tv-aisle-dwell"}
+    out = tmp_path / "vscode"
+    schema = rayon("schema", "rules", "-c", str(store), "-o", str(out))
+    assert schema.returncode == 0, schema.stderr
+    written = json.loads((out / "rayon-rule.schema.json").read_text(encoding="utf-8"))
+    assert "aisle-tv" in json.dumps(written)

@@ -94,7 +94,8 @@ def test_a_due_offer_is_sent_once_with_the_expiry_left_at_send_time(
     sent, marker = sub.messages
     assert marker.topic == "rayon/marker"  # nothing else came before it
     assert sent.topic == "rayon/paris-11/offers/tok-c1" and sent.qos == 1
-    assert sent.expiry_s == math.ceil(3 * 3600 - 600.4)
+    left = math.ceil(3 * 3600 - 600.4)  # Mosquitto may subtract a second or two it held it
+    assert sent.expiry_s is not None and left - 2 <= sent.expiry_s <= left
     assert json.loads(sent.payload)["id"] == "o1"
     assert json.loads(sent.payload)["expires_at"] == "2026-03-03T18:00:00+01:00"
     record = store.offer("o1")
@@ -186,7 +187,11 @@ def test_a_burst_goes_out_in_windows_each_offer_once_with_its_own_expiry(
     assert sorted(got) == sorted(o.id for o in burst) and len(sub.messages) == len(burst)
     for o in burst:
         assert got[o.id].topic == f"rayon/paris-11/offers/{o.token}"
-        assert got[o.id].expiry_s == max(1, math.ceil(o.expires_at - clock.now()))
+        # Mosquitto subtracts the whole seconds a message waited in it before forwarding it
+        # (a loaded machine: a second or two); it never adds any.
+        sent = max(1, math.ceil(o.expires_at - clock.now()))
+        expiry = got[o.id].expiry_s
+        assert expiry is not None and sent - 2 <= expiry <= sent
     assert got["last-second"].expiry_s == 1
     assert store.counts_by_state()[OfferState.SENT] == 251
     assert {state(store, o.id) for o in expired} == {OfferState.EXPIRED}

@@ -27,8 +27,10 @@ from gateway.deliver.payloads import FeedbackState
 from gateway.errors import RuntimeFailure
 from gateway.events import EventKind, Offer, Purpose, ZoneEvent
 from gateway.identity import Customer
+from gateway.rules.codepools import Assignment
 from gateway.store.tables import (
     METADATA,
+    CodeRow,
     CustomerRow,
     FeedbackRow,
     OfferRow,
@@ -192,6 +194,7 @@ class Store:
                 delete(OfferRow).where(col(OfferRow.customer) == customer_id),
                 delete(ZoneEventRow).where(_of(ZoneEventRow, customer_id, devices)),
                 delete(VisitRow).where(_of(VisitRow, customer_id, devices)),
+                update(CodeRow).where(col(CodeRow.customer) == customer_id).values(customer=None),
             ]
             erased = sum(_rowcount(session.execute(statement)) for statement in statements)
             if row is not None:
@@ -211,6 +214,7 @@ class Store:
         offers: Sequence[Offer] = (),
         runtime: Mapping[str, dict[str, Any]] | None = None,
         at: float = 0.0,
+        assignments: Sequence[Assignment] = (),
     ) -> Enqueued:
         """Zone events, offers and the live state (`runtime`, key → JSON object) in ONE
         transaction, so that after a crash the restored state never claims an offer the
@@ -220,8 +224,30 @@ class Store:
             result = self._enqueue(session, offers)
             for key, value in (runtime or {}).items():
                 session.merge(RuntimeRow(key=key, value=value, updated_at=at))
+            for a in assignments:
+                statement = update(CodeRow).where(
+                    col(CodeRow.pool) == a.pool, col(CodeRow.code) == a.code
+                )
+                session.execute(statement.values(customer=a.customer, assigned_at=a.at))
         self._warn_dropped(result)
         return result
+
+    def import_codes(self, pool: str, codes: Sequence[str]) -> int:
+        """Add codes to a code pool; a code already in the pool is skipped.  Returns how
+        many were new."""
+        values = [{"pool": pool, "code": code} for code in dict.fromkeys(codes)]
+        count = select(func.count()).where(col(CodeRow.pool) == pool)
+        with self._session() as session:
+            before = session.exec(count).one()
+            for start in range(0, len(values), _CHUNK):
+                session.execute(self._insert(CodeRow), values[start : start + _CHUNK])
+            return session.exec(count).one() - before
+
+    def codes(self) -> list[tuple[str, str, str | None, float | None]]:
+        """Every code as (pool, code, customer, assigned_at), in import order per pool."""
+        with self._session() as session:
+            rows = session.exec(select(CodeRow).order_by(col(CodeRow.pool))).all()
+            return [(r.pool, r.code, r.customer, r.assigned_at) for r in rows]
 
     def load_runtime(self, key: str) -> dict[str, Any] | None:
         """The live state saved under `key` by `commit`, or None."""

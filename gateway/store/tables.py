@@ -58,6 +58,18 @@ class RuntimeRow(RayonTable, table=True):
     updated_at: float = 0.0
 
 
+class CodeRow(RayonTable, table=True):
+    """An imported code of a code pool; `customer` once handed out (NULL again after the
+    customer's erasure, `assigned_at` kept: a code handed out is never handed out again)."""
+
+    __tablename__ = "codes"
+
+    pool: str = Field(primary_key=True, max_length=64)
+    code: str = Field(primary_key=True, max_length=128)
+    customer: str | None = Field(default=None, index=True, max_length=128)
+    assigned_at: float | None = None
+
+
 class CustomerRow(RayonTable, table=True):
     __tablename__ = "customers"
 
