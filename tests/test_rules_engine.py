@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from gateway.errors import InvalidInput
 from gateway.events import EventKind, Offer, Purpose, ZoneEvent
 from gateway.rules import Ledger, RuleEngine, in_holdout, load_rules
-from tests.test_rules_support import ZONE_NAMES, customer, event, store_config
+from tests.test_rules_support import ZONE_NAMES, customer, event, store_config, write_rules
 
 ENTER, EXIT, DWELL = EventKind.ENTER, EventKind.EXIT, EventKind.DWELL
 VISIT_START, VISIT_END = EventKind.VISIT_START, EventKind.VISIT_END
@@ -35,15 +35,8 @@ def rule(
 
 
 def engine(tmp_path: Path, *rules: str, policy: str = "") -> RuleEngine:
-    rules_dir = tmp_path / "rules"
-    rules_dir.mkdir(parents=True, exist_ok=True)
-    for text in rules:
-        name = text.split("\n", 1)[0].removeprefix("id: ")
-        (rules_dir / f"{name}.yaml").write_text(text, encoding="utf-8")
-    if policy:
-        (rules_dir / "policy.yaml").write_text(policy, encoding="utf-8")
-    config = store_config(rules_dir)
-    return RuleEngine(load_rules(rules_dir, config), config)
+    config = store_config(write_rules(tmp_path, *rules, policy=policy))
+    return RuleEngine(load_rules(config.rules_dir, config), config)
 
 
 def fired(
