@@ -16,6 +16,7 @@ import json
 import logging
 import random
 import signal
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -25,7 +26,7 @@ from typing import Any, Protocol
 
 from gateway import __version__
 from gateway.clock import Clock, SystemClock
-from gateway.config import Config
+from gateway.config import AnchorKind, Config
 from gateway.deliver.announce import Announcer, RulesState
 from gateway.deliver.mqtt import MqttLink
 from gateway.deliver.outbox import OutboxPublisher
@@ -33,6 +34,7 @@ from gateway.deliver.payloads import parse_feedback, status_payload
 from gateway.deliver.topics import TopicKind, Topics
 from gateway.errors import ConfigError, Diagnostic, InvalidInput, RuntimeFailure
 from gateway.identity import CustomerRegistry
+from gateway.metrics import GatewayFigures, MetricsServer, gateway_samples, render
 from gateway.pipeline import Output, Pipeline
 from gateway.rules import load_rules
 from gateway.rules.codepools import Assignment, MemoryCodePools
@@ -40,6 +42,7 @@ from gateway.sources.trace import MqttInput, TraceItem
 from gateway.store import Store
 from gateway.store.repo import Enqueued
 from gateway.store.tables import OfferState
+from gateway.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +185,10 @@ class Gateway:
         link: MqttLink,
         clock: Clock,
         sources: Sequence[Source] = (),
+        notifier: Notifier | None = None,
     ) -> None:
         self.config = config
+        self.notifier = notifier or Notifier({})
         self.store = store
         self.link = link
         self.clock = clock
@@ -198,6 +203,7 @@ class Gateway:
         self._reload = asyncio.Event()
         self._saved_at = clock.now()
         self.pools = MemoryCodePools()
+        self.metrics_port: int | None = None
         self.rules_state: RulesState | None = None
         self.announcer = Announcer(
             link,
@@ -242,7 +248,12 @@ class Gateway:
                     tg.create_task(publisher.run(self._wake), name="outbox"),
                     tg.create_task(self._watch_rules(seen), name="rules-watch"),
                 ]
+                metrics = await self._start_metrics()
+                self.notifier.ready(self.summary())
                 await stop.wait()
+                if metrics is not None:
+                    await metrics.close()
+                self.notifier.stopping()
                 for task in tasks:
                     task.cancel()
         finally:
@@ -267,8 +278,49 @@ class Gateway:
             ", and the live state" if state else "",
         )
 
+    async def _start_metrics(self) -> MetricsServer | None:
+        m = self.config.metrics
+        if m is None:
+            return None
+        server = MetricsServer(m.host, m.port, self.metrics_text)
+        try:
+            await server.start()
+        except OSError as exc:  # the port is taken: no metrics, still a gateway
+            self.state.counters["metrics_failed"] += 1
+            log.error("metrics endpoint %s:%d not started: %s", m.host, m.port, exc)
+            return None
+        self.metrics_port = server.port
+        return server
+
     async def _status(self, state: str) -> None:
         await self.announcer.status(state, self.counters(), self.rules_state)
+        if state == "online":
+            self.notifier.status(self.summary())
+
+    async def metrics_text(self) -> str:
+        """The Prometheus exposition of this gateway, now."""
+        by_state = await asyncio.to_thread(self.store.counts_by_state)
+        p = self.pipeline
+        figures = GatewayFigures(
+            now=self.clock.now(),
+            counters=self.counters(),
+            anchor_adverts=p.anchor_adverts if p else {},
+            anchor_last=p.anchor_last if p else {},
+            anchors=[a.id for a in self.config.anchors if a.kind is AnchorKind.SCANNER],
+            queue_depth=self.queue.qsize(),
+            offers_by_state={str(k): v for k, v in by_state.items()},
+            rules_in_force=self.rules_state.count if self.rules_state else 0,
+        )
+        return render(gateway_samples(figures))
+
+    def summary(self) -> str:
+        """One line for `systemctl status`."""
+        rules = self.rules_state
+        text = f"{rules.count} rules" if rules else "no rules"
+        if rules and rules.error:
+            text += f" (reload refused: {rules.error[:120]})"
+        customers = len(self.pipeline.customers) if self.pipeline else 0
+        return f"online: {text}, {customers} customers, {self.state.counters['inputs']} inputs"
 
     # -- rules reload -----------------------------------------------------------------------
 
@@ -372,10 +424,18 @@ class Gateway:
             self.state.counters["inputs"] += 1
 
     async def _ticker(self) -> None:
+        """Time passes: zone timers, occupancy, the periodic status, and the watchdog ping —
+        sent from here so that a stuck pipeline stops it and systemd restarts us."""
         assert self.pipeline is not None
-        last_status = self.clock.now()
+        last_status, last_ping = self.clock.now(), 0.0
         while True:
             await asyncio.sleep(TICK_S)
+            if (
+                self.notifier.watchdog_s
+                and time.monotonic() - last_ping >= self.notifier.watchdog_s
+            ):
+                last_ping = time.monotonic()
+                self.notifier.watchdog()
             now = self.clock.now()
             self._pending.extend(self.pipeline.tick(now))
             await self.announcer.occupancy(self.pipeline.zones.occupancy())
@@ -412,12 +472,21 @@ def build_sources(config: Config, clock: Clock) -> list[Source]:
     """The Pi's own radio when the config enables it."""
     if config.sources.ble is None:
         return []
+    from gateway.decode import PrivacyFilter
     from gateway.sources.ble import BleSource
 
     ble = config.sources.ble
-    anchor = ble.anchor or next(a.id for a in config.anchors if a.kind == "scanner")
+    anchor = ble.anchor or next(a.id for a in config.anchors if a.kind is AnchorKind.SCANNER)
+    ours = PrivacyFilter(config.identity.proximity_uuids, config.identity.eddystone_namespaces)
+    # Foreign adverts are dropped in the scanner callback: never queued, never kept (DESIGN §1).
     return [
-        BleSource(anchor=anchor, adapter=ble.adapter, scanning_mode=ble.scanning_mode, clock=clock)
+        BleSource(
+            anchor,
+            clock=clock,
+            adapter=ble.adapter,
+            scanning_mode=ble.scanning_mode,
+            accept=ours.identify,
+        )
     ]
 
 
@@ -433,7 +502,12 @@ async def run_daemon(config: Config) -> int:
         link = await connect_link(config, persistent=True)
         try:
             gateway = Gateway(
-                config, store=store, link=link, clock=clock, sources=build_sources(config, clock)
+                config,
+                store=store,
+                link=link,
+                clock=clock,
+                sources=build_sources(config, clock),
+                notifier=Notifier(),
             )
             loop.add_signal_handler(signal.SIGHUP, gateway.request_reload)
             await gateway.run(stop)

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gateway import __version__
 from gateway.errors import InvalidInput, RayonError
+from gateway.logs import setup_logging
 
 log = logging.getLogger("gateway")
 
@@ -60,7 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rayon {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    _add(sub, "run", "run the gateway daemon (Bluetooth, scanner nodes, phones → offers)", "run")
+    run = _add(
+        sub, "run", "run the gateway daemon (Bluetooth, scanner nodes, phones → offers)", "run"
+    )
+    run.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="json: one object per line, for central log collection",
+    )
     demo = _add(
         sub, "demo", "the simulated reference store, live, with offers as a phone sees them", "demo"
     )
@@ -185,10 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    logging.basicConfig(
-        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    setup_logging(
+        getattr(args, "verbose", False),
+        getattr(args, "log_format", "text"),
+        under_systemd=bool(os.environ.get("JOURNAL_STREAM")),
     )
     try:
         return _handler(args.handler)(args)

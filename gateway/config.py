@@ -138,6 +138,14 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """Where the Prometheus endpoint listens (`GET /metrics`); off when the section is absent."""
+
+    host: str = "127.0.0.1"
+    port: int = 9108
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     store: StoreConfig
@@ -151,6 +159,7 @@ class Config:
     visits: VisitsConfig
     retention: RetentionConfig
     rules_dir: Path
+    metrics: MetricsConfig | None = None
 
     def zone(self, zone_id: str) -> Zone | None:
         return next((z for z in self.zones if z.id == zone_id), None)

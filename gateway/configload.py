@@ -25,6 +25,7 @@ from gateway.config import (
     Config,
     DatabaseConfig,
     IdentityConfig,
+    MetricsConfig,
     MqttConfig,
     RetentionConfig,
     ScanningMode,
@@ -57,7 +58,10 @@ from gateway.yamlsrc import (
     load_yaml,
 )
 
-_TOP = "store mqtt database sources identity anchors zones geofences visits retention rules_dir"
+_TOP = (
+    "store mqtt database sources identity anchors zones geofences visits retention rules_dir "
+    "metrics"
+)
 _NAMESPACE = re.compile(r"^[0-9a-fA-F]{20}$")
 _SQLITE = re.compile(r"^(sqlite(?:\+\w+)?):///(?!/)([^?]+)(\?.*)?$")
 _DEFAULT_DB = "sqlite:///rayon.db"
@@ -95,6 +99,7 @@ def _build(top: MapReader, path: Path, diags: Diagnostics) -> Config | None:
         visits=_visits(top.value("visits"), diags),
         retention=_retention(top.value("retention"), diags),
         rules_dir=top.opt("rules_dir", path_under(base), base / "rules"),
+        metrics=_metrics(top.value("metrics"), diags),
     )
     return config if store is not None else None
 
@@ -269,6 +274,21 @@ def _visits(node: Node | None, diags: Diagnostics) -> VisitsConfig:
     if r is None:
         return d
     return VisitsConfig(r.opt("gap", POSITIVE, d.gap), r.opt("timeout", POSITIVE, d.timeout))
+
+
+def _metrics(node: Node | None, diags: Diagnostics) -> MetricsConfig | None:
+    r = MapReader.of(node, "metrics", diags, ("listen",), required=("listen",))
+    listen = r.maybe("listen", STR) if r is not None else None
+    if r is None or listen is None:
+        return None
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        where = r.value("listen")
+        assert where is not None
+        message = f"bad address {listen!r}: write host:port, e.g. 127.0.0.1:9108"
+        diags.at(where, message, "metrics.listen")
+        return None
+    return MetricsConfig(host.strip("[]") or "127.0.0.1", int(port))
 
 
 def _retention(node: Node | None, diags: Diagnostics) -> RetentionConfig:

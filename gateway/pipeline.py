@@ -80,6 +80,8 @@ class Pipeline:
         self.config = config
         self.customers = customers
         self.counters: Counter[str] = Counter()
+        self.anchor_adverts: dict[str, int] = {}  # adverts heard per anchor (all, ours or not)
+        self.anchor_last: dict[str, float] = {}  # when each anchor last heard one
         self._filter = PrivacyFilter(
             config.identity.proximity_uuids, config.identity.eddystone_namespaces
         )
@@ -128,6 +130,8 @@ class Pipeline:
 
     def on_advertisement(self, adv: Advertisement) -> Output:
         self.counters["adverts"] += 1
+        self.anchor_adverts[adv.anchor] = self.anchor_adverts.get(adv.anchor, 0) + 1
+        self.anchor_last[adv.anchor] = adv.at
         obs = self._filter.observe(adv)
         if obs is None:
             self.counters["adverts_not_ours"] += 1
@@ -179,6 +183,7 @@ class Pipeline:
         for event in events:
             customer = self.customers.by_device(event.device)
             if customer is not None:
+                self.counters["rule_evaluations"] += 1
                 event = dataclasses.replace(event, customer=customer.id)
                 out.offers.extend(self.engine.on_event(event, customer))
             out.events.append(event)

@@ -23,6 +23,7 @@ def reference_store(
     raw["database"] = {"url": f"sqlite:///{folder / 'rayon.db'}"}
     raw["rules_dir"] = rules_dir or str(ROOT / "rules")
     raw["sources"]["ble"] = False
+    raw.pop("metrics", None)  # tests that want the endpoint give it a free port
     raw.update(overrides)
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")

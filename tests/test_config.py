@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Point
 
-from gateway.config import AnchorKind, Config, ScanningMode, load_config
+from gateway.config import AnchorKind, Config, MetricsConfig, ScanningMode, load_config
 from gateway.configload import parse_config
 from gateway.errors import ConfigError
 from gateway.ids import canonical_device_id
@@ -402,3 +402,26 @@ def test_a_damaged_example_raises_only_config_error(
     except ConfigError as exc:
         last = text.count("\n") + 2  # the junk may add lines; YAML may point just past the end
         assert all(1 <= d.line <= last for d in exc.diagnostics)
+
+
+def test_metrics_listen_address(tmp_path: Path) -> None:
+    base = EXAMPLE.read_text(encoding="utf-8")
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(
+        base.replace('metrics: {listen: "127.0.0.1:9108"}', "")
+        + '\nmetrics: {listen: "0.0.0.0:9200"}\n',
+        encoding="utf-8",
+    )
+    metrics = parse_config(ok).metrics
+    assert metrics is not None and (metrics.host, metrics.port) == ("0.0.0.0", 9200)
+    assert parse_config(EXAMPLE).metrics == MetricsConfig("127.0.0.1", 9108)
+    bad = tmp_path / "bad.yaml"
+    base = base.replace('metrics: {listen: "127.0.0.1:9108"}', "")
+    bad.write_text(base + '\nmetrics: {listen: "9200"}\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        parse_config(bad)
+    line = base.count("\n") + 2
+    assert str(exc.value.diagnostics[0]) == (
+        f"{bad}:{line}:19: error: bad address '9200': write host:port, e.g. 127.0.0.1:9108 "
+        "(at metrics.listen)"
+    )
