@@ -1,4 +1,4 @@
-"""The composition root: builds the object graph once and runs the gateway's tasks.
+"""The gateway: its tasks around the pipeline (the daemon's root is gateway/daemon.py).
 
     sources ─▶ queue ─▶ pipeline ─▶ writer (store: events, outbox) ─▶ outbox publisher ─▶ MQTT
     MQTT in (CRM, phones, scanner nodes, feedback) ─▶ queue
@@ -12,36 +12,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import random
-import signal
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from gateway import __version__
-from gateway.clock import Clock, SystemClock
+from gateway.clock import Clock
 from gateway.config import AnchorKind, Config
 from gateway.deliver.announce import Announcer, RulesState
+from gateway.deliver.connect import connect_link
 from gateway.deliver.mqtt import MqttLink
 from gateway.deliver.outbox import OutboxPublisher
-from gateway.deliver.payloads import parse_feedback, status_payload
+from gateway.deliver.payloads import parse_feedback
 from gateway.deliver.topics import TopicKind, Topics
 from gateway.errors import ConfigError, Diagnostic, InvalidInput, RuntimeFailure
+from gateway.health import AnchorWatch
 from gateway.identity import CustomerRegistry
 from gateway.metrics import GatewayFigures, MetricsServer, gateway_samples, render
+from gateway.persist import NOT_DECIDED, load_pools, persist
 from gateway.pipeline import Output, Pipeline
 from gateway.rules import load_rules
-from gateway.rules.codepools import Assignment, MemoryCodePools
+from gateway.rules.codepools import MemoryCodePools
 from gateway.sources.trace import MqttInput, TraceItem
 from gateway.store import Store
-from gateway.store.repo import Enqueued
-from gateway.store.tables import OfferState
 from gateway.systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -50,13 +47,11 @@ QUEUE_SIZE = 10_000
 TICK_S = 1.0
 WRITE_EVERY_S = 0.2
 STATUS_EVERY_S = 60.0
-GATEWAY_SESSION_S = 3600  # how long the broker queues for a restarting gateway
 SOURCE_RETRY_MAX_S = 60.0
 RULES_POLL_S = 2.0
 RULES_SETTLE_S = 0.3
 SNAPSHOT_EVERY_S = 10.0
 RUNTIME_KEY = "pipeline"
-NOT_DECIDED = frozenset({OfferState.CANCELLED, OfferState.DROPPED})  # never counted in caps
 
 
 class Source(Protocol):
@@ -84,58 +79,6 @@ def inbound_filters(config: Config, topics: Topics) -> list[str]:
     return filters
 
 
-async def connect_link(
-    config: Config, *, client_suffix: str = "gw", persistent: bool = False
-) -> MqttLink:
-    """An MQTT v5 link to the configured broker, with the offline status as its will.
-
-    `persistent` (the daemon): a stable client id and a session the broker keeps for
-    GATEWAY_SESSION_S, so that feedback and CRM updates sent while the gateway restarts are
-    queued for it instead of lost.  Other commands get a fresh id and a clean session.
-    """
-    m = config.mqtt
-    password = None
-    if m.password_file is not None:
-        try:
-            password = m.password_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise RuntimeFailure(
-                f"cannot read mqtt.password_file {m.password_file}: {exc}"
-            ) from exc
-    topics = Topics(m.topic_prefix, config.store.id)
-    client_id = m.client_id or (
-        f"rayon-{config.store.id}-gateway"
-        if persistent
-        else f"rayon-{config.store.id}-{client_suffix}-{uuid.uuid4().hex[:6]}"
-    )
-    offline = status_payload("offline", __version__, None, tz=config.store.timezone)
-    will = (topics.status(), json.dumps(offline).encode())
-    link = MqttLink(
-        host=m.host,
-        port=m.port,
-        client_id=client_id,
-        username=m.username,
-        password=password,
-        tls=m.tls,
-        keepalive=m.keepalive_s,
-        will=will,
-        session_expiry_s=GATEWAY_SESSION_S if persistent else None,
-    )
-    await link.connect()
-    return link
-
-
-def load_pools(store: Store) -> MemoryCodePools:
-    """The code pools as imported (`rayon codes import`), with the codes handed out so far."""
-    pools = MemoryCodePools()
-    for pool, code, customer, assigned_at in store.codes():
-        if assigned_at is None:
-            pools.add(pool, [code])
-        else:
-            pools.restore(pool, code, customer)
-    return pools
-
-
 def rules_fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
     """Names, modification times and sizes of the rule files: changes when any file does."""
     found = []
@@ -151,27 +94,6 @@ def summarize(diagnostics: Sequence[Diagnostic], most: int = 3) -> str:
     text = "; ".join(str(d) for d in diagnostics[:most])
     more = len(diagnostics) - most
     return f"{text} (+{more} more)" if more > 0 else text
-
-
-def persist(
-    store: Store,
-    out: Output,
-    runtime: Mapping[str, dict[str, Any]] | None = None,
-    at: float = 0.0,
-    assignments: Sequence[Assignment] = (),
-) -> Enqueued:
-    """Write what the pipeline decided: CRM changes, then events, offers (into the outbox,
-    before anything is published: DESIGN §2), the codes they handed out and the live state,
-    in one transaction."""
-    for customer in out.upserted:
-        store.upsert_customer(customer)
-    for customer_id in out.erased:
-        store.delete_customer(customer_id)
-    result = store.commit(out.events, out.offers, runtime, at, assignments)
-    for customer in out.upserted:
-        if not customer.consent.marketing_push:  # withdrawn: nothing queued may still go out
-            store.cancel_pending(customer.id, "marketing_push consent withdrawn")
-    return result
 
 
 class Gateway:
@@ -204,6 +126,8 @@ class Gateway:
         self._saved_at = clock.now()
         self.pools = MemoryCodePools()
         self.metrics_port: int | None = None
+        scanners = [a.id for a in config.anchors if a.kind is AnchorKind.SCANNER]
+        self.anchor_watch = AnchorWatch(scanners)
         self.rules_state: RulesState | None = None
         self.announcer = Announcer(
             link,
@@ -320,7 +244,10 @@ class Gateway:
         if rules and rules.error:
             text += f" (reload refused: {rules.error[:120]})"
         customers = len(self.pipeline.customers) if self.pipeline else 0
-        return f"online: {text}, {customers} customers, {self.state.counters['inputs']} inputs"
+        state = "online"
+        if self.anchor_watch.silent:
+            state = f"degraded (silent anchors: {', '.join(sorted(self.anchor_watch.silent))})"
+        return f"{state}: {text}, {customers} customers, {self.state.counters['inputs']} inputs"
 
     # -- rules reload -----------------------------------------------------------------------
 
@@ -438,10 +365,27 @@ class Gateway:
                 self.notifier.watchdog()
             now = self.clock.now()
             self._pending.extend(self.pipeline.tick(now))
+            self._watch_anchors(now)
             await self.announcer.occupancy(self.pipeline.zones.occupancy())
             if now - last_status >= STATUS_EVERY_S:
                 last_status = now
                 await self._status("online")
+
+    def _watch_anchors(self, now: float) -> None:
+        assert self.pipeline is not None
+        changes = self.anchor_watch.check(now, self.pipeline.anchor_last)
+        for anchor in changes.fell_silent:
+            self.state.counters["anchor_silent_alarms"] += 1
+            log.error(
+                "anchor %s has heard nothing for %.0f s: check its power, Wi-Fi and "
+                "MQTT login (rayon doctor)",
+                anchor,
+                self.anchor_watch.silent_after_s,
+            )
+        for anchor in changes.came_back:
+            log.warning("anchor %s hears adverts again", anchor)
+        if changes.fell_silent or changes.came_back:
+            self.notifier.status(self.summary())
 
     async def _writer(self) -> None:
         while True:
@@ -468,51 +412,4 @@ class Gateway:
         await self.announcer.events(pending.events)
 
 
-def build_sources(config: Config, clock: Clock) -> list[Source]:
-    """The Pi's own radio when the config enables it."""
-    if config.sources.ble is None:
-        return []
-    from gateway.decode import PrivacyFilter
-    from gateway.sources.ble import BleSource
-
-    ble = config.sources.ble
-    anchor = ble.anchor or next(a.id for a in config.anchors if a.kind is AnchorKind.SCANNER)
-    ours = PrivacyFilter(config.identity.proximity_uuids, config.identity.eddystone_namespaces)
-    # Foreign adverts are dropped in the scanner callback: never queued, never kept (DESIGN §1).
-    return [
-        BleSource(
-            anchor,
-            clock=clock,
-            adapter=ble.adapter,
-            scanning_mode=ble.scanning_mode,
-            accept=ours.identify,
-        )
-    ]
-
-
-async def run_daemon(config: Config) -> int:
-    """`rayon run`: until SIGTERM or SIGINT."""
-    clock = SystemClock()
-    store = Store(config.database.url)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        link = await connect_link(config, persistent=True)
-        try:
-            gateway = Gateway(
-                config,
-                store=store,
-                link=link,
-                clock=clock,
-                sources=build_sources(config, clock),
-                notifier=Notifier(),
-            )
-            loop.add_signal_handler(signal.SIGHUP, gateway.request_reload)
-            await gateway.run(stop)
-        finally:
-            await link.disconnect()
-    finally:
-        store.close()
-    return 0
+__all__ = ["NOT_DECIDED", "Gateway", "Source", "connect_link", "load_pools", "persist"]

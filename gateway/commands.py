@@ -123,7 +123,7 @@ def cmd_customers_import(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from gateway.app import run_daemon
+    from gateway.daemon import run_daemon
 
     return asyncio.run(run_daemon(_config(args)))
 

@@ -23,7 +23,7 @@ from gateway.config import load_config
 from gateway.sources.trace import adv_to_json
 from gateway.store import Store
 from tests.broker import Mosquitto, Subscriber
-from tests.stores import reference_store
+from tests.stores import rayon, reference_store
 from tests.walks import STORE_UUID, walk_adverts, zone_centre
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,3 +166,16 @@ def wait_status(status: Subscriber, ok: Callable[[dict[str, Any]], bool]) -> dic
             if ok(body):
                 return body
     raise AssertionError("no such status")
+
+
+def test_a_bad_config_fails_fast_with_its_place(tmp_path: Path) -> None:
+    config_path = reference_store(tmp_path, port=1)
+    text = config_path.read_text(encoding="utf-8")
+    config_path.write_text(
+        text.replace("timezone: Europe/Paris", "timezone: Europe/Pariss"), encoding="utf-8"
+    )
+    line = next(i for i, t in enumerate(config_path.read_text().splitlines(), 1) if "Pariss" in t)
+    started = time.monotonic()
+    result = rayon("run", "-c", str(config_path), timeout=30)
+    assert result.returncode == 1 and time.monotonic() - started < 10
+    assert f"{config_path}:{line}:" in result.stderr and "Europe/Pariss" in result.stderr
