@@ -147,6 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
     cimp.add_argument("pool")
     cimp.add_argument("file")
     cimp.set_defaults(handler="codes_import")
+    fw = sub.add_parser("firmware", help="ESPHome configs of the store's ESP32 nodes")
+    fwsub = fw.add_subparsers(dest="firmware_command", metavar="ACTION", required=True)
+    render = fwsub.add_parser(
+        "render",
+        help="write one ESPHome config per scanner node and "
+        "store beacon of the config (secrets stay in secrets.yaml)",
+    )
+    _common(render)
+    render.add_argument("-o", "--output", help="folder (default: firmware/ beside config.yaml)")
+    render.set_defaults(handler="firmware_render")
     schema = sub.add_parser("schema", help="write JSON Schemas for editors")
     ssub = schema.add_subparsers(dest="schema_command", metavar="WHAT", required=True)
     srules = ssub.add_parser("rules", help="the rule and policy schemas (yaml-language-server)")

@@ -37,7 +37,13 @@ def _open_out(path: str | None) -> Iterator[TextIO | None]:
         yield fh
 
 
+def firmware_folder(config: Config) -> Path:
+    """Where `rayon firmware render` writes and `rayon check` looks: beside config.yaml."""
+    return config.path.parent / "firmware"
+
+
 def cmd_check(args: argparse.Namespace) -> int:
+    from gateway.firmware import check_firmware
     from gateway.rules import check_rules
 
     path = resolve_config(args.config)
@@ -47,7 +53,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         for d in exc.diagnostics:
             print(d)
         return 1
-    diagnostics = check_rules(config)
+    diagnostics = check_rules(config) + check_firmware(config, firmware_folder(config))
     for d in diagnostics:
         print(d)
     errors = sum(d.severity is Severity.ERROR for d in diagnostics)
@@ -191,6 +197,20 @@ def cmd_codes_import(args: argparse.Namespace) -> int:
     print(
         f"pool {args.pool}: {added} new code(s) imported, {len(codes) - added} already there; "
         f"{free} free",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_firmware_render(args: argparse.Namespace) -> int:
+    from gateway.firmware import render_all
+
+    config = _config(args)
+    folder = Path(args.output) if args.output else firmware_folder(config)
+    for path in render_all(config, folder):
+        print(f"wrote {path}", file=sys.stderr)
+    print(
+        f"flash each with `esphome run <file>`; secrets go in {folder / 'secrets.yaml'}",
         file=sys.stderr,
     )
     return 0

@@ -256,3 +256,18 @@ def test_backtest_and_schema_commands(store: Path, tmp_path: Path) -> None:
     assert schema.returncode == 0, schema.stderr
     written = json.loads((out / "rayon-rule.schema.json").read_text(encoding="utf-8"))
     assert "aisle-tv" in json.dumps(written)
+
+
+def test_firmware_render_then_check_catches_a_node_that_disagrees(store: Path) -> None:
+    rendered = rayon("firmware", "render", "-c", str(store))
+    assert rendered.returncode == 0, rendered.stderr
+    beacon = store.parent / "firmware" / "beacon-03.yaml"
+    assert beacon.is_file() and (store.parent / "firmware" / "node-tv.yaml").is_file()
+    assert rayon("check", "-c", str(store)).returncode == 0
+    text = beacon.read_text(encoding="utf-8")
+    beacon.write_text(text.replace('beacon_minor: "3"', 'beacon_minor: "33"'), encoding="utf-8")
+    result = rayon("check", "-c", str(store))
+    assert result.returncode == 1
+    assert any(
+        line.startswith(f"{beacon}:") and "minor" in line for line in result.stdout.splitlines()
+    ), result.stdout
