@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--quiet", action="store_true", help="no live view, only offers and summary")
     _add(sub, "check", "validate config and rules, run the rules' inline tests", "check")
+    _add(
+        sub,
+        "doctor",
+        "check the adapter, broker, database, config and clock, and say how to fix each failure",
+        "doctor",
+    )
     dec = sub.add_parser(
         "decode",
         help="decode advertisements: JSON Lines in, JSON Lines out",

@@ -214,3 +214,9 @@ def cmd_firmware_render(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from gateway.doctor import run_doctor
+
+    return run_doctor(resolve_config(args.config), sys.stdout)

@@ -16,13 +16,15 @@ GATEWAY_SESSION_S = 3600  # how long the broker queues for a restarting gateway
 
 
 async def connect_link(
-    config: Config, *, client_suffix: str = "gw", persistent: bool = False
+    config: Config, *, client_suffix: str = "gw", persistent: bool = False, will: bool = True
 ) -> MqttLink:
     """An MQTT v5 link to the configured broker, with the offline status as its will.
 
     `persistent` (the daemon): a stable client id and a session the broker keeps for
     GATEWAY_SESSION_S, so that feedback and CRM updates sent while the gateway restarts are
     queued for it instead of lost.  Other commands get a fresh id and a clean session.
+    `will=False` (rayon doctor): no last will, so a killed probe never says "offline" for the
+    running daemon.
     """
     m = config.mqtt
     password = None
@@ -40,7 +42,7 @@ async def connect_link(
         else f"rayon-{config.store.id}-{client_suffix}-{uuid.uuid4().hex[:6]}"
     )
     offline = status_payload("offline", __version__, None, tz=config.store.timezone)
-    will = (topics.status(), json.dumps(offline).encode())
+    last_will = (topics.status(), json.dumps(offline).encode())
     link = MqttLink(
         host=m.host,
         port=m.port,
@@ -49,7 +51,7 @@ async def connect_link(
         password=password,
         tls=m.tls,
         keepalive=m.keepalive_s,
-        will=will,
+        will=last_will if will else None,
         session_expiry_s=GATEWAY_SESSION_S if persistent else None,
     )
     await link.connect()
