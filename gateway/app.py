@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gateway.clock import Clock
-from gateway.config import AnchorKind, Config
+from gateway.config import AnchorKind, Config, load_config
 from gateway.deliver.announce import Announcer, RulesState
 from gateway.deliver.connect import connect_link
 from gateway.deliver.mqtt import MqttLink
@@ -35,6 +35,7 @@ from gateway.identity import CustomerRegistry
 from gateway.metrics import GatewayFigures, MetricsServer, gateway_samples, render
 from gateway.persist import NOT_DECIDED, load_pools, persist
 from gateway.pipeline import Output, Pipeline
+from gateway.reconfigure import carried_over, rebuild, restart_needed
 from gateway.rules import load_rules
 from gateway.rules.codepools import MemoryCodePools
 from gateway.sources.trace import MqttInput, TraceItem
@@ -77,6 +78,10 @@ def inbound_filters(config: Config, topics: Topics) -> list[str]:
     if config.sources.espresense:
         filters.append(topics.espresense_filter())
     return filters
+
+
+def scanner_ids(config: Config) -> list[str]:
+    return [a.id for a in config.anchors if a.kind is AnchorKind.SCANNER]
 
 
 def rules_fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
@@ -124,10 +129,10 @@ class Gateway:
         self.started_at = clock.now()
         self._reload = asyncio.Event()
         self._saved_at = clock.now()
+        self._reload_config = False
         self.pools = MemoryCodePools()
         self.metrics_port: int | None = None
-        scanners = [a.id for a in config.anchors if a.kind is AnchorKind.SCANNER]
-        self.anchor_watch = AnchorWatch(scanners)
+        self.anchor_watch = AnchorWatch(scanner_ids(config))
         self.rules_state: RulesState | None = None
         self.announcer = Announcer(
             link,
@@ -230,7 +235,7 @@ class Gateway:
             counters=self.counters(),
             anchor_adverts=p.anchor_adverts if p else {},
             anchor_last=p.anchor_last if p else {},
-            anchors=[a.id for a in self.config.anchors if a.kind is AnchorKind.SCANNER],
+            anchors=scanner_ids(self.config),
             queue_depth=self.queue.qsize(),
             offers_by_state={str(k): v for k, v in by_state.items()},
             rules_in_force=self.rules_state.count if self.rules_state else 0,
@@ -252,7 +257,8 @@ class Gateway:
     # -- rules reload -----------------------------------------------------------------------
 
     def request_reload(self) -> None:
-        """Reload the rules soon (SIGHUP)."""
+        """Reload config.yaml and the rules soon (SIGHUP)."""
+        self._reload_config = True
         self._reload.set()
 
     async def _watch_rules(self, seen: tuple[tuple[str, int, int], ...]) -> None:
@@ -268,29 +274,57 @@ class Gateway:
             await asyncio.sleep(RULES_SETTLE_S)  # an editor may still be writing
             seen = await asyncio.to_thread(rules_fingerprint, folder)
             self._reload.clear()
-            await self.reload_rules()
+            config_too, self._reload_config = self._reload_config, False
+            await self.reload_rules(config_too=config_too)
 
-    async def reload_rules(self) -> bool:
-        """Load the rule set again, all or nothing: a bad set leaves the running one in force,
-        and its errors are logged and shown on gateway/status."""
+    async def reload_rules(self, *, config_too: bool = False) -> bool:
+        """Load the rules (and with `config_too`, config.yaml) again, all or nothing: what is
+        refused leaves the running set in force, its errors logged and on gateway/status."""
         assert self.pipeline is not None
+        config = self.config
         try:
-            rules = await asyncio.to_thread(load_rules, self.config.rules_dir, self.config)
+            if config_too:
+                config = await asyncio.to_thread(self._fresh_config)
+            rules = await asyncio.to_thread(load_rules, config.rules_dir, config)
         except ConfigError as exc:
-            self.state.counters["rules_reload_failed"] += 1
-            for diagnostic in exc.diagnostics:
-                log.error("rules not reloaded: %s", diagnostic)
-            if self.rules_state is not None:
-                error = summarize(exc.diagnostics)
-                self.rules_state = dataclasses.replace(self.rules_state, error=error)
-            await self._status("online")
-            return False
-        self.pipeline.reload_rules(rules)
+            return await self._refused(exc)
+        if config != self.config:
+            self.pipeline = rebuild(self.pipeline, config, rules, self.pools)
+            self.config = config
+            self.anchor_watch = AnchorWatch(scanner_ids(config))
+        else:
+            self.pipeline.reload_rules(rules)
         self.rules_state = RulesState(self.clock.now(), len(rules.rules))
         self.state.counters["rules_reloaded"] += 1
-        log.info("rules reloaded: %d rules in force", len(rules.rules))
+        log.info(
+            "%s reloaded: %d rules in force",
+            "config and rules" if config_too else "rules",
+            len(rules.rules),
+        )
         await self._status("online")
         return True
+
+    def _fresh_config(self) -> Config:
+        fresh = load_config(self.config.path)
+        needs = restart_needed(self.config, fresh)
+        if needs:
+            log.warning(
+                "config: %s changed; restart the gateway to apply that "
+                "(systemctl restart rayon-gateway)",
+                ", ".join(needs),
+            )
+        return carried_over(self.config, fresh)
+
+    async def _refused(self, exc: ConfigError) -> bool:
+        self.state.counters["rules_reload_failed"] += 1
+        for diagnostic in exc.diagnostics:
+            log.error("not reloaded: %s", diagnostic)
+        if self.rules_state is not None:
+            self.rules_state = dataclasses.replace(
+                self.rules_state, error=summarize(exc.diagnostics)
+            )
+        await self._status("online")
+        return False
 
     # -- inputs -----------------------------------------------------------------------------
 

@@ -9,14 +9,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from bleak.exc import BleakError
 
 from gateway.app import Gateway, connect_link, load_pools, persist
 from gateway.clock import ManualClock, parse_local_time
 from gateway.config import load_config
+from gateway.decode import encode_ibeacon
 from gateway.pipeline import Output
 from gateway.sources.ble import BleSource, ReplayScannerBackend
-from gateway.sources.trace import adv_to_json
+from gateway.sources.trace import MqttInput, adv_to_json
 from gateway.store import Store
 from tests.broker import Mosquitto, Subscriber
 from tests.stores import reference_store
@@ -88,3 +90,47 @@ def test_code_pools_survive_a_restart_and_never_hand_a_code_out_twice(tmp_path: 
         assert load_pools(store).remaining("tv15") == 2
     finally:
         store.close()
+
+
+def test_sighup_reloads_the_floor_plan_and_keeps_what_needs_a_restart(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    path = reference_store(tmp_path, port=mosquitto.port)
+    config = load_config(path)
+    text = path.read_text(encoding="utf-8")
+    node = "rayon/paris-11/scanners/node-new/adv"
+    advert = {
+        "at": 10.0,
+        "address": "c0:ff:ee:00:00:01",
+        "rssi": -60,
+        "manufacturer_data": {"76": encode_ibeacon(STORE_UUID, 1000, 1, -59).hex()},
+    }
+
+    async def scenario() -> tuple[Gateway, list[bool]]:
+        store = Store(config.database.url)
+        link = await connect_link(config)
+        gateway = Gateway(config, store=store, link=link, clock=ManualClock(10.0))
+        stop = asyncio.Event()
+        running = asyncio.create_task(gateway.run(stop))
+        await asyncio.sleep(0.3)
+        assert gateway.pipeline is not None
+        before = gateway.pipeline.feed(MqttInput(10.0, node, advert))
+        raw = yaml.safe_load(text)
+        raw["anchors"].append({"id": "node-new", "kind": "scanner", "x": 20.0, "y": 12.0})
+        raw["mqtt"]["port"] = 1  # needs a restart: kept as it runs
+        path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+        ok = await gateway.reload_rules(config_too=True)
+        after = gateway.pipeline.feed(MqttInput(11.0, node, {**advert, "at": 11.0}))
+        path.write_text(text.replace("timezone: Europe/Paris", "timezone: Mars/Olympus"), "utf-8")
+        refused = await gateway.reload_rules(config_too=True)
+        stop.set()
+        await running
+        await link.disconnect()
+        store.close()
+        return gateway, [not before.fixes, ok, bool(after.fixes), not refused]
+
+    gateway, checks = asyncio.run(scenario())
+    assert checks == [True, True, True, True]
+    assert gateway.config.anchor("node-new") is not None  # the floor plan applied at once
+    assert gateway.config.mqtt.port == mosquitto.port  # the broker waits for a restart
+    assert gateway.rules_state is not None and "Mars/Olympus" in (gateway.rules_state.error or "")
