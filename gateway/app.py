@@ -130,6 +130,8 @@ class Gateway:
         self._reload = asyncio.Event()
         self._saved_at = clock.now()
         self._reload_config = False
+        self._failing: dict[str, str] = {}  # source name → why it fails
+        self._status_due = False
         self.pools = MemoryCodePools()
         self.metrics_port: int | None = None
         self.anchor_watch = AnchorWatch(scanner_ids(config))
@@ -222,7 +224,7 @@ class Gateway:
         return server
 
     async def _status(self, state: str) -> None:
-        await self.announcer.status(state, self.counters(), self.rules_state)
+        await self.announcer.status(state, self.counters(), self.rules_state, self.degraded())
         if state == "online":
             self.notifier.status(self.summary())
 
@@ -242,6 +244,11 @@ class Gateway:
         )
         return render(gateway_samples(figures))
 
+    def degraded(self) -> list[str]:
+        """What is wrong while we keep running, one line each (empty when all is well)."""
+        silent = [f"anchor {a} silent" for a in sorted(self.anchor_watch.silent)]
+        return silent + [f"source {n} failing: {why}" for n, why in sorted(self._failing.items())]
+
     def summary(self) -> str:
         """One line for `systemctl status`."""
         rules = self.rules_state
@@ -250,8 +257,8 @@ class Gateway:
             text += f" (reload refused: {rules.error[:120]})"
         customers = len(self.pipeline.customers) if self.pipeline else 0
         state = "online"
-        if self.anchor_watch.silent:
-            state = f"degraded (silent anchors: {', '.join(sorted(self.anchor_watch.silent))})"
+        if self.degraded():
+            state = f"degraded ({'; '.join(self.degraded())})"
         return f"{state}: {text}, {customers} customers, {self.state.counters['inputs']} inputs"
 
     # -- rules reload -----------------------------------------------------------------------
@@ -341,12 +348,15 @@ class Gateway:
         while True:
             try:
                 async for item in source.items():
-                    failures = 0
+                    if failures:
+                        failures = 0
+                        await self._source_health(source.name, None)
                     self.offer_input(item)
                 return
             except RuntimeFailure as exc:
                 failures += 1
                 self.state.counters[f"source_failures:{source.name}"] += 1
+                await self._source_health(source.name, str(exc)[:160])
                 delay = min(SOURCE_RETRY_MAX_S, 2.0**failures) * random.uniform(0.8, 1.2)
                 log.error("source %s failed: %s; retrying in %.0f s", source.name, exc, delay)
                 await asyncio.sleep(delay)
@@ -370,6 +380,14 @@ class Gateway:
                 "feedback_rejected", f"feedback/{token}: no offer {fb.offer} was sent to this token"
             )
         await asyncio.to_thread(self.store.record_feedback, fb.offer, fb.state, fb.at)
+
+    async def _source_health(self, name: str, failing: str | None) -> None:
+        """A source started failing or recovered: say it on gateway/status at once."""
+        if failing is None:
+            self._failing.pop(name, None)
+        else:
+            self._failing[name] = failing
+        await self._status("online")
 
     def _reject(self, counter: str, message: str) -> None:
         self.state.counters[counter] += 1
@@ -401,8 +419,8 @@ class Gateway:
             self._pending.extend(self.pipeline.tick(now))
             self._watch_anchors(now)
             await self.announcer.occupancy(self.pipeline.zones.occupancy())
-            if now - last_status >= STATUS_EVERY_S:
-                last_status = now
+            if self._status_due or now - last_status >= STATUS_EVERY_S:
+                last_status, self._status_due = now, False
                 await self._status("online")
 
     def _watch_anchors(self, now: float) -> None:
@@ -419,7 +437,7 @@ class Gateway:
         for anchor in changes.came_back:
             log.warning("anchor %s hears adverts again", anchor)
         if changes.fell_silent or changes.came_back:
-            self.notifier.status(self.summary())
+            self._status_due = True
 
     async def _writer(self) -> None:
         while True:

@@ -41,6 +41,7 @@ def test_a_dead_adapter_degrades_the_gateway_but_never_stops_it(
         backend=ReplayScannerBackend,
         backend_kwargs={"start_error": BleakError("No Bluetooth adapters found.")},
     )
+    status = subscriber(f"{BASE}/gateway/status")
     phone = subscriber(f"{BASE}/offers/t-cc-2")
     customer = {
         "id": "c-cc-2",
@@ -74,6 +75,11 @@ def test_a_dead_adapter_degrades_the_gateway_but_never_stops_it(
     gateway = asyncio.run(scenario())
     assert json.loads(phone.messages[0].payload)["rule"] == "click-collect"
     assert gateway.state.counters["source_failures:ble:hci0"] >= 1
+    assert any(
+        "source ble:hci0 failing" in d and "adapter" in d.lower() for d in gateway.degraded()
+    )
+    said = [json.loads(m.payload) for m in status.messages]
+    assert any(s["state"] == "online" and s.get("degraded") for s in said), said
 
 
 def test_code_pools_survive_a_restart_and_never_hand_a_code_out_twice(tmp_path: Path) -> None:

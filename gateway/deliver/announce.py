@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -64,6 +64,7 @@ class Announcer:
         state: str,
         counters: Mapping[str, int] | None = None,
         rules: RulesState | None = None,
+        degraded: Sequence[str] = (),
     ) -> None:
         summary = None
         if rules is not None:
@@ -73,7 +74,13 @@ class Announcer:
                 "error": rules.error,
             }
         payload = status_payload(
-            state, __version__, self._started_at, counters, tz=self._tz, rules=summary
+            state,
+            __version__,
+            self._started_at,
+            counters,
+            tz=self._tz,
+            rules=summary,
+            degraded=degraded,
         )
         await self._send(self._topics.status(), payload, qos=1, retain=True)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -81,6 +81,7 @@ def status_payload(
     *,
     tz: ZoneInfo | None = None,
     rules: Mapping[str, Any] | None = None,
+    degraded: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The retained `gateway/status` payload; `counters` (drops, errors …) when given.
 
@@ -96,6 +97,8 @@ def status_payload(
         payload["counters"] = dict(counters)
     if rules is not None:
         payload["rules"] = dict(rules)
+    if degraded:
+        payload["degraded"] = list(degraded)
     return payload
 
 
