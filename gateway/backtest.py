@@ -19,190 +19,52 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import io
-import json
 import sys
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, TextIO
-from zoneinfo import ZoneInfo
+from typing import TextIO
 
+from gateway.backtestreport import (
+    CSV_COLUMNS,
+    REPORT_VERSION,
+    Format,
+    as_json,
+    render,
+    render_csv,
+    render_table,
+)
+from gateway.backtestresult import HOURS, BacktestResult, Cause, RuleResult, Tally, classify
 from gateway.config import Config
 from gateway.errors import ConfigError, InvalidInput
-from gateway.events import Purpose, ZoneEvent
+from gateway.events import ZoneEvent
 from gateway.identity import Customer, CustomerRegistry
 from gateway.pipeline import Output, Pipeline
 from gateway.progress import Progress, lines_with_progress
 from gateway.replay import replay
-from gateway.rules import Evaluation, Rule, RuleEngine, RuleSet, load_rules
+from gateway.rules import Evaluation, RuleEngine, RuleSet, load_rules
 from gateway.sources.trace import TraceError, TraceItem, iter_trace
 
-HOURS = 24
-REPORT_VERSION = 1
-
-
-class Format(StrEnum):
-    """How the report is written."""
-
-    TABLE = "table"
-    JSON = "json"
-    CSV = "csv"
-
-
-class Cause(StrEnum):
-    """Why a considered rule did not fire, from the engine's reason.  The value is the CSV
-    column and, split at the dot, the place of the count in the JSON report."""
-
-    CAP_PER_CUSTOMER = "caps.per_customer"
-    CAP_COOLDOWN = "caps.cooldown"
-    CAP_TOTAL = "caps.total"
-    POLICY_PRESSURE = "policy.pressure"
-    POLICY_QUIET_HOURS = "policy.quiet_hours"
-    POLICY_MIN_GAP = "policy.min_gap"
-    POLICY_MAX_PER_VISIT = "policy.max_per_visit"
-    NO_CONSENT = "no_consent"
-    CONDITIONS = "not_met.conditions"
-    VALIDITY = "not_met.validity"
-    TRIGGER = "not_met.trigger"
-    OUTRANKED = "not_met.outranked"
-    CODE_POOL = "not_met.code_pool"
-    OTHER = "not_met.other"
-
-
-# The engine's reasons (gateway/rules/gates.py, engine.py), by how they start.
-_PREFIXES: tuple[tuple[str, Cause], ...] = (
-    ("no marketing_push consent", Cause.NO_CONSENT),
-    ("limit reached", Cause.CAP_PER_CUSTOMER),
-    ("per_customer", Cause.CAP_PER_CUSTOMER),
-    ("cooldown", Cause.CAP_COOLDOWN),
-    ("campaign budget", Cause.CAP_TOTAL),
-    ("pressure", Cause.POLICY_PRESSURE),
-    ("quiet hours", Cause.POLICY_QUIET_HOURS),
-    ("min_gap", Cause.POLICY_MIN_GAP),
-    ("max_offers_per_visit", Cause.POLICY_MAX_PER_VISIT),
-    ("failed:", Cause.CONDITIONS),
-    ("not valid yet", Cause.VALIDITY),
-    ("no longer valid", Cause.VALIDITY),
-    ("the event is not", Cause.TRIGGER),
-    ("dwell", Cause.TRIGGER),
-    ("the daily absent check", Cause.TRIGGER),
-    ("no last visit known", Cause.TRIGGER),
-    ("seen ", Cause.TRIGGER),
-    ("outranked", Cause.OUTRANKED),
-    ("code pool", Cause.CODE_POOL),
-)
-
-
-def classify(reason: str) -> Cause:
-    """The cause of one of the engine's reasons (`Cause.OTHER` when it is not known)."""
-    return next((cause for prefix, cause in _PREFIXES if reason.startswith(prefix)), Cause.OTHER)
-
-
-# -- results -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RuleResult:
-    """One rule over the whole trace."""
-
-    rule: str
-    name: str
-    purpose: Purpose
-    offers: int  # would go out (holdout excluded)
-    customers: int  # distinct customers who would get at least one
-    holdout: int  # fired into the control group: recorded, never sent
-    causes: Mapping[Cause, int]  # every Cause, 0 when none
-    by_hour: tuple[int, ...]  # offers per store-local hour 0..23
-
-
-@dataclass(frozen=True, slots=True)
-class BacktestResult:
-    """The whole report: the trace, the rules, and the customers reached by any rule."""
-
-    trace: str
-    rules_dir: str
-    timezone: str
-    inputs: int
-    bad_lines: int
-    events: int
-    customers_known: int
-    customers_reached: int
-    first_at: float | None
-    last_at: float | None
-    rules: tuple[RuleResult, ...]
-
-    @property
-    def offers(self) -> int:
-        return sum(r.offers for r in self.rules)
-
-    @property
-    def holdout(self) -> int:
-        return sum(r.holdout for r in self.rules)
-
-    @property
-    def by_hour(self) -> tuple[int, ...]:
-        return tuple(sum(r.by_hour[h] for r in self.rules) for h in range(HOURS))
-
-    def cause(self, cause: Cause) -> int:
-        return sum(r.causes[cause] for r in self.rules)
-
-
-@dataclass(slots=True)
-class _RuleTally:
-    offers: int = 0
-    holdout: int = 0
-    customers: set[str] = field(default_factory=set)
-    causes: Counter[Cause] = field(default_factory=Counter)
-    by_hour: list[int] = field(default_factory=lambda: [0] * HOURS)
-
-    def result(self, rule: Rule) -> RuleResult:
-        causes = {c: self.causes[c] for c in Cause}
-        n = len(self.customers)
-        return RuleResult(
-            rule.id,
-            rule.name,
-            rule.purpose,
-            self.offers,
-            n,
-            self.holdout,
-            causes,
-            tuple(self.by_hour),
-        )
-
-
-class Tally:
-    """Counts every evaluation the engine makes, per rule."""
-
-    def __init__(self, tz: ZoneInfo) -> None:
-        self._tz = tz
-        self.rules: dict[str, _RuleTally] = {}
-
-    def record(self, found: Evaluation) -> None:
-        """Count the offers of one evaluation and the cause of each reason."""
-        for offer in found.offers:
-            tally = self.rules.setdefault(offer.rule, _RuleTally())
-            if offer.holdout:
-                tally.holdout += 1
-                continue
-            tally.offers += 1
-            tally.customers.add(offer.customer)
-            tally.by_hour[datetime.fromtimestamp(offer.created_at, self._tz).hour] += 1
-        for rule, reason in found.reasons.items():
-            self.rules.setdefault(rule, _RuleTally()).causes[classify(reason)] += 1
-
-    def results(self, rules: RuleSet) -> tuple[RuleResult, ...]:
-        """Every rule of the set, in id order."""
-        ordered = sorted(rules.rules, key=lambda r: r.id)
-        return tuple(self.rules.get(r.id, _RuleTally()).result(r) for r in ordered)
-
-    def reached(self) -> int:
-        """Distinct customers who would get an offer of any rule."""
-        return len(set[str]().union(*(t.customers for t in self.rules.values())))
+# The report and the results live in backtestreport and backtestresult; importable from here.
+__all__ = [
+    "CSV_COLUMNS",
+    "HOURS",
+    "REPORT_VERSION",
+    "BacktestResult",
+    "Cause",
+    "Format",
+    "RecordingEngine",
+    "RuleResult",
+    "Tally",
+    "add_arguments",
+    "as_json",
+    "backtest",
+    "classify",
+    "render",
+    "render_csv",
+    "render_table",
+    "run_backtest",
+    "run_from_args",
+]
 
 
 class RecordingEngine(RuleEngine):
@@ -387,147 +249,3 @@ def run_from_args(config: Config, args: argparse.Namespace) -> int:
             config, Path(args.trace), rules, out or sys.stdout, args.format,
             customers_file=customers, progress=args.progress,
         )  # fmt: skip
-
-
-# -- rendering -------------------------------------------------------------------------------
-
-
-def render(result: BacktestResult, fmt: Format) -> str:
-    """The report in `fmt`."""
-    if fmt is Format.JSON:
-        return json.dumps(as_json(result), ensure_ascii=False, indent=2) + "\n"
-    if fmt is Format.CSV:
-        return render_csv(result)
-    return render_table(result)
-
-
-def _counts(causes: Mapping[Cause, int]) -> dict[str, Any]:
-    """`{"caps": {"per_customer": n, …}, "policy": {…}, "no_consent": n, "not_met": {…}}`."""
-    out: dict[str, Any] = {}
-    for cause in Cause:
-        group, _, key = cause.value.rpartition(".")
-        (out.setdefault(group, {}) if group else out)[key] = causes[cause]
-    return out
-
-
-def as_json(result: BacktestResult) -> dict[str, Any]:
-    """The JSON report (version 1): these field names are for tools to rely on."""
-    tz = ZoneInfo(result.timezone)
-    return {
-        "v": REPORT_VERSION,
-        "trace": result.trace,
-        "rules_dir": result.rules_dir,
-        "timezone": result.timezone,
-        "first_at": _iso(result.first_at, tz),
-        "last_at": _iso(result.last_at, tz),
-        "inputs": result.inputs,
-        "bad_lines": result.bad_lines,
-        "events": result.events,
-        "customers_known": result.customers_known,
-        "totals": {
-            "offers": result.offers,
-            "customers": result.customers_reached,
-            "holdout": result.holdout,
-            **_counts({c: result.cause(c) for c in Cause}),
-            "by_hour": list(result.by_hour),
-        },
-        "rules": [_rule_json(r) for r in result.rules],
-    }
-
-
-def _rule_json(r: RuleResult) -> dict[str, Any]:
-    return {
-        "rule": r.rule,
-        "name": r.name,
-        "purpose": r.purpose.value,
-        "offers": r.offers,
-        "customers": r.customers,
-        "holdout": r.holdout,
-        **_counts(r.causes),
-        "by_hour": list(r.by_hour),
-    }
-
-
-def _iso(at: float | None, tz: ZoneInfo) -> str | None:
-    return None if at is None else datetime.fromtimestamp(at, tz).isoformat(timespec="seconds")
-
-
-CSV_COLUMNS = (
-    *("rule", "name", "purpose", "offers", "customers", "holdout"),
-    *(c.value for c in Cause),
-    *(f"h{h:02d}" for h in range(HOURS)),
-)
-
-
-def render_csv(result: BacktestResult) -> str:
-    """One row per rule, columns `CSV_COLUMNS`."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for r in result.rules:
-        head = [r.rule, r.name, r.purpose.value, r.offers, r.customers, r.holdout]
-        writer.writerow([*head, *(r.causes[c] for c in Cause), *r.by_hour])
-    return buf.getvalue()
-
-
-# The table's "why not" columns: caps, then policy, then consent.
-_TABLE_CAUSES = (
-    *(("per-cust", Cause.CAP_PER_CUSTOMER), ("cooldown", Cause.CAP_COOLDOWN)),
-    *(("budget", Cause.CAP_TOTAL), ("pressure", Cause.POLICY_PRESSURE)),
-    *(("quiet", Cause.POLICY_QUIET_HOURS), ("min-gap", Cause.POLICY_MIN_GAP)),
-    *(("per-visit", Cause.POLICY_MAX_PER_VISIT), ("no-consent", Cause.NO_CONSENT)),
-)
-_TABLE_HEAD = ("offers", "customers", "holdout", *(name for name, _ in _TABLE_CAUSES))
-
-
-def render_table(result: BacktestResult) -> str:
-    """The report for people: a header, one line per rule, a total, offers by hour."""
-    width = max([len("total"), *(len(r.rule) for r in result.rules)])
-    row: Callable[[str, Iterable[object]], str] = lambda name, cells: (  # noqa: E731
-        f"{name:<{width}}" + "".join(f"{c:>11}" for c in cells)
-    )
-    rule = "-" * (width + 11 * len(_TABLE_HEAD))
-    lines = [*_summary(result), "", row("rule", _TABLE_HEAD), rule]
-    for r in result.rules:
-        lines.append(row(r.rule, [r.offers, r.customers, r.holdout, *_why_not(r.causes)]))
-    totals = {c: result.cause(c) for c in Cause}
-    reach = [result.offers, result.customers_reached, result.holdout]
-    lines += [rule, row("total", [*reach, *_why_not(totals)])]
-    lines += [
-        "",
-        "why not — caps: per-customer limit, cooldown, campaign budget; policy: pressure, "
-        "quiet hours, min_gap, max_offers_per_visit; no-consent: no marketing_push consent",
-    ]
-    return "\n".join([*lines, "", *_hours(result)]) + "\n"
-
-
-def _why_not(causes: Mapping[Cause, int]) -> list[int]:
-    return [causes[c] for _, c in _TABLE_CAUSES]
-
-
-def _summary(result: BacktestResult) -> list[str]:
-    tz = ZoneInfo(result.timezone)
-    span = "an empty trace"
-    if result.first_at is not None and result.last_at is not None:
-        first = datetime.fromtimestamp(result.first_at, tz)
-        last = datetime.fromtimestamp(result.last_at, tz)
-        span = f"{first:%Y-%m-%d %H:%M} → {last:%Y-%m-%d %H:%M} ({result.timezone})"
-    return [
-        f"backtest of {result.trace or 'the trace'} with the rules of {result.rules_dir or '?'}",
-        f"{result.inputs:,} inputs ({result.bad_lines} bad lines), {result.events:,} zone "
-        f"events, {span}; {result.customers_known:,} customers known",
-        "nothing was published and nothing was written to the database",
-    ]
-
-
-def _hours(result: BacktestResult) -> list[str]:
-    hours = result.by_hour
-    used = [h for h in range(HOURS) if hours[h]]
-    if not used:
-        return ["offers by hour (store time): none"]
-    top = max(hours)
-    lines = ["offers by hour (store time):"]
-    for h in range(used[0], used[-1] + 1):
-        bar = "█" * max(1 if hours[h] else 0, round(40 * hours[h] / top))
-        lines.append(f"  {h:02d}:00  {hours[h]:>6}  {bar}")
-    return lines

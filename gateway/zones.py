@@ -22,47 +22,22 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
 import numpy as np
-import shapely
 
 from gateway.config import VisitsConfig, Zone
 from gateway.errors import InvalidInput
 from gateway.events import EventKind, Fix, ZoneEvent
+from gateway.zoneindex import ZoneIndex
+from gateway.zonestate import DeviceState, Stay, device_from_json, device_to_json, fix_reason
+
+# ZoneIndex lives in zoneindex; importable from here.
+__all__ = ["SNAPSHOT_VERSION", "STORE_ZONE_ID", "ZoneIndex", "ZoneTracker"]
 
 STORE_ZONE_ID = "store"
 SNAPSHOT_VERSION = 1
-
-
-class ZoneIndex:
-    """The zones' polygons, prepared once, with their margin buffers."""
-
-    def __init__(self, zones: Sequence[Zone]) -> None:
-        self.zones = tuple(zones)
-        self.ids = tuple(z.id for z in self.zones)
-        raw = [z.polygon for z in self.zones]
-        grown = [z.polygon.buffer(z.margin_m) if z.margin_m > 0 else z.polygon for z in zones]
-        self._geoms = np.array(raw + grown, dtype=object)
-        shapely.prepare(self._geoms)
-
-    def masks(self, x: float, y: float) -> tuple[np.ndarray, np.ndarray]:
-        """Per zone: is (x, y) inside the polygon; is it inside the polygon grown by margin."""
-        hit = shapely.intersects_xy(self._geoms, x, y)
-        n = len(self.zones)
-        return hit[:n], hit[n:]
-
-    def containing(self, x: float, y: float) -> tuple[str, ...]:
-        """Ids of the zones whose polygon contains (x, y), boundary included."""
-        inside, _ = self.masks(x, y)
-        return tuple(self.ids[i] for i in np.flatnonzero(inside))
-
-    def containing_many(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-        """A (zones × points) boolean matrix of containment, boundary included."""
-        geoms = self._geoms[: len(self.zones), None]
-        return np.asarray(shapely.intersects_xy(geoms, xs[None, :], ys[None, :]), dtype=bool)
 
 
 class _Due(IntEnum):
@@ -76,26 +51,6 @@ class _Due(IntEnum):
 
 # (due, seq, kind, device, zone index, token a, token b): tokens tell a stale deadline.
 _Entry = tuple[float, int, _Due, str, int, float, float]
-
-
-@dataclass(slots=True)
-class _Stay:
-    since: float  # first fix inside
-    inside: bool = False  # `enter` emitted
-    entered_at: float = 0.0
-    out_since: float | None = None  # first fix outside while inside
-    fired: set[float] = field(default_factory=set)
-    scheduled: set[float] = field(default_factory=set)
-
-
-@dataclass(slots=True)
-class _Device:
-    last: Fix
-    last_seen: float
-    visit_start: float
-    visit_open: bool = True
-    visit_end: float = math.nan
-    stays: dict[int, _Stay] = field(default_factory=dict)
 
 
 class ZoneTracker:
@@ -117,13 +72,13 @@ class ZoneTracker:
         self._visits = visits
         self._store = STORE_ZONE_ID if STORE_ZONE_ID in self._pos else None
         self._thresholds: list[tuple[float, ...]] = [() for _ in self._zones]
-        self._devices: dict[str, _Device] = {}
+        self._devices: dict[str, DeviceState] = {}
         self._heap: list[_Entry] = []
         self._seq = 0
         self._now = -math.inf
         self._counts = [0] * len(self._zones)
         self._out: list[ZoneEvent] = []  # events decided during the current call
-        self._handlers: dict[_Due, Callable[[float, str, _Device, int, float, float], None]] = {
+        self._handlers: dict[_Due, Callable[[float, str, DeviceState, int, float, float], None]] = {
             _Due.EXIT: self._on_exit,
             _Due.DWELL: self._on_dwell,
             _Due.VISIT: self._on_visit,
@@ -196,7 +151,7 @@ class ZoneTracker:
     def snapshot(self) -> dict[str, Any]:
         """The dwell timers and visits as plain JSON-able values (see `restore`)."""
         now = self._now if math.isfinite(self._now) else None
-        devices = {d: _device_to_json(dev, self._index.ids) for d, dev in self._devices.items()}
+        devices = {d: device_to_json(dev, self._index.ids) for d, dev in self._devices.items()}
         return {"v": SNAPSHOT_VERSION, "now": now, "devices": devices}
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -209,10 +164,10 @@ class ZoneTracker:
                 f"zone tracker snapshot: expected an object with v={SNAPSHOT_VERSION}; "
                 "discard the saved state to start afresh"
             )
-        devices: dict[str, _Device] = {}
+        devices: dict[str, DeviceState] = {}
         for device, raw in dict(state.get("devices") or {}).items():
             try:
-                devices[str(device)] = _device_from_json(str(device), raw, self._pos)
+                devices[str(device)] = device_from_json(str(device), raw, self._pos)
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise InvalidInput(
                     f"zone tracker snapshot: device {device!r} is malformed ({exc!r}); "
@@ -224,7 +179,7 @@ class ZoneTracker:
         for device, dev in devices.items():
             self._rearm(device, dev)
 
-    def _rearm(self, device: str, dev: _Device) -> None:
+    def _rearm(self, device: str, dev: DeviceState) -> None:
         if dev.visit_open:
             self._push(dev.last_seen + self._visits.timeout, _Due.VISIT, device, 0, dev.visit_start)
         else:
@@ -240,10 +195,10 @@ class ZoneTracker:
             else:
                 self._schedule_dwell(device, i, stay, now)
 
-    def _see(self, fix: Fix, t: float) -> _Device:
+    def _see(self, fix: Fix, t: float) -> DeviceState:
         dev = self._devices.get(fix.device)
         if dev is None:
-            dev = self._devices[fix.device] = _Device(last=fix, last_seen=t, visit_start=t)
+            dev = self._devices[fix.device] = DeviceState(last=fix, last_seen=t, visit_start=t)
         elif dev.visit_open:
             dev.last, dev.last_seen = fix, t
             return dev
@@ -253,11 +208,13 @@ class ZoneTracker:
                 self._push(t + self._visits.timeout, _Due.VISIT, fix.device, 0, dev.visit_start)
                 return dev
             dev.visit_start = t
-        self._visit_event(EventKind.VISIT_START, t, fix.device, None, _fix_reason(fix))
+        self._visit_event(EventKind.VISIT_START, t, fix.device, None, fix_reason(fix))
         self._push(t + self._visits.timeout, _Due.VISIT, fix.device, 0, t)
         return dev
 
-    def _step_zone(self, fix: Fix, t: float, dev: _Device, i: int, hit: tuple[bool, bool]) -> None:
+    def _step_zone(
+        self, fix: Fix, t: float, dev: DeviceState, i: int, hit: tuple[bool, bool]
+    ) -> None:
         """`hit`: (inside the polygon, inside polygon + margin); margin counts once inside."""
         stay = dev.stays.get(i)
         zone = self._zones[i]
@@ -266,7 +223,7 @@ class ZoneTracker:
                 dev.stays.pop(i, None)
                 return
             if stay is None:
-                stay = dev.stays[i] = _Stay(since=t)
+                stay = dev.stays[i] = Stay(since=t)
             if t - stay.since >= zone.enter_after:
                 self._enter(fix, t, i, stay)
         elif hit[1] and stay.out_since is not None:
@@ -276,15 +233,15 @@ class ZoneTracker:
             stay.out_since = t
             self._push(t + zone.exit_after, _Due.EXIT, fix.device, i, t, stay.since)
 
-    def _enter(self, fix: Fix, t: float, i: int, stay: _Stay) -> None:
+    def _enter(self, fix: Fix, t: float, i: int, stay: Stay) -> None:
         stay.inside, stay.entered_at = True, t
         self._counts[i] += 1
-        reason = {**_fix_reason(fix), "inside_since": stay.since}
+        reason = {**fix_reason(fix), "inside_since": stay.since}
         reason["enter_after_s"] = self._zones[i].enter_after
         self._emit(t, EventKind.ENTER, self._index.ids[i], fix.device, None, reason)
         self._schedule_dwell(fix.device, i, stay, t)
 
-    def _schedule_dwell(self, device: str, i: int, stay: _Stay, t: float) -> None:
+    def _schedule_dwell(self, device: str, i: int, stay: Stay, t: float) -> None:
         for th in self._thresholds[i]:
             if th not in stay.fired and th not in stay.scheduled:
                 stay.scheduled.add(th)
@@ -304,17 +261,21 @@ class ZoneTracker:
                 self._handlers[kind](due, device, dev, i, a, b)
         self._now = t
 
-    def _on_exit(self, due: float, device: str, dev: _Device, i: int, a: float, b: float) -> None:
+    def _on_exit(
+        self, due: float, device: str, dev: DeviceState, i: int, a: float, b: float
+    ) -> None:
         stay = dev.stays.get(i)
         if stay is None or not stay.inside or stay.out_since != a or stay.since != b:
             return
         del dev.stays[i]
         self._counts[i] -= 1
-        reason = {**_fix_reason(dev.last), "cause": "left", "inside_since": stay.since}
+        reason = {**fix_reason(dev.last), "cause": "left", "inside_since": stay.since}
         reason |= {"outside_since": a, "exit_after_s": self._zones[i].exit_after}
         self._emit(due, EventKind.EXIT, self._index.ids[i], device, a - stay.since, reason)
 
-    def _on_dwell(self, due: float, device: str, dev: _Device, i: int, a: float, b: float) -> None:
+    def _on_dwell(
+        self, due: float, device: str, dev: DeviceState, i: int, a: float, b: float
+    ) -> None:
         stay = dev.stays.get(i)
         if stay is None or not stay.inside or stay.since != b or a not in stay.scheduled:
             return
@@ -322,10 +283,12 @@ class ZoneTracker:
         if stay.out_since is not None or a in stay.fired or a not in self._thresholds[i]:
             return  # on its way out: rescheduled if it comes back before the exit
         stay.fired.add(a)
-        reason = {**_fix_reason(dev.last), "inside_since": stay.since, "threshold_s": a}
+        reason = {**fix_reason(dev.last), "inside_since": stay.since, "threshold_s": a}
         self._emit(due, EventKind.DWELL, self._index.ids[i], device, a, reason)
 
-    def _on_visit(self, due: float, device: str, dev: _Device, i: int, a: float, b: float) -> None:
+    def _on_visit(
+        self, due: float, device: str, dev: DeviceState, i: int, a: float, b: float
+    ) -> None:
         if not dev.visit_open or dev.visit_start != a:
             return
         if dev.last_seen + self._visits.timeout > due:
@@ -345,7 +308,9 @@ class ZoneTracker:
         self._visit_event(EventKind.VISIT_END, due, device, dev.last_seen - a, reason)
         self._push(due + self._visits.gap, _Due.PURGE, device, 0, due)
 
-    def _on_purge(self, due: float, device: str, dev: _Device, i: int, a: float, b: float) -> None:
+    def _on_purge(
+        self, due: float, device: str, dev: DeviceState, i: int, a: float, b: float
+    ) -> None:
         if not dev.visit_open and dev.visit_end == a:
             del self._devices[device]
 
@@ -369,51 +334,3 @@ class ZoneTracker:
         out, self._out = self._out, []
         out.sort(key=lambda e: e.at)
         return out
-
-
-def _fix_reason(fix: Fix) -> dict[str, Any]:
-    return {"x": fix.x, "y": fix.y, "accuracy_m": fix.accuracy_m, "anchors": list(fix.anchors)}
-
-
-def _device_to_json(dev: _Device, ids: Sequence[str]) -> dict[str, Any]:
-    stays = {
-        ids[i]: {
-            "since": st.since,
-            "inside": st.inside,
-            "entered_at": st.entered_at,
-            "out_since": st.out_since,
-            "fired": sorted(st.fired),
-        }
-        for i, st in dev.stays.items()
-    }
-    last = {"at": dev.last.at, **_fix_reason(dev.last)}
-    end = None if math.isnan(dev.visit_end) else dev.visit_end
-    return {
-        "last": last,
-        "last_seen": dev.last_seen,
-        "visit_start": dev.visit_start,
-        "visit_open": dev.visit_open,
-        "visit_end": end,
-        "stays": stays,
-    }
-
-
-def _device_from_json(device: str, raw: Any, pos: Mapping[str, int]) -> _Device:
-    f = raw["last"]
-    nums = {k: float(f[k]) for k in ("at", "x", "y", "accuracy_m")}
-    last = Fix(device=device, anchors=tuple(str(a) for a in f["anchors"]), **nums)
-    end = raw.get("visit_end")
-    dev = _Device(
-        last, float(raw["last_seen"]), float(raw["visit_start"]), raw["visit_open"] is True
-    )
-    dev.visit_end = math.nan if end is None else float(end)
-    if not dev.visit_open and math.isnan(dev.visit_end):
-        raise ValueError("a closed visit needs 'visit_end'")
-    for zone_id, st in dict(raw.get("stays") or {}).items():
-        if zone_id in pos:
-            out = st.get("out_since")
-            stay = _Stay(float(st["since"]), st["inside"] is True, float(st["entered_at"]))
-            stay.out_since = None if out is None else float(out)
-            stay.fired = {float(v) for v in st["fired"]}
-            dev.stays[pos[zone_id]] = stay
-    return dev

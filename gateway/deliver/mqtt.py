@@ -1,9 +1,10 @@
 """`MqttLink`: one MQTT v5 connection (paho 2.x) bridged into asyncio, the aiomqtt way.
 
 paho's socket is driven by the asyncio loop (`add_reader` / `add_writer` and a one-second
-`loop_misc` task), so every paho callback runs on the loop thread and does nothing but
-settle a future or fill a queue.  Only the blocking TCP/TLS connect runs in a worker
-thread; the socket callbacks it fires are handed to the loop with `call_soon_threadsafe`.
+`loop_misc` task: `mqttio.SocketBridge`), so every paho callback runs on the loop thread and
+does nothing but settle a future or fill a queue.  Only the blocking TCP/TLS connect runs in a
+worker thread; the socket callbacks it fires are handed to the loop with
+`call_soon_threadsafe`.
 
 Each connection attempt uses a fresh paho client, so a message that failed on a dead
 connection is never retransmitted behind the caller's back: the outbox decides what is
@@ -14,13 +15,10 @@ subscriptions are renewed and the birth message (if any) published again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
-import socket
 import ssl
-import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from types import TracebackType
@@ -34,23 +32,18 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.config import TlsConfig
-from gateway.errors import RuntimeFailure
+from gateway.deliver.mqtterrors import LinkError, Refused
+from gateway.deliver.mqttio import SocketBridge, set_tls, shutdown
 
 log = logging.getLogger(__name__)
+
+# The errors live in mqtterrors (imported by mqttio too); importable from here.
+__all__ = ["Announcement", "Backoff", "LinkError", "Message", "MqttLink", "Refused"]
 
 _TLS_HINT = (
     "check mqtt.tls.ca_file (the CA that signed the broker's certificate, which must name "
     "mqtt.host), that mqtt.port is a TLS listener, and the clocks of both machines"
 )
-
-
-class LinkError(RuntimeFailure):
-    """The broker is unreachable, refused us, or the connection dropped mid-request."""
-
-
-class Refused(LinkError):
-    """The broker answered, and said no (a PUBACK or SUBACK reason code ≥ 0x80: an ACL
-    denies the topic, a quota is exceeded …).  Retrying at once will not help."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +125,6 @@ class MqttLink:
         self._client: Client | None = None
         self._connected = asyncio.Event()
         self._lost = asyncio.Event()
-        self._misc: dict[int, asyncio.Task[None]] = {}
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
         self.dropped = 0
@@ -151,7 +143,7 @@ class MqttLink:
     async def connect(self) -> None:
         """Connect once (LinkError with a hint when that fails), then keep reconnecting."""
         self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
+        self._sockets = SocketBridge(lambda client: client is self._client)
         self._closing = False
         await self._connect_once()
         self._supervisor = asyncio.create_task(self._supervise(), name="mqtt-reconnect")
@@ -187,7 +179,7 @@ class MqttLink:
         """Drop the connection without DISCONNECT, as a crash would: the broker publishes
         the will, and the link reconnects.  For fault tests and a stuck connection."""
         if self._client is not None:
-            _shutdown(self._client)
+            shutdown(self._client)
 
     async def disconnect(self) -> None:
         """Say goodbye to the broker (no will is published) and stop reconnecting."""
@@ -202,7 +194,7 @@ class MqttLink:
                 async with asyncio.timeout(self._timeout):
                     await self._lost.wait()
             except TimeoutError:
-                _shutdown(client)
+                shutdown(client)
         self._client = None
         self._connected.clear()
 
@@ -231,7 +223,7 @@ class MqttLink:
         except BaseException:
             self._connected.clear()
             self._client = None  # a connect still running in its thread is cut when it lands
-            _shutdown(client)
+            shutdown(client)
             raise
         self._connected.set()
         log.info("MQTT link up: %s:%s as %s", self.host, self.port, self.client_id)
@@ -290,7 +282,7 @@ class MqttLink:
         if self._auth[0] is not None:
             client.username_pw_set(*self._auth)
         if self._tls is not None:
-            _set_tls(client, self._tls)
+            set_tls(client, self._tls)
         if self._will is not None:
             w = self._will
             client.will_set(w.topic, w.payload, w.qos, w.retain)
@@ -370,10 +362,7 @@ class MqttLink:
         client.on_publish = self._on_ack
         client.on_subscribe = self._on_ack
         client.on_message = self._on_message
-        client.on_socket_open = self._on_socket_open
-        client.on_socket_close = self._on_socket_close
-        client.on_socket_register_write = self._on_register_write
-        client.on_socket_unregister_write = self._on_unregister_write
+        self._sockets.wire(client)
 
     def _on_connect(
         self, client: Client, _u: Any, _f: ConnectFlags, code: ReasonCode, _p: Any
@@ -408,79 +397,9 @@ class MqttLink:
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.warning("inbound MQTT queue full: %d messages dropped", self.dropped)
 
-    # paho socket events → the asyncio selector (the connect fires them off the loop thread)
-
-    def _soon(self, callback: Callable[..., None], *args: Any) -> None:
-        if threading.get_ident() == self._loop_thread:
-            callback(*args)
-        else:
-            self._loop.call_soon_threadsafe(callback, *args)
-
-    def _on_socket_open(self, client: Client, _u: Any, sock: Any) -> None:
-        self._soon(self._attach, client, sock.fileno())
-
-    def _on_socket_close(self, _c: Client, _u: Any, sock: Any) -> None:
-        self._soon(self._detach, sock.fileno())
-
-    def _on_register_write(self, client: Client, _u: Any, sock: Any) -> None:
-        self._soon(self._loop.add_writer, sock.fileno(), client.loop_write)
-
-    def _on_unregister_write(self, _c: Client, _u: Any, sock: Any) -> None:
-        self._soon(self._unwrite, sock.fileno())
-
-    def _attach(self, client: Client, fd: int) -> None:
-        self._loop.add_reader(fd, _read, client)
-        if client is not self._client:  # a connect that finished after we gave up on it
-            _shutdown(client)
-        self._misc[fd] = self._loop.create_task(_misc_loop(client), name=f"mqtt-misc-{fd}")
-
-    def _unwrite(self, fd: int) -> None:
-        self._loop.remove_writer(fd)
-
-    def _detach(self, fd: int) -> None:
-        self._loop.remove_reader(fd)
-        self._loop.remove_writer(fd)
-        task = self._misc.pop(fd, None)
-        if task is not None:
-            task.cancel()
-
-
-def _read(client: Client) -> None:
-    """Read what arrived; a TLS socket may hold decrypted bytes the selector cannot see."""
-    client.loop_read()
-    sock = client.socket()
-    while sock is not None and getattr(sock, "pending", lambda: 0)() > 0:
-        client.loop_read()
-        sock = client.socket()
-
-
-async def _misc_loop(client: Client) -> None:
-    """Keepalive pings and the dead-peer check, once a second."""
-    while client.loop_misc() == MQTTErrorCode.MQTT_ERR_SUCCESS:
-        await asyncio.sleep(1.0)
-
-
-def _shutdown(client: Client) -> None:
-    """Cut the TCP connection under paho's feet; paho sees EOF and reports the loss."""
-    sock = client.socket()
-    if isinstance(sock, socket.socket):  # ssl.SSLSocket included
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-
 
 def _announcement(value: Announcement | tuple[str, bytes] | None) -> Announcement | None:
     """`(topic, payload)` is shorthand for a retained QoS 1 announcement."""
     if value is None or isinstance(value, Announcement):
         return value
     return Announcement(*value)
-
-
-def _set_tls(client: Client, tls: TlsConfig) -> None:
-    files = [str(p) if p is not None else None for p in (tls.ca_file, tls.cert_file, tls.key_file)]
-    try:
-        client.tls_set(ca_certs=files[0], certfile=files[1], keyfile=files[2])
-    except (OSError, ValueError) as exc:
-        raise LinkError(
-            f"cannot load the TLS files {[f for f in files if f]}: {exc}; check mqtt.tls in "
-            "config.yaml (PEM files readable by the rayon user)"
-        ) from exc

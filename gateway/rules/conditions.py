@@ -12,223 +12,48 @@ date, both ends included; either key or both).  Each condition also says what it
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from enum import Enum
-from types import MappingProxyType
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from gateway.events import ZoneEvent
-from gateway.identity import Customer
+from gateway.rules.context import Condition, Context, VisitInfo, all_of
 from gateway.rules.located import Reader, all_entries
+from gateway.rules.operators import (
+    FIELDS,
+    OPERATORS,
+    ZONE_PLACEHOLDER,
+    Field,
+    Operand,
+    Operator,
+    attribute_field,
+    is_number,
+    resolve,
+    show_value,
+)
 from gateway.rules.timewindow import DateRange, TimeWindow, read_dates, read_window
 from gateway.yamlsrc import MapNode, Mark, Node, ScalarNode, SeqNode, did_you_mean
 
-ZONE_PLACEHOLDER = "{zone}"
+# The context and the operators live in rules/context.py and rules/operators.py; importable
+# from here.
+__all__ = [
+    "FIELDS",
+    "OPERATORS",
+    "ZONE_PLACEHOLDER",
+    "Condition",
+    "ConditionCompiler",
+    "Context",
+    "Field",
+    "Operand",
+    "Operator",
+    "VisitInfo",
+    "all_of",
+    "show_value",
+    "unknown_place",
+]
 
-
-@dataclass(frozen=True, slots=True)
-class VisitInfo:
-    """What the engine knows of the customer's current visit."""
-
-    started_at: float
-    zones: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True, slots=True)
-class Context:
-    """Everything a condition may look at: the event, the customer, local time, the visit."""
-
-    event: ZoneEvent
-    customer: Customer
-    local: datetime
-    visit: VisitInfo | None
-
-
-def _nothing(ctx: Context) -> str:
-    return ""
-
-
-@dataclass(frozen=True, slots=True)
-class Condition:
-    """A compiled predicate, how it reads in a rule file, and what it looks at (for explain)."""
-
-    text: str
-    test: Callable[[Context], bool]
-    observe: Callable[[Context], str] = _nothing  # e.g. "customer.interests = [audio, tv]"
-
-    def failing(self, ctx: Context) -> str | None:
-        """None when the condition holds, else the text of what failed."""
-        return None if self.test(ctx) else self.text
-
-
-def all_of(conditions: Sequence[Condition]) -> Callable[[Context], str | None]:
-    """A checker returning the first failing condition's text, or None when all hold."""
-    items = tuple(conditions)
-
-    def check(ctx: Context) -> str | None:
-        for cond in items:
-            if not cond.test(ctx):
-                return cond.text
-        return None
-
-    return check
-
-
-# -- operators ----------------------------------------------------------------------------
-class Operand(Enum):
-    """What an operator's right-hand side must be."""
-
-    VALUE = "a value"
-    LIST = "a list of values"
-    NUMBER = "a number"
-    DURATION = "a duration"
-
-
-def _number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and not math.isnan(x)
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) != isinstance(b, bool):
-        return False
-    if _number(a) and _number(b):
-        return bool(a == b)
-    return type(a) is type(b) and bool(a == b)
-
-
-def _members(x: Any) -> Collection[Any] | None:
-    return x if isinstance(x, set | frozenset | list | tuple) else None
-
-
-def _has(actual: Any, expected: Any, ctx: Context) -> bool:
-    items = _members(actual)
-    return items is not None and any(_same(i, expected) for i in items)
-
-
-def _has_any(actual: Any, expected: Any, ctx: Context) -> bool:
-    return any(_has(actual, e, ctx) for e in expected)
-
-
-def _has_all(actual: Any, expected: Any, ctx: Context) -> bool:
-    return _members(actual) is not None and all(_has(actual, e, ctx) for e in expected)
-
-
-def _age(actual: Any, ctx: Context) -> float | None:
-    return ctx.event.at - float(actual) if _number(actual) and math.isfinite(actual) else None
-
-
-def _older(actual: Any, expected: Any, ctx: Context) -> bool:
-    age = _age(actual, ctx)
-    return age is not None and age > expected
-
-
-def _newer(actual: Any, expected: Any, ctx: Context) -> bool:
-    age = _age(actual, ctx)
-    return age is not None and age < expected
-
-
-@dataclass(frozen=True, slots=True)
-class Operator:
-    """One operator: its operand kind and its total evaluation function."""
-
-    operand: Operand
-    apply: Callable[[Any, Any, Context], bool]
-
-
-OPERATORS: Mapping[str, Operator] = MappingProxyType(
-    {
-        "is": Operator(Operand.VALUE, lambda a, e, c: _same(a, e)),
-        "is_not": Operator(Operand.VALUE, lambda a, e, c: not _same(a, e)),
-        "in": Operator(Operand.LIST, lambda a, e, c: any(_same(a, x) for x in e)),
-        "has": Operator(Operand.VALUE, _has),
-        "has_any": Operator(Operand.LIST, _has_any),
-        "has_all": Operator(Operand.LIST, _has_all),
-        "at_least": Operator(Operand.NUMBER, lambda a, e, c: _number(a) and a >= e),
-        "at_most": Operator(Operand.NUMBER, lambda a, e, c: _number(a) and a <= e),
-        "older_than": Operator(Operand.DURATION, _older),
-        "newer_than": Operator(Operand.DURATION, _newer),
-    }
-)
-
-_SET_OPS = ("has", "has_any", "has_all")
-_TEXT_OPS = ("is", "is_not", "in")
-_NUM_OPS = ("is", "is_not", "in", "at_least", "at_most")
-
-
-@dataclass(frozen=True, slots=True)
-class Field:
-    """A field conditions can test: its getter, operators, and whether it holds zone ids."""
-
-    get: Callable[[Context], Any]
-    operators: tuple[str, ...]
-    zones: bool = False
-    duration: bool = False  # at_least/at_most take a duration (`5m`), not a number
-    show: Callable[[Any, Context], str] | None = None  # how explain prints the value
-
-
-def show_value(value: Any) -> str:
-    """A field's value as explain prints it: `[audio, tv]`, `gold`, `(none)`."""
-    if value is None:
-        return "(none)"
-    if isinstance(value, set | frozenset | list | tuple):
-        return "[" + ", ".join(sorted(str(v) for v in value)) + "]"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _show_instant(value: Any, ctx: Context) -> str:
-    if not _number(value) or not math.isfinite(value):
-        return show_value(value)
-    when = datetime.fromtimestamp(value, ctx.local.tzinfo)
-    return f"{when:%Y-%m-%d %H:%M} ({(ctx.event.at - value) / 86400:.1f} days ago)"
-
-
-def _show_seconds(value: Any, ctx: Context) -> str:
-    return f"{value:.0f}s" if _number(value) else show_value(value)
-
-
-def _visit_duration(ctx: Context) -> float | None:
-    return ctx.event.at - ctx.visit.started_at if ctx.visit else None
-
-
-FIELDS: Mapping[str, Field] = MappingProxyType(
-    {
-        "customer.segments": Field(lambda c: c.customer.segments, _SET_OPS),
-        "customer.interests": Field(lambda c: c.customer.interests, _SET_OPS),
-        "customer.tier": Field(lambda c: c.customer.tier, _TEXT_OPS),
-        "customer.first_name": Field(lambda c: c.customer.first_name, _TEXT_OPS),
-        "customer.visits": Field(lambda c: c.customer.visits, _NUM_OPS),
-        "customer.last_visit": Field(
-            lambda c: c.customer.last_visit, ("older_than", "newer_than"), show=_show_instant
-        ),
-        "visit.duration": Field(
-            _visit_duration, ("at_least", "at_most"), duration=True, show=_show_seconds
-        ),
-        "visit.zones": Field(lambda c: c.visit.zones if c.visit else frozenset(), _SET_OPS, True),
-        "zone": Field(lambda c: c.event.zone, _TEXT_OPS, zones=True),
-    }
-)
 _ATTRIBUTES = "customer.attributes."
 _BLOCKS = ("any", "not", "time", "date")
 
 
-def _resolve(expected: Any, ctx: Context) -> Any:
-    if expected == ZONE_PLACEHOLDER:
-        return ctx.event.zone
-    if isinstance(expected, tuple) and ZONE_PLACEHOLDER in expected:
-        return tuple(ctx.event.zone if e == ZONE_PLACEHOLDER else e for e in expected)
-    return expected
-
-
-def _attribute_field(key: str) -> Field:
-    return Field(lambda c: c.customer.attributes.get(key), tuple(OPERATORS))
-
-
-# -- compiling ----------------------------------------------------------------------------
 class ConditionCompiler:
     """Compiles `if:` lists for one rule file, checking zone ids against the config."""
 
@@ -274,7 +99,7 @@ class ConditionCompiler:
             return _date_condition(dates) if dates else None
         field = FIELDS.get(name)
         if field is None and name.startswith(_ATTRIBUTES) and len(name) > len(_ATTRIBUTES):
-            field = _attribute_field(name.removeprefix(_ATTRIBUTES))
+            field = attribute_field(name.removeprefix(_ATTRIBUTES))
         if field is None:
             known = [*FIELDS, *_BLOCKS, "customer.attributes.<key>"]
             hint = did_you_mean(name, known) or f" (expected one of: {', '.join(known)})"
@@ -325,7 +150,7 @@ class ConditionCompiler:
         get, apply, show = field.get, operator.apply, field.show
 
         def test(ctx: Context) -> bool:
-            return apply(get(ctx), _resolve(operand, ctx), ctx)
+            return apply(get(ctx), resolve(operand, ctx), ctx)
 
         def observe(ctx: Context) -> str:
             value = get(ctx)
@@ -343,7 +168,7 @@ class ConditionCompiler:
         elif kind is Operand.VALUE and isinstance(value, tuple):
             reader.error(node, path, "expected one value, got a list (use `in` or `has_any`)")
             return None
-        elif kind is Operand.NUMBER and not _number(value):
+        elif kind is Operand.NUMBER and not is_number(value):
             reader.error(node, path, f"expected a number, got '{_show(node)}'")
             return None
         if value is not None and field.zones and not self._zones_known(node, path):

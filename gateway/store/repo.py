@@ -4,74 +4,51 @@ A synchronous API: the daemon calls it through `asyncio.to_thread`, so every met
 its own session and the engine may be used from any thread.  Each call that writes a
 batch does it in one transaction (a replay writes thousands of rows).
 
-SQLite runs in WAL mode with `synchronous=NORMAL` and a busy timeout, so a reader (a
-report) never blocks the writer (the daemon).  PostgreSQL works the same through a
-`postgresql+psycopg://` url.
+The engine and sessions are in `database.py` (SQLite in WAL mode, or PostgreSQL), the offer
+outbox and log in `outbox.py`; `Store` adds customers, zone events, visits, code pools, the
+saved live state and feedback.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, Engine, Insert, Result, event, func, insert, or_, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import StaticPool
-from sqlmodel import Session, col, create_engine, delete, select
+from sqlalchemy import func, insert, or_, update
+from sqlmodel import Session, col, delete, select
 
 from gateway.deliver.payloads import FeedbackState
-from gateway.errors import RuntimeFailure
-from gateway.events import EventKind, Offer, Purpose, ZoneEvent
+from gateway.events import EventKind, Offer, ZoneEvent
 from gateway.identity import Customer
 from gateway.rules.codepools import Assignment
+from gateway.store.database import BUSY_TIMEOUT_MS, CHUNK, rowcount
+from gateway.store.outbox import MAX_PENDING, Enqueued, OfferOutbox, OfferRecord
 from gateway.store.tables import (
-    METADATA,
     CodeRow,
     CustomerRow,
     FeedbackRow,
     OfferRow,
-    OfferState,
     RuntimeRow,
     VisitRow,
     ZoneEventRow,
     customer_to_row,
     event_to_values,
-    offer_to_values,
     row_to_customer,
     row_to_event,
-    row_to_offer,
 )
 
-log = logging.getLogger(__name__)
-
-BUSY_TIMEOUT_MS = 5000
-MAX_PENDING = 10_000
-_CHUNK = 500
-_DROP_REASONS = {OfferState.DROPPED: "outbox full"}
-
-
-@dataclass(frozen=True, slots=True)
-class Enqueued:
-    """What `enqueue_offers` did: `added` new offers queued (or held out), `dropped` new
-    commercial offers recorded as `dropped` because the outbox was full."""
-
-    added: int = 0
-    dropped: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class OfferRecord:
-    """An offer as the log knows it: the offer, where it is in the outbox, its history."""
-
-    offer: Offer
-    state: OfferState
-    sent_at: float | None
-    attempts: int
-    last_error: str | None
+# The outbox's and the engine's names live in store/outbox.py and store/database.py;
+# importable from here.
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "MAX_PENDING",
+    "Enqueued",
+    "FeedbackRecord",
+    "OfferRecord",
+    "Store",
+    "Visit",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,73 +70,11 @@ class FeedbackRecord:
     at: float
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    cursor.close()
+class Store(OfferOutbox):
+    """The database behind the gateway.  Creates its tables on first use.
 
-
-def _make_engine(url: str) -> Engine:
-    if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
-    in_memory = url in ("sqlite://", "sqlite:///:memory:")
-    engine = create_engine(
-        url,
-        connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
-        poolclass=StaticPool if in_memory else None,
-    )
-    event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
-
-
-def _where(url: str) -> str:
-    """The url without its password, for messages."""
-    head, sep, tail = url.rpartition("@")
-    if not sep or ":" not in head.split("//", 1)[-1]:
-        return url
-    scheme_user = head.rsplit(":", 1)[0]
-    return f"{scheme_user}:***@{tail}"
-
-
-class Store:
-    """The database behind the gateway.  Creates its tables on first use."""
-
-    def __init__(self, url: str, *, max_pending: int = MAX_PENDING) -> None:
-        """Open `url` and create missing tables; RuntimeFailure with a hint if it cannot.
-
-        `max_pending` bounds the outbox (see `enqueue_offers`).
-        """
-        self.url = url
-        self.max_pending = max_pending
-        try:
-            self._engine = _make_engine(url)
-            METADATA.create_all(self._engine)
-        except (SQLAlchemyError, ImportError) as exc:
-            raise RuntimeFailure(
-                f"cannot open the database {_where(url)}: {exc}; check `database.url` in "
-                "config.yaml, that the server runs and that the file's folder is writable"
-            ) from exc
-
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        """One transaction: committed on success, rolled back on error."""
-        try:
-            with Session(self._engine, expire_on_commit=False) as session, session.begin():
-                yield session
-        except SQLAlchemyError as exc:
-            raise RuntimeFailure(f"database error on {_where(self.url)}: {exc}") from exc
-
-    def _insert(self, row_type: type[Any]) -> Insert:
-        """An INSERT that skips rows whose primary key already exists."""
-        if self._engine.dialect.name == "postgresql":
-            return postgresql.insert(row_type).on_conflict_do_nothing()
-        return sqlite.insert(row_type).on_conflict_do_nothing()
-
-    def close(self) -> None:
-        """Release every pooled connection (the WAL is checkpointed by SQLite on close)."""
-        self._engine.dispose()
+    `Store(url, max_pending=…)`: see `Database` for the url, `OfferOutbox` for the outbox.
+    """
 
     # --- customers --------------------------------------------------------------------
 
@@ -196,7 +111,7 @@ class Store:
                 delete(VisitRow).where(_of(VisitRow, customer_id, devices)),
                 update(CodeRow).where(col(CodeRow.customer) == customer_id).values(customer=None),
             ]
-            erased = sum(_rowcount(session.execute(statement)) for statement in statements)
+            erased = sum(rowcount(session.execute(statement)) for statement in statements)
             if row is not None:
                 session.delete(row)
             return row is not None or erased > 0
@@ -239,8 +154,8 @@ class Store:
         count = select(func.count()).where(col(CodeRow.pool) == pool)
         with self._session() as session:
             before = session.exec(count).one()
-            for start in range(0, len(values), _CHUNK):
-                session.execute(self._insert(CodeRow), values[start : start + _CHUNK])
+            for start in range(0, len(values), CHUNK):
+                session.execute(self._insert(CodeRow), values[start : start + CHUNK])
             return session.exec(count).one() - before
 
     def codes(self) -> list[tuple[str, str, str | None, float | None]]:
@@ -278,164 +193,6 @@ class Store:
 
     # --- the outbox -------------------------------------------------------------------
 
-    def enqueue_offers(self, offers: Sequence[Offer]) -> Enqueued:
-        """Write offers to the outbox (holdout ones as `holdout`), in one transaction.
-
-        The outbox is bounded by `max_pending` pending offers.  When it is full, a new
-        commercial offer is not queued but recorded as `dropped` ("outbox full"): a promotion
-        that cannot go out soon is worthless, and the log still shows it was decided.  A
-        transactional offer (an order ready …) is always queued: it is rare and promised.
-        Idempotent on the offer id: an id already stored is left as it is.
-        """
-        with self._session() as session:
-            result = self._enqueue(session, offers)
-        self._warn_dropped(result)
-        return result
-
-    def _enqueue(self, session: Session, offers: Sequence[Offer]) -> Enqueued:
-        added = dropped = 0
-        room = self.max_pending - self._pending_count(session)
-        for start in range(0, len(offers), _CHUNK):
-            chunk = offers[start : start + _CHUNK]
-            ids = [o.id for o in chunk]
-            known = set(session.exec(select(OfferRow.id).where(col(OfferRow.id).in_(ids))))
-            values = []
-            for offer in _unique(chunk, known):
-                state, room = _admit(offer, room)
-                dropped += state is OfferState.DROPPED
-                values.append(offer_to_values(offer, state, _DROP_REASONS.get(state)))
-            if values:
-                session.execute(self._insert(OfferRow), values)
-            added += len(values)
-        return Enqueued(added - dropped, dropped)
-
-    def _warn_dropped(self, result: Enqueued) -> None:
-        if result.dropped:
-            log.warning(
-                "outbox full (%d pending): %d offer(s) dropped", self.max_pending, result.dropped
-            )
-
-    def _pending_count(self, session: Session) -> int:
-        query = select(func.count()).where(col(OfferRow.state) == OfferState.PENDING.value)
-        return session.exec(query).one()
-
-    def due_offers(self, limit: int = 100) -> list[Offer]:
-        """Pending offers, oldest first (expired ones too: the publisher marks them)."""
-        query = (
-            select(OfferRow)
-            .where(OfferRow.state == OfferState.PENDING.value)
-            .order_by(col(OfferRow.created_at), col(OfferRow.id))
-            .limit(limit)
-        )
-        with self._session() as session:
-            return [row_to_offer(row) for row in session.exec(query).all()]
-
-    def mark_sent(self, offer_id: str, at: float) -> bool:
-        """A pending offer was acknowledged by the broker at `at`.  False if not pending."""
-        return self.mark_sent_many([offer_id], at) == 1
-
-    def mark_sent_many(self, offer_ids: Sequence[str], at: float) -> int:
-        """Pending offers acknowledged by the broker, in one transaction; how many were."""
-        values = {"sent_at": at, "attempts": OfferRow.attempts + 1}
-        return self._transition(offer_ids, OfferState.SENT, **values)
-
-    def mark_expired(self, offer_id: str) -> bool:
-        """A pending offer's time ran out before it could be sent; it never will be."""
-        return self.mark_expired_many([offer_id]) == 1
-
-    def mark_expired_many(self, offer_ids: Sequence[str]) -> int:
-        """`mark_expired` for many offers, in one transaction; how many were pending."""
-        return self._transition(offer_ids, OfferState.EXPIRED)
-
-    def cancel_offer(self, offer_id: str, reason: str | None = None) -> bool:
-        """Withdraw a pending offer (an unusable token …)."""
-        return self._transition([offer_id], OfferState.CANCELLED, last_error=reason) == 1
-
-    def cancel_pending(self, customer_id: str, reason: str) -> int:
-        """Withdraw every pending offer of a customer (consent withdrawn); how many."""
-        query = (
-            update(OfferRow)
-            .where(col(OfferRow.customer) == customer_id)
-            .where(col(OfferRow.state) == OfferState.PENDING.value)
-            .values(state=OfferState.CANCELLED.value, last_error=reason[:500])
-        )
-        with self._session() as session:
-            return _rowcount(session.execute(query))
-
-    def mark_failed(self, offer_id: str, error: str) -> None:
-        """A publish attempt failed; the offer stays pending for the next drain."""
-        self.mark_failed_many({offer_id: error})
-
-    def mark_failed_many(self, errors: Mapping[str, str]) -> None:
-        """`mark_failed` for many offers (id → error), in one transaction."""
-        with self._session() as session:
-            for offer_id, error in errors.items():
-                query = (
-                    update(OfferRow)
-                    .where(col(OfferRow.id) == offer_id)
-                    .values(attempts=OfferRow.attempts + 1, last_error=error[:500])
-                )
-                session.execute(query)
-
-    def _transition(self, offer_ids: Sequence[str], state: OfferState, **values: Any) -> int:
-        """Move pending offers to `state`; how many were pending."""
-        changed = 0
-        with self._session() as session:
-            for start in range(0, len(offer_ids), _CHUNK):
-                query = (
-                    update(OfferRow)
-                    .where(col(OfferRow.id).in_(offer_ids[start : start + _CHUNK]))
-                    .where(col(OfferRow.state) == OfferState.PENDING.value)
-                    .values(state=state.value, **values)
-                )
-                changed += _rowcount(session.execute(query))
-        return changed
-
-    def counts_by_state(self) -> dict[OfferState, int]:
-        """How many offers are in each state (every state present, zero included)."""
-        query = select(OfferRow.state, func.count()).group_by(col(OfferRow.state))
-        with self._session() as session:
-            found = {OfferState(state): n for state, n in session.exec(query).all()}
-        return {state: found.get(state, 0) for state in OfferState}
-
-    def offers(
-        self,
-        state: OfferState | None = None,
-        customer: str | None = None,
-        rule: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-    ) -> list[Offer]:
-        """Logged offers (holdout ones included), oldest first; filters as `offer_log`."""
-        return [r.offer for r in self.offer_log(state, customer, rule, since, until)]
-
-    def offer_log(
-        self,
-        state: OfferState | None = None,
-        customer: str | None = None,
-        rule: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-    ) -> list[OfferRecord]:
-        """The offer log with outbox states, oldest first; `since`/`until` bound `created_at`."""
-        query = select(OfferRow).order_by(col(OfferRow.created_at), col(OfferRow.id))
-        equal = ((OfferRow.state, state), (OfferRow.customer, customer), (OfferRow.rule, rule))
-        for column, value in equal:
-            if value is not None:
-                query = query.where(col(column) == value)
-        if since is not None:
-            query = query.where(col(OfferRow.created_at) >= since)
-        if until is not None:
-            query = query.where(col(OfferRow.created_at) < until)
-        with self._session() as session:
-            return [_record(row) for row in session.exec(query).all()]
-
-    def offer(self, offer_id: str) -> OfferRecord | None:
-        """One offer with its outbox state, or None (e.g. to check a feedback's token)."""
-        with self._session() as session:
-            row = session.get(OfferRow, offer_id)
-            return _record(row) if row is not None else None
-
     # --- feedback ---------------------------------------------------------------------
 
     def record_feedback(self, offer_id: str, state: FeedbackState, at: float) -> bool:
@@ -461,41 +218,15 @@ def _of(row_type: type[ZoneEventRow] | type[VisitRow], customer: str, devices: l
     return or_(col(row_type.customer) == customer, col(row_type.device).in_(devices))
 
 
-def _unique(offers: Sequence[Offer], known: set[str]) -> list[Offer]:
-    """The offers whose id is neither stored nor repeated earlier in the batch."""
-    seen = set(known)
-    fresh = []
-    for offer in offers:
-        if offer.id not in seen:
-            seen.add(offer.id)
-            fresh.append(offer)
-    return fresh
-
-
-def _admit(offer: Offer, room: int) -> tuple[OfferState, int]:
-    """The state of a new offer in an outbox with `room` pending places left, and the room
-    after it: a commercial offer is dropped when there is none, a transactional never."""
-    if offer.holdout:
-        return OfferState.HOLDOUT, room
-    if offer.purpose is Purpose.COMMERCIAL and room <= 0:
-        return OfferState.DROPPED, room
-    return OfferState.PENDING, room - 1
-
-
 def _write_events(session: Session, events: Sequence[ZoneEvent]) -> None:
-    for start in range(0, len(events), _CHUNK):
-        chunk = events[start : start + _CHUNK]
+    for start in range(0, len(events), CHUNK):
+        chunk = events[start : start + CHUNK]
         session.execute(insert(ZoneEventRow), [event_to_values(e) for e in chunk])
     for zone_event in events:
         if zone_event.kind is EventKind.VISIT_START:
             session.add(_visit_started(zone_event))
         elif zone_event.kind is EventKind.VISIT_END:
             _close_visit(session, zone_event)
-
-
-def _rowcount(result: Result[Any]) -> int:
-    """Rows matched by an UPDATE or DELETE (every DML result is a CursorResult)."""
-    return cast(CursorResult[Any], result).rowcount
 
 
 def _visit_started(zone_event: ZoneEvent) -> VisitRow:
@@ -519,13 +250,3 @@ def _close_visit(session: Session, zone_event: ZoneEvent) -> None:
         visit.started_at = started
     visit.ended_at = zone_event.at
     session.add(visit)
-
-
-def _record(row: OfferRow) -> OfferRecord:
-    return OfferRecord(
-        offer=row_to_offer(row),
-        state=OfferState(row.state),
-        sent_at=row.sent_at,
-        attempts=row.attempts,
-        last_error=row.last_error,
-    )

@@ -1,0 +1,94 @@
+"""`Database`: the engine, sessions and inserts that every part of `Store` builds on.
+
+SQLite runs in WAL mode with `synchronous=NORMAL` and a busy timeout, so a reader (a
+report) never blocks the writer (the daemon).  PostgreSQL works the same through a
+`postgresql+psycopg://` url.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Engine, Insert, Result, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session, create_engine
+
+from gateway.errors import RuntimeFailure
+from gateway.store.tables import METADATA
+
+BUSY_TIMEOUT_MS = 5000
+CHUNK = 500  # rows per statement in a batch write
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+def _make_engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    in_memory = url in ("sqlite://", "sqlite:///:memory:")
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+        poolclass=StaticPool if in_memory else None,
+    )
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _where(url: str) -> str:
+    """The url without its password, for messages."""
+    head, sep, tail = url.rpartition("@")
+    if not sep or ":" not in head.split("//", 1)[-1]:
+        return url
+    scheme_user = head.rsplit(":", 1)[0]
+    return f"{scheme_user}:***@{tail}"
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows matched by an UPDATE or DELETE (every DML result is a CursorResult)."""
+    return cast(CursorResult[Any], result).rowcount
+
+
+class Database:
+    """An open database with its tables created; one transaction per `_session`."""
+
+    def __init__(self, url: str) -> None:
+        """Open `url` and create missing tables; RuntimeFailure with a hint if it cannot."""
+        self.url = url
+        try:
+            self._engine = _make_engine(url)
+            METADATA.create_all(self._engine)
+        except (SQLAlchemyError, ImportError) as exc:
+            raise RuntimeFailure(
+                f"cannot open the database {_where(url)}: {exc}; check `database.url` in "
+                "config.yaml, that the server runs and that the file's folder is writable"
+            ) from exc
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        """One transaction: committed on success, rolled back on error."""
+        try:
+            with Session(self._engine, expire_on_commit=False) as session, session.begin():
+                yield session
+        except SQLAlchemyError as exc:
+            raise RuntimeFailure(f"database error on {_where(self.url)}: {exc}") from exc
+
+    def _insert(self, row_type: type[Any]) -> Insert:
+        """An INSERT that skips rows whose primary key already exists."""
+        if self._engine.dialect.name == "postgresql":
+            return postgresql.insert(row_type).on_conflict_do_nothing()
+        return sqlite.insert(row_type).on_conflict_do_nothing()
+
+    def close(self) -> None:
+        """Release every pooled connection (the WAL is checkpointed by SQLite on close)."""
+        self._engine.dispose()

@@ -1,0 +1,242 @@
+"""The offer outbox and log in the database: queue offers (bounded), move them through their
+states (pending → sent, expired, cancelled) and read the log back.
+
+`OfferOutbox` is the part of `Store` that the outbox publisher and the reports use.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from gateway.events import Offer, Purpose
+from gateway.store.database import CHUNK, Database, rowcount
+from gateway.store.tables import OfferRow, OfferState, offer_to_values, row_to_offer
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING = 10_000
+_DROP_REASONS = {OfferState.DROPPED: "outbox full"}
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """What `enqueue_offers` did: `added` new offers queued (or held out), `dropped` new
+    commercial offers recorded as `dropped` because the outbox was full."""
+
+    added: int = 0
+    dropped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OfferRecord:
+    """An offer as the log knows it: the offer, where it is in the outbox, its history."""
+
+    offer: Offer
+    state: OfferState
+    sent_at: float | None
+    attempts: int
+    last_error: str | None
+
+
+class OfferOutbox(Database):
+    """Offers in the database: the bounded outbox, its transitions and the offer log."""
+
+    def __init__(self, url: str, *, max_pending: int = MAX_PENDING) -> None:
+        """Open `url` (see `Database`); `max_pending` bounds the outbox (`enqueue_offers`)."""
+        self.max_pending = max_pending
+        super().__init__(url)
+
+    def enqueue_offers(self, offers: Sequence[Offer]) -> Enqueued:
+        """Write offers to the outbox (holdout ones as `holdout`), in one transaction.
+
+        The outbox is bounded by `max_pending` pending offers.  When it is full, a new
+        commercial offer is not queued but recorded as `dropped` ("outbox full"): a promotion
+        that cannot go out soon is worthless, and the log still shows it was decided.  A
+        transactional offer (an order ready …) is always queued: it is rare and promised.
+        Idempotent on the offer id: an id already stored is left as it is.
+        """
+        with self._session() as session:
+            result = self._enqueue(session, offers)
+        self._warn_dropped(result)
+        return result
+
+    def _enqueue(self, session: Session, offers: Sequence[Offer]) -> Enqueued:
+        added = dropped = 0
+        room = self.max_pending - self._pending_count(session)
+        for start in range(0, len(offers), CHUNK):
+            chunk = offers[start : start + CHUNK]
+            ids = [o.id for o in chunk]
+            known = set(session.exec(select(OfferRow.id).where(col(OfferRow.id).in_(ids))))
+            values = []
+            for offer in _unique(chunk, known):
+                state, room = _admit(offer, room)
+                dropped += state is OfferState.DROPPED
+                values.append(offer_to_values(offer, state, _DROP_REASONS.get(state)))
+            if values:
+                session.execute(self._insert(OfferRow), values)
+            added += len(values)
+        return Enqueued(added - dropped, dropped)
+
+    def _warn_dropped(self, result: Enqueued) -> None:
+        if result.dropped:
+            log.warning(
+                "outbox full (%d pending): %d offer(s) dropped", self.max_pending, result.dropped
+            )
+
+    def _pending_count(self, session: Session) -> int:
+        query = select(func.count()).where(col(OfferRow.state) == OfferState.PENDING.value)
+        return session.exec(query).one()
+
+    def due_offers(self, limit: int = 100) -> list[Offer]:
+        """Pending offers, oldest first (expired ones too: the publisher marks them)."""
+        query = (
+            select(OfferRow)
+            .where(OfferRow.state == OfferState.PENDING.value)
+            .order_by(col(OfferRow.created_at), col(OfferRow.id))
+            .limit(limit)
+        )
+        with self._session() as session:
+            return [row_to_offer(row) for row in session.exec(query).all()]
+
+    def mark_sent(self, offer_id: str, at: float) -> bool:
+        """A pending offer was acknowledged by the broker at `at`.  False if not pending."""
+        return self.mark_sent_many([offer_id], at) == 1
+
+    def mark_sent_many(self, offer_ids: Sequence[str], at: float) -> int:
+        """Pending offers acknowledged by the broker, in one transaction; how many were."""
+        values = {"sent_at": at, "attempts": OfferRow.attempts + 1}
+        return self._transition(offer_ids, OfferState.SENT, **values)
+
+    def mark_expired(self, offer_id: str) -> bool:
+        """A pending offer's time ran out before it could be sent; it never will be."""
+        return self.mark_expired_many([offer_id]) == 1
+
+    def mark_expired_many(self, offer_ids: Sequence[str]) -> int:
+        """`mark_expired` for many offers, in one transaction; how many were pending."""
+        return self._transition(offer_ids, OfferState.EXPIRED)
+
+    def cancel_offer(self, offer_id: str, reason: str | None = None) -> bool:
+        """Withdraw a pending offer (an unusable token …)."""
+        return self._transition([offer_id], OfferState.CANCELLED, last_error=reason) == 1
+
+    def cancel_pending(self, customer_id: str, reason: str) -> int:
+        """Withdraw every pending offer of a customer (consent withdrawn); how many."""
+        query = (
+            update(OfferRow)
+            .where(col(OfferRow.customer) == customer_id)
+            .where(col(OfferRow.state) == OfferState.PENDING.value)
+            .values(state=OfferState.CANCELLED.value, last_error=reason[:500])
+        )
+        with self._session() as session:
+            return rowcount(session.execute(query))
+
+    def mark_failed(self, offer_id: str, error: str) -> None:
+        """A publish attempt failed; the offer stays pending for the next drain."""
+        self.mark_failed_many({offer_id: error})
+
+    def mark_failed_many(self, errors: Mapping[str, str]) -> None:
+        """`mark_failed` for many offers (id → error), in one transaction."""
+        with self._session() as session:
+            for offer_id, error in errors.items():
+                query = (
+                    update(OfferRow)
+                    .where(col(OfferRow.id) == offer_id)
+                    .values(attempts=OfferRow.attempts + 1, last_error=error[:500])
+                )
+                session.execute(query)
+
+    def _transition(self, offer_ids: Sequence[str], state: OfferState, **values: Any) -> int:
+        """Move pending offers to `state`; how many were pending."""
+        changed = 0
+        with self._session() as session:
+            for start in range(0, len(offer_ids), CHUNK):
+                query = (
+                    update(OfferRow)
+                    .where(col(OfferRow.id).in_(offer_ids[start : start + CHUNK]))
+                    .where(col(OfferRow.state) == OfferState.PENDING.value)
+                    .values(state=state.value, **values)
+                )
+                changed += rowcount(session.execute(query))
+        return changed
+
+    def counts_by_state(self) -> dict[OfferState, int]:
+        """How many offers are in each state (every state present, zero included)."""
+        query = select(OfferRow.state, func.count()).group_by(col(OfferRow.state))
+        with self._session() as session:
+            found = {OfferState(state): n for state, n in session.exec(query).all()}
+        return {state: found.get(state, 0) for state in OfferState}
+
+    def offers(
+        self,
+        state: OfferState | None = None,
+        customer: str | None = None,
+        rule: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[Offer]:
+        """Logged offers (holdout ones included), oldest first; filters as `offer_log`."""
+        return [r.offer for r in self.offer_log(state, customer, rule, since, until)]
+
+    def offer_log(
+        self,
+        state: OfferState | None = None,
+        customer: str | None = None,
+        rule: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[OfferRecord]:
+        """The offer log with outbox states, oldest first; `since`/`until` bound `created_at`."""
+        query = select(OfferRow).order_by(col(OfferRow.created_at), col(OfferRow.id))
+        equal = ((OfferRow.state, state), (OfferRow.customer, customer), (OfferRow.rule, rule))
+        for column, value in equal:
+            if value is not None:
+                query = query.where(col(column) == value)
+        if since is not None:
+            query = query.where(col(OfferRow.created_at) >= since)
+        if until is not None:
+            query = query.where(col(OfferRow.created_at) < until)
+        with self._session() as session:
+            return [_record(row) for row in session.exec(query).all()]
+
+    def offer(self, offer_id: str) -> OfferRecord | None:
+        """One offer with its outbox state, or None (e.g. to check a feedback's token)."""
+        with self._session() as session:
+            row = session.get(OfferRow, offer_id)
+            return _record(row) if row is not None else None
+
+
+def _unique(offers: Sequence[Offer], known: set[str]) -> list[Offer]:
+    """The offers whose id is neither stored nor repeated earlier in the batch."""
+    seen = set(known)
+    fresh = []
+    for offer in offers:
+        if offer.id not in seen:
+            seen.add(offer.id)
+            fresh.append(offer)
+    return fresh
+
+
+def _admit(offer: Offer, room: int) -> tuple[OfferState, int]:
+    """The state of a new offer in an outbox with `room` pending places left, and the room
+    after it: a commercial offer is dropped when there is none, a transactional never."""
+    if offer.holdout:
+        return OfferState.HOLDOUT, room
+    if offer.purpose is Purpose.COMMERCIAL and room <= 0:
+        return OfferState.DROPPED, room
+    return OfferState.PENDING, room - 1
+
+
+def _record(row: OfferRow) -> OfferRecord:
+    return OfferRecord(
+        offer=row_to_offer(row),
+        state=OfferState(row.state),
+        sent_at=row.sent_at,
+        attempts=row.attempts,
+        last_error=row.last_error,
+    )

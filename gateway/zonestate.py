@@ -1,0 +1,89 @@
+"""What `ZoneTracker` keeps per device: its stays in zones and its visit, and their JSON form
+for snapshots (`ZoneTracker.snapshot` / `restore`).  Pure."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.events import Fix
+
+
+@dataclass(slots=True)
+class Stay:
+    """One device in one zone, from its first fix inside until its exit."""
+
+    since: float  # first fix inside
+    inside: bool = False  # `enter` emitted
+    entered_at: float = 0.0
+    out_since: float | None = None  # first fix outside while inside
+    fired: set[float] = field(default_factory=set)
+    scheduled: set[float] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class DeviceState:
+    """One device: its last fix, its visit (open or ended) and its stays by zone index."""
+
+    last: Fix
+    last_seen: float
+    visit_start: float
+    visit_open: bool = True
+    visit_end: float = math.nan
+    stays: dict[int, Stay] = field(default_factory=dict)
+
+
+def fix_reason(fix: Fix) -> dict[str, Any]:
+    """Where a fix put the device, as the `reason` of an event and in snapshots."""
+    return {"x": fix.x, "y": fix.y, "accuracy_m": fix.accuracy_m, "anchors": list(fix.anchors)}
+
+
+def device_to_json(dev: DeviceState, ids: Sequence[str]) -> dict[str, Any]:
+    """`dev` as JSON-able values; stays are keyed by zone id (`ids[i]`)."""
+    stays = {
+        ids[i]: {
+            "since": st.since,
+            "inside": st.inside,
+            "entered_at": st.entered_at,
+            "out_since": st.out_since,
+            "fired": sorted(st.fired),
+        }
+        for i, st in dev.stays.items()
+    }
+    last = {"at": dev.last.at, **fix_reason(dev.last)}
+    end = None if math.isnan(dev.visit_end) else dev.visit_end
+    return {
+        "last": last,
+        "last_seen": dev.last_seen,
+        "visit_start": dev.visit_start,
+        "visit_open": dev.visit_open,
+        "visit_end": end,
+        "stays": stays,
+    }
+
+
+def device_from_json(device: str, raw: Any, pos: Mapping[str, int]) -> DeviceState:
+    """The inverse of `device_to_json`; stays of zones not in `pos` (id → index) drop.
+
+    Raises KeyError, TypeError, ValueError or AttributeError on a malformed value.
+    """
+    f = raw["last"]
+    nums = {k: float(f[k]) for k in ("at", "x", "y", "accuracy_m")}
+    last = Fix(device=device, anchors=tuple(str(a) for a in f["anchors"]), **nums)
+    end = raw.get("visit_end")
+    dev = DeviceState(
+        last, float(raw["last_seen"]), float(raw["visit_start"]), raw["visit_open"] is True
+    )
+    dev.visit_end = math.nan if end is None else float(end)
+    if not dev.visit_open and math.isnan(dev.visit_end):
+        raise ValueError("a closed visit needs 'visit_end'")
+    for zone_id, st in dict(raw.get("stays") or {}).items():
+        if zone_id in pos:
+            out = st.get("out_since")
+            stay = Stay(float(st["since"]), st["inside"] is True, float(st["entered_at"]))
+            stay.out_since = None if out is None else float(out)
+            stay.fired = {float(v) for v in st["fired"]}
+            dev.stays[pos[zone_id]] = stay
+    return dev
