@@ -142,37 +142,53 @@ def build_parser() -> argparse.ArgumentParser:
         help="local time in the store's timezone (ISO 8601), e.g. 2026-03-03T15:00:31",
     )
     exp.add_argument("--trace", help="replay this trace up to --at and explain its last decision")
-    codes = sub.add_parser("codes", help="manage the code pools of `code_pool:` offers")
-    codesub = codes.add_subparsers(dest="codes_command", metavar="ACTION", required=True)
-    cimp = codesub.add_parser(
+    _nested_commands(sub)
+    return parser
+
+
+def _group(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_: str
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """A command with actions of its own (`rayon codes import …`)."""
+    parser = sub.add_parser(name, help=help_, description=help_)
+    return parser.add_subparsers(dest=f"{name}_command", metavar="ACTION", required=True)
+
+
+def _nested_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    codes = _group(sub, "codes", "manage the code pools of `code_pool:` offers")
+    cimp = _add(
+        codes,
         "import",
-        help="add codes to a pool: one per line (CSV: the first "
-        "column); blank lines and # comments are skipped",
+        "add codes to a pool: one per line (CSV: the first column); "
+        "blank lines and # comments are skipped",
+        "codes_import",
     )
-    _common(cimp)
     cimp.add_argument("pool")
     cimp.add_argument("file")
-    cimp.set_defaults(handler="codes_import")
-    fw = sub.add_parser("firmware", help="ESPHome configs of the store's ESP32 nodes")
-    fwsub = fw.add_subparsers(dest="firmware_command", metavar="ACTION", required=True)
-    render = fwsub.add_parser(
+    firmware = _group(sub, "firmware", "ESPHome configs of the store's ESP32 nodes")
+    render = _add(
+        firmware,
         "render",
-        help="write one ESPHome config per scanner node and "
-        "store beacon of the config (secrets stay in secrets.yaml)",
+        "write one ESPHome config per scanner node and store "
+        "beacon of the config (secrets stay in secrets.yaml)",
+        "firmware_render",
     )
-    _common(render)
     render.add_argument("-o", "--output", help="folder (default: firmware/ beside config.yaml)")
-    render.set_defaults(handler="firmware_render")
-    schema = sub.add_parser("schema", help="write JSON Schemas for editors")
-    ssub = schema.add_subparsers(dest="schema_command", metavar="WHAT", required=True)
-    srules = ssub.add_parser("rules", help="the rule and policy schemas (yaml-language-server)")
-    _common(srules)
+    schema = _group(sub, "schema", "write JSON Schemas for editors")
+    srules = _add(
+        schema, "rules", "the rule and policy schemas (yaml-language-server)", "schema_rules"
+    )
     srules.add_argument(
         "-o", "--output", default=".vscode", help="folder to write the schemas to (default .vscode)"
     )
-    srules.set_defaults(handler="schema_rules")
-    bench = sub.add_parser("bench", help="measure speed (prints figures, asserts nothing)")
-    bsub = bench.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
+    _bench_commands(_group(sub, "bench", "measure speed (prints figures, asserts nothing)"))
+    customers = _group(sub, "customers", "manage the customer registry")
+    _add(
+        customers, "import", "import customers from JSON Lines or CSV", "customers_import"
+    ).add_argument("file")
+
+
+def _bench_commands(bench: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from gateway.benchmarks import replay as bench_replay
     from gateway.benchmarks import rules as bench_rules
 
@@ -180,22 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("rules", bench_rules, "per-event rule cost with 10, 1,000 and 10,000 rules"),
         ("replay", bench_replay, "replay throughput of a simulated trace, adverts/s"),
     ):
-        b = bsub.add_parser(
-            name,
-            help=help_,
-            description=module.__doc__,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        _common(b)
+        b = _add(bench, name, help_, f"bench_{name}")
+        b.description = module.__doc__
+        b.formatter_class = argparse.RawDescriptionHelpFormatter
         module.add_arguments(b)
-        b.set_defaults(handler=f"bench_{name}")
-    cust = sub.add_parser("customers", help="manage the customer registry")
-    csub = cust.add_subparsers(dest="customers_command", metavar="ACTION", required=True)
-    imp = csub.add_parser("import", help="import customers from JSON Lines or CSV")
-    _common(imp)
-    imp.add_argument("file")
-    imp.set_defaults(handler="customers_import")
-    return parser
 
 
 def _handler(name: str) -> Handler:
