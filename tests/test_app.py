@@ -22,7 +22,7 @@ from gateway.sources.trace import MqttInput, adv_to_json
 from gateway.store import Store
 from tests.broker import Mosquitto, Subscriber
 from tests.stores import reference_store
-from tests.walks import STORE_UUID, walk_adverts, zone_centre
+from tests.walks import STORE_UUID, click_collect_customer, walk_adverts, zone_centre
 
 BASE = "rayon/paris-11"
 
@@ -43,14 +43,7 @@ def test_a_dead_adapter_degrades_the_gateway_but_never_stops_it(
     )
     status = subscriber(f"{BASE}/gateway/status")
     phone = subscriber(f"{BASE}/offers/t-cc-2")
-    customer = {
-        "id": "c-cc-2",
-        "token": "t-cc-2",
-        "visits": 2,
-        "devices": [f"ibeacon:{STORE_UUID}:1000:7"],
-        "attributes": {"order_ready": True},
-        "consent": {"instore_location": True, "marketing_push": True},
-    }
+    customer = click_collect_customer("c-cc-2", "t-cc-2", 7)
     phone.publish(f"{BASE}/crm/customers/c-cc-2", json.dumps(customer).encode(), retain=True)
     x, y = zone_centre(config, "entrance")
     adverts = walk_adverts(config, 7, [(x, y, 0), (x, y, 8)], start)

@@ -36,7 +36,7 @@ from gateway.store import OfferState, Store
 from tests.broker import Mosquitto, Received, Subscriber
 from tests.stores import reference_store
 from tests.test_run import start_daemon, stop_daemon
-from tests.walks import STORE_UUID, walk_adverts, zone_centre
+from tests.walks import click_collect_customer, walk_adverts, zone_centre
 
 pytestmark = pytest.mark.mqtt
 
@@ -189,15 +189,7 @@ MAX_ADVERTS = 250  # per scanner message: under the gateway's 500 adverts and 64
 
 def cc_customer(i: int) -> dict[str, Any]:
     """A regular (no welcome offer) whose order is ready: `click-collect` offers once a visit."""
-    return {
-        "id": f"c-{i:03}",
-        "token": f"t-{i:03}",
-        "first_name": "Nadia",
-        "visits": 5,
-        "devices": [f"ibeacon:{STORE_UUID}:1000:{i}"],
-        "attributes": {"order_ready": True},
-        "consent": {"instore_location": True, "marketing_push": True},
-    }
+    return click_collect_customer(f"c-{i:03}", f"t-{i:03}", i, "Nadia")
 
 
 def at_entrance(config_path: Path, minors: range, start: float) -> list[tuple[str, bytes]]:

@@ -24,7 +24,7 @@ from gateway.sources.trace import adv_to_json
 from gateway.store import Store
 from tests.broker import Mosquitto, Subscriber
 from tests.stores import rayon, reference_store
-from tests.walks import STORE_UUID, walk_adverts, zone_centre
+from tests.walks import click_collect_customer, walk_adverts, zone_centre
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = "rayon/paris-11"
@@ -84,15 +84,7 @@ def test_daemon_turns_mqtt_inputs_into_an_offer_and_stops_cleanly(
     status.wait(1, timeout=30)
     assert json.loads(status.messages[0].payload)["state"] == "online"
     phone = subscriber(f"{BASE}/offers/t-cc-1")
-    customer = {
-        "id": "c-cc-1",
-        "token": "t-cc-1",
-        "first_name": "Nadia",
-        "visits": 5,  # a regular: no welcome offer, whatever the hour
-        "devices": [f"ibeacon:{STORE_UUID}:1000:1"],
-        "attributes": {"order_ready": True},
-        "consent": {"instore_location": True, "marketing_push": True},
-    }
+    customer = click_collect_customer("c-cc-1", "t-cc-1", 1, "Nadia")
     phone.publish(f"{BASE}/crm/customers/c-cc-1", json.dumps(customer).encode(), retain=True)
     for node, adverts in entrance_reports(config_path, time.time()).items():
         phone.publish(f"{BASE}/scanners/{node}/adv", json.dumps(adverts).encode(), qos=0)
@@ -140,14 +132,7 @@ def test_rules_reload_on_change_and_sighup_is_all_or_nothing(
         proc.send_signal(signal.SIGHUP)
         wait_status(status, lambda s: s["rules"]["error"] is None)
         phone = subscriber(f"{BASE}/offers/t-cc-1")
-        customer = {
-            "id": "c-cc-1",
-            "token": "t-cc-1",
-            "visits": 5,
-            "devices": [f"ibeacon:{STORE_UUID}:1000:1"],
-            "attributes": {"order_ready": True},
-            "consent": {"instore_location": True, "marketing_push": True},
-        }
+        customer = click_collect_customer("c-cc-1", "t-cc-1", 1)
         phone.publish(f"{BASE}/crm/customers/c-cc-1", json.dumps(customer).encode(), retain=True)
         for node, adverts in entrance_reports(config_path, time.time()).items():
             phone.publish(f"{BASE}/scanners/{node}/adv", json.dumps(adverts).encode(), qos=0)

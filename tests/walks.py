@@ -81,3 +81,21 @@ def tv_aisle_walk(config: Config, start: float, minor: int = 1, stay_s: float = 
 def write_walk(path: Path, adverts: list[Advertisement]) -> None:
     with path.open("w", encoding="utf-8") as fh:
         write_trace(sorted(adverts, key=lambda a: a.at), fh)
+
+
+def click_collect_customer(
+    cid: str, token: str, minor: int, first_name: str | None = None
+) -> dict[str, object]:
+    """A regular (no welcome offer) whose click-and-collect order is ready, phone minor `minor`,
+    as the CRM publishes it: the shipped `click-collect` rule tells them once a visit."""
+    customer: dict[str, object] = {
+        "id": cid,
+        "token": token,
+        "visits": 5,
+        "devices": [f"ibeacon:{STORE_UUID}:1000:{minor}"],
+        "attributes": {"order_ready": True},
+        "consent": {"instore_location": True, "marketing_push": True},
+    }
+    if first_name is not None:
+        customer["first_name"] = first_name
+    return customer
