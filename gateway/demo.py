@@ -112,7 +112,7 @@ class SimulatorSource:
         for adv in self._adverts:
             delay = adv.at - self._clock.now()
             if delay > 0.005:
-                await asyncio.sleep(min(delay, 1.0) if delay < 1.0 else delay)
+                await asyncio.sleep(delay)
             yield adv
         self.done.set()
 

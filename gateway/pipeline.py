@@ -9,7 +9,6 @@ Time comes only from the inputs.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -25,7 +24,6 @@ from gateway.events import Advertisement, Fix, Observation, Offer, ZoneEvent
 from gateway.geofences import GeofenceTracker
 from gateway.identity import Customer, CustomerRegistry
 from gateway.inbound import (
-    MAX_PAYLOAD_BYTES,
     InboundError,
     Problem,
     parse_espresense,
@@ -34,6 +32,7 @@ from gateway.inbound import (
     parse_scanner_adv,
     parse_sightings,
 )
+from gateway.jsonvalues import decode, guarded
 from gateway.locate import Locator
 from gateway.rules import RuleEngine, RuleSet
 from gateway.rules.codepools import CodePools
@@ -42,7 +41,7 @@ from gateway.zones import ZoneTracker
 
 log = logging.getLogger(__name__)
 
-MAX_INBOUND_BYTES = MAX_PAYLOAD_BYTES
+read_json = guarded(decode)  # size limit, then JSON; an InboundError instead of raising
 
 
 @dataclass(slots=True)
@@ -195,7 +194,10 @@ class Pipeline:
             if old is not None:
                 self._forget_devices(old)
             return Output(erased=[customer_id])
-        customer = customer_from_obj(_json(payload), f"crm/customers/{customer_id}")
+        body = read_json(payload)
+        if isinstance(body, InboundError):
+            return self._reject(msg.topic, body)
+        customer = customer_from_obj(body, f"crm/customers/{customer_id}")
         if customer.id != customer_id:
             raise InvalidInput(
                 f"payload id {customer.id!r} differs from the topic's {customer_id!r}"
@@ -297,14 +299,3 @@ def _tracks_invalidated(old: Customer, new: Customer) -> bool:
     token, or in-store location consent withdrawn.  The CRM re-sends every retained
     customer at each (re)connection: those unchanged updates keep visits and caps going."""
     return old.devices != new.devices or old.token != new.token or not new.consent.instore_location
-
-
-def _json(payload: Any) -> Any:
-    """Payloads arrive as bytes (live) or already parsed (trace files)."""
-    if isinstance(payload, bytes | bytearray):
-        if len(payload) > MAX_INBOUND_BYTES:
-            raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_INBOUND_BYTES}")
-        return json.loads(payload)
-    if isinstance(payload, str):
-        return json.loads(payload)
-    return payload
