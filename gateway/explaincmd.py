@@ -8,6 +8,7 @@ customer and rule is explained, with the caps, visits and pools of that replay.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from gateway.config import Config
 from gateway.errors import InvalidInput
 from gateway.identity import Customer, CustomerRegistry
 from gateway.pipeline import Pipeline
+from gateway.replay import replay
 from gateway.rules import RuleSet, explain_at, format_explanation, load_rules
 from gateway.rules.explanation import Explanation
 from gateway.sources.trace import TraceError, read_trace
@@ -55,14 +57,10 @@ def _from_trace(
 ) -> Explanation:
     explain_at(rules, pipeline.config, customer, rule_id, at)  # the rule exists, or say so now
     pipeline.engine.watch(customer.id, rule_id)
-    for item in read_trace(trace):
-        if isinstance(item, TraceError):
-            print(item, file=sys.stderr)
-            continue
-        if item.at > at:
-            break
-        pipeline.feed(item)
-        pipeline.tick(item.at)
+    until = itertools.takewhile(
+        lambda i: isinstance(i, TraceError) or i.at <= at, read_trace(trace)
+    )
+    replay(pipeline, until, lambda _out: None, flush=False)  # the ticks `rayon replay` makes
     if pipeline.engine.explanations:
         return pipeline.engine.explanations[-1]
     print(

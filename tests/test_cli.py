@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from gateway.clock import parse_local_time
+from gateway.config import load_config
 from gateway.decode import encode_ibeacon
 from tests.stores import rayon, reference_store
+from tests.walks import tv_aisle_walk, walk_adverts, write_walk
 
 ROOT = Path(__file__).resolve().parent.parent
 STORE_UUID = "8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10"
@@ -271,3 +274,27 @@ def test_firmware_render_then_check_catches_a_node_that_disagrees(store: Path) -
     assert any(
         line.startswith(f"{beacon}:") and "minor" in line for line in result.stdout.splitlines()
     ), result.stdout
+
+
+def test_explain_with_a_trace_explains_the_decision_it_made(store: Path, tmp_path: Path) -> None:
+    import_tv_fan(store, tmp_path)
+    config = load_config(store)
+    start = parse_local_time("2026-03-03T15:00:00", config.store.timezone)
+    write_walk(
+        tmp_path / "walk.jsonl", walk_adverts(config, 1, tv_aisle_walk(config, start), start)
+    )
+    result = rayon(
+        "explain",
+        "-c",
+        str(store),
+        "--customer",
+        "c-tv-1",
+        "--rule",
+        "tv-aisle-dwell",
+        "--at",
+        "2026-03-03T15:02:00",
+        "--trace",
+        str(tmp_path / "walk.jsonl"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "fires" in result.stdout and "no decision" not in result.stderr
