@@ -18,7 +18,7 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
 from gateway.errors import RuntimeFailure
-from gateway.store.tables import METADATA
+from gateway.store.migrations import upgrade
 
 BUSY_TIMEOUT_MS = 5000
 CHUNK = 500  # rows per statement in a batch write
@@ -60,14 +60,15 @@ def rowcount(result: Result[Any]) -> int:
 
 
 class Database:
-    """An open database with its tables created; one transaction per `_session`."""
+    """An open database at the newest schema; one transaction per `_session`."""
 
     def __init__(self, url: str) -> None:
-        """Open `url` and create missing tables; RuntimeFailure with a hint if it cannot."""
+        """Open `url`, creating or upgrading its schema (`upgraded`: the versions applied);
+        RuntimeFailure with a hint if it cannot."""
         self.url = url
         try:
             self._engine = _make_engine(url)
-            METADATA.create_all(self._engine)
+            self.upgraded = upgrade(self._engine)
         except (SQLAlchemyError, ImportError) as exc:
             raise RuntimeFailure(
                 f"cannot open the database {_where(url)}: {exc}; check `database.url` in "
@@ -80,6 +81,17 @@ class Database:
         try:
             with Session(self._engine, expire_on_commit=False) as session, session.begin():
                 yield session
+        except SQLAlchemyError as exc:
+            raise RuntimeFailure(f"database error on {_where(self.url)}: {exc}") from exc
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for queries of other modules (reports): one transaction, rolled
+        back at the end, so nothing read through it can be written by mistake."""
+        try:
+            with Session(self._engine, expire_on_commit=False) as session:
+                yield session
+                session.rollback()
         except SQLAlchemyError as exc:
             raise RuntimeFailure(f"database error on {_where(self.url)}: {exc}") from exc
 

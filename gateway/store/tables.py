@@ -70,6 +70,22 @@ class CodeRow(RayonTable, table=True):
     assigned_at: float | None = None
 
 
+class ObservationRow(RayonTable, table=True):
+    """Where a consented customer's device was, sampled (at most one row per device per
+    `OBSERVATION_EVERY_S`): the floor heat map of `rayon report`.  Kept
+    `retention.observations` (24 h by default), erased with the customer."""
+
+    __tablename__ = "observations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: float = Field(index=True)
+    device: str = Field(index=True, max_length=200)
+    customer: str | None = Field(default=None, index=True, max_length=128)
+    x: float
+    y: float
+    accuracy_m: float
+
+
 class CustomerRow(RayonTable, table=True):
     __tablename__ = "customers"
 
@@ -94,7 +110,7 @@ class VisitRow(RayonTable, table=True):
     id: int | None = Field(default=None, primary_key=True)
     device: str = Field(max_length=200)
     customer: str | None = Field(default=None, index=True, max_length=128)
-    started_at: float
+    started_at: float = Field(index=True)
     ended_at: float | None = None
 
 
@@ -123,7 +139,7 @@ class OfferRow(RayonTable, table=True):
     zone: str | None = Field(default=None, max_length=128)
     customer: str = Field(index=True, max_length=128)
     token: str = Field(max_length=128)
-    created_at: float
+    created_at: float = Field(index=True)
     expires_at: float
     title: str
     body: str
@@ -143,7 +159,7 @@ class FeedbackRow(RayonTable, table=True):
     id: int | None = Field(default=None, primary_key=True)
     offer_id: str = Field(index=True, max_length=128)
     state: str = Field(max_length=16)
-    at: float
+    at: float = Field(index=True)
 
 
 # --- conversions between rows and the pipeline's values ------------------------------
