@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from sqlalchemy.engine import make_url
 
 from tests.broker import Mosquitto, Subscriber, find_mosquitto
 
@@ -17,7 +18,9 @@ from tests.broker import Mosquitto, Subscriber, find_mosquitto
 settings.register_profile("ci", derandomize=True, print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI") else "default")
 
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+# The PostgreSQL tests run against the server this url names (`./dev test` sets it to the
+# machine's local server when unset); they skip, saying why, when it is unset or unreachable.
+POSTGRES_ENV = "RAYON_TEST_POSTGRES_URL"
 
 
 def _broker(workdir: Path) -> Iterator[Mosquitto]:
@@ -83,20 +86,24 @@ def subscriber(mosquitto: Mosquitto) -> Iterator[Callable[..., Subscriber]]:
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """A url on a fresh schema of the local PostgreSQL `test` database, dropped afterwards.
-
-    Skipped, with the reason, when the server is unreachable.
-    """
+    """A url on a fresh schema of the PostgreSQL database named by $RAYON_TEST_POSTGRES_URL
+    (a SQLAlchemy url, `postgresql+psycopg://user@host:port/db`), dropped afterwards."""
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"{POSTGRES_ENV} is not set (./dev test sets it to the local server)")
     psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed")
-    dsn = "host=127.0.0.1 port=5432 dbname=test user=postgres connect_timeout=3"
+    parts = make_url(url)
+    conninfo = parts.set(drivername="postgresql").render_as_string(hide_password=False)
     try:
-        admin = psycopg.connect(dsn, autocommit=True)
+        admin = psycopg.connect(conninfo, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL unreachable on 127.0.0.1:5432 (database test): {exc}")
+        pytest.skip(f"PostgreSQL unreachable at {parts.host}:{parts.port} ({POSTGRES_ENV}): {exc}")
     schema = f"rayon_test_{uuid.uuid4().hex[:12]}"
     with admin:
         admin.execute(f'CREATE SCHEMA "{schema}"')
         try:
-            yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+            yield parts.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+                hide_password=False
+            )
         finally:
             admin.execute(f'DROP SCHEMA "{schema}" CASCADE')

@@ -129,8 +129,9 @@ def upgrade(engine: Engine, migrations: Sequence[Migration] = MIGRATIONS) -> lis
                 backed_up = True
                 _backup(engine, current)
                 continue  # look again: another process may have upgraded meanwhile
-            if not _has_table(conn, SCHEMA.name):
+            if not _has_table(conn, SCHEMA.name):  # a 0.1 database: record what it was
                 SCHEMA.create(conn)
+                _stamp(conn, [m for m in migrations if m.version <= current])
             for m in todo:
                 try:
                     m.apply(conn)
