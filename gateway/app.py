@@ -154,10 +154,10 @@ class Gateway:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then drain the outbox once and say offline."""
-        customers = await asyncio.to_thread(self.store.load_customers)
+        customers = await self.store.call(self.store.load_customers)
         seen = rules_fingerprint(self.config.rules_dir)  # before loading: no change is missed
         rules = load_rules(self.config.rules_dir, self.config)
-        self.pools = await asyncio.to_thread(load_pools, self.store)
+        self.pools = await self.store.call(load_pools, self.store)
         self.pipeline = Pipeline(self.config, rules, CustomerRegistry(customers), pools=self.pools)
         await self._restore(self.pipeline)
         self.rules_state = RulesState(self.clock.now(), len(rules.rules))
@@ -195,8 +195,8 @@ class Gateway:
     async def _restore(self, pipeline: Pipeline) -> None:
         """Carry on where the last run stopped, even after a kill -9: the offers already
         decided count against the caps, and visits and zone timers continue."""
-        state = await asyncio.to_thread(self.store.load_runtime, RUNTIME_KEY)
-        log_ = await asyncio.to_thread(self.store.offer_log)
+        state = await self.store.call(self.store.load_runtime, RUNTIME_KEY)
+        log_ = await self.store.call(self.store.offer_log)
         offered = [r.offer for r in log_ if r.state not in NOT_DECIDED]
         try:
             pipeline.restore(state, offered)
@@ -230,7 +230,7 @@ class Gateway:
 
     async def metrics_text(self) -> str:
         """The Prometheus exposition of this gateway, now."""
-        by_state = await asyncio.to_thread(self.store.counts_by_state)
+        by_state = await self.store.call(self.store.counts_by_state)
         p = self.pipeline
         figures = GatewayFigures(
             now=self.clock.now(),
@@ -374,12 +374,12 @@ class Gateway:
         fb = parse_feedback(payload)
         if isinstance(fb, str):
             return self._reject("feedback_rejected", f"feedback/{token}: {fb}")
-        record = await asyncio.to_thread(self.store.offer, fb.offer)
+        record = await self.store.call(self.store.offer, fb.offer)
         if record is None or record.offer.token != token:
             return self._reject(
                 "feedback_rejected", f"feedback/{token}: no offer {fb.offer} was sent to this token"
             )
-        await asyncio.to_thread(self.store.record_feedback, fb.offer, fb.state, fb.at)
+        await self.store.call(self.store.record_feedback, fb.offer, fb.state, fb.at)
 
     async def _source_health(self, name: str, failing: str | None) -> None:
         """A source started failing or recovered: say it on gateway/status at once."""
@@ -456,7 +456,7 @@ class Gateway:
         if snapshot_due and self.pipeline is not None:
             runtime, self._saved_at = {RUNTIME_KEY: self.pipeline.snapshot()}, now
         assigned = self.pools.take_new()
-        result = await asyncio.to_thread(persist, self.store, pending, runtime, now, assigned)
+        result = await self.store.call(persist, self.store, pending, runtime, now, assigned)
         self.state.counters["offers"] += sum(not o.holdout for o in pending.offers)
         self.state.counters["offers_dropped"] += result.dropped
         if pending.offers:

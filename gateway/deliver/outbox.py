@@ -114,7 +114,7 @@ class OutboxPublisher:
         """
         total = DrainResult()
         while True:
-            due = await asyncio.to_thread(self._store.due_offers, self._batch)
+            due = await self._store.call(self._store.due_offers, self._batch)
             result = await self._drain_batch(due)
             total += result
             if result.failed or len(due) < self._batch:
@@ -153,7 +153,7 @@ class OutboxPublisher:
         try:
             await asyncio.gather(*(one(offer) for offer in due))
         finally:
-            await asyncio.shield(asyncio.to_thread(self._settle, batch))
+            await asyncio.shield(self._store.call(self._settle, batch))
         return batch.result()
 
     async def _handle(self, offer: Offer, errors: dict[str, str]) -> Outcome:

@@ -7,9 +7,12 @@ report) never blocks the writer (the daemon).  PostgreSQL works the same through
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import functools
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 from sqlalchemy import CursorResult, Engine, Insert, Result, event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,6 +22,9 @@ from sqlmodel import Session, create_engine
 
 from gateway.errors import RuntimeFailure
 from gateway.store.migrations import upgrade
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 5000
 CHUNK = 500  # rows per statement in a batch write
@@ -69,11 +75,20 @@ class Database:
         try:
             self._engine = _make_engine(url)
             self.upgraded = upgrade(self._engine)
+            # The daemon's one database thread: writes never race each other for SQLite's
+            # lock, and the event loop never waits on the disk.
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rayon-db")
         except (SQLAlchemyError, ImportError) as exc:
             raise RuntimeFailure(
                 f"cannot open the database {_where(url)}: {exc}; check `database.url` in "
                 "config.yaml, that the server runs and that the file's folder is writable"
             ) from exc
+
+    async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `fn(*args, **kwargs)` (a database call) on the database thread, off the
+        event loop; every call of the daemon goes through here, one at a time, in order."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._worker, functools.partial(fn, *args, **kwargs))
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
@@ -102,5 +117,7 @@ class Database:
         return sqlite.insert(row_type).on_conflict_do_nothing()
 
     def close(self) -> None:
-        """Release every pooled connection (the WAL is checkpointed by SQLite on close)."""
+        """Finish queued calls, then release every pooled connection (the WAL is
+        checkpointed by SQLite on close)."""
+        self._worker.shutdown(wait=True)
         self._engine.dispose()

@@ -1,8 +1,9 @@
 """`Store`: the one door to the database (customers, visits, zone events, outbox, feedback).
 
-A synchronous API: the daemon calls it through `asyncio.to_thread`, so every method opens
-its own session and the engine may be used from any thread.  Each call that writes a
-batch does it in one transaction (a replay writes thousands of rows).
+A synchronous API: the daemon calls it through `Store.call`, on the one database thread,
+and every method opens its own session, so that other programs may use it from any
+thread.  Each call that writes a batch does it in one transaction (a replay writes
+thousands of rows).
 
 The engine and sessions are in `database.py` (SQLite in WAL mode, or PostgreSQL), the offer
 outbox and log in `outbox.py`; `Store` adds customers, zone events, visits, code pools, the
