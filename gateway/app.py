@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -33,13 +33,14 @@ from gateway.errors import ConfigError, Diagnostic, InvalidInput, RuntimeFailure
 from gateway.health import AnchorWatch
 from gateway.identity import CustomerRegistry
 from gateway.metrics import GatewayFigures, MetricsServer, gateway_samples, render
-from gateway.persist import NOT_DECIDED, load_pools, persist
+from gateway.persist import NOT_DECIDED, PositionSampler, load_pools, persist
 from gateway.pipeline import Output, Pipeline
 from gateway.reconfigure import carried_over, rebuild, restart_needed
 from gateway.rules import load_rules
 from gateway.rules.codepools import MemoryCodePools
 from gateway.sources.trace import MqttInput, TraceItem
 from gateway.store import Store
+from gateway.store.retention import Purged, run_retention
 from gateway.systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ class Gateway:
         self._failing: dict[str, str] = {}  # source name → why it fails
         self._status_due = False
         self.pools = MemoryCodePools()
+        self._positions = PositionSampler()
         self.metrics_port: int | None = None
         self.anchor_watch = AnchorWatch(scanner_ids(config))
         self.rules_state: RulesState | None = None
@@ -178,6 +180,7 @@ class Gateway:
                     tg.create_task(self._writer(), name="writer"),
                     tg.create_task(publisher.run(self._wake), name="outbox"),
                     tg.create_task(self._watch_rules(seen), name="rules-watch"),
+                    tg.create_task(self._retention(), name="retention"),
                 ]
                 metrics = await self._start_metrics()
                 self.notifier.ready(self.summary())
@@ -191,6 +194,13 @@ class Gateway:
             await self._flush(final=True)
             await publisher.drain()
             await self._status("offline")
+
+    def _retention(self) -> Coroutine[None, None, None]:
+        def count(purged: Purged) -> None:
+            for kind, n in dataclasses.asdict(purged).items():
+                self.state.counters[f"retention_{kind}"] += n
+
+        return run_retention(self.store, lambda: self.config.retention, self.clock.now, count)
 
     async def _restore(self, pipeline: Pipeline) -> None:
         """Carry on where the last run stopped, even after a kill -9: the offers already
@@ -456,7 +466,14 @@ class Gateway:
         if snapshot_due and self.pipeline is not None:
             runtime, self._saved_at = {RUNTIME_KEY: self.pipeline.snapshot()}, now
         assigned = self.pools.take_new()
-        result = await self.store.call(persist, self.store, pending, runtime, now, assigned)
+        positions = (
+            self._positions.sample(pending.fixes, self.pipeline.customers.by_device)
+            if self.pipeline is not None
+            else []
+        )
+        result = await self.store.call(
+            persist, self.store, pending, runtime, now, assigned, positions
+        )
         self.state.counters["offers"] += sum(not o.holdout for o in pending.offers)
         self.state.counters["offers_dropped"] += result.dropped
         if pending.offers:

@@ -2,16 +2,52 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from gateway.events import Fix
+from gateway.identity import Customer
 from gateway.pipeline import Output
 from gateway.rules.codepools import Assignment, MemoryCodePools
 from gateway.store import Store
-from gateway.store.repo import Enqueued
+from gateway.store.repo import Enqueued, Position
 from gateway.store.tables import OfferState
 
 NOT_DECIDED = frozenset({OfferState.CANCELLED, OfferState.DROPPED})  # never counted in caps
+
+
+OBSERVATION_EVERY_S = 5.0  # one stored position per device per this many seconds
+
+
+class PositionSampler:
+    """Picks the positions worth storing: of devices bound to a customer (who consented to
+    in-store location: the pipeline locates no other customer), at most one per device every
+    `every_s`.  Enough for a heat map, a fraction of the fixes (about one a second each)."""
+
+    def __init__(self, every_s: float = OBSERVATION_EVERY_S) -> None:
+        self._every_s = every_s
+        self._last: dict[str, float] = {}
+
+    def sample(
+        self, fixes: Iterable[Fix], customer_of: Callable[[str], Customer | None]
+    ) -> list[Position]:
+        out = []
+        for fix in fixes:
+            if fix.at - self._last.get(fix.device, -math.inf) < self._every_s:
+                continue
+            customer = customer_of(fix.device)
+            if customer is None:
+                continue
+            self._last[fix.device] = fix.at
+            out.append(Position(fix.at, fix.device, customer.id, fix.x, fix.y, fix.accuracy_m))
+        if len(self._last) > MAX_SAMPLED_DEVICES:  # forget devices long gone
+            newest = max(self._last.values())
+            self._last = {d: t for d, t in self._last.items() if newest - t < 3600.0}
+        return out
+
+
+MAX_SAMPLED_DEVICES = 20_000
 
 
 def persist(
@@ -20,15 +56,20 @@ def persist(
     runtime: Mapping[str, dict[str, Any]] | None = None,
     at: float = 0.0,
     assignments: Sequence[Assignment] = (),
+    positions: Sequence[Position] = (),
 ) -> Enqueued:
     """Write what the pipeline decided: CRM changes, then events, offers (into the outbox,
-    before anything is published: DESIGN §2), the codes they handed out and the live state,
-    in one transaction."""
+    before anything is published: DESIGN §2), the codes they handed out, sampled positions
+    and the live state, in one transaction.
+
+    Only the events of customers are stored: a device bound to no customer is at most
+    counted anonymously (occupancy), never kept (DESIGN §1)."""
     for customer in out.upserted:
         store.upsert_customer(customer)
     for customer_id in out.erased:
         store.delete_customer(customer_id)
-    result = store.commit(out.events, out.offers, runtime, at, assignments)
+    events = [e for e in out.events if e.customer is not None]
+    result = store.commit(events, out.offers, runtime, at, assignments, positions)
     for customer in out.upserted:
         if not customer.consent.marketing_push:  # withdrawn: nothing queued may still go out
             store.cancel_pending(customer.id, "marketing_push consent withdrawn")

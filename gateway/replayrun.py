@@ -17,13 +17,15 @@ from gateway.app import connect_link, load_pools, persist
 from gateway.clock import ManualClock
 from gateway.config import Config
 from gateway.deliver.payloads import event_record, offer_payload
-from gateway.identity import CustomerRegistry
+from gateway.identity import Customer, CustomerRegistry
+from gateway.persist import PositionSampler
 from gateway.pipeline import Output, Pipeline
 from gateway.replay import ReplayStats, fix_record, replay, write_jsonl
 from gateway.rules import load_rules
 from gateway.rules.codepools import MemoryCodePools
 from gateway.sources.trace import read_trace
 from gateway.store import Store
+from gateway.store.repo import Position
 from gateway.zones import ZoneIndex
 
 BATCH = 5000
@@ -38,6 +40,7 @@ class OutputWriter:
         store: Store | None,
         files: dict[str, IO[str] | None],
         pools: MemoryCodePools,
+        customer_of: Callable[[str], Customer | None],
     ) -> None:
         self._config = config
         self._pools = pools
@@ -45,11 +48,15 @@ class OutputWriter:
         self._files = files
         self._zones = ZoneIndex(config.zones) if files.get("fixes") else None
         self._pending = Output()
+        self._customer_of = customer_of
+        self._sampler = PositionSampler()
+        self._positions: list[Position] = []
 
     def __call__(self, out: Output) -> None:
         self._write_files(out)
         if self._store is not None:
-            self._pending.extend(dataclasses.replace(out, fixes=[]))  # fixes are not stored
+            self._positions.extend(self._sampler.sample(out.fixes, self._customer_of))
+            self._pending.extend(dataclasses.replace(out, fixes=[]))  # sampled, not all kept
             if len(self._pending.events) + len(self._pending.offers) >= BATCH:
                 self.flush()
 
@@ -70,7 +77,8 @@ class OutputWriter:
     def flush(self) -> None:
         pending, self._pending = self._pending, Output()
         if self._store is not None and pending:
-            persist(self._store, pending, assignments=self._pools.take_new())
+            positions, self._positions = self._positions, []
+            persist(self._store, pending, assignments=self._pools.take_new(), positions=positions)
 
 
 def run_replay(config: Config, args: argparse.Namespace) -> int:
@@ -98,7 +106,8 @@ def _replay_into(config: Config, store: Store, args: argparse.Namespace) -> Repl
                 ("offers", args.offers_out),
             )
         }
-        writer = OutputWriter(config, None if args.dry_run else store, files, pools)
+        target = None if args.dry_run else store
+        writer = OutputWriter(config, target, files, pools, customers.by_device)
         stats = replay(pipeline, read_trace(Path(args.trace)), writer)
         writer.flush()
     return stats

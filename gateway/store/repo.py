@@ -12,6 +12,7 @@ saved live state and feedback.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ from gateway.store.tables import (
     CodeRow,
     CustomerRow,
     FeedbackRow,
+    ObservationRow,
     OfferRow,
     RuntimeRow,
     VisitRow,
@@ -47,6 +49,7 @@ __all__ = [
     "Enqueued",
     "FeedbackRecord",
     "OfferRecord",
+    "Position",
     "Store",
     "Visit",
 ]
@@ -60,6 +63,18 @@ class Visit:
     customer: str | None
     started_at: float
     ended_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A stored, sampled position of a consented customer's device (`observations`)."""
+
+    at: float
+    device: str
+    customer: str | None
+    x: float
+    y: float
+    accuracy_m: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +125,7 @@ class Store(OfferOutbox):
                 delete(OfferRow).where(col(OfferRow.customer) == customer_id),
                 delete(ZoneEventRow).where(_of(ZoneEventRow, customer_id, devices)),
                 delete(VisitRow).where(_of(VisitRow, customer_id, devices)),
+                delete(ObservationRow).where(_of(ObservationRow, customer_id, devices)),
                 update(CodeRow).where(col(CodeRow.customer) == customer_id).values(customer=None),
             ]
             erased = sum(rowcount(session.execute(statement)) for statement in statements)
@@ -131,12 +147,14 @@ class Store(OfferOutbox):
         runtime: Mapping[str, dict[str, Any]] | None = None,
         at: float = 0.0,
         assignments: Sequence[Assignment] = (),
+        positions: Sequence[Position] = (),
     ) -> Enqueued:
-        """Zone events, offers and the live state (`runtime`, key → JSON object) in ONE
-        transaction, so that after a crash the restored state never claims an offer the
-        outbox lacks, nor misses one it holds."""
+        """Zone events, offers, the live state (`runtime`, key → JSON object), codes handed
+        out and sampled positions in ONE transaction, so that after a crash the restored
+        state never claims an offer the outbox lacks, nor misses one it holds."""
         with self._session() as session:
             _write_events(session, events)
+            _write_positions(session, positions)
             result = self._enqueue(session, offers)
             for key, value in (runtime or {}).items():
                 session.merge(RuntimeRow(key=key, value=value, updated_at=at))
@@ -170,6 +188,17 @@ class Store(OfferOutbox):
         with self._session() as session:
             row = session.get(RuntimeRow, key)
             return dict(row.value) if row is not None else None
+
+    def positions(self, customer: str | None = None) -> list[Position]:
+        """Stored positions in time order, optionally of one customer."""
+        query = select(ObservationRow).order_by(col(ObservationRow.at), col(ObservationRow.id))
+        if customer is not None:
+            query = query.where(ObservationRow.customer == customer)
+        with self._session() as session:
+            return [
+                Position(r.at, r.device, r.customer, r.x, r.y, r.accuracy_m)
+                for r in session.exec(query).all()
+            ]
 
     def events(self, customer: str | None = None, device: str | None = None) -> list[ZoneEvent]:
         """Recorded zone events in time order, optionally of one customer or device."""
@@ -214,9 +243,19 @@ class Store(OfferOutbox):
             return [FeedbackRecord(r.offer_id, FeedbackState(r.state), r.at) for r in rows]
 
 
-def _of(row_type: type[ZoneEventRow] | type[VisitRow], customer: str, devices: list[str]) -> Any:
+def _of(
+    row_type: type[ZoneEventRow] | type[VisitRow] | type[ObservationRow],
+    customer: str,
+    devices: list[str],
+) -> Any:
     """Rows of a customer: by customer id, or by one of their devices."""
     return or_(col(row_type.customer) == customer, col(row_type.device).in_(devices))
+
+
+def _write_positions(session: Session, positions: Sequence[Position]) -> None:
+    for start in range(0, len(positions), CHUNK):
+        values = [dataclasses.asdict(p) for p in positions[start : start + CHUNK]]
+        session.execute(insert(ObservationRow), values)
 
 
 def _write_events(session: Session, events: Sequence[ZoneEvent]) -> None:
