@@ -142,6 +142,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="local time in the store's timezone (ISO 8601), e.g. 2026-03-03T15:00:31",
     )
     exp.add_argument("--trace", help="replay this trace up to --at and explain its last decision")
+    fg = _add(
+        sub,
+        "forget",
+        "erase everything held about a customer: database, saved live state, retained CRM record",
+        "forget",
+    )
+    fg.add_argument("customer", help="customer id (as in the CRM)")
+    fg.add_argument(
+        "--offline",
+        action="store_true",
+        help="do not contact the broker (the gateway is stopped and no retained record exists)",
+    )
     _nested_commands(sub)
     return parser
 

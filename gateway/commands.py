@@ -179,6 +179,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return run_explain(config, args.customer, args.rule, local_time(args.at, config), trace)
 
 
+def cmd_forget(args: argparse.Namespace) -> int:
+    from gateway.forget import run_forget
+
+    return run_forget(_config(args), args.customer, broker=not args.offline)
+
+
 def cmd_codes_import(args: argparse.Namespace) -> int:
     from gateway.store import Store
 

@@ -300,6 +300,8 @@ def test_the_gateway_gets_every_input_and_services_read_only_their_topics(
             await link.subscribe(inbound_filters(config, T))  # Refused if any were denied
             for topic in (T.offers(TOKEN_A), T.events(), T.occupancy("aisle-tv"), T.status()):
                 await link.publish(topic, b"out", qos=1)  # Refused if denied
+            # `rayon forget` clears a retained customer record with the gateway's login
+            await link.publish(T.crm_customer("c9"), b"", qos=1, retain=True)
             for client, topic in inputs:
                 assert await sent(client, topic, b"in") == SUCCESS
             got = await until(link, inputs[-1][1])
@@ -308,7 +310,8 @@ def test_the_gateway_gets_every_input_and_services_read_only_their_topics(
         finally:
             await link.disconnect()
 
-    assert run(main()) == [(topic, b"in") for _, topic in inputs]
+    erased = (T.crm_customer("c9"), b"")  # the gateway hears its own erase, like any
+    assert run(main()) == [erased] + [(topic, b"in") for _, topic in inputs]
     counts = [T.occupancy("aisle-tv"), T.status(), T.status()]
     assert [m.topic for m in signage.wait(3)] == counts
     assert [m.topic for m in analytics.wait(4)] == [T.events(), *counts]
@@ -324,7 +327,8 @@ def test_the_gateway_is_refused_what_it_has_no_business_doing(
     async def main() -> None:
         link = await connect_link(config)
         try:
-            for topic in (T.crm_customer("c1"), T.feedback(TOKEN_A), "rayon/lyon-2/offers/t"):
+            crm_other = T.crm_customer("c1").replace("/customers/", "/segments/")
+            for topic in (crm_other, T.feedback(TOKEN_A), "rayon/lyon-2/offers/t"):
                 with pytest.raises(Refused, match="Not authorized"):
                     await link.publish(topic, b"{}", qos=1)
         finally:

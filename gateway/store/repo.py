@@ -111,27 +111,43 @@ class Store(OfferOutbox):
             return [row_to_customer(row) for row in rows]
 
     def delete_customer(self, customer_id: str) -> bool:
-        """Erase a customer and everything about them: offers, feedback, events, visits.
+        """Erase a customer and everything about them (see `erase_customer`).  True when
+        anything was erased."""
+        return any(self.erase_customer(customer_id).values())
 
-        Events and visits are matched by customer id and by the customer's devices and
-        phone token.  True when anything was erased.
-        """
+    def erase_customer(self, customer_id: str) -> dict[str, int]:
+        """Erase a customer and everything about them: offers, feedback, events, visits,
+        positions, and the link of the codes they were given (a code handed out stays
+        spent).  Events, visits and positions are matched by customer id and by the
+        customer's devices and phone token.  Rows erased per table, in one transaction."""
         with self._session() as session:
             row = session.get(CustomerRow, customer_id)
             devices = [*row.devices, f"phone:{row.token}"] if row is not None else []
             offer_ids = select(OfferRow.id).where(OfferRow.customer == customer_id)
-            statements = [
-                delete(FeedbackRow).where(col(FeedbackRow.offer_id).in_(offer_ids)),
-                delete(OfferRow).where(col(OfferRow.customer) == customer_id),
-                delete(ZoneEventRow).where(_of(ZoneEventRow, customer_id, devices)),
-                delete(VisitRow).where(_of(VisitRow, customer_id, devices)),
-                delete(ObservationRow).where(_of(ObservationRow, customer_id, devices)),
-                update(CodeRow).where(col(CodeRow.customer) == customer_id).values(customer=None),
-            ]
-            erased = sum(rowcount(session.execute(statement)) for statement in statements)
+            statements = {
+                "feedback": delete(FeedbackRow).where(col(FeedbackRow.offer_id).in_(offer_ids)),
+                "offers": delete(OfferRow).where(col(OfferRow.customer) == customer_id),
+                "zone_events": delete(ZoneEventRow).where(_of(ZoneEventRow, customer_id, devices)),
+                "visits": delete(VisitRow).where(_of(VisitRow, customer_id, devices)),
+                "observations": delete(ObservationRow).where(
+                    _of(ObservationRow, customer_id, devices)
+                ),
+                "codes": update(CodeRow)
+                .where(col(CodeRow.customer) == customer_id)
+                .values(customer=None),
+            }
+            erased = {name: rowcount(session.execute(st)) for name, st in statements.items()}
+            erased["customers"] = 0
             if row is not None:
                 session.delete(row)
-            return row is not None or erased > 0
+                erased["customers"] = 1
+            return erased
+
+    def customer(self, customer_id: str) -> Customer | None:
+        """One customer by id."""
+        with self._session() as session:
+            row = session.get(CustomerRow, customer_id)
+            return row_to_customer(row) if row is not None else None
 
     # --- zone events and visits -------------------------------------------------------
 
