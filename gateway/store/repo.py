@@ -194,9 +194,11 @@ class Store(OfferOutbox):
             return session.exec(count).one() - before
 
     def codes(self) -> list[tuple[str, str, str | None, float | None]]:
-        """Every code as (pool, code, customer, assigned_at), in import order per pool."""
+        """Every code as (pool, code, customer, assigned_at), by pool and code (a stable
+        order on every database: PostgreSQL returns updated rows in no set order)."""
         with self._session() as session:
-            rows = session.exec(select(CodeRow).order_by(col(CodeRow.pool))).all()
+            query = select(CodeRow).order_by(col(CodeRow.pool), col(CodeRow.code))
+            rows = session.exec(query).all()
             return [(r.pool, r.code, r.customer, r.assigned_at) for r in rows]
 
     def load_runtime(self, key: str) -> dict[str, Any] | None:
