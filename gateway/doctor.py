@@ -154,6 +154,7 @@ def check_rules(config: Config) -> CheckResult:
 def check_database(config: Config) -> CheckResult:
     """The database opens, and a write commits (the time of this check, under 'doctor')."""
     from gateway.store import Store
+    from gateway.store.migrations import HEAD
 
     url = config.database.url
     try:
@@ -167,7 +168,15 @@ def check_database(config: Config) -> CheckResult:
         return _failed("database", "opens but is not writable", _db_hint(url), [str(exc)])
     finally:
         store.close()
-    return _ok("database", f"{_db_where(url)} opens and is writable")
+    done = store.upgraded
+    schema = (
+        f"schema version {HEAD}"
+        if not done
+        else f"created at schema version {HEAD}"
+        if done[0] == 1
+        else f"schema upgraded from version {done[0] - 1} to {HEAD}"
+    )
+    return _ok("database", f"{_db_where(url)} opens and is writable ({schema})")
 
 
 def _db_where(url: str) -> str:

@@ -23,6 +23,7 @@ from gateway.doctor import (
     run_doctor,
 )
 from gateway.store import Store
+from gateway.store.migrations import HEAD
 from tests.broker import Mosquitto, free_port
 from tests.stores import reference_store
 
@@ -121,6 +122,8 @@ def test_an_unreachable_broker_fails_with_its_hint(tmp_path: Path) -> None:
     assert broker.startswith(f"✗ broker: 127.0.0.1:{port}: cannot connect")
     assert "check mqtt.host and mqtt.port" in broker and "systemctl status mosquitto" in broker
     assert _line(lines, "database").startswith("✓")
+    assert f"(created at schema version {HEAD})" in _line(lines, "database")
+    assert f"(schema version {HEAD})" in _line(_doctor(_store(tmp_path, port))[1], "database")
     assert code == 1
 
 
