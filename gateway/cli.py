@@ -133,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.backtest import add_arguments as backtest_arguments
 
     backtest_arguments(bt)
+    from gateway.report import add_arguments as report_arguments
+
+    report_arguments(
+        _add(sub, "report", "KPIs of a period from the database, and PNG charts", "report")
+    )
     exp = _add(sub, "explain", "why a rule did or did not fire for a customer at a time", "explain")
     exp.add_argument("--customer", required=True, help="customer id")
     exp.add_argument("--rule", required=True, help="rule id")

@@ -146,6 +146,12 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return run_from_args(_config(args), args)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from gateway.report import run_report
+
+    return run_report(_config(args), args)
+
+
 def cmd_schema_rules(args: argparse.Namespace) -> int:
     from gateway.ruleschema import write_schemas
 

@@ -54,6 +54,12 @@ class ConfigError(InvalidInput):
         super().__init__("\n".join(str(d) for d in self.diagnostics))
 
 
+class UsageError(RayonError):
+    """A command-line option has a value the command cannot use (exit code 2, as argparse)."""
+
+    exit_code = 2
+
+
 class RuntimeFailure(RayonError):
     """Something outside Rayon failed: broker, database, Bluetooth adapter."""
 
