@@ -206,12 +206,14 @@ def _nested_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def _bench_commands(bench: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from gateway.benchmarks import accuracy as bench_accuracy
     from gateway.benchmarks import replay as bench_replay
     from gateway.benchmarks import rules as bench_rules
 
     for name, module, help_ in (
         ("rules", bench_rules, "per-event rule cost with 10, 1,000 and 10,000 rules"),
         ("replay", bench_replay, "replay throughput of a simulated trace, adverts/s"),
+        ("accuracy", bench_accuracy, "zone accuracy and position error on recorded data sets"),
     ):
         b = _add(bench, name, help_, f"bench_{name}")
         b.description = module.__doc__

@@ -152,6 +152,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return run_report(_config(args), args)
 
 
+def cmd_bench_accuracy(args: argparse.Namespace) -> int:
+    from gateway.benchmarks.accuracy import bench_accuracy
+
+    return bench_accuracy(args)
+
+
 def cmd_schema_rules(args: argparse.Namespace) -> int:
     from gateway.ruleschema import write_schemas
 

@@ -11,9 +11,13 @@ from hypothesis import strategies as st
 from gateway.config import Anchor, AnchorKind
 from gateway.events import Fix, Observation
 from gateway.locate import (
+    FILTERS,
+    FilterKind,
+    KalmanFilter,
     Locator,
     PositionMethod,
     RssiFilter,
+    WindowIqrFilter,
     rssi_to_distance,
     weighted_centroid,
     weighted_multilateration,
@@ -182,3 +186,68 @@ def test_fixes_stay_finite_and_near_the_anchors(
         assert -3.0 <= fix.x <= 23.0 and -3.0 <= fix.y <= 23.0
         assert math.isfinite(fix.accuracy_m) and fix.accuracy_m > 0
         assert fix.anchors and all(a in "abcd" for a in fix.anchors)
+
+
+@pytest.mark.parametrize("kind", [FilterKind.KALMAN, FilterKind.WINDOW_IQR, FilterKind.MEDIAN_EMA])
+def test_every_filter_rejects_a_single_outlier(kind: FilterKind) -> None:
+    f = FILTERS[kind]()
+    f.reset(-70.0, 0.0)
+    for k in range(1, 6):
+        f.update(-70.0, k * 0.5)
+    assert f.update(-40.0, 3.0) == pytest.approx(-70.0, abs=1.0)  # a reflection spike
+    assert f.update(-70.0, 3.5) == pytest.approx(-70.0, abs=1.0)
+    assert f.update(-98.0, 4.0) == pytest.approx(-70.0, abs=1.0)  # a deep fade
+    assert f.update(-70.0, 4.5) == pytest.approx(-70.0, abs=1.0)
+
+
+@pytest.mark.parametrize("kind", [FilterKind.KALMAN, FilterKind.WINDOW_IQR, FilterKind.MEDIAN_EMA])
+def test_every_filter_follows_a_step_within_four_samples(kind: FilterKind) -> None:
+    f = FILTERS[kind]()
+    f.reset(-80.0, 0.0)
+    for k in range(1, 6):
+        f.update(-80.0, k * 0.5)
+    values = [f.update(-60.0, 3.0 + k * 0.5) for k in range(6)]
+    assert values[0] < -75.0  # the first sample of a step is not believed outright
+    assert values[3] == pytest.approx(-60.0, abs=3.0)
+
+
+def test_kalman_believes_an_approach_faster_than_a_retreat() -> None:
+    rise, fall = KalmanFilter(), KalmanFilter()
+    rise.reset(-75.0, 0.0)
+    fall.reset(-75.0, 0.0)
+    for k in range(1, 4):  # a change inside the gate: a walk, not an outlier
+        rise.update(-68.0, k * 0.5)
+        fall.update(-82.0, k * 0.5)
+    assert rise.value + 75.0 > -75.0 - fall.value > 0.0
+
+
+def test_window_iqr_forgets_samples_older_than_its_window() -> None:
+    f = WindowIqrFilter(window_s=3.0)
+    f.reset(-90.0, 0.0)
+    f.update(-90.0, 1.0)
+    assert f.update(-60.0, 10.0) == -60.0  # the -90s are 9 s old: gone, not outvoting it
+
+
+def test_locate_uses_every_sample_of_an_instant() -> None:
+    target = (13.0, 6.0)
+    loc = Locator(SQUARE, method=PositionMethod.MULTILATERATION, rssi_filter=FilterKind.RAW)
+    for a in SQUARE:
+        d = math.hypot(target[0] - a.x, target[1] - a.y)
+        loc.observe(Observation(50.0, DEV, a.id, rssi_at(a, d)))  # observe fixes on the 1st
+    fix = loc.locate(DEV, 50.0)
+    assert fix is not None and (fix.x, fix.y) == pytest.approx(target, abs=0.05)
+    assert loc.locate(DEV, 60.0) is None  # nothing fresh ten seconds later
+    assert loc.locate("phone:nobody", 50.0) is None
+
+
+def test_a_filter_factory_configures_every_link() -> None:
+    made: list[KalmanFilter] = []
+
+    def factory() -> KalmanFilter:
+        made.append(KalmanFilter(q=1.0))
+        return made[-1]
+
+    loc = Locator(SQUARE, rssi_filter=factory)
+    loc.observe(Observation(0.0, DEV, "a", -60.0))
+    loc.observe(Observation(0.0, DEV, "b", -70.0))
+    assert len(made) == 2 and made[0].value == -60.0

@@ -1,0 +1,1 @@
+"""Accuracy of locate on recorded data sets: converters, metrics, baselines, protocol."""
