@@ -4,6 +4,16 @@ sources ─▶ decode ─▶ identity ─▶ locate ─▶ zones ─▶ rules
 
 No IO here: the caller (replay, the daemon, the demo) persists what comes out and publishes it.
 Time comes only from the inputs.
+
+One track per customer: the locator and the zone tracker follow a *track key*, not a radio
+device.  A customer's observations — mode A (their phone's or tag's iBeacon heard by the
+scanners) and mode B (their phone, `phone:<token>`, reporting the store beacons) — all feed
+the track of `track_key(customer)`: their first CRM device, or `phone:<token>` when they have
+none.  So the links of both modes (scanner and beacon anchors have distinct ids) fuse in one
+locator track, and a customer is in one place, with one visit and one `enter` per zone.
+Fixes and events carry the key as their `device` (a canonical device id of the customer, so
+`--events-out`, the stored rows and the KPIs resolve it to them); a device bound to no
+customer keeps a track of its own.  GPS geofences stay on `phone:<token>`, the only GPS source.
 """
 
 from __future__ import annotations
@@ -139,14 +149,21 @@ class Pipeline:
 
     def on_observation(self, obs: Observation) -> Output:
         customer = self.customers.by_device(obs.device)
-        if customer is not None and not customer.consent.instore_location:
-            self.counters["observations_without_consent"] += 1
-            return Output()
+        if customer is not None:
+            if not customer.consent.instore_location:
+                self.counters["observations_without_consent"] += 1
+                return Output()
+            key = track_key(customer)
+            if key != obs.device:
+                obs = dataclasses.replace(obs, device=key)
         fix = self._locator.observe(obs)
         if fix is None:
             return Output()
         out = Output(fixes=[fix])
         self._decide(self.zones.update(fix), out)
+        if self.zones.counters:  # the rivals' refusals and takeovers, for metrics and status
+            self.counters.update(self.zones.counters)
+            self.zones.counters.clear()
         return out
 
     def tick(self, now: float) -> Output:
@@ -206,15 +223,27 @@ class Pipeline:
         if old is not None and _tracks_invalidated(old, customer):
             self._forget_devices(old)
         self.customers.upsert(customer)
+        self._drop_stray_tracks(customer)
         return Output(upserted=[customer])
 
     def _forget_devices(self, customer: Customer) -> None:
-        """Nothing about these devices stays in memory (erasure, consent withdrawn)."""
-        for device in (*customer.devices, f"phone:{customer.token}"):
+        """Nothing about these devices stays in memory (erasure, consent withdrawn): their
+        fused track (its key is one of them) and any track a device had of its own."""
+        for device in _devices_of(customer):
             self.zones.forget(device)
             self._locator.forget(device)
             self.geofences.forget(device)
         self.engine.forget(customer.id)
+
+    def _drop_stray_tracks(self, customer: Customer) -> None:
+        """A device tracked on its own before it was bound to `customer` would run a second
+        track of them next to the fused one (two visits, two places): it ends silently.
+        The key's own track carries on as the customer's."""
+        key = track_key(customer)
+        for device in _devices_of(customer):
+            if device != key:
+                self.zones.forget(device)
+                self._locator.forget(device)
 
     # -- phones and scanner nodes -----------------------------------------------------------
 
@@ -292,6 +321,16 @@ class Pipeline:
             self.counters["locations_without_consent"] += 1
             return False
         return True
+
+
+def track_key(customer: Customer) -> str:
+    """The one track a customer's observations of both sensing modes feed: their first
+    device, or their phone (`phone:<token>`) when the CRM lists none."""
+    return customer.devices[0] if customer.devices else f"phone:{customer.token}"
+
+
+def _devices_of(customer: Customer) -> tuple[str, ...]:
+    return (*customer.devices, f"phone:{customer.token}")
 
 
 def _tracks_invalidated(old: Customer, new: Customer) -> bool:

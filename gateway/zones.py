@@ -1,6 +1,6 @@
 """Zones and visits: position fixes → zone and visit events (DESIGN.md §2).  Pure.
 
-Each zone is tracked independently per device, with hysteresis:
+Each zone is tracked per device, with hysteresis:
 
 * `enter` once a device has been inside for `enter_after` (at = the fix that completes it);
 * `exit` once it has been outside (beyond `margin_m`) for `exit_after` with no fix back
@@ -12,6 +12,35 @@ Each zone is tracked independently per device, with hysteresis:
   `visits.gap` ago; `visit_end` at last fix + `visits.timeout` (dwell_s = last fix − start),
   after exiting every zone; a device seen again within `gap` re-opens its visit silently.
 
+Zones that overlap (the store outline, a promo end-cap over an aisle) hold independently.
+Zones that do not are *rivals* (`ZoneIndex`: two aisles side by side, the entrance and the
+checkout): a device is in at most one of a set of rivals, and the incumbent keeps it until a
+challenger clearly wins.  While a device is in zone A, a fix inside a rival B counts for B
+only if
+
+1. it is possible (adjacency): walking from where the device was last confirmed in A (A's
+   polygon grown by its margin) to B's polygon, in a straight line as walls are not in the
+   config, needs at most `max_speed` (2 m/s, the locator's) over the time since.  Else the
+   fix is noise for B — B's pending stay neither starts, grows nor breaks — and is counted
+   (`zone_fixes_too_fast`).  This holds for any fix in B, from every rival the device is in
+   or has left too recently to have reached B since (an exit_after shorter than the walk
+   does not open the way);
+2. it is clearly inside B: at least `max(challenge_depth_m, B's margin, A's margin)` from
+   B's edge (capped at half B's inradius, so a narrow zone can still win).  A fix shallower
+   than that restarts B's challenge, as a fix outside B does.
+
+B enters once such fixes have held for B's `enter_after` counted from the later of B's first
+such fix and A's last confirmation (a fix inside A's grown polygon): B has held while A was
+not confirmed.  A then exits at the same instant (`cause: superseded`, `dwell_s` up to its
+first fix outside); B's entry needs no exit_after of A.  A device dithering on the border of
+A and B never holds B long enough, so nothing flaps; one walking from A to B leaves A when it
+enters B.  With no rival held, B enters as any zone does.
+
+Every event's `reason` says why: `x`, `y`, `accuracy_m`, `anchors` of the fix that decided
+it (the last fix for timed events), the timers behind it, and `runner_up`: the rival that was
+the next best candidate — the rival held (or the one that took over, for `superseded`), else
+the rival with a pending stay, else the nearest rival within the fix's accuracy — or null.
+
 Timers live in one heap of deadlines, so `update` and `tick` cost O(log n) per event
 whatever the number of devices, and events come out in time order across calls.  A fix
 older than the last processed time is processed as of that time.
@@ -21,6 +50,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from enum import IntEnum
 from typing import Any
@@ -37,7 +67,9 @@ from gateway.zonestate import DeviceState, Stay, device_from_json, device_to_jso
 __all__ = ["SNAPSHOT_VERSION", "STORE_ZONE_ID", "ZoneIndex", "ZoneTracker"]
 
 STORE_ZONE_ID = "store"
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 1  # stays gained `last_in` within it: older snapshots restore (zonestate)
+MAX_SPEED_M_S = 2.0  # as the locator's speed gate: people walk at most ~2 m/s
+CHALLENGE_DEPTH_M = 1.0  # how deep inside a rival a fix must be to challenge the incumbent
 
 
 class _Due(IntEnum):
@@ -58,6 +90,8 @@ class ZoneTracker:
 
     `dwell_thresholds` maps a zone id to the times in zone (seconds) some rule asks about.
     Visit events carry the zone id `store` when the config has such a zone, else None.
+    `max_speed` (m/s) and `challenge_depth_m` tune the rivals' rules; `counters` counts the
+    fixes refused as too fast and the takeovers (the pipeline drains it into its own).
     """
 
     def __init__(
@@ -65,11 +99,18 @@ class ZoneTracker:
         zones: Sequence[Zone],
         visits: VisitsConfig,
         dwell_thresholds: Mapping[str, Sequence[float]] | None = None,
+        *,
+        max_speed: float = MAX_SPEED_M_S,
+        challenge_depth_m: float = CHALLENGE_DEPTH_M,
     ) -> None:
         self._index = ZoneIndex(zones)
+        self._reach_s = self._index.span_m() / max_speed  # any walk in the store takes less
         self._zones = self._index.zones
         self._pos = {z.id: i for i, z in enumerate(self._zones)}
         self._visits = visits
+        self._max_speed = max_speed
+        self._depth = challenge_depth_m
+        self.counters: Counter[str] = Counter()
         self._store = STORE_ZONE_ID if STORE_ZONE_ID in self._pos else None
         self._thresholds: list[tuple[float, ...]] = [() for _ in self._zones]
         self._devices: dict[str, DeviceState] = {}
@@ -100,6 +141,9 @@ class ZoneTracker:
         self._advance(t)
         dev = self._see(fix, t)
         raw, grown = self._index.masks(fix.x, fix.y)
+        for i, stay in dev.stays.items():
+            if stay.inside and grown[i]:
+                stay.last_in = t  # confirmed before any rival is weighed against it
         for i in sorted(set(np.flatnonzero(grown).tolist()) | dev.stays.keys()):
             self._step_zone(fix, t, dev, i, (bool(raw[i]), bool(grown[i])))
         self._advance(t)
@@ -208,7 +252,8 @@ class ZoneTracker:
                 self._push(t + self._visits.timeout, _Due.VISIT, fix.device, 0, dev.visit_start)
                 return dev
             dev.visit_start = t
-        self._visit_event(EventKind.VISIT_START, t, fix.device, None, fix_reason(fix))
+        reason = {**fix_reason(fix), "runner_up": None}
+        self._visit_event(EventKind.VISIT_START, t, fix.device, None, reason)
         self._push(t + self._visits.timeout, _Due.VISIT, fix.device, 0, t)
         return dev
 
@@ -222,10 +267,17 @@ class ZoneTracker:
             if not hit[0]:
                 dev.stays.pop(i, None)
                 return
+            if self._too_fast(t, dev, i):
+                self.counters["zone_fixes_too_fast"] += 1
+                return  # noise for zone i
+            held = [j for j in self._index.rivals[i] if j in dev.stays and dev.stays[j].inside]
+            if held and not self._challenges(fix, dev, i, held):
+                return
             if stay is None:
-                stay = dev.stays[i] = Stay(since=t)
-            if t - stay.since >= zone.enter_after:
-                self._enter(fix, t, i, stay)
+                stay = dev.stays[i] = Stay(since=t, last_in=t)
+            start = max([stay.since, *(dev.stays[j].last_in for j in held)])
+            if t - start >= zone.enter_after:
+                self._enter(fix, t, dev, i, stay, start, held)
         elif hit[1] and stay.out_since is not None:
             stay.out_since = None
             self._schedule_dwell(fix.device, i, stay, t)
@@ -233,13 +285,77 @@ class ZoneTracker:
             stay.out_since = t
             self._push(t + zone.exit_after, _Due.EXIT, fix.device, i, t, stay.since)
 
-    def _enter(self, fix: Fix, t: float, i: int, stay: Stay) -> None:
-        stay.inside, stay.entered_at = True, t
+    def _too_fast(self, t: float, dev: DeviceState, i: int) -> bool:
+        """Whether reaching zone `i` by `t` from a rival the device is in, or has recently
+        left, needs walking faster than `max_speed` (rule 1 of the module docstring)."""
+        if not self._index.rivals[i]:
+            return False  # overlaps every other zone: nothing to walk to
+        for j in [j for j, last_in in dev.left.items() if t - last_in > self._reach_s]:
+            del dev.left[j]  # long enough ago to have walked anywhere since
+        times = [(j, s.last_in) for j, s in dev.stays.items() if s.inside] + [*dev.left.items()]
+        index = self._index
+        return any(
+            index.are_rivals(j, i) and index.gap(j, i) > self._max_speed * (t - last_in) + 1e-6
+            for j, last_in in times
+        )
+
+    def _challenges(self, fix: Fix, dev: DeviceState, i: int, held: list[int]) -> bool:
+        """Whether `fix`, inside zone `i` while the device is in its rivals `held`, is deep
+        enough to count for `i` (rule 2 of the module docstring); else i's stay restarts."""
+        margins = [self._zones[k].margin_m for k in (i, *held)]
+        need = min(max(self._depth, *margins), 0.5 * self._index.inradius(i))
+        if self._index.depth(i, fix.x, fix.y) < need:
+            dev.stays.pop(i, None)
+            return False
+        return True
+
+    def _enter(
+        self,
+        fix: Fix,
+        t: float,
+        dev: DeviceState,
+        i: int,
+        stay: Stay,
+        start: float,
+        held: list[int],
+    ) -> None:
+        """Enter zone `i`; the rivals `held` (beaten by this challenge) exit at once."""
+        reason = {**fix_reason(fix), "inside_since": start}
+        reason |= {
+            "enter_after_s": self._zones[i].enter_after,
+            "runner_up": self._runner_up(i, dev),
+        }
+        for j in held:
+            self._supersede(fix, t, dev, j, i)
+        stay.since, stay.inside, stay.entered_at, stay.last_in = start, True, t, t
         self._counts[i] += 1
-        reason = {**fix_reason(fix), "inside_since": stay.since}
-        reason["enter_after_s"] = self._zones[i].enter_after
         self._emit(t, EventKind.ENTER, self._index.ids[i], fix.device, None, reason)
         self._schedule_dwell(fix.device, i, stay, t)
+
+    def _supersede(self, fix: Fix, t: float, dev: DeviceState, j: int, by: int) -> None:
+        """Zone `j` exits now: its rival `by` took over (dwell up to j's first fix outside)."""
+        stay = dev.stays.pop(j)
+        dev.left[j] = stay.last_in
+        self._counts[j] -= 1
+        self.counters["zone_takeovers"] += 1
+        left = stay.out_since if stay.out_since is not None else t
+        reason = {**fix_reason(fix), "cause": "superseded", "inside_since": stay.since}
+        reason |= {"outside_since": stay.out_since, "runner_up": self._index.ids[by]}
+        self._emit(t, EventKind.EXIT, self._index.ids[j], fix.device, left - stay.since, reason)
+
+    def _runner_up(self, i: int, dev: DeviceState) -> str | None:
+        """The rival of zone `i` next best placed for the device (see the module docstring)."""
+        rivals = self._index.rivals[i]
+        held = [j for j in rivals if j in dev.stays and dev.stays[j].inside]
+        pending = [j for j in rivals if j in dev.stays and not dev.stays[j].inside]
+        if held:
+            best: int | None = max(held, key=lambda j: dev.stays[j].last_in)
+        elif pending:
+            best = min(pending, key=lambda j: dev.stays[j].since)
+        else:
+            last = dev.last
+            best = self._index.nearest(rivals, last.x, last.y, last.accuracy_m)
+        return None if best is None else self._index.ids[best]
 
     def _schedule_dwell(self, device: str, i: int, stay: Stay, t: float) -> None:
         for th in self._thresholds[i]:
@@ -268,9 +384,11 @@ class ZoneTracker:
         if stay is None or not stay.inside or stay.out_since != a or stay.since != b:
             return
         del dev.stays[i]
+        dev.left[i] = stay.last_in
         self._counts[i] -= 1
         reason = {**fix_reason(dev.last), "cause": "left", "inside_since": stay.since}
         reason |= {"outside_since": a, "exit_after_s": self._zones[i].exit_after}
+        reason["runner_up"] = self._runner_up(i, dev)
         self._emit(due, EventKind.EXIT, self._index.ids[i], device, a - stay.since, reason)
 
     def _on_dwell(
@@ -284,6 +402,7 @@ class ZoneTracker:
             return  # on its way out: rescheduled if it comes back before the exit
         stay.fired.add(a)
         reason = {**fix_reason(dev.last), "inside_since": stay.since, "threshold_s": a}
+        reason["runner_up"] = self._runner_up(i, dev)
         self._emit(due, EventKind.DWELL, self._index.ids[i], device, a, reason)
 
     def _on_visit(
@@ -298,13 +417,15 @@ class ZoneTracker:
             if stay.inside:
                 self._counts[j] -= 1
                 left = stay.out_since if stay.out_since is not None else dev.last_seen
-                reason = {"cause": "visit_end", "inside_since": stay.since, "last_seen": left}
+                reason = {**fix_reason(dev.last), "cause": "visit_end", "inside_since": stay.since}
+                reason |= {"last_seen": left, "runner_up": self._runner_up(j, dev)}
                 self._emit(
                     due, EventKind.EXIT, self._index.ids[j], device, left - stay.since, reason
                 )
         dev.stays.clear()
         dev.visit_open, dev.visit_end = False, due
-        reason = {"started_at": a, "last_seen": dev.last_seen, "timeout_s": self._visits.timeout}
+        reason = {**fix_reason(dev.last), "started_at": a, "last_seen": dev.last_seen}
+        reason |= {"timeout_s": self._visits.timeout, "runner_up": None}
         self._visit_event(EventKind.VISIT_END, due, device, dev.last_seen - a, reason)
         self._push(due + self._visits.gap, _Due.PURGE, device, 0, due)
 

@@ -19,6 +19,7 @@ class Stay:
     inside: bool = False  # `enter` emitted
     entered_at: float = 0.0
     out_since: float | None = None  # first fix outside while inside
+    last_in: float = math.nan  # last fix inside (the polygon grown by margin), once inside
     fired: set[float] = field(default_factory=set)
     scheduled: set[float] = field(default_factory=set)
 
@@ -33,6 +34,7 @@ class DeviceState:
     visit_open: bool = True
     visit_end: float = math.nan
     stays: dict[int, Stay] = field(default_factory=dict)
+    left: dict[int, float] = field(default_factory=dict)  # zone index → last fix in, once out
 
 
 def fix_reason(fix: Fix) -> dict[str, Any]:
@@ -48,6 +50,7 @@ def device_to_json(dev: DeviceState, ids: Sequence[str]) -> dict[str, Any]:
             "inside": st.inside,
             "entered_at": st.entered_at,
             "out_since": st.out_since,
+            "last_in": None if math.isnan(st.last_in) else st.last_in,
             "fired": sorted(st.fired),
         }
         for i, st in dev.stays.items()
@@ -61,13 +64,17 @@ def device_to_json(dev: DeviceState, ids: Sequence[str]) -> dict[str, Any]:
         "visit_open": dev.visit_open,
         "visit_end": end,
         "stays": stays,
+        "left": {ids[i]: at for i, at in dev.left.items()},
     }
 
 
 def device_from_json(device: str, raw: Any, pos: Mapping[str, int]) -> DeviceState:
     """The inverse of `device_to_json`; stays of zones not in `pos` (id → index) drop.
 
-    Raises KeyError, TypeError, ValueError or AttributeError on a malformed value.
+    A stay saved before `last_in` existed (older version 1 snapshots have none) takes
+    the latest time it can tell: the device's last fix if it was not on its way out, else its
+    first fix inside.  Raises KeyError, TypeError, ValueError or AttributeError on a malformed
+    value.
     """
     f = raw["last"]
     nums = {k: float(f[k]) for k in ("at", "x", "y", "accuracy_m")}
@@ -84,6 +91,16 @@ def device_from_json(device: str, raw: Any, pos: Mapping[str, int]) -> DeviceSta
             out = st.get("out_since")
             stay = Stay(float(st["since"]), st["inside"] is True, float(st["entered_at"]))
             stay.out_since = None if out is None else float(out)
+            stay.last_in = _last_in(st.get("last_in"), stay, dev)
             stay.fired = {float(v) for v in st["fired"]}
             dev.stays[pos[zone_id]] = stay
+    for zone_id, at in dict(raw.get("left") or {}).items():
+        if zone_id in pos:
+            dev.left[pos[zone_id]] = float(at)
     return dev
+
+
+def _last_in(saved: Any, stay: Stay, dev: DeviceState) -> float:
+    if saved is not None:
+        return float(saved)
+    return dev.last_seen if stay.out_since is None else stay.since

@@ -140,7 +140,7 @@ def test_phone_sightings_mode_b_locate_the_phone(config: Config) -> None:
             ],
         }
         fixes += p.feed(MqttInput(100.0 + i, "rayon/paris-11/phones/t-tv-1/sightings", body)).fixes
-    assert fixes and fixes[-1].device == "phone:t-tv-1"
+    assert fixes and fixes[-1].device == DEVICE  # the customer's one track (their first device)
     assert abs(fixes[-1].x - near.x) < 0.5 and abs(fixes[-1].y - near.y) < 0.5
 
 
@@ -239,3 +239,24 @@ def test_an_unchanged_crm_resend_keeps_the_visit_and_its_caps(config: Config) ->
     for adv in walk_adverts(config, 1, [(x, y, 0), (x, y, 8)], start + 10):
         again.extend(p.feed(adv))
     assert [o.rule for o in first.offers] == ["click-collect"] and again.offers == []
+
+
+def test_walking_to_the_next_aisle_hands_over_at_once_and_is_counted(config: Config) -> None:
+    p = pipeline(config, fan())
+    start = parse_local_time(TUESDAY_3PM, config.store.timezone)
+    (ex, ey), (ax, ay) = zone_centre(config, "entrance"), zone_centre(config, "aisle-audio")
+    tx, ty = zone_centre(config, "aisle-tv")
+    legs = [(ex, ey, 0), (ax, ay, 10), (ax, ay, 20), (tx, ty, 8), (tx, ty, 20)]
+    out = Output()
+    for adv in walk_adverts(config, 1, legs, start):
+        out.extend(p.feed(adv))
+    moves = [(e.kind, e.zone, e.at) for e in out.events if e.zone in ("aisle-audio", "aisle-tv")]
+    assert [m[:2] for m in moves] == [
+        (EventKind.ENTER, "aisle-audio"),
+        (EventKind.EXIT, "aisle-audio"),
+        (EventKind.ENTER, "aisle-tv"),
+    ]
+    assert moves[1][2] == moves[2][2] and p.counters["zone_takeovers"] == 1
+    handover = [e for e in out.events if e.at == moves[1][2] and e.zone == "aisle-audio"]
+    assert handover[0].reason["cause"] == "superseded"
+    assert handover[0].reason["runner_up"] == "aisle-tv"
