@@ -117,6 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("-o", "--output", required=True, help="trace file (JSON Lines)")
     sim.add_argument("--truth", help="ground-truth file (JSON Lines)")
     sim.add_argument("--customers", help="also write a customers JSONL file for the shoppers")
+    from gateway.calibrate import add_arguments as calibrate_arguments
+
+    calibrate_arguments(
+        _add(
+            sub,
+            "calibrate",
+            "fit rssi_at_1m and path_loss_exponent per anchor from a trace of store beacons "
+            "heard by the scanners, or of a walk with known positions (--truth)",
+            "calibrate",
+        )
+    )
     rep = _add(sub, "replay", "run a recorded or simulated trace through the gateway", "replay")
     rep.add_argument("trace", help="trace file (JSON Lines, DESIGN §6)")
     rep.add_argument("--dry-run", action="store_true", help="publish nothing")

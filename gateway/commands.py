@@ -104,6 +104,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from gateway.calibrate import run_calibrate
+
+    return run_calibrate(_config(args), args)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from gateway.replayrun import run_replay
 
@@ -152,12 +158,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     return run_report(_config(args), args)
 
 
-def cmd_bench_accuracy(args: argparse.Namespace) -> int:
-    from gateway.benchmarks.accuracy import bench_accuracy
-
-    return bench_accuracy(args)
-
-
 def cmd_schema_rules(args: argparse.Namespace) -> int:
     from gateway.ruleschema import write_schemas
 
@@ -181,6 +181,12 @@ def cmd_bench_replay(args: argparse.Namespace) -> int:
     from gateway.benchmarks.replay import bench_replay
 
     return bench_replay(_config(args), args)
+
+
+def cmd_bench_accuracy(args: argparse.Namespace) -> int:
+    from gateway.benchmarks.accuracy import bench_accuracy
+
+    return bench_accuracy(args)
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 from shapely.geometry import Polygon
 
@@ -26,12 +27,14 @@ from gateway.config import (
     VisitsConfig,
     Zone,
 )
+from gateway.demo import demo_customers
 from gateway.errors import InvalidInput
 from gateway.events import Advertisement, Observation
 from gateway.ids import ibeacon_id
+from gateway.inbound import Sightings, parse_sightings
 from gateway.locate import Locator
-from gateway.sources.simulator import StoreSimulator, TruthRecord
-from gateway.sources.trace import parse_line
+from gateway.sources.simulator import PhoneModel, RadioModel, StoreSimulator, TruthRecord
+from gateway.sources.trace import MqttInput, TraceItem, parse_line
 from gateway.zones import ZoneTracker
 
 UUID = "8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10"
@@ -146,12 +149,14 @@ def test_truth_is_about_one_hertz_per_shopper_and_walks_the_zones() -> None:
         assert len([z for z in zones if z.startswith("aisle")]) >= 2
 
 
-def aisle_agreement(config: Config, items: Iterable[Advertisement | TruthRecord]) -> float:
+def aisle_agreement(config: Config, items: Iterable[TraceItem | TruthRecord]) -> float:
     """Share of truth seconds in an aisle where the tracker has the shopper in that aisle."""
     locator = Locator([a for a in config.anchors if a.kind is AnchorKind.SCANNER])
     tracker = ZoneTracker(config.zones, config.visits)
     agree = total = 0
     for item in items:
+        if isinstance(item, MqttInput):  # mode B: this check is about the scanners only
+            continue
         if isinstance(item, Advertisement):
             device = decode_ibeacon(item)
             assert device is not None
@@ -193,3 +198,127 @@ def test_a_config_without_uuid_is_refused_with_a_fix() -> None:
     bare = dataclasses.replace(config, identity=IdentityConfig())
     with pytest.raises(InvalidInput, match="proximity_uuids"):
         StoreSimulator(bare, 1, 1, seed=0, start_at=START)
+
+
+def beacon_anchors(config: Config) -> dict[str, str]:
+    return {a.beacon: a.id for a in config.anchors if a.kind is AnchorKind.BEACON and a.beacon}
+
+
+def store_with_beacons() -> Config:
+    """The small store with six store beacons along the walls and the walkway."""
+    spots = [(1, 6), (39, 6), (14, 15.5), (26, 15.5), (1, 24), (39, 24)]
+    beacons = tuple(
+        Anchor(f"beacon-{k}", AnchorKind.BEACON, x, y, beacon=ibeacon_id(UUID, 1, k))
+        for k, (x, y) in enumerate(spots, start=1)
+    )
+    config = small_store()
+    plain = tuple(a for a in config.anchors if a.kind is AnchorKind.SCANNER)
+    return dataclasses.replace(config, anchors=plain + beacons)
+
+
+def test_iphones_report_the_store_beacons_about_once_a_second_on_their_tokens() -> None:
+    config = store_with_beacons()
+    sim = StoreSimulator(config, shoppers=6, minutes=6, seed=4, start_at=START)
+    items = list(sim.items())
+    assert [i.at for i in items] == sorted(i.at for i in items)
+    reports = [i for i in items if isinstance(i, MqttInput)]
+    tokens = [c.token for c in demo_customers(sim.devices(), 4)]
+    assert sim.tokens() == tokens  # what `rayon simulate --customers` writes
+    by_topic: dict[str, list[float]] = {}
+    for r in reports:
+        by_topic.setdefault(r.topic, []).append(r.at)
+    assert by_topic and set(by_topic) <= {f"rayon/test/phones/{t}/sightings" for t in tokens}
+    assert len(by_topic) < 6  # only the iPhones report (half, by default)
+    for times in by_topic.values():
+        gaps = np.diff(times)
+        assert len(times) > 30 and np.median(gaps) == pytest.approx(1.0, abs=0.01)
+    anchors = beacon_anchors(config)
+    got = [parse_sightings(r.payload, "t", r.at, anchors) for r in reports]
+    assert all(isinstance(g, Sightings) for g in got)
+    observations = [o for g in got if isinstance(g, Sightings) for o in g.observations]
+    assert {o.anchor for o in observations} == set(anchors.values())
+    assert all(-95 <= o.rssi <= -20 for o in observations)
+    assert sum(g.unmeasured for g in got if isinstance(g, Sightings)) > 0  # iOS's rssi 0
+
+
+def test_phone_adverts_do_not_depend_on_the_other_streams() -> None:
+    config = store_with_beacons()
+    alone = StoreSimulator(config, 4, 4, seed=8, start_at=START, sightings=False)
+    full = StoreSimulator(config, 4, 4, seed=8, start_at=START, beacons_heard_by_scanners=True)
+    assert list(alone.adverts()) == list(full.adverts())
+    assert not any(isinstance(i, MqttInput) for i in alone.items())
+    assert len(list(full.items())) > len(list(full.adverts())) + len(full.sightings())
+
+
+def test_iphones_in_the_background_report_but_do_not_advertise() -> None:
+    phones = PhoneModel(ios_share=1.0, ios_advertising_share=0.0)
+    sim = StoreSimulator(store_with_beacons(), 3, 4, seed=2, start_at=START, phones=phones)
+    assert list(sim.adverts()) == []
+    assert len({r.topic for r in sim.sightings()}) == 3
+
+
+def test_scanners_hear_the_store_beacons_louder_when_nearer() -> None:
+    config = store_with_beacons()
+    sim = StoreSimulator(config, 0, 3, seed=6, start_at=START, beacons_heard_by_scanners=True)
+    heard = sim.beacon_adverts()
+    assert heard and [a.at for a in heard] == sorted(a.at for a in heard)
+    beacons = {a.beacon: a for a in config.anchors if a.beacon}
+    scanners = {a.id: a for a in config.anchors if a.kind is AnchorKind.SCANNER}
+    assert {decode_ibeacon(a) for a in heard} <= set(beacons)
+    assert {a.anchor for a in heard} <= set(scanners)
+    distance = [
+        np.hypot(beacons[b].x - scanners[a.anchor].x, beacons[b].y - scanners[a.anchor].y)
+        for a in heard
+        if (b := decode_ibeacon(a)) is not None
+    ]
+    assert (
+        np.corrcoef(np.log10(distance), [a.rssi for a in heard])[0, 1] < -0.5
+    )  # shadowing blurs it
+
+
+def test_true_anchors_carry_the_simulated_offsets() -> None:
+    config = store_with_beacons()
+    sim = StoreSimulator(config, 1, 1, seed=3, start_at=START, radio=RadioModel())
+    true = sim.true_anchors()
+    assert [a.id for a in true] == [a.id for a in config.anchors]
+    offsets = np.array(
+        [t.rssi_at_1m - a.rssi_at_1m for t, a in zip(true, config.anchors, strict=True)]
+    )
+    assert 0.8 < offsets.std() < 4.0 and len(set(offsets.round(3))) == len(offsets)
+    assert all(
+        t.path_loss_exponent == a.path_loss_exponent
+        for t, a in zip(true, config.anchors, strict=True)
+    )
+
+
+def test_two_shoppers_at_the_same_spot_see_the_same_shadowing() -> None:
+    """Only the spatial field is left random: the residual RSSI is a function of the place."""
+    field_only = RadioModel(
+        path_sigma=0.0, shadow_white_sigma=0.0, anchor_offset_sigma=0.0, phone_offset_sigma=0.0,
+        body_share=0.0, rician_k=1e9, drop_base=0.0, drop_weak=0.0, sensitivity_dbm=-200.0,
+    )  # fmt: skip
+    config = small_store()
+    sim = StoreSimulator(config, 10, 12, seed=5, start_at=START, radio=field_only)
+    rows: dict[str, list[tuple[float, float, float]]] = {}
+    for rec in sim.truth():
+        rows.setdefault(rec.device, []).append((rec.at, rec.x, rec.y))
+    tracks = {device: np.array(r).T for device, r in rows.items()}
+    anchors = {a.id: a for a in config.anchors}
+    cells: dict[tuple[str, int, int], list[tuple[str, float]]] = {}
+    for adv in sim.adverts():
+        device = decode_ibeacon(adv)
+        assert device is not None
+        t, xs, ys = tracks[device]
+        x, y = float(np.interp(adv.at, t, xs)), float(np.interp(adv.at, t, ys))
+        a = anchors[adv.anchor]
+        d = np.sqrt((a.x - x) ** 2 + (a.y - y) ** 2 + 1.3**2)
+        residual = adv.rssi - (a.rssi_at_1m - 10 * a.path_loss_exponent * np.log10(d))
+        cells.setdefault((a.id, round(x), round(y)), []).append((device, residual))
+    shared = [v for v in cells.values() if len({dev for dev, _ in v}) >= 2]
+    assert len(shared) > 50
+    within = np.concatenate(
+        [np.array([r for _, r in v]) - np.mean([r for _, r in v]) for v in shared]
+    )
+    overall = np.array([r for v in cells.values() for _, r in v])
+    assert overall.std() > 2.5  # the field is there…
+    assert within.std() < 1.2  # …and two shoppers at one spot see about the same value
