@@ -27,7 +27,8 @@ from gateway.config import Anchor, AnchorKind, Config, load_config
 from gateway.customers import customer_to_obj
 from gateway.demo import demo_customers
 from gateway.ids import ibeacon_id
-from gateway.sources.simulator import RadioModel, StoreSimulator
+from gateway.sources.radio import RadioModel
+from gateway.sources.simulator import StoreSimulator
 from tests.stores import reference_store
 from tests.test_simulator import START, UUID, small_store
 

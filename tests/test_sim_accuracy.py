@@ -17,7 +17,8 @@ from gateway.accuracy.simulated import (
 )
 from gateway.config import Zone, load_config
 from gateway.events import EventKind, ZoneEvent
-from gateway.sources.simulator import RadioModel, TruthRecord
+from gateway.sources.radio import RadioModel
+from gateway.sources.simulator import TruthRecord
 
 REFERENCE = Path(__file__).resolve().parent.parent / "config.example.yaml"
 

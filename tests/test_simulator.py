@@ -33,7 +33,8 @@ from gateway.events import Advertisement, Observation
 from gateway.ids import ibeacon_id
 from gateway.inbound import Sightings, parse_sightings
 from gateway.locate import Locator
-from gateway.sources.simulator import PhoneModel, RadioModel, StoreSimulator, TruthRecord
+from gateway.sources.radio import RadioModel
+from gateway.sources.simulator import PhoneModel, StoreSimulator, TruthRecord
 from gateway.sources.trace import MqttInput, TraceItem, parse_line
 from gateway.zones import ZoneTracker
 

@@ -43,7 +43,8 @@ from gateway.identity import Consent, CustomerRegistry
 from gateway.pipeline import Output, Pipeline
 from gateway.replay import replay
 from gateway.rules import RuleSet
-from gateway.sources.simulator import PhoneModel, RadioModel, StoreSimulator, TruthRecord
+from gateway.sources.radio import RadioModel
+from gateway.sources.simulator import PhoneModel, StoreSimulator, TruthRecord
 
 MIN_STAY_EXTRA_S = 10.0
 WINDOW_S = 10.0

@@ -55,23 +55,28 @@ from types import MappingProxyType
 from typing import Any, TextIO
 
 import numpy as np
-import shapely
-from shapely.geometry import Polygon
 
-from gateway.config import Anchor, AnchorKind, Config, Zone
+from gateway.config import Anchor, AnchorKind, Config
 from gateway.deliver.topics import Topics
 from gateway.errors import InvalidInput
 from gateway.events import Advertisement
 from gateway.ids import format_uuid, ibeacon_id
+from gateway.sources.radio import (
+    RadioModel,
+    ShadowField,
+    correlated,
+    fading,
+    kept,
+    shadow_field,
+)
 from gateway.sources.trace import MqttInput, TraceItem, item_to_line
+from gateway.sources.walking import Floor, WalkPath, floor_plan, headings, walk
 from gateway.zoneindex import ZoneIndex
 
 APPLE_COMPANY_ID = 76
 SHOPPER_MAJOR = 1000
 TX_POWER_1M = -59
 PHONE_HEIGHT_DIFF_M = 1.3
-FIELD_STEP_M = 0.5
-FIELD_FEATURES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,25 +96,6 @@ class TruthRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class RadioModel:
-    """How unkind the radio is (see the module docstring).  dB unless named otherwise."""
-
-    shadow_sigma: float = 4.0  # spatially correlated shadowing field, one per anchor
-    shadow_corr_m: float = 3.0  # its correlation length over the floor
-    path_sigma: float = 2.0  # shadowing that moves with the shopper
-    path_corr_m: float = 3.0  # its decorrelation distance along the walk
-    shadow_white_sigma: float = 1.5  # uncorrelated part
-    anchor_offset_sigma: float = 2.0  # per-anchor calibration error
-    phone_offset_sigma: float = 2.0  # per-phone transmit / receive offset
-    body_share: float = 0.5  # shoppers with the phone in a pocket or bag
-    body_loss: tuple[float, float] = (4.0, 10.0)  # loss range with the anchor behind them
-    rician_k: float = 4.0  # fast fading (K factor, linear)
-    drop_base: float = 0.1  # fraction of adverts missed even when loud
-    drop_weak: float = 0.5  # extra drop fraction as the signal falls to sensitivity
-    sensitivity_dbm: float = -95.0
-
-
-@dataclass(frozen=True, slots=True)
 class PhoneModel:
     """Which phones the shoppers carry and how they talk."""
 
@@ -120,21 +106,6 @@ class PhoneModel:
     ranging_interval_s: float = 1.0  # how often an iPhone reports the beacons it hears
     ranging_looks: int = 5  # packets of a beacon averaged into one report
     beacon_interval_s: float = 1.0  # store beacons' advertising interval (scanners hearing them)
-
-
-@dataclass(frozen=True, slots=True)
-class _Floor:
-    entrance: Polygon
-    checkout: Polygon
-    aisles: tuple[Polygon, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Path:
-    t: np.ndarray  # knot times, seconds from the start of the period
-    x: np.ndarray
-    y: np.ndarray
-    s: np.ndarray  # walked distance at each knot
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,33 +131,12 @@ class _Samples:
 
 
 @dataclass(frozen=True, slots=True)
-class _Field:
-    """A shadowing field (dB) gridded over the floor, read by bilinear interpolation."""
-
-    x0: float
-    y0: float
-    grid: np.ndarray  # (ny, nx), FIELD_STEP_M apart
-
-    def at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        ny, nx = self.grid.shape
-        fx = np.clip((np.asarray(x) - self.x0) / FIELD_STEP_M, 0.0, nx - 1.000001)
-        fy = np.clip((np.asarray(y) - self.y0) / FIELD_STEP_M, 0.0, ny - 1.000001)
-        i, j = fx.astype(int), fy.astype(int)
-        u, v = fx - i, fy - j
-        g = self.grid
-        top = g[j, i] * (1 - u) + g[j, i + 1] * u
-        bottom = g[j + 1, i] * (1 - u) + g[j + 1, i + 1] * u
-        out: np.ndarray = top * (1 - v) + bottom * v
-        return out
-
-
-@dataclass(frozen=True, slots=True)
 class _Radio:
     """What every link shares: the model, the anchors' offsets and their shadowing fields."""
 
     model: RadioModel
     offsets: dict[str, float]
-    fields: dict[str, _Field]
+    fields: dict[str, ShadowField]
 
 
 class StoreSimulator:
@@ -222,7 +172,7 @@ class StoreSimulator:
         )
         self._uuid = format_uuid(config.identity.proximity_uuids[0])
         self._zones = ZoneIndex(config.zones)
-        self._floor = _floor_plan(config.zones, self._scanners)
+        self._floor = floor_plan(config.zones, self._scanners)
         self._n = max(0, shoppers)
         self._duration = max(0.0, minutes * 60.0)
         self._seed = seed
@@ -370,7 +320,7 @@ class StoreSimulator:
             offsets = {a.id: float(o) for a, o in zip(anchors, draws.tolist(), strict=True)}
             bounds = _field_bounds(self._floor, anchors)
             fields = {
-                a.id: _shadow_field(bounds, self._model, np.random.default_rng([self._seed, 5, j]))
+                a.id: shadow_field(bounds, self._model, np.random.default_rng([self._seed, 5, j]))
                 for j, a in enumerate(anchors)
             }
             self._radio_cache = _Radio(self._model, offsets, fields)
@@ -390,10 +340,10 @@ class StoreSimulator:
         rng = self._rng(0)
         return np.sort(rng.uniform(0.0, self._duration * 0.85, self._n))
 
-    def _paths(self) -> list[_Path]:
+    def _paths(self) -> list[WalkPath]:
         arrivals = self._arrivals()
         return [
-            _walk(self._floor, self._rng(2 + i), float(arrivals[i]), self._duration)
+            walk(self._floor, self._rng(2 + i), float(arrivals[i]), self._duration)
             for i in range(self._n)
         ]
 
@@ -415,7 +365,7 @@ class StoreSimulator:
 
 
 def _hear(
-    path: _Path,
+    path: WalkPath,
     phone: _Phone,
     scanners: tuple[Anchor, ...],
     radio: _Radio,
@@ -429,7 +379,7 @@ def _hear(
     out: list[tuple[np.ndarray, ...]] = []
     for j, anchor in enumerate(scanners):
         rssi = _received(samples, anchor, phone, radio, rng, looks=1)
-        keep = _kept(rssi, radio.model, rng)
+        keep = kept(rssi, radio.model, rng)
         k = int(keep.sum())
         out.append(
             (samples.t[keep], np.full(k, index), np.full(k, j), np.round(rssi[keep]).astype(int))
@@ -438,7 +388,7 @@ def _hear(
 
 
 def _ranging(
-    path: _Path,
+    path: WalkPath,
     phone: _Phone,
     beacons: tuple[tuple[Anchor, tuple[str, int, int]], ...],
     radio: _Radio,
@@ -451,7 +401,7 @@ def _ranging(
     heard, rssi = [], []
     for beacon, _ in beacons:
         r = _received(samples, beacon, phone, radio, rng, looks=pm.ranging_looks)
-        heard.append(_kept(r, radio.model, rng))
+        heard.append(kept(r, radio.model, rng))
         rssi.append(np.round(r).astype(int))
     h, r = np.array(heard).T, np.array(rssi).T  # (reports, beacons)
     before = np.vstack([np.zeros((1, len(beacons)), dtype=bool), h[:-1]])
@@ -466,10 +416,10 @@ def _ranging(
             yield t, listed
 
 
-def _samples(path: _Path, times: np.ndarray) -> _Samples:
+def _samples(path: WalkPath, times: np.ndarray) -> _Samples:
     x, y = np.interp(times, path.t, path.x), np.interp(times, path.t, path.y)
     walked = np.interp(times, path.t, path.s)
-    return _Samples(times, x, y, walked, _headings(path, times))
+    return _Samples(times, x, y, walked, headings(path, times))
 
 
 def _received(
@@ -482,9 +432,9 @@ def _received(
     base = anchor.rssi_at_1m + radio.offsets[anchor.id] + phone.offset
     rssi: np.ndarray = base - 10.0 * anchor.path_loss_exponent * np.log10(d)
     rssi += radio.fields[anchor.id].at(at.x, at.y)
-    rssi += _correlated(at.walked, m.path_sigma, m.path_corr_m, rng)
+    rssi += correlated(at.walked, m.path_sigma, m.path_corr_m, rng)
     rssi += rng.normal(0.0, m.shadow_white_sigma, len(at.t))
-    rssi += _fading(len(at.t), m.rician_k, rng, looks)
+    rssi += fading(len(at.t), m.rician_k, rng, looks)
     behind = (1.0 - (np.cos(at.heading) * dx + np.sin(at.heading) * dy) / d) / 2.0
     out: np.ndarray = rssi - phone.body * behind
     return out
@@ -500,60 +450,13 @@ def _static_link(
     rssi = scanner.rssi_at_1m + radio.offsets[scanner.id]
     rssi -= 10.0 * scanner.path_loss_exponent * math.log10(d)
     rssi += float(radio.fields[scanner.id].at(np.array([beacon.x]), np.array([beacon.y]))[0])
-    noise = _correlated(times, m.path_sigma, 5.0, rng)
+    noise = correlated(times, m.path_sigma, 5.0, rng)
     noise += rng.normal(0.0, m.shadow_white_sigma, len(times))
-    values = rssi + noise + _fading(len(times), m.rician_k, rng, 1)
-    return np.round(values).astype(int), _kept(values, m, rng)
+    values = rssi + noise + fading(len(times), m.rician_k, rng, 1)
+    return np.round(values).astype(int), kept(values, m, rng)
 
 
-def _kept(rssi: np.ndarray, m: RadioModel, rng: np.random.Generator) -> np.ndarray:
-    """Which of these are heard: above the sensitivity, and not dropped (more when weak)."""
-    weak = np.clip((-70.0 - rssi) / (-70.0 - m.sensitivity_dbm), 0.0, 1.0)
-    keep: np.ndarray = (rssi >= m.sensitivity_dbm) & (
-        rng.random(len(rssi)) >= m.drop_base + m.drop_weak * weak
-    )
-    return keep
-
-
-def _correlated(
-    along: np.ndarray, sigma: float, corr: float, rng: np.random.Generator
-) -> np.ndarray:
-    """Gaussian noise correlated along `along` (knots every `corr`, linearly interpolated)."""
-    start = float(along[0]) if len(along) else 0.0
-    length = float(along[-1]) - start if len(along) else 0.0
-    knots = np.arange(0.0, length + 2 * corr, corr) + start
-    out: np.ndarray = np.interp(along, knots, rng.normal(0.0, sigma, len(knots)))
-    return out
-
-
-def _fading(n: int, k: float, rng: np.random.Generator, looks: int) -> np.ndarray:
-    """Rician fading in dB (line of sight plus a scattered complex Gaussian part), the power
-    averaged over `looks` independent packets."""
-    los = math.sqrt(k / (k + 1.0))
-    scatter = math.sqrt(1.0 / (2.0 * (k + 1.0)))
-    re = los + scatter * rng.standard_normal((max(looks, 1), n))
-    im = scatter * rng.standard_normal((max(looks, 1), n))
-    power = (re * re + im * im).mean(axis=0)
-    out: np.ndarray = np.maximum(10.0 * np.log10(power + 1e-12), -25.0)
-    return out
-
-
-def _shadow_field(
-    bounds: tuple[float, float, float, float], m: RadioModel, rng: np.random.Generator
-) -> _Field:
-    """A stationary Gaussian field of standard deviation `shadow_sigma` and squared-exponential
-    correlation exp(-r²/2ℓ²), ℓ = `shadow_corr_m`, by random Fourier features, on a grid."""
-    x0, y0, x1, y1 = bounds
-    w = rng.normal(0.0, 1.0 / max(m.shadow_corr_m, 0.1), (FIELD_FEATURES, 2))
-    b = rng.uniform(0.0, 2.0 * math.pi, FIELD_FEATURES)
-    gx = x0 + FIELD_STEP_M * np.arange(int((x1 - x0) / FIELD_STEP_M) + 2)
-    gy = y0 + FIELD_STEP_M * np.arange(int((y1 - y0) / FIELD_STEP_M) + 2)
-    phase = gx[None, :, None] * w[:, 0] + gy[:, None, None] * w[:, 1] + b
-    scale = m.shadow_sigma * math.sqrt(2.0 / FIELD_FEATURES)
-    return _Field(x0, y0, scale * np.cos(phase).sum(axis=2))
-
-
-def _field_bounds(floor: _Floor, anchors: Sequence[Anchor]) -> tuple[float, float, float, float]:
+def _field_bounds(floor: Floor, anchors: Sequence[Anchor]) -> tuple[float, float, float, float]:
     shapes = [floor.entrance, floor.checkout, *floor.aisles]
     xs = [a.x for a in anchors] + [v for s in shapes for v in (s.bounds[0], s.bounds[2])]
     ys = [a.y for a in anchors] + [v for s in shapes for v in (s.bounds[1], s.bounds[3])]
@@ -579,90 +482,6 @@ def _ibeacon_payload(uuid: str, major: int, minor: int) -> bytes:
         + minor.to_bytes(2, "big")
         + TX_POWER_1M.to_bytes(1, "big", signed=True)
     )
-
-
-def _headings(path: _Path, times: np.ndarray) -> np.ndarray:
-    """The walking direction (radians) at each time; a pause keeps the last direction."""
-    dx, dy = np.diff(path.x), np.diff(path.y)
-    moving = np.hypot(dx, dy) > 1e-9
-    last = np.maximum.accumulate(np.where(moving, np.arange(len(dx)), -1))
-    angles = np.where(last >= 0, np.arctan2(dy[np.maximum(last, 0)], dx[np.maximum(last, 0)]), 0.0)
-    seg = np.clip(np.searchsorted(path.t, times, side="right") - 1, 0, max(len(dx) - 1, 0))
-    return angles[seg] if len(dx) else np.zeros(len(times))
-
-
-def _walk(floor: _Floor, rng: np.random.Generator, start: float, end: float) -> _Path:
-    """Entrance → 2–4 aisles (wandering 20–120 s in each) → checkout → entrance."""
-    speed = rng.uniform(1.0, 1.4)
-    knots = [(start, *_point_in(floor.entrance, rng))]
-    n_aisles = min(int(rng.integers(2, 5)), len(floor.aisles))
-    for a in rng.choice(len(floor.aisles), size=n_aisles, replace=False).tolist():
-        _go(knots, _point_in(floor.aisles[a], rng), speed)
-        _wander(knots, floor.aisles[a], rng.uniform(20.0, 120.0), rng)
-    _go(knots, _point_in(floor.checkout, rng), speed)
-    _pause(knots, rng.uniform(30.0, 120.0))
-    _go(knots, _point_in(floor.entrance, rng), speed)
-    arr = np.array(knots)
-    t, x, y = arr[:, 0], arr[:, 1], arr[:, 2]
-    s = np.concatenate(([0.0], np.cumsum(np.hypot(np.diff(x), np.diff(y)))))
-    if t[-1] <= end:
-        return _Path(t, x, y, s)
-    keep = t < end  # the period ends mid-trip: stop the path at `end`
-    cut = (np.append(t[keep], end), np.append(x[keep], np.interp(end, t, x)))
-    return _Path(
-        *cut, np.append(y[keep], np.interp(end, t, y)), np.append(s[keep], np.interp(end, t, s))
-    )
-
-
-def _go(knots: list[tuple[float, float, float]], to: tuple[float, float], speed: float) -> None:
-    t, x, y = knots[-1]
-    knots.append((t + math.hypot(to[0] - x, to[1] - y) / speed, to[0], to[1]))
-
-
-def _pause(knots: list[tuple[float, float, float]], seconds: float) -> None:
-    t, x, y = knots[-1]
-    knots.append((t + seconds, x, y))
-
-
-def _wander(
-    knots: list[tuple[float, float, float]], area: Polygon, dwell: float, rng: np.random.Generator
-) -> None:
-    """Browse inside `area` for about `dwell` seconds: short slow walks and pauses."""
-    until = knots[-1][0] + dwell
-    while knots[-1][0] < until:
-        _go(knots, _point_in(area, rng), 0.6)
-        _pause(knots, min(rng.uniform(3.0, 15.0), max(until - knots[-1][0], 0.0)))
-
-
-def _point_in(area: Polygon, rng: np.random.Generator) -> tuple[float, float]:
-    """A uniform random point inside `area` (rejection sampling in its bounds)."""
-    x0, y0, x1, y1 = area.bounds
-    xs, ys = rng.uniform(x0, x1, 64), rng.uniform(y0, y1, 64)
-    ok = np.flatnonzero(shapely.contains_xy(area, xs, ys))
-    if len(ok) == 0:
-        p = area.representative_point()
-        return float(p.x), float(p.y)
-    return float(xs[ok[0]]), float(ys[ok[0]])
-
-
-def _floor_plan(zones: tuple[Zone, ...], scanners: tuple[Anchor, ...]) -> _Floor:
-    """Entrance, checkout and aisles from the zone ids, with fallbacks for sparse configs."""
-    by_id = {z.id: z.polygon for z in zones}
-    aisles = tuple(z.polygon for z in zones if z.id.startswith("aisle"))
-    if not aisles:
-        special = {"store", "entrance", "checkout"}
-        aisles = tuple(z.polygon for z in zones if z.id not in special)
-    outline = by_id.get("store") or _hull(zones, scanners)
-    entrance = by_id.get("entrance", outline)
-    return _Floor(entrance, by_id.get("checkout", entrance), aisles or (outline,))
-
-
-def _hull(zones: tuple[Zone, ...], scanners: tuple[Anchor, ...]) -> Polygon:
-    pts = [(a.x, a.y) for a in scanners] + [c for z in zones for c in z.polygon.exterior.coords]
-    if len(pts) < 3:
-        raise InvalidInput("the simulator needs zones or at least 3 scanner anchors to walk in")
-    hull = shapely.MultiPoint(pts).convex_hull
-    return hull if isinstance(hull, Polygon) else Polygon(hull.buffer(1.0).exterior)
 
 
 def _mac(seed: int, index: int) -> str:
