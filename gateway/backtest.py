@@ -27,7 +27,6 @@ from typing import TextIO
 from gateway.backtestreport import (
     CSV_COLUMNS,
     REPORT_VERSION,
-    Format,
     as_json,
     render,
     render_csv,
@@ -43,6 +42,7 @@ from gateway.progress import Progress, lines_with_progress
 from gateway.replay import replay
 from gateway.rules import Evaluation, RuleEngine, RuleSet, load_rules
 from gateway.sources.trace import TraceError, TraceItem, iter_trace
+from gateway.textformat import Format
 
 # The report and the results live in backtestreport and backtestresult; importable from here.
 __all__ = [
@@ -207,17 +207,14 @@ def _customers(config: Config, path: Path | None) -> list[Customer]:
 
 def _stored_customers(url: str) -> list[Customer]:
     """Read the customers; a SQLite file that does not exist is not created."""
-    from sqlalchemy import make_url
-
     from gateway.store import Store
+    from gateway.store.database import missing_sqlite_file
 
-    if url.startswith("sqlite"):
-        db = make_url(url).database
-        if db and db != ":memory:" and not Path(db).is_file():
-            raise InvalidInput(
-                f"no database at {db}: import the customers first (`rayon customers import "
-                "FILE`), or backtest with `--customers FILE`"
-            )
+    if (db := missing_sqlite_file(url)) is not None:
+        raise InvalidInput(
+            f"no database at {db}: import the customers first (`rayon customers import "
+            "FILE`), or backtest with `--customers FILE`"
+        )
     store = Store(url)
     try:
         return store.load_customers()

@@ -8,21 +8,13 @@ import io
 import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.backtestresult import HOURS, BacktestResult, Cause, RuleResult
+from gateway.textformat import Format
 
 REPORT_VERSION = 1
-
-
-class Format(StrEnum):
-    """How the report is written."""
-
-    TABLE = "table"
-    JSON = "json"
-    CSV = "csv"
 
 
 def render(result: BacktestResult, fmt: Format) -> str:

@@ -12,16 +12,16 @@ from gateway.clock import parse_local_time
 from gateway.config import Config, load_config
 from gateway.customers import customer_to_obj
 from gateway.events import Advertisement
-from gateway.identity import Consent, Customer, CustomerRegistry
+from gateway.identity import Customer, CustomerRegistry
 from gateway.persist import PositionSampler, persist
 from gateway.pipeline import Output, Pipeline
 from gateway.rules import load_rules
 from gateway.sources.trace import MqttInput
 from gateway.store import OfferState, Store
 from tests.stores import ROOT
-from tests.walks import STORE_UUID, tv_aisle_walk, walk_adverts
+from tests.test_pipeline import fan
+from tests.walks import tv_aisle_walk, walk_adverts
 
-DEVICE = f"ibeacon:{STORE_UUID}:1000:1"
 TOPIC = "rayon/paris-11/crm/customers/c-tv-1"
 
 
@@ -35,17 +35,6 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s = Store(f"sqlite:///{tmp_path / 'rayon.db'}")
     yield s
     s.close()
-
-
-def fan(instore: bool = True, push: bool = True) -> Customer:
-    return Customer(
-        id="c-tv-1",
-        token="t-tv-1",
-        devices=(DEVICE,),
-        consent=Consent(instore_location=instore, marketing_push=push),
-        interests=frozenset({"tv"}),
-        visits=3,
-    )
 
 
 class Daemon:

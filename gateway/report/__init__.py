@@ -17,16 +17,16 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from sqlalchemy import make_url
-
 from gateway.config import Config
 from gateway.errors import InvalidInput, UsageError
 from gateway.report.funnel import parse_funnel
 from gateway.report.kpis import Report, build_report
 from gateway.report.period import ACCEPTED_FORMS, resolve, time_arg
 from gateway.report.query import read_period
-from gateway.report.render import CSV_COLUMNS, REPORT_VERSION, Format, as_json, render
+from gateway.report.render import CSV_COLUMNS, REPORT_VERSION, as_json, render
 from gateway.store import Store
+from gateway.store.database import missing_sqlite_file
+from gateway.textformat import Format
 
 __all__ = [
     "CSV_COLUMNS",
@@ -119,13 +119,11 @@ def _goal_zone(name: str | None, zone_ids: list[str]) -> str | None:
 
 def _open_store(url: str) -> Store:
     """The store, read only; a SQLite file that does not exist is not created."""
-    if url.startswith("sqlite"):
-        db = make_url(url).database
-        if db and db != ":memory:" and not Path(db).is_file():
-            raise InvalidInput(
-                f"no database at {db} (database.url of the config): nothing to report yet; "
-                "run the gateway or `rayon replay` first"
-            )
+    if (db := missing_sqlite_file(url)) is not None:
+        raise InvalidInput(
+            f"no database at {db} (database.url of the config): nothing to report yet; "
+            "run the gateway or `rayon replay` first"
+        )
     return Store(url)
 
 

@@ -8,7 +8,6 @@ import csv
 import io
 import json
 from collections.abc import Iterator, Mapping
-from enum import StrEnum
 from typing import Any
 
 from gateway.deliver.payloads import FeedbackState
@@ -16,6 +15,7 @@ from gateway.report.funnel import FunnelStep, ZoneReach
 from gateway.report.kpis import PoolUsage, Report, VisitFigures, ZoneDwell
 from gateway.report.offers import STATES, Conversion, Group, RuleOffers
 from gateway.report.table import render_table
+from gateway.textformat import Format
 
 REPORT_VERSION = 1
 CSV_COLUMNS = ("section", "group", "metric", "value")
@@ -29,14 +29,6 @@ _GROUP_KEYS = {
     "conversion": "rule",
     "codes": "pool",
 }
-
-
-class Format(StrEnum):
-    """How the report is written."""
-
-    TABLE = "table"
-    JSON = "json"
-    CSV = "csv"
 
 
 def render(report: Report, fmt: Format) -> str:

@@ -12,9 +12,10 @@ import functools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
 
-from sqlalchemy import CursorResult, Engine, Insert, Result, event
+from sqlalchemy import CursorResult, Engine, Insert, Result, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -58,6 +59,15 @@ def _where(url: str) -> str:
         return url
     scheme_user = head.rsplit(":", 1)[0]
     return f"{scheme_user}:***@{tail}"
+
+
+def missing_sqlite_file(url: str) -> str | None:
+    """The file of a SQLite url when it does not exist (a reader should say so rather than
+    create an empty database), else None."""
+    if not url.startswith("sqlite"):
+        return None
+    db = make_url(url).database
+    return db if db and db != ":memory:" and not Path(db).is_file() else None
 
 
 def rowcount(result: Result[Any]) -> int:
