@@ -117,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("-o", "--output", required=True, help="trace file (JSON Lines)")
     sim.add_argument("--truth", help="ground-truth file (JSON Lines)")
     sim.add_argument("--customers", help="also write a customers JSONL file for the shoppers")
+    sim.add_argument(
+        "--scanners-hear-beacons",
+        action="store_true",
+        help="the store beacons advertise and the scanners hear them (a trace for `rayon "
+        "calibrate`)",
+    )
     from gateway.calibrate import add_arguments as calibrate_arguments
 
     calibrate_arguments(

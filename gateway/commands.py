@@ -87,6 +87,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         minutes=args.minutes,
         seed=args.seed,
         start_at=local_time(args.start, config),
+        beacons_heard_by_scanners=args.scanners_hear_beacons,
     )
     with open(args.output, "w", encoding="utf-8") as trace, _open_out(args.truth) as truth:
         n = sim.write(trace, truth)
@@ -98,7 +99,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             for customer in demo_customers(sim.devices(), args.seed):
                 write_jsonl(fh, customer_to_obj(customer))
     print(
-        f"wrote {n} adverts of {args.shoppers} shoppers over {args.minutes:g} min to {args.output}",
+        f"wrote {n} trace lines (adverts and phones' sightings) of {args.shoppers} shoppers "
+        f"over {args.minutes:g} min to {args.output}",
         file=sys.stderr,
     )
     return 0

@@ -182,3 +182,20 @@ def test_a_bad_truth_file_is_refused_with_its_line(
     assert f"{bad}:2:" in capsys.readouterr().err
     assert main([*args, "--min-samples", "1"]) == 1
     assert "--min-samples must be ≥ 2" in capsys.readouterr().err
+
+
+def test_rayon_simulate_makes_a_trace_rayon_calibrate_fits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = reference_store(tmp_path)
+    trace = tmp_path / "beacons.jsonl"
+    argv = ["simulate", "-c", str(config), "--shoppers", "1", "--minutes", "5"]
+    assert main([*argv, "--scanners-hear-beacons", "-o", str(trace)]) == 0
+    assert "trace lines" in capsys.readouterr().err
+    assert main(["calibrate", str(trace), "-c", str(config)]) == 0
+    out, err = capsys.readouterr()
+    fitted = yaml.safe_load(out)["anchors"]
+    scanners = {a.id for a in load_config(config).anchors if a.kind is AnchorKind.SCANNER}
+    assert fitted and {a["id"] for a in fitted} <= scanners
+    unfitted = {line.split(": ")[2] for line in err.splitlines() if "not fitted" in line}
+    assert {a["id"] for a in fitted} | unfitted == scanners  # every scanner: fitted, or why not
