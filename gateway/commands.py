@@ -188,7 +188,7 @@ def cmd_bench_replay(args: argparse.Namespace) -> int:
 def cmd_bench_accuracy(args: argparse.Namespace) -> int:
     from gateway.benchmarks.accuracy import bench_accuracy
 
-    return bench_accuracy(args)
+    return bench_accuracy(args, config=_config(args) if args.simulator else None)
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

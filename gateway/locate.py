@@ -9,28 +9,41 @@ model, then a position:
   lone outlier and restarts on a confirmed step); the median-of-3 + asymmetric EMA; a
   time-window median inside Tukey's IQR fences; or raw.  Measured by `rayon bench accuracy`
   on five recorded data sets (docs/accuracy.md), choices made on training splits only: the
-  Kalman filter has the best mean training zone accuracy (48.9 % vs 48.0 median-EMA, 47.7
-  window-IQR, 47.4 raw); on the test splits it gains 2–13 points over raw RSSI on the
-  mode A sets (tetam 46 % vs 33 %) and none on the sparse phone scans (UCI, UJI).  A link
+  Kalman filter has the best mean training zone accuracy, each filter with its best position
+  method and freshness (53.9 % vs 52.7 median-EMA, 52.4 window-IQR, 50.9 raw); it helps
+  most where samples are dense (tetam) and little on sparse phone scans (UCI, UJI).  A link
   not heard for `fresh_s` restarts from its next sample rather than blending with stale data.
 * **Distance** — `d = 10 ** ((rssi_at_1m - rssi) / (10 n))` with the anchor's calibration.
-* **Position** — with ≥ 3 fresh links, over the `max_anchors` strongest, either
-  (`PositionMethod.CENTROID`, the default) a weighted centroid with weights 1/d^k
-  (`centroid_power`, 3 by default), or (`MULTILATERATION`) weighted non-linear least squares
-  on the ranges (damped Gauss–Newton from the centroid, weights 1/d²).  On the recorded data
-  sets the centroid won on every training split (least squares never did: RSSI ranges are
-  off by metres, 1.1 ≤ n ≤ 2.4 fitted in the tetam office); mean error 1.6 m in the
-  kolakowski flat, 2.3–2.6 m over the 12 tetam receivers, 2.3–2.9 m with UJI beacons.
-  The accuracy is the weighted RMS range residual at the estimate (floored).  With fewer
-  links, the strongest fresh anchor's own position ("nearest aisle"), accuracy = its
-  estimated distance.  A speed gate then clamps a jump faster than `max_speed` m/s.
+* **Position** — one of three `PositionMethod`s:
+  - `CENTROID` (the default): with ≥ 3 fresh links, over the `max_anchors` strongest, a
+    weighted centroid with weights 1/d^k (`centroid_power`, 3 by default); `MULTILATERATION`:
+    weighted non-linear least squares on the ranges (damped Gauss–Newton from the centroid,
+    weights 1/d²), which never won a training split (RSSI ranges are off by metres).  The
+    accuracy is the weighted RMS range residual at the estimate (floored).  With fewer
+    links, the strongest fresh anchor's own position ("nearest aisle"), accuracy = its
+    estimated distance.  A speed gate then clamps a jump faster than `max_speed` m/s.
+  - `GRID`: a recursive Bayes (grid HMM) filter per device over cells covering the anchors
+    (`GridSettings`): the previous belief blurred by a Gaussian of σ = max_speed · dt (the
+    motion model; flat after a long silence), times the likelihood of every fresh filtered
+    RSSI under the log-normal path-loss model (σ dB, fitted per site by the benchmark);
+    position = posterior mean (or MAP cell), accuracy = the posterior's RMS spread.  It
+    uses every fresh link (`max_anchors` is ignored: a weak link still rules cells out) and
+    needs no speed gate.  On the recorded data sets it wins the training split of 4 of 5
+    (mean training zone accuracy 51.7 % vs 46.3 % for the default centroid, both Kalman,
+    σ 6 dB); on the test splits it brings the tetam office to 1.96 m mean error and the
+    kolakowski flat to 1.38–1.47 m (docs/accuracy.md).  It is not the default: with it the
+    pipeline replays ~82,000 adverts/s instead of ~121,000, and a consent test's scripted
+    walk (1–2 beacons, where the centroid snaps to the nearest anchor) raises no zone event.
+    Cost per fix ~35 µs (1 m cells: a 40 × 25 m store is ~1,100 cells, 4.4 KB of float32
+    per device); the anchors' model grids are precomputed, the update is one matrix-vector
+    product, an exp and two small matrix products for the blur.
   `locate(device, at)` computes a fix on demand from every fresh link (a scan whose adverts
   share one time; an evaluation at ground-truth instants).
 
 Cost: every observation updates its link (no numpy, no allocation beyond the first sample of
 a link), but a device's position is recomputed at most once per `min_interval_s`: `observe`
-returns None in between.  Positions use plain floats: for a handful of anchors numpy's
-per-call overhead costs more than the arithmetic (~10x, measured).
+returns None in between.  Range positions use plain floats: for a handful of anchors numpy's
+per-call overhead costs more than the arithmetic (~10x, measured); the grid is numpy.
 """
 
 from __future__ import annotations
@@ -40,8 +53,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import numpy as np
+
 from gateway.config import Anchor
 from gateway.events import Fix, Observation
+from gateway.locategrid import (
+    MIN_ACCURACY_M,
+    MIN_DISTANCE_M,
+    GridSettings,
+    PositionGrid,
+    anchor_bounds,
+)
 from gateway.rssifilter import (
     DEFAULT_FILTER,
     FILTERS,
@@ -58,6 +80,7 @@ __all__ = [
     "DEFAULT_FILTER",
     "FILTERS",
     "FilterKind",
+    "GridSettings",
     "KalmanFilter",
     "LinkFilter",
     "Locator",
@@ -70,9 +93,7 @@ __all__ = [
     "weighted_multilateration",
 ]
 
-MIN_DISTANCE_M = 0.3
 MAX_DISTANCE_M = 60.0
-MIN_ACCURACY_M = 0.5
 CENTROID_POWER = 3.0
 
 
@@ -81,6 +102,7 @@ class PositionMethod(StrEnum):
 
     CENTROID = "centroid"
     MULTILATERATION = "multilateration"
+    GRID = "grid"
 
 
 def rssi_to_distance(rssi: float, rssi_at_1m: float, path_loss_exponent: float) -> float:
@@ -103,6 +125,8 @@ class _Track:
     computed_at: float = -math.inf
     last: Fix | None = None
     ref: Fix | None = None  # the speed gate's reference: the last fix of an earlier instant
+    posterior: np.ndarray | None = None  # PositionMethod.GRID: the belief over the cells
+    posterior_at: float = -math.inf
 
 
 class Locator:
@@ -126,6 +150,7 @@ class Locator:
         method: PositionMethod = PositionMethod.CENTROID,
         rssi_filter: FilterKind | Callable[[], LinkFilter] = DEFAULT_FILTER,
         centroid_power: float = CENTROID_POWER,
+        grid: GridSettings | None = None,
     ) -> None:
         self._centroid_power = centroid_power
         self._anchors = {a.id: a for a in anchors}
@@ -138,7 +163,10 @@ class Locator:
         self._max_anchors = max(3, max_anchors)
         self._method = method
         self._tracks: dict[str, _Track] = {}
-        self._bounds = _bounds(anchors, margin=3.0)
+        self.anchor_bounds = anchor_bounds(anchors, margin=3.0)
+        self._grid = (
+            PositionGrid(anchors, grid or GridSettings()) if method is PositionMethod.GRID else None
+        )
 
     def observe(self, obs: Observation) -> Fix | None:
         """Update the link of `obs`; return the device's new position, or None if not due."""
@@ -208,6 +236,8 @@ class Locator:
     def _position(self, device: str, at: float, track: _Track) -> Fix:
         fresh = [link for link in track.links.values() if at - link.at <= self._fresh_s]
         fresh.sort(key=lambda link: link.filter.value, reverse=True)
+        if self._grid is not None:
+            return self._grid_fix(device, at, track, fresh)
         if len(fresh) >= 3:
             x, y, acc = self._multilaterate(fresh[: self._max_anchors])
             used = tuple(link.anchor.id for link in fresh[: self._max_anchors])
@@ -219,6 +249,17 @@ class Locator:
         x, y, acc = self._speed_gate(track.ref, at, x, y, acc)
         return Fix(at=at, device=device, x=x, y=y, accuracy_m=acc, anchors=used)
 
+    def _grid_fix(self, device: str, at: float, track: _Track, heard: Sequence[_Link]) -> Fix:
+        """Bayes update of the device's grid belief; no speed gate: the blur is the motion."""
+        assert self._grid is not None
+        levels = [(link.anchor.id, link.filter.value) for link in heard]
+        post = self._grid.update(track.posterior, at - track.posterior_at, self._max_speed, levels)
+        if at >= track.posterior_at:
+            track.posterior, track.posterior_at = post, at
+        x, y, acc = self._grid.estimate(post)
+        used = tuple(link.anchor.id for link in heard)
+        return Fix(at=at, device=device, x=x, y=y, accuracy_m=acc, anchors=used)
+
     def _multilaterate(self, links: Sequence[_Link]) -> tuple[float, float, float]:
         pts = [(link.anchor.x, link.anchor.y) for link in links]
         dist = [_distance(link) for link in links]
@@ -227,7 +268,7 @@ class Locator:
         else:
             x, y = weighted_centroid(pts, dist, self._centroid_power)
             rms = _range_rms(x, y, pts, dist)
-        lo_x, lo_y, hi_x, hi_y = self._bounds
+        lo_x, lo_y, hi_x, hi_y = self.anchor_bounds
         x, y = min(max(x, lo_x), hi_x), min(max(y, lo_y), hi_y)
         return x, y, max(rms, MIN_ACCURACY_M)
 
@@ -311,11 +352,3 @@ def _gauss_newton_step(
 def _distance(link: _Link) -> float:
     a = link.anchor
     return rssi_to_distance(link.filter.value, a.rssi_at_1m, a.path_loss_exponent)
-
-
-def _bounds(anchors: Sequence[Anchor], margin: float) -> tuple[float, float, float, float]:
-    if not anchors:
-        return (-math.inf, -math.inf, math.inf, math.inf)
-    xs = [a.x for a in anchors]
-    ys = [a.y for a in anchors]
-    return (min(xs) - margin, min(ys) - margin, max(xs) + margin, max(ys) + margin)

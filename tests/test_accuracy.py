@@ -19,11 +19,19 @@ from gateway.accuracy.datasets import (
     datasets_root,
     grid_zones,
 )
-from gateway.accuracy.evaluate import balanced_accuracy, percentile, score
-from gateway.accuracy.fit import fit_path_loss
+from gateway.accuracy.evaluate import (
+    FRESH_S,
+    SIGMA_SCALES,
+    balanced_accuracy,
+    candidates,
+    percentile,
+    score,
+)
+from gateway.accuracy.fit import fit_path_loss, fit_sigma
 from gateway.cli import main
 from gateway.config import Anchor, AnchorKind
 from gateway.events import Observation
+from gateway.locate import FilterKind, PositionMethod
 
 ROOT = datasets_root()
 needs_data = pytest.mark.skipif(
@@ -102,6 +110,27 @@ def test_path_loss_fit_recovers_a_known_model() -> None:
     assert (fitted.rssi_at_1m, fitted.path_loss_exponent) == pytest.approx((-55.0, 2.7))
 
 
+def test_sigma_fit_measures_the_spread_around_the_fitted_model() -> None:
+    a = Anchor("a", AnchorKind.SCANNER, 0.0, 0.0)
+    obs, truth = [], []
+    for k in range(80):
+        d = 1.0 + (k // 2) * 0.25  # each distance twice, 4 dB above and below the model
+        noise = 4.0 if k % 2 else -4.0
+        obs.append(Observation(float(k), "d", "a", -55.0 - 27 * math.log10(d) + noise))
+        truth.append(Truth(float(k), d, 0.0, "z1-1"))
+    train = Part((Stream("d", "u", tuple(obs), tuple(truth)),))
+    assert fit_sigma(fit_path_loss([a], train), train) == pytest.approx(4.0, abs=0.01)
+    assert fit_sigma([a], Part(())) == 6.0  # nothing to fit: the default
+
+
+def test_grid_candidates_scale_the_fitted_sigma_and_try_each_freshness() -> None:
+    grid = [s for s in candidates(FilterKind.RAW, 5.0) if s.method is PositionMethod.GRID]
+    assert {s.grid.sigma_db for s in grid} == {5.0 * k for k in SIGMA_SCALES}
+    assert {s.fresh_s for s in grid} == set(FRESH_S)
+    assert {s.grid.use_map for s in grid} == {False, True}
+    assert "grid σ 5.0 dB" in " ".join(s.describe() for s in grid)
+
+
 @needs_data
 def test_converters_read_the_real_files(converted: dict[str, Dataset]) -> None:
     expected_anchors = {"tetam": 12, "kolakowski": 6, "uci": 13, "uji-lib": 24, "uji-geo": 66}
@@ -158,3 +187,20 @@ def test_bench_accuracy_skips_a_missing_folder(
     assert main(args) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["rows"] == [] and "missing" in report["skipped"]["uci"]
+
+
+def test_bench_accuracy_scores_the_simulated_store_per_seed_and_their_median(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(Path(__file__).resolve().parent.parent / "config.example.yaml")
+    args = ["bench", "accuracy", "-c", config, "--datasets", str(tmp_path), "--dataset", "uci"]
+    assert main([*args, "--simulator", "--seeds", "4", "--format", "json"]) == 0
+    (run,) = json.loads(capsys.readouterr().out)["simulator"]
+    assert run["seed"] == 4 and run["shoppers"] == 50 and run["score"]["dwell_seconds"] > 0
+    assert 0.0 <= run["score"]["dwell_correct"] <= 1.0
+    assert main([*args, "--simulator", "--seeds", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "simulator: 50 shoppers × 30 min, seed 4" in out
+    assert "simulator, median of 1 seeds: dwell time in the correct zone" in out
+    assert main([*args, "--simulator", "--seeds", "four"]) == 2
+    assert "--seeds 'four'" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from gateway.events import Fix, Observation
 from gateway.locate import (
     FILTERS,
     FilterKind,
+    GridSettings,
     KalmanFilter,
     Locator,
     PositionMethod,
@@ -22,6 +23,7 @@ from gateway.locate import (
     weighted_centroid,
     weighted_multilateration,
 )
+from gateway.locategrid import PositionGrid as Grid
 
 DEV = "ibeacon:8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10:1000:1"
 SQUARE = (
@@ -251,3 +253,70 @@ def test_a_filter_factory_configures_every_link() -> None:
     loc.observe(Observation(0.0, DEV, "a", -60.0))
     loc.observe(Observation(0.0, DEV, "b", -70.0))
     assert len(made) == 2 and made[0].value == -60.0
+
+
+def grid_locator() -> Locator:
+    """A Locator on the probabilistic grid with raw RSSI, so each test sees the model alone."""
+    return Locator(
+        SQUARE,
+        min_interval_s=0.0,
+        method=PositionMethod.GRID,
+        rssi_filter=FilterKind.RAW,
+        grid=GridSettings(sigma_db=3.0, cell_m=0.5),
+    )
+
+
+def hear(loc: Locator, at: float, where: tuple[float, float]) -> Fix | None:
+    """Every anchor hears the device at `where` with the exact model RSSI at time `at`."""
+    for a in SQUARE:
+        loc.observe(
+            Observation(at, DEV, a.id, rssi_at(a, math.hypot(where[0] - a.x, where[1] - a.y)))
+        )
+    return loc.locate(DEV, at)
+
+
+def test_grid_finds_a_still_device_and_grows_surer() -> None:
+    loc = grid_locator()
+    first = hear(loc, 0.0, (13.0, 6.0))
+    fixes = [hear(loc, float(t), (13.0, 6.0)) for t in range(1, 6)]
+    last = fixes[-1]
+    assert first is not None and last is not None
+    assert (last.x, last.y) == pytest.approx((13.0, 6.0), abs=0.5)
+    assert last.accuracy_m < first.accuracy_m  # evidence accumulates over time
+    assert sorted(last.anchors) == ["a", "b", "c", "d"]
+
+
+def test_grid_motion_model_holds_back_a_jump_then_follows() -> None:
+    loc = grid_locator()
+    for t in range(10):
+        hear(loc, float(t), (5.0, 5.0))
+    jumped = hear(loc, 9.5, (15.0, 15.0))  # 14 m in 0.5 s: not a walk
+    assert jumped is not None
+    assert math.hypot(jumped.x - 5.0, jumped.y - 5.0) < 10.0
+    later = [hear(loc, 9.5 + t, (15.0, 15.0)) for t in range(1, 9)][-1]
+    assert later is not None and (later.x, later.y) == pytest.approx((15.0, 15.0), abs=1.0)
+
+
+def test_grid_after_a_long_silence_trusts_the_links_alone() -> None:
+    loc, fresh = grid_locator(), grid_locator()
+    hear(loc, 0.0, (3.0, 3.0))
+    moved = hear(loc, 600.0, (17.0, 12.0))  # ten minutes: the prior is flat again
+    alone = hear(fresh, 600.0, (17.0, 12.0))
+    assert moved is not None and alone is not None
+    assert (moved.x, moved.y) == pytest.approx((alone.x, alone.y), abs=1e-6)
+
+
+def test_grid_memory_is_bounded_per_device() -> None:
+    far = (*SQUARE, Anchor("e", AnchorKind.SCANNER, 1000.0, 800.0))
+    rows, cols = Grid(far, GridSettings(cell_m=0.5, max_cells=2000)).shape()
+    assert rows * cols <= 2000  # the cells grew instead
+    rows, cols = Grid(SQUARE, GridSettings(cell_m=0.5, max_cells=4096)).shape()
+    assert (rows, cols) == (48, 48)  # 20 m + 2 × 2 m margin in 0.5 m cells
+
+
+def test_grid_with_one_link_stays_on_its_ring_and_says_it_is_unsure() -> None:
+    loc = grid_locator()
+    loc.observe(Observation(0.0, DEV, "a", rssi_at(SQUARE[0], 6.0)))
+    fix = loc.locate(DEV, 0.0)
+    assert fix is not None and fix.anchors == ("a",)
+    assert fix.accuracy_m > 3.0  # a ring of 6 m around "a": the mean alone says little

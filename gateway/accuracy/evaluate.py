@@ -1,10 +1,12 @@
 """Metrics and the protocol of the accuracy benchmark (docs/accuracy.md).
 
-For each data set: fit per-anchor path loss on the training part; choose, on the training
-part only, the centroid's power k and, for each RSSI filter, the Locator's position method
-and anchor count (best training zone accuracy); then score every method on the test part:
-zone accuracy (share of instants whose estimated zone is the true one), balanced accuracy
-(mean per-zone recall over the zones that occur), and position error mean, median and p90.
+For each data set: fit per-anchor path loss and the RSSI spread σ on the training part;
+choose, on the training part only, the centroid's power k and, for each RSSI filter, the
+Locator's position method (centroid with k and anchor count, least squares, or the grid
+with σ scaled and mean or MAP) and link freshness (best training zone accuracy); then score
+every method on the test part: zone accuracy (share of instants whose estimated zone is the
+true one), balanced accuracy (mean per-zone recall over the zones that occur), and position
+error mean, median and p90.
 """
 
 from __future__ import annotations
@@ -12,18 +14,27 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from gateway.accuracy.baselines import Point, centroid, strongest_anchor, window_means
 from gateway.accuracy.datasets import Dataset, Part, Stream, ZoneMap
-from gateway.accuracy.fit import fit_path_loss
+from gateway.accuracy.fit import fit_path_loss, fit_sigma
 from gateway.config import Anchor
-from gateway.locate import CENTROID_POWER, DEFAULT_FILTER, FilterKind, Locator, PositionMethod
+from gateway.locate import (
+    CENTROID_POWER,
+    DEFAULT_FILTER,
+    FilterKind,
+    GridSettings,
+    Locator,
+    PositionMethod,
+)
 
 CENTROID_POWERS = (1.0, 2.0, 3.0, 4.0)
 MAX_ANCHORS = (3, 4, 6)
+FRESH_S = (1.5, 4.0)  # below the scan sets' 2 s: only the current scan; 4 s: the default
+SIGMA_SCALES = (0.7, 1.0, 1.5)  # × the fitted σ: fixes in a row share their filtered RSSIs
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +68,18 @@ class RayonSetup:
     method: PositionMethod = PositionMethod.CENTROID
     max_anchors: int = 4
     power: float = CENTROID_POWER
+    fresh_s: float = 4.0
+    grid: GridSettings = field(default_factory=GridSettings)
 
     def describe(self) -> str:
         """Short form for the table."""
+        fresh = f"fresh {self.fresh_s:g} s"
+        if self.method is PositionMethod.GRID:
+            estimate = "MAP" if self.grid.use_map else "mean"
+            return f"grid σ {self.grid.sigma_db:.1f} dB, {estimate}, {fresh}"
         if self.method is PositionMethod.CENTROID:
-            return f"centroid 1/d^{self.power:g}, {self.max_anchors} anch."
-        return f"least squares, {self.max_anchors} anch."
+            return f"centroid 1/d^{self.power:g}, {self.max_anchors} anch., {fresh}"
+        return f"least squares, {self.max_anchors} anch., {fresh}"
 
 
 Estimator = Callable[[Stream], list[Point]]
@@ -119,6 +136,8 @@ def rayon(anchors: Sequence[Anchor], setup: RayonSetup) -> Estimator:
             max_anchors=setup.max_anchors,
             rssi_filter=setup.rssi_filter,
             centroid_power=setup.power,
+            fresh_s=setup.fresh_s,
+            grid=setup.grid,
         )
         obs, i, last = stream.observations, 0, _centre(anchors)
         out: list[Point] = []
@@ -153,12 +172,10 @@ def evaluate(dataset: Dataset, filters: Sequence[FilterKind]) -> list[Row]:
     """Every method on `dataset`: choices made on the training part, scores on the test."""
     zmap = ZoneMap(dataset.zones)
     anchors = fit_path_loss(dataset.anchors, dataset.train)
+    sigma = fit_sigma(anchors, dataset.train)
     rows = _baseline_rows(dataset, anchors, zmap)
     for kind in filters:
-        setups = [
-            RayonSetup(kind, PositionMethod.CENTROID, n, k)
-            for n, k in itertools.product(MAX_ANCHORS, CENTROID_POWERS)
-        ] + [RayonSetup(kind, PositionMethod.MULTILATERATION, n) for n in MAX_ANCHORS]
+        setups = candidates(kind, sigma)
         train = {s: run(dataset.train, rayon(anchors, s), zmap).zone_accuracy for s in setups}
         best = max(setups, key=lambda s: train[s])
         test = run(dataset.test, rayon(anchors, best), zmap)
@@ -174,6 +191,27 @@ def evaluate(dataset: Dataset, filters: Sequence[FilterKind]) -> list[Row]:
         )
     )
     return rows
+
+
+def candidates(kind: FilterKind, sigma_db: float) -> list[RayonSetup]:
+    """Every Locator setting tried on training for one filter; `sigma_db`: the fitted σ."""
+    ranged = [
+        RayonSetup(kind, PositionMethod.CENTROID, n, k, fresh_s=f)
+        for n, k, f in itertools.product(MAX_ANCHORS, CENTROID_POWERS, FRESH_S)
+    ] + [
+        RayonSetup(kind, PositionMethod.MULTILATERATION, n, fresh_s=f)
+        for n, f in itertools.product(MAX_ANCHORS, FRESH_S)
+    ]
+    grid = [
+        RayonSetup(
+            kind,
+            PositionMethod.GRID,
+            fresh_s=f,
+            grid=GridSettings(sigma_db=sigma_db * scale, use_map=use_map),
+        )
+        for f, scale, use_map in itertools.product(FRESH_S, SIGMA_SCALES, (False, True))
+    ]
+    return ranged + grid
 
 
 def _baseline_rows(dataset: Dataset, anchors: Sequence[Anchor], zmap: ZoneMap) -> list[Row]:

@@ -22,6 +22,7 @@ MIN_SAMPLES = 30
 MIN_LOG_SPREAD = 0.15  # std of log10(d): below it the slope is noise
 MIN_FIT_DISTANCE_M = 0.5
 N_RANGE = (1.0, 6.0)
+DEFAULT_SIGMA_DB = 6.0
 
 
 def fit_path_loss(anchors: Sequence[Anchor], train: Part) -> tuple[Anchor, ...]:
@@ -73,3 +74,15 @@ def true_positions(stream: Stream) -> tuple[np.ndarray, np.ndarray]:
     x = np.interp(at, t, np.array([g.x for g in stream.truth]))
     y = np.interp(at, t, np.array([g.y for g in stream.truth]))
     return x, y
+
+
+def fit_sigma(anchors: Sequence[Anchor], train: Part) -> float:
+    """The RSSI spread (dB) around each anchor's fitted model on `train`: the log-normal σ
+    of `GridSettings`."""
+    samples = _samples(anchors, train)
+    residuals = [
+        samples[a.id][1] - (a.rssi_at_1m - 10.0 * a.path_loss_exponent * samples[a.id][0])
+        for a in anchors
+        if a.id in samples
+    ]
+    return float(np.std(np.concatenate(residuals))) if residuals else DEFAULT_SIGMA_DB
