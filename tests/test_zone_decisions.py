@@ -8,20 +8,16 @@ from collections.abc import Sequence
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from shapely.geometry import Polygon
 
 from gateway.config import VisitsConfig, Zone
 from gateway.events import EventKind, Fix, ZoneEvent
 from gateway.zoneindex import ZoneIndex
 from gateway.zones import ZoneTracker
+from tests.test_zones import box
 
 DEV = "ibeacon:8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10:1000:1"
 K = EventKind
 FIX_KEYS = {"x", "y", "accuracy_m", "anchors", "runner_up"}
-
-
-def box(x0: float, y0: float, x1: float, y1: float) -> Polygon:
-    return Polygon([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
 
 
 def zones(margin: float = 0.0) -> list[Zone]:
