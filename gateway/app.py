@@ -127,6 +127,7 @@ class Gateway:
         self.pipeline: Pipeline | None = None
         self._pending = Output()
         self._wake = asyncio.Event()
+        self._offers_due = asyncio.Event()
         self.started_at = clock.now()
         self._reload = asyncio.Event()
         self._saved_at = clock.now()
@@ -409,8 +410,11 @@ class Gateway:
         assert self.pipeline is not None
         while True:
             item = await self.queue.get()
-            self._pending.extend(self.pipeline.feed(item))
+            out = self.pipeline.feed(item)
+            self._pending.extend(out)
             self.state.counters["inputs"] += 1
+            if out.offers:  # an offer waits for no batch: write it, then it is published
+                self._offers_due.set()
 
     async def _ticker(self) -> None:
         """Time passes: zone timers, occupancy, the periodic status, and the watchdog ping —
@@ -426,7 +430,10 @@ class Gateway:
                 last_ping = time.monotonic()
                 self.notifier.watchdog()
             now = self.clock.now()
-            self._pending.extend(self.pipeline.tick(now))
+            ticked = self.pipeline.tick(now)
+            self._pending.extend(ticked)
+            if ticked.offers:
+                self._offers_due.set()
             self._watch_anchors(now)
             await self.announcer.occupancy(self.pipeline.zones.occupancy())
             if self._status_due or now - last_status >= STATUS_EVERY_S:
@@ -450,8 +457,13 @@ class Gateway:
             self._status_due = True
 
     async def _writer(self) -> None:
+        """Write pending outputs every WRITE_EVERY_S, or at once when an offer is decided
+        (the advert → PUBACK latency: a batch interval would be added to every offer)."""
         while True:
-            await asyncio.sleep(WRITE_EVERY_S)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(WRITE_EVERY_S):
+                    await self._offers_due.wait()
+            self._offers_due.clear()
             await self._flush()
 
     async def _flush(self, *, final: bool = False) -> None:
