@@ -181,3 +181,18 @@ def test_missing_tls_files_are_a_runtime_failure_naming_the_setting(tmp_path: Pa
     link = MqttLink("127.0.0.1", free_port(), "rayon-test-gw", tls=tls)
     with pytest.raises(RuntimeFailure, match=r"no-such-ca\.pem.*mqtt\.tls"):
         run(link.connect())
+
+
+def test_expiry_properties_pack_as_paho_would_and_are_reused() -> None:
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from gateway.deliver.mqttio import ExpiryProperties
+
+    cache = ExpiryProperties(limit=2)
+    for seconds in (1, 3600, 10_800):
+        fresh = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        fresh.MessageExpiryInterval = seconds
+        assert cache.get(seconds).pack() == fresh.pack()  # type: ignore[no-untyped-call]
+    assert cache.get(10_800) is cache.get(10_800)
+    assert cache.get(1).pack() == b"\x05\x02\x00\x00\x00\x01"  # type: ignore[no-untyped-call]

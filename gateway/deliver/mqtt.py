@@ -33,7 +33,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.config import TlsConfig
 from gateway.deliver.mqtterrors import LinkError, Refused
-from gateway.deliver.mqttio import SocketBridge, set_tls, shutdown
+from gateway.deliver.mqttio import ExpiryProperties, SocketBridge, set_tls, shutdown
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,7 @@ class MqttLink:
         self._queue: asyncio.Queue[Message] = asyncio.Queue(queue_size)
         self._subscriptions: dict[str, int] = {}
         self._acks: dict[int, asyncio.Future[Any]] = {}
+        self._expiry = ExpiryProperties()
         self._connack: asyncio.Future[ReasonCode] | None = None
         self._client: Client | None = None
         self._connected = asyncio.Event()
@@ -316,10 +317,7 @@ class MqttLink:
         retain: bool,
         expiry_s: int | None,
     ) -> None:
-        properties = None
-        if expiry_s is not None:
-            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-            properties.MessageExpiryInterval = max(1, int(expiry_s))
+        properties = None if expiry_s is None else self._expiry.get(max(1, int(expiry_s)))
         info = client.publish(topic, payload, qos, retain, properties)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise LinkError(f"cannot publish on {topic}: {info.rc.name}")
