@@ -15,6 +15,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from gateway.benchmarks import decode as bench
+from gateway.benchmarks.decode import bench_decode
 from gateway.decode import (
     EDDYSTONE_SERVICE,
     URL_EXPANSIONS,
@@ -500,3 +502,48 @@ def test_privacy_filter_allows_only_the_store_ids() -> None:
     assert f.allows("eddystone:00112233445566778899:aabbccddeeff")
     assert not f.allows("eddystone:ffffffffffffffffffff:aabbccddeeff")
     assert not f.allows("ibeacon:not-a-uuid:1:2") and not f.allows("phone:t-1")
+
+
+# -- the decode benchmark (issue 8): runs on tiny sizes; speed is never asserted ------------
+
+
+def test_bench_decode_checks_and_prints_its_table() -> None:
+    out = io.StringIO()
+    assert bench_decode(count=30, repeats=1, out=out) == 0
+    text = out.getvalue()
+    found, missing = bench.peers()
+    for frames in ("iBeacon", "Eddystone UID+URL"):
+        assert any(line.startswith(frames) and " rayon " in line for line in text.splitlines())
+        assert (f"{frames}: rayon " in text) == bool(found)
+    for name in missing:
+        assert f"{name} is not installed" in text
+    assert ("identical results on all 30 frames" in text) == bool(found)
+
+
+def test_generated_frames_decode_to_what_was_encoded() -> None:
+    sets = bench.frame_sets(20, seed=3)
+    assert sets == bench.frame_sets(20, seed=3)
+    for frames in sets.values():
+        assert bench.mismatches([bench.RAYON], frames) == []
+
+
+def test_the_identity_check_reports_a_library_that_disagrees() -> None:
+    frames = bench.frame_sets(5, seed=1)["iBeacon"]
+
+    def off_by_one(found: list[Any]) -> bench.Normal:
+        normal = bench.RAYON.normal(found)
+        assert normal is not None and isinstance(normal[3], int)
+        return (*normal[:3], normal[3] + 1, *normal[4:])  # minor + 1
+
+    liar = bench.Decoder("liar", bench.RAYON.prepare, bench.RAYON.decode, off_by_one)
+    wrong = bench.mismatches([liar], frames)
+    assert len(wrong) == 5 and wrong[0].startswith("liar, frame 0: ")
+
+
+def test_suite_rows_say_the_lead_or_how_to_install_the_peers() -> None:
+    rows = bench.suite_rows(quick=True)
+    found, _ = bench.peers()
+    assert len(rows) == (2 if found else 1)
+    for row in rows:
+        assert row.command == "rayon bench decode"
+        assert (row.met is None) == (not found)
