@@ -138,6 +138,7 @@ class GeofenceTracker:
         self._by_id = {f.id: i for i, f in reversed(list(enumerate(self._fences)))}
         self._by_name = {_fold(f.name): i for i, f in reversed(list(enumerate(self._fences)))}
         self._devices: dict[str, dict[int, _Track]] = {}
+        self._heard: dict[str, float] = {}  # device → time of its last location or transition
         self._heap: list[_Deadline] = []
         self._seq = 0
         self._now = -math.inf
@@ -157,6 +158,7 @@ class GeofenceTracker:
         acc = max(0.0, acc)
         lat, lon = float(lat), float(lon)
         t = self._advance_to(at)
+        self._heard[device] = t
         base = {"lat": lat, "lon": lon, "acc_m": None if acc_m is None else acc, "source": "gps"}
         for i, shape in enumerate(self._shapes):
             side, extra = shape.side(lat, lon, acc)
@@ -188,6 +190,7 @@ class GeofenceTracker:
         if i is None or not math.isfinite(at):
             return []
         t = self._advance_to(at)
+        self._heard[device] = t
         where = {"lat": _finite(lat), "lon": _finite(lon), "acc_m": _finite(acc_m)}
         reason = {**where, "source": "transition"}
         self._apply_transition(device, i, enter, t, {**reason, "region": self._fences[i].id})
@@ -208,6 +211,22 @@ class GeofenceTracker:
     def forget(self, device: str) -> None:
         """Drop everything about `device`, silently (no exit event)."""
         self._devices.pop(device, None)
+        self._heard.pop(device, None)
+
+    def prune(self, now: float, idle_s: float) -> int:
+        """Forget, silently, the devices with no location or transition for `idle_s` before
+        `now` (a phone gone quiet: its next fix starts afresh); return how many held a stay
+        or a pending change.  Without it every phone ever seen inside a geofence would stay."""
+        idle = [d for d, t in self._heard.items() if now - t > idle_s]
+        held = 0
+        for device in idle:
+            del self._heard[device]
+            held += self._devices.pop(device, None) is not None
+        return held
+
+    def tracked(self) -> int:
+        """Devices with a stay or a pending change in some geofence."""
+        return len(self._devices)
 
     # -- hysteresis -----------------------------------------------------------------------
 

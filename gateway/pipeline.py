@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -52,6 +53,10 @@ from gateway.zones import ZoneTracker
 log = logging.getLogger(__name__)
 
 read_json = guarded(decode)  # size limit, then JSON; an InboundError instead of raising
+
+PRUNE_EVERY_S = 60.0  # how often `tick` evicts idle device state (event time)
+LOCATOR_IDLE_S = 60.0  # RSSI links and positions of a device not heard for this long go
+GEOFENCE_IDLE_S = 12 * 3600.0  # a phone silent this long is forgotten by the geofences
 
 
 @dataclass(slots=True)
@@ -103,6 +108,7 @@ class Pipeline:
         }
         self._scanners = {a.id for a in config.anchors if a.kind is AnchorKind.SCANNER}
         self.geofences = GeofenceTracker(config.geofences)
+        self._pruned_at = -math.inf
         self._handlers: dict[TopicKind, Callable[[MqttInput, str], Output]] = {
             TopicKind.CRM_CUSTOMER: self._crm,
             TopicKind.PHONE_SIGHTINGS: self._sightings,
@@ -167,12 +173,38 @@ class Pipeline:
         return out
 
     def tick(self, now: float) -> Output:
-        """Let time pass with no input: exits, dwell thresholds and visit ends come from here."""
+        """Let time pass with no input: exits, dwell thresholds and visit ends come from here.
+
+        Every `PRUNE_EVERY_S` of event time it also forgets the state of devices long gone
+        (their RSSI links, GPS geofence stays, rules' visit contexts), so memory follows the
+        devices in the store, not every device ever seen; the zone tracker forgets its own
+        (`visits.gap` after a visit ends)."""
         out = Output()
         self._decide(self.zones.tick(now), out)
         self._decide(self.geofences.tick(now), out)
         out.offers.extend(self.engine.on_schedule(now, self.customers.values()))  # win-back
+        if now - self._pruned_at >= PRUNE_EVERY_S:
+            self._prune(now)
         return out
+
+    def _prune(self, now: float) -> None:
+        """Evict idle devices.  A locator track idle for `LOCATOR_IDLE_S` would restart its
+        links anyway (each is stale after a few seconds) and its speed gate allows any jump
+        by then; a geofence stay not reported for `GEOFENCE_IDLE_S` is forgotten silently."""
+        self._pruned_at = now
+        self.counters["devices_evicted"] += self._locator.prune(now, LOCATOR_IDLE_S)
+        self.counters["geofence_devices_evicted"] += self.geofences.prune(now, GEOFENCE_IDLE_S)
+        self.engine.prune(now)
+
+    def state_sizes(self) -> dict[str, int]:
+        """How many devices or customers each in-memory structure holds (soak, metrics)."""
+        return {
+            "locator_devices": self._locator.devices(),
+            "zone_devices": self.zones.tracked(),
+            "open_visits": self.zones.devices(),
+            "geofence_devices": self.geofences.tracked(),
+            "rule_visits": self.engine.tracked(),
+        }
 
     def on_mqtt(self, msg: MqttInput) -> Output:
         """An inbound MQTT message (live or from a trace); a bad one is counted, never fatal."""

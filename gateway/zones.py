@@ -179,6 +179,11 @@ class ZoneTracker:
         """Devices with an open visit."""
         return sum(1 for d in self._devices.values() if d.visit_open)
 
+    def tracked(self) -> int:
+        """Devices with any state: an open visit, or one ended less than `visits.gap` ago
+        (kept so that a return within the gap re-opens it; forgotten after)."""
+        return len(self._devices)
+
     def zones_of(self, device: str) -> tuple[str, ...]:
         """Ids of the zones `device` is currently in (after hysteresis), in config order."""
         dev = self._devices.get(device)

@@ -255,6 +255,21 @@ class RuleEngine:
         """Drop the visit context of a customer (the ledger is forgotten separately)."""
         self._visits.pop(customer_id, None)
 
+    def prune(self, now: float) -> int:
+        """Drop the visit contexts not seen for `visits.gap` before `now`; return how many.
+
+        The next event would start a new visit for them anyway (`advance`); this catches the
+        contexts whose `visit_end` never came (a track forgotten silently), which would
+        otherwise stay for good."""
+        stale = [cid for cid, v in self._visits.items() if now - v.last_seen > self._gap]
+        for cid in stale:
+            del self._visits[cid]
+        return len(stale)
+
+    def tracked(self) -> int:
+        """Customers with a visit context."""
+        return len(self._visits)
+
     def snapshot(self) -> dict[str, Any]:
         """Visit contexts and absent-rule runs as plain JSON values, so a restart continues."""
         return {
