@@ -216,6 +216,7 @@ def _nested_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "-o", "--output", default=".vscode", help="folder to write the schemas to (default .vscode)"
     )
     _bench_commands(_group(sub, "bench", "measure speed (prints figures, asserts nothing)"))
+    _bench_by_default(sub.choices["bench"])
     customers = _group(sub, "customers", "manage the customer registry")
     _add(
         customers, "import", "import customers from JSON Lines or CSV", "customers_import"
@@ -224,18 +225,33 @@ def _nested_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def _bench_commands(bench: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from gateway.benchmarks import accuracy as bench_accuracy
+    from gateway.benchmarks import decode as bench_decode
+    from gateway.benchmarks import latency as bench_latency
     from gateway.benchmarks import replay as bench_replay
     from gateway.benchmarks import rules as bench_rules
+    from gateway.benchmarks import soak as bench_soak
+    from gateway.benchmarks import suite as bench_suite
 
+    bench.required = False  # `rayon bench` alone: every figure (_bench_by_default)
     for name, module, help_ in (
+        ("all", bench_suite, "every figure of issue 8 in one table (also: `rayon bench`)"),
         ("rules", bench_rules, "per-event rule cost with 10, 1,000 and 10,000 rules"),
         ("replay", bench_replay, "replay throughput of a simulated trace, adverts/s"),
         ("accuracy", bench_accuracy, "zone accuracy and position error on recorded data sets"),
+        ("decode", bench_decode, "decode frames/s against ibeacon-ble and beacontools"),
+        ("soak", bench_soak, "24 simulated hours, 2,000 devices: memory, evictions, offers, caps"),
+        ("latency", bench_latency, "advert → PUBACK latency p50/p99 and outbox offers/s"),
     ):
         b = _add(bench, name, help_, f"bench_{name}")
         b.description = module.__doc__
         b.formatter_class = argparse.RawDescriptionHelpFormatter
         module.add_arguments(b)
+
+
+def _bench_by_default(bench: argparse.ArgumentParser) -> None:
+    """`rayon bench` with no action runs `rayon bench all` with its defaults."""
+    _common(bench)
+    bench.set_defaults(handler="bench_all", quick=False, runs=None, seconds=None)
 
 
 def _handler(name: str) -> Handler:

@@ -185,6 +185,30 @@ def cmd_bench_replay(args: argparse.Namespace) -> int:
     return bench_replay(_config(args), args)
 
 
+def cmd_bench_latency(args: argparse.Namespace) -> int:
+    from gateway.benchmarks.latency import bench_latency
+
+    return bench_latency(args)
+
+
+def cmd_bench_all(args: argparse.Namespace) -> int:
+    from gateway.benchmarks.suite import bench_all
+
+    return bench_all(args)
+
+
+def cmd_bench_soak(args: argparse.Namespace) -> int:
+    from gateway.benchmarks.soak import bench_soak
+
+    return bench_soak(_config(args), args)
+
+
+def cmd_bench_decode(args: argparse.Namespace) -> int:
+    from gateway.benchmarks.decode import bench_decode
+
+    return bench_decode(args.frames, args.repeats, args.seed)
+
+
 def cmd_bench_accuracy(args: argparse.Namespace) -> int:
     from gateway.benchmarks.accuracy import bench_accuracy
 
