@@ -243,6 +243,9 @@ def _bench_commands(bench: argparse._SubParsersAction[argparse.ArgumentParser]) 
         ("latency", bench_latency, "advert → PUBACK latency p50/p99 and outbox offers/s"),
     ):
         b = _add(bench, name, help_, f"bench_{name}")
+        for action in b._actions:  # `rayon bench -c X rules`: the group's -c/-v stand
+            if action.dest in ("config", "verbose"):
+                action.default = argparse.SUPPRESS
         b.description = module.__doc__
         b.formatter_class = argparse.RawDescriptionHelpFormatter
         module.add_arguments(b)

@@ -275,7 +275,7 @@ class ZoneTracker:
             if self._too_fast(t, dev, i):
                 self.counters["zone_fixes_too_fast"] += 1
                 return  # noise for zone i
-            held = [j for j in self._index.rivals[i] if j in dev.stays and dev.stays[j].inside]
+            held = self._held_rivals(dev, i)
             if held and not self._challenges(fix, dev, i, held):
                 return
             if stay is None:
@@ -289,6 +289,12 @@ class ZoneTracker:
         elif not hit[1] and stay.out_since is None:
             stay.out_since = t
             self._push(t + zone.exit_after, _Due.EXIT, fix.device, i, t, stay.since)
+
+    def _held_rivals(self, dev: DeviceState, i: int) -> list[int]:
+        """The rivals of zone `i` the device is inside: its few stays are scanned, not the
+        zone's rivals (every other cell of a grid of 200 aisles)."""
+        index = self._index
+        return sorted(j for j, st in dev.stays.items() if st.inside and index.are_rivals(i, j))
 
     def _too_fast(self, t: float, dev: DeviceState, i: int) -> bool:
         """Whether reaching zone `i` by `t` from a rival the device is in, or has recently

@@ -102,3 +102,14 @@ def test_rayon_bench_all_quick_prints_every_figure_in_one_table() -> None:
     for module, what, command in HOOKS:  # measured by its module, else said how to measure
         if importlib.util.find_spec(f"gateway.benchmarks.{module}") is None:
             assert what in text and command in text, module
+
+
+def test_a_config_given_before_or_after_the_bench_action_reaches_it() -> None:
+    parser = build_parser()
+    for argv, config in (
+        (["bench", "-c", "x.yaml", "rules"], "x.yaml"),
+        (["bench", "rules", "-c", "y.yaml"], "y.yaml"),
+        (["bench", "rules"], None),
+    ):
+        args = parser.parse_args(argv)
+        assert (args.config, args.handler) == (config, "bench_rules"), argv
