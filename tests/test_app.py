@@ -133,3 +133,23 @@ def test_sighup_reloads_the_floor_plan_and_keeps_what_needs_a_restart(
     assert gateway.config.anchor("node-new") is not None  # the floor plan applied at once
     assert gateway.config.mqtt.port == mosquitto.port  # the broker waits for a restart
     assert gateway.rules_state is not None and "Mars/Olympus" in (gateway.rules_state.error or "")
+
+
+def test_settle_heap_freezes_what_lives_and_still_collects_what_a_reload_drops() -> None:
+    import gc
+    import weakref
+
+    from gateway.app import settle_heap
+
+    class Node:
+        def __init__(self) -> None:
+            self.me = self  # a cycle: only the collector can free it
+
+    old_rules = Node()
+    gone = weakref.ref(old_rules)
+    settle_heap()
+    assert gc.get_freeze_count() > 0  # the start-up heap is out of the collector's passes
+    del old_rules  # a reload replaced it
+    settle_heap()
+    assert gone() is None  # unfrozen, collected: reloads do not leak
+    gc.unfreeze()
