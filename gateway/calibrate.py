@@ -431,4 +431,4 @@ def _token_devices(path: Path) -> dict[str, str]:
     customers, errors = read_customers(path)
     if errors:
         raise InvalidInput("\n".join(errors))
-    return {f"phone:{c.token}": c.devices[0] for c in customers if c.devices}
+    return {c.phone: c.devices[0] for c in customers if c.devices}

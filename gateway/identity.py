@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+PHONE_PREFIX = "phone:"  # `phone:<token>`: a customer's phone as a device
+
 
 @dataclass(frozen=True, slots=True)
 class Consent:
@@ -36,6 +38,16 @@ class Customer:
     last_visit: float | None = None
     attributes: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
+    @property
+    def phone(self) -> str:
+        """The device id of their phone reporting in mode B (and GPS): `phone:<token>`."""
+        return f"{PHONE_PREFIX}{self.token}"
+
+    @property
+    def device_ids(self) -> tuple[str, ...]:
+        """Every device id that stands for them: their devices, then their phone."""
+        return (*self.devices, self.phone)
+
 
 class CustomerRegistry:
     """Resolves a device id or a delivery token to its customer."""
@@ -61,8 +73,8 @@ class CustomerRegistry:
         return self._by_id.get(customer_id)
 
     def by_device(self, device: str) -> Customer | None:
-        if device.startswith("phone:"):
-            return self.by_token(device.removeprefix("phone:"))
+        if device.startswith(PHONE_PREFIX):
+            return self.by_token(device.removeprefix(PHONE_PREFIX))
         cid = self._by_device.get(device)
         return self._by_id.get(cid) if cid is not None else None
 

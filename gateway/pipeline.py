@@ -261,7 +261,7 @@ class Pipeline:
     def _forget_devices(self, customer: Customer) -> None:
         """Nothing about these devices stays in memory (erasure, consent withdrawn): their
         fused track (its key is one of them) and any track a device had of its own."""
-        for device in _devices_of(customer):
+        for device in customer.device_ids:
             self.zones.forget(device)
             self._locator.forget(device)
             self.geofences.forget(device)
@@ -272,7 +272,7 @@ class Pipeline:
         track of them next to the fused one (two visits, two places): it ends silently.
         The key's own track carries on as the customer's."""
         key = track_key(customer)
-        for device in _devices_of(customer):
+        for device in customer.device_ids:
             if device != key:
                 self.zones.forget(device)
                 self._locator.forget(device)
@@ -358,11 +358,7 @@ class Pipeline:
 def track_key(customer: Customer) -> str:
     """The one track a customer's observations of both sensing modes feed: their first
     device, or their phone (`phone:<token>`) when the CRM lists none."""
-    return customer.devices[0] if customer.devices else f"phone:{customer.token}"
-
-
-def _devices_of(customer: Customer) -> tuple[str, ...]:
-    return (*customer.devices, f"phone:{customer.token}")
+    return customer.devices[0] if customer.devices else customer.phone
 
 
 def _tracks_invalidated(old: Customer, new: Customer) -> bool:

@@ -328,8 +328,9 @@ def _only(found: list[RuleExplanation], rule_id: str | None) -> tuple[RuleExplan
 
 def _absent_event(now: float, customer: Customer) -> ZoneEvent:
     """The stand-in event of a daily absent check (never emitted; zone None)."""
-    device = f"phone:{customer.token}"
-    return ZoneEvent(now, EventKind.VISIT_END, None, device, customer.id, None, ABSENT_REASON)
+    return ZoneEvent(
+        now, EventKind.VISIT_END, None, customer.phone, customer.id, None, ABSENT_REASON
+    )
 
 
 def _build_index(rules: RuleSet) -> dict[tuple[str, str], tuple[Rule, ...]]:

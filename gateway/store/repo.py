@@ -122,7 +122,7 @@ class Store(OfferOutbox):
         customer's devices and phone token.  Rows erased per table, in one transaction."""
         with self._session() as session:
             row = session.get(CustomerRow, customer_id)
-            devices = [*row.devices, f"phone:{row.token}"] if row is not None else []
+            devices = list(row_to_customer(row).device_ids) if row is not None else []
             offer_ids = select(OfferRow.id).where(OfferRow.customer == customer_id)
             statements = {
                 "feedback": delete(FeedbackRow).where(col(FeedbackRow.offer_id).in_(offer_ids)),
