@@ -86,6 +86,9 @@ class PrivacyFilter:
         )
         # canonical ids of allowed beacons, keyed by the bytes they were made from
         self._ibeacon_ids: dict[bytes, str] = {}
+        # whole Apple manufacturer frames of allowed iBeacons → (id, tx power): a beacon
+        # sends the same frame over and over, so the common case is one lookup
+        self._apple_frames: dict[bytes, tuple[str, int | None]] = {}
         self._altbeacon_ids: dict[bytes, str] = {}
         self._eddystone_ids: dict[bytes, str] = {}
 
@@ -93,10 +96,18 @@ class PrivacyFilter:
         """The canonical id and tx power (1 m) of the first allowed beacon, else None."""
         uuids = self._uuids
         for company_id, data in adv.manufacturer_data.items():
+            if company_id == APPLE:
+                seen = self._apple_frames.get(data)
+                if seen is not None:
+                    return seen
             n = len(data)
             if company_id == APPLE and n >= 23 and data[0] == 2 and data[1] == 0x15:
                 if data[2:18] in uuids:
-                    return self._ibeacon(data[2:22]), signed(data[22])
+                    found = self._ibeacon(data[2:22]), signed(data[22])
+                    if len(self._apple_frames) >= _CACHE_MAX:  # bounded, as `_remember`
+                        self._apple_frames.clear()
+                    self._apple_frames[bytes(data)] = found
+                    return found
             elif n == 24 and data[0] == 0xBE and data[1] == 0xAC and data[2:18] in uuids:
                 return self._altbeacon(data[2:22]), signed(data[22])
         if self._namespaces:

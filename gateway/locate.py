@@ -117,6 +117,12 @@ class _Link:
     anchor: Anchor
     at: float
     filter: LinkFilter
+    tenfold_n: float  # 10 n, n the anchor's path-loss exponent (floored as rssi_to_distance)
+
+    def distance(self) -> float:
+        """`rssi_to_distance` of the filtered level, with the anchor's calibration."""
+        d = 10.0 ** ((self.anchor.rssi_at_1m - self.filter.value) / self.tenfold_n)
+        return MIN_DISTANCE_M if d < MIN_DISTANCE_M else MAX_DISTANCE_M if d > MAX_DISTANCE_M else d
 
 
 @dataclass(slots=True)
@@ -170,19 +176,33 @@ class Locator:
 
     def observe(self, obs: Observation) -> Fix | None:
         """Update the link of `obs`; return the device's new position, or None if not due."""
-        anchor = self._anchors.get(obs.anchor)
-        if anchor is None or not math.isfinite(obs.rssi) or not math.isfinite(obs.at):
+        return self.observe_link(obs.at, obs.device, obs.anchor, obs.rssi)
+
+    def observe_link(self, at: float, device: str, anchor_id: str, rssi: float) -> Fix | None:
+        """`observe` of the observation's fields, without building one (the per-advert path:
+        every advert updates its link, a position is due at most every `min_interval_s`)."""
+        anchor = self._anchors.get(anchor_id)
+        if anchor is None or not (math.isfinite(rssi) and math.isfinite(at)):
             return None
-        track = self._tracks.get(obs.device)
+        track = self._tracks.get(device)
         if track is None:
-            track = self._tracks[obs.device] = _Track()
-        self._update_link(track, anchor, obs)
-        if obs.at - track.computed_at < self._min_interval_s:
+            track = self._tracks[device] = _Track()
+        link = track.links.get(anchor_id)
+        if link is None:
+            track.links[anchor_id] = self._new_link(anchor, rssi, at)
+        elif at - link.at > self._fresh_s:
+            link.filter.reset(rssi, at)  # stale: restart rather than blend with old data
+            link.at = at
+        else:
+            link.filter.update(rssi, at)
+            if at > link.at:
+                link.at = at
+        if at - track.computed_at < self._min_interval_s:
             return None
-        track.computed_at = obs.at
-        if track.last is not None and track.last.at < obs.at:
+        track.computed_at = at
+        if track.last is not None and track.last.at < at:
             track.ref = track.last  # else a refinement of the same instant: same reference
-        fix = self._position(obs.device, obs.at, track)
+        fix = self._position(device, at, track)
         track.last = fix
         return fix
 
@@ -220,31 +240,25 @@ class Locator:
         """How many devices have link state."""
         return len(self._tracks)
 
-    def _update_link(self, track: _Track, anchor: Anchor, obs: Observation) -> None:
-        link = track.links.get(anchor.id)
-        if link is None:
-            link = track.links[anchor.id] = _Link(anchor, obs.at, self._new_filter())
-            link.filter.reset(obs.rssi, obs.at)
-            return
-        if obs.at - link.at > self._fresh_s:
-            link.filter.reset(obs.rssi, obs.at)
-            link.at = obs.at
-            return
-        link.filter.update(obs.rssi, obs.at)
-        link.at = max(link.at, obs.at)
+    def _new_link(self, anchor: Anchor, rssi: float, at: float) -> _Link:
+        link = _Link(anchor, at, self._new_filter(), 10.0 * max(anchor.path_loss_exponent, 0.5))
+        link.filter.reset(rssi, at)
+        return link
 
     def _position(self, device: str, at: float, track: _Track) -> Fix:
-        fresh = [link for link in track.links.values() if at - link.at <= self._fresh_s]
-        fresh.sort(key=lambda link: link.filter.value, reverse=True)
+        since = at - self._fresh_s
+        fresh = [link for link in track.links.values() if link.at >= since]
+        fresh.sort(key=_level, reverse=True)
         if self._grid is not None:
             return self._grid_fix(device, at, track, fresh)
         if len(fresh) >= 3:
-            x, y, acc = self._multilaterate(fresh[: self._max_anchors])
-            used = tuple(link.anchor.id for link in fresh[: self._max_anchors])
+            strongest = fresh[: self._max_anchors]
+            x, y, acc = self._multilaterate(strongest)
+            used = tuple([link.anchor.id for link in strongest])
         else:
             best = fresh[0].anchor
             x, y = best.x, best.y
-            acc = max(_distance(fresh[0]), 1.0)
+            acc = max(fresh[0].distance(), 1.0)
             used = (best.id,)
         x, y, acc = self._speed_gate(track.ref, at, x, y, acc)
         return Fix(at=at, device=device, x=x, y=y, accuracy_m=acc, anchors=used)
@@ -261,13 +275,11 @@ class Locator:
         return Fix(at=at, device=device, x=x, y=y, accuracy_m=acc, anchors=used)
 
     def _multilaterate(self, links: Sequence[_Link]) -> tuple[float, float, float]:
-        pts = [(link.anchor.x, link.anchor.y) for link in links]
-        dist = [_distance(link) for link in links]
         if self._method is PositionMethod.MULTILATERATION:
-            x, y, rms = weighted_multilateration(pts, dist)
+            pts = [(link.anchor.x, link.anchor.y) for link in links]
+            x, y, rms = weighted_multilateration(pts, [link.distance() for link in links])
         else:
-            x, y = weighted_centroid(pts, dist, self._centroid_power)
-            rms = _range_rms(x, y, pts, dist)
+            x, y, rms = _centroid_fit(links, self._centroid_power)
         lo_x, lo_y, hi_x, hi_y = self.anchor_bounds
         x, y = min(max(x, lo_x), hi_x), min(max(y, lo_y), hi_y)
         return x, y, max(rms, MIN_ACCURACY_M)
@@ -349,6 +361,22 @@ def _gauss_newton_step(
     return (c * gx - b * gy) / det, (a * gy - b * gx) / det
 
 
-def _distance(link: _Link) -> float:
-    a = link.anchor
-    return rssi_to_distance(link.filter.value, a.rssi_at_1m, a.path_loss_exponent)
+def _level(link: _Link) -> float:
+    return link.filter.value
+
+
+def _centroid_fit(links: Sequence[_Link], power: float) -> tuple[float, float, float]:
+    """`weighted_centroid` of the links' anchors and ranges, and `_range_rms` there, in one
+    pass over the few links of a fix (the per-fix path; same arithmetic as those two)."""
+    sw = sx = sy = sw2 = 0.0
+    found = []
+    for link in links:
+        a, d = link.anchor, link.distance()
+        w, w2 = 1.0 / d**power, 1.0 / d**2  # d ≥ MIN_DISTANCE_M already
+        sw, sx, sy, sw2 = sw + w, sx + w * a.x, sy + w * a.y, sw2 + w2
+        found.append((a.x, a.y, d, w2))
+    x, y = sx / sw, sy / sw
+    sq = 0.0
+    for ax, ay, d, w2 in found:
+        sq += w2 * (math.hypot(x - ax, y - ay) - d) ** 2
+    return x, y, math.sqrt(sq / sw2)

@@ -18,7 +18,6 @@ customer keeps a track of its own.  GPS geofences stay on `phone:<token>`, the o
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from collections import Counter
@@ -145,24 +144,27 @@ class Pipeline:
 
     def on_advertisement(self, adv: Advertisement) -> Output:
         self.counters["adverts"] += 1
-        self.anchor_adverts[adv.anchor] = self.anchor_adverts.get(adv.anchor, 0) + 1
-        self.anchor_last[adv.anchor] = adv.at
-        obs = self._filter.observe(adv)
-        if obs is None:
+        anchor = adv.anchor
+        self.anchor_adverts[anchor] = self.anchor_adverts.get(anchor, 0) + 1
+        self.anchor_last[anchor] = adv.at
+        hit = self._filter.identify(adv)  # the Observation's fields, without building one
+        if hit is None:
             self.counters["adverts_not_ours"] += 1
             return Output()
-        return self.on_observation(obs)
+        return self._observe(adv.at, hit[0], anchor, adv.rssi)
 
     def on_observation(self, obs: Observation) -> Output:
-        customer = self.customers.by_device(obs.device)
+        return self._observe(obs.at, obs.device, obs.anchor, obs.rssi)
+
+    def _observe(self, at: float, device: str, anchor: str, rssi: float) -> Output:
+        """One link measurement (an Observation's fields) → locate → zones → rules."""
+        customer = self.customers.by_device(device)
         if customer is not None:
             if not customer.consent.instore_location:
                 self.counters["observations_without_consent"] += 1
                 return Output()
-            key = track_key(customer)
-            if key != obs.device:
-                obs = dataclasses.replace(obs, device=key)
-        fix = self._locator.observe(obs)
+            device = track_key(customer)
+        fix = self._locator.observe_link(at, device, anchor, rssi)
         if fix is None:
             return Output()
         out = Output(fixes=[fix])
@@ -232,7 +234,15 @@ class Pipeline:
             customer = self.customers.by_device(event.device)
             if customer is not None:
                 self.counters["rule_evaluations"] += 1
-                event = dataclasses.replace(event, customer=customer.id)
+                event = ZoneEvent(
+                    event.at,
+                    event.kind,
+                    event.zone,
+                    event.device,
+                    customer.id,
+                    event.dwell_s,
+                    event.reason,
+                )  # dataclasses.replace, without its per-call introspection
                 out.offers.extend(self.engine.on_event(event, customer))
             out.events.append(event)
 

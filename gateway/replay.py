@@ -60,6 +60,7 @@ def replay(
     stats = ReplayStats()
     started = time.perf_counter()
     next_tick: float | None = None
+    feed, inputs, at = pipeline.feed, 0, None
     for item in items:
         if isinstance(item, TraceError):
             stats.bad_lines += 1
@@ -71,9 +72,12 @@ def replay(
         while at >= next_tick:
             _emit(pipeline.tick(next_tick), sink, stats)
             next_tick += TICK_S
-        stats.inputs += 1
-        stats.last_at = at
-        _emit(pipeline.feed(item), sink, stats)
+        inputs += 1
+        out = feed(item)
+        if out:  # most adverts decide nothing: no call
+            _emit(out, sink, stats)
+    stats.inputs += inputs
+    stats.last_at = at
     if flush and next_tick is not None:
         end = next_tick + flush_horizon(pipeline.config)
         while next_tick <= end:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -45,7 +44,7 @@ class OutputWriter:
         self._config = config
         self._pools = pools
         self._store = store
-        self._files = files
+        self._out = (files.get("fixes"), files.get("events"), files.get("offers"))
         self._zones = ZoneIndex(config.zones) if files.get("fixes") else None
         self._pending = Output()
         self._customer_of = customer_of
@@ -53,15 +52,20 @@ class OutputWriter:
         self._positions: list[Position] = []
 
     def __call__(self, out: Output) -> None:
-        self._write_files(out)
+        if self._out != (None, None, None):
+            self._write_files(out)
         if self._store is not None:
             self._positions.extend(self._sampler.sample(out.fixes, self._customer_of))
-            self._pending.extend(dataclasses.replace(out, fixes=[]))  # sampled, not all kept
+            pending = self._pending  # fixes are sampled above, not all kept
+            pending.events.extend(out.events)
+            pending.offers.extend(out.offers)
+            pending.upserted.extend(out.upserted)
+            pending.erased.extend(out.erased)
             if len(self._pending.events) + len(self._pending.offers) >= BATCH:
                 self.flush()
 
     def _write_files(self, out: Output) -> None:
-        fixes, events, offers = (self._files.get(k) for k in ("fixes", "events", "offers"))
+        fixes, events, offers = self._out
         if fixes is not None and self._zones is not None:
             for fix in out.fixes:
                 write_jsonl(fixes, fix_record(fix, self._zones))

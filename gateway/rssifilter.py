@@ -121,24 +121,29 @@ class KalmanFilter:
 
     def update(self, rssi: float, at: float = 0.0) -> float:
         """Feed one raw sample taken at `at`; return the filtered level."""
-        if math.isnan(self.value):
+        value = self.value
+        if value != value:  # NaN: no sample yet
             self.reset(rssi, at)
             return rssi
-        p = self._p + self.q * max(at - self._at, 0.0)
-        self._at = max(self._at, at)
-        innovation = rssi - self.value
-        r = self.r_up if innovation > 0 else self.r
-        side = 1 if innovation > 0 else -1
+        p = self._p
+        if at > self._at:  # (out of order: no time passed)
+            p += self.q * (at - self._at)
+            self._at = at
+        innovation = rssi - value
+        if innovation > 0:
+            r, side = self.r_up, 1
+        else:
+            r, side = self.r, -1
         if innovation * innovation > self.gate * self.gate * (p + r):
             if self._outlier_side == side:
                 self.reset(rssi, at)
                 return rssi
             self._p, self._outlier_side = p, side
-            return self.value
+            return value
         gain = p / (p + r)
-        self.value += gain * innovation
+        self.value = value = value + gain * innovation
         self._p, self._outlier_side = (1.0 - gain) * p, 0
-        return self.value
+        return value
 
 
 @dataclass(slots=True)
