@@ -17,8 +17,9 @@ from gateway.clock import ManualClock
 from gateway.deliver.mqtt import Backoff, MqttLink
 from gateway.deliver.outbox import DrainResult, OutboxPublisher
 from gateway.deliver.topics import Topics
-from gateway.events import Offer, Purpose
+from gateway.events import EventKind, Offer, Purpose, ZoneEvent
 from gateway.store import OfferState, Store
+from gateway.store.repo import Enqueued
 from tests.broker import Mosquitto, Subscriber
 
 pytestmark = pytest.mark.mqtt
@@ -262,3 +263,32 @@ def test_an_offer_the_broker_refuses_stays_pending_and_the_others_go(
     assert refused is not None and (refused.state, refused.attempts) == (OfferState.PENDING, 1)
     assert "refused" in (refused.last_error or "")
     assert [json.loads(m.payload)["id"] for m in sub.messages] == ["ok"]
+
+
+def test_offers_committed_with_events_go_out_once_and_dropped_ones_never(
+    store: Store, mosquitto: Mosquitto, subscriber: Callable[..., Subscriber]
+) -> None:
+    """What the daemon does: offers reach the outbox through `Store.commit`, with the events
+    of the same batch, in a bounded outbox; a redelivered id is not queued twice."""
+    sub = subscriber(OFFERS, "rayon/marker")
+    store.max_pending = 2
+    visit = ZoneEvent(T0, EventKind.VISIT_START, "store", "d1", "c1", None, {})
+    order = offer("order", T0 + 3, 3600, purpose=Purpose.TRANSACTIONAL)
+    first = [offer("a", T0, 3600), offer("b", T0 + 1, 3600), offer("c", T0 + 2, 3600), order]
+    assert store.commit([visit], first) == Enqueued(added=3, dropped=1)
+    assert store.commit(offers=[offer("a", T0 + 9, 3600), offer("d", T0 + 4, 3600)]) == (
+        Enqueued(added=0, dropped=1)
+    )
+
+    async def main() -> DrainResult:
+        async with link_to(mosquitto) as link:
+            result = await OutboxPublisher(store, link, TOPICS, ManualClock(T0 + 5), PARIS).drain()
+            await link.publish("rayon/marker", b"", qos=1)
+            await asyncio.to_thread(sub.wait, 4)
+            return result
+
+    assert run(main()) == DrainResult(sent=3)
+    ids = [json.loads(m.payload)["id"] for m in sub.messages if m.topic != "rayon/marker"]
+    assert sorted(ids) == ["a", "b", "order"]
+    assert {o: state(store, o) for o in "cd"} == {"c": OfferState.DROPPED, "d": OfferState.DROPPED}
+    assert store.commit(offers=[offer("e", T0 + 6, 3600)]) == Enqueued(1)  # room again

@@ -15,8 +15,9 @@ from gateway.deliver.payloads import FeedbackState
 from gateway.errors import RuntimeFailure
 from gateway.events import EventKind, Offer, Purpose, ZoneEvent
 from gateway.identity import Consent, Customer
+from gateway.rules.codepools import Assignment
 from gateway.store import OfferState, Store, Visit
-from gateway.store.repo import Enqueued
+from gateway.store.repo import Enqueued, Position
 
 T0 = datetime(2026, 3, 3, 14, 0, tzinfo=UTC).timestamp()
 DEVICE = "ibeacon:8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10:11:20"
@@ -283,3 +284,102 @@ def test_postgresql(postgres_url: str) -> None:
         assert store.offers() == [] and store.events() == [] and store.visits() == []
     finally:
         store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store on SQLite, then on PostgreSQL (skipped when it does not run)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'rayon.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    s = Store(url)
+    yield s
+    s.close()
+
+
+def test_one_batch_replays_visit_events_in_their_order(any_store: Store) -> None:
+    store = any_store
+    store.record_events(
+        [event(EventKind.VISIT_START, T0, "d1"), event(EventKind.VISIT_START, T0 + 1, "d2")]
+    )
+    batch = [
+        event(EventKind.VISIT_END, T0 + 100, "d1"),  # closes the stored visit
+        event(EventKind.VISIT_START, T0 + 110, "d1"),
+        event(EventKind.ENTER, T0 + 115, "d1"),
+        event(EventKind.VISIT_END, T0 + 150, "d1"),  # closes the one opened just above
+        event(EventKind.VISIT_START, T0 + 160, "d1"),  # stays open
+        event(EventKind.VISIT_END, T0 + 200, "d3", cid="c3"),  # start missed: dwell 30 s
+    ]
+    assert store.commit(batch) == Enqueued()
+    assert store.visits() == [
+        Visit("d1", "c1", T0, T0 + 100),
+        Visit("d2", "c1", T0 + 1, None),
+        Visit("d1", "c1", T0 + 110, T0 + 150),
+        Visit("d1", "c1", T0 + 160, None),
+        Visit("d3", "c3", T0 + 170, T0 + 200),
+    ]
+    assert store.events(device="d1") == [event(EventKind.VISIT_START, T0, "d1"), *batch[:5]]
+    store.record_events([event(EventKind.VISIT_END, T0 + 300, "d1")])
+    assert store.visits(device="d1")[-1] == Visit("d1", "c1", T0 + 160, T0 + 300)
+
+
+def test_visit_ends_close_the_latest_open_visit_first(any_store: Store) -> None:
+    store = any_store
+    starts = [event(EventKind.VISIT_START, T0 + t, "d1") for t in (0, 10)]  # an end was lost
+    store.record_events(starts)
+    store.record_events([event(EventKind.VISIT_END, T0 + t, "d1") for t in (20, 30, 40)])
+    assert store.visits() == [
+        Visit("d1", "c1", T0, T0 + 30),
+        Visit("d1", "c1", T0 + 10, T0 + 20),
+        Visit("d1", "c1", T0 + 10, T0 + 40),  # none open left: logged closed (dwell 30 s)
+    ]
+    # on a tie, the visit opened first is the one closed, stored or in the batch
+    store.record_events([event(EventKind.VISIT_START, T0, "d2")])
+    store.record_events([event(EventKind.VISIT_START, T0, "d2")])
+    store.record_events([event(EventKind.VISIT_END, T0 + 50, "d2")])
+    store.record_events(
+        [event(EventKind.VISIT_START, T0, "d2"), event(EventKind.VISIT_END, T0 + 60, "d2")]
+    )
+    assert [v.ended_at for v in store.visits(device="d2")] == [T0 + 50, T0 + 60, None]
+
+
+def test_commit_writes_runtime_codes_and_positions(any_store: Store) -> None:
+    store = any_store
+    store.import_codes("tv", ["A", "B", "C"])
+    positions = [Position(T0 + i, "d1", "c1", 1.5 * i, 2, 3.25) for i in range(3)]
+    given = [Assignment("tv", "A", "c1", T0), Assignment("tv", "C", "c2", T0 + 1)]
+    result = store.commit(
+        [event(EventKind.ENTER, T0, "d1")],
+        [offer("o1")],
+        {"pipeline": {"zones": {"d1": ["aisle-tv"]}}, "other": {"n": 1}},
+        T0,
+        given,
+        positions,
+    )
+    assert result == Enqueued(1)
+    assert store.positions("c1") == positions
+    assert store.codes() == [
+        ("tv", "A", "c1", T0),
+        ("tv", "B", None, None),
+        ("tv", "C", "c2", T0 + 1),
+    ]
+    assert store.load_runtime("pipeline") == {"zones": {"d1": ["aisle-tv"]}}
+    store.commit(runtime={"pipeline": {"zones": {}}}, at=T0 + 5)  # replaces that key only
+    assert store.load_runtime("pipeline") == {"zones": {}}
+    assert store.load_runtime("other") == {"n": 1}
+    assert store.load_runtime("nope") is None
+
+
+def test_a_bounded_batch_larger_than_a_chunk_admits_each_id_once(any_store: Store) -> None:
+    store = any_store
+    store.max_pending = 600
+    assert store.enqueue_offers([offer("o0000")]) == Enqueued(1)
+    batch = [offer(f"o{i:04}", T0 + i) for i in range(1200)]
+    batch.append(offer("o0700", T0 + 5000))  # redelivered, chunks apart
+    assert store.commit(offers=batch) == Enqueued(added=599, dropped=600)
+    counts = store.counts_by_state()
+    assert (counts[OfferState.PENDING], counts[OfferState.DROPPED]) == (600, 600)
+    assert [o.id for o in store.due_offers(1000)][-1] == "o0599"
+    record = store.offer("o0700")
+    assert record is not None and record.offer.created_at == T0 + 700

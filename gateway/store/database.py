@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
 
-from sqlalchemy import CursorResult, Engine, Insert, Result, event, make_url
+from sqlalchemy import CursorResult, Engine, Insert, Result, Table, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -120,11 +120,11 @@ class Database:
         except SQLAlchemyError as exc:
             raise RuntimeFailure(f"database error on {_where(self.url)}: {exc}") from exc
 
-    def _insert(self, row_type: type[Any]) -> Insert:
-        """An INSERT that skips rows whose primary key already exists."""
+    def _insert(self, table: Table) -> Insert:
+        """A Core INSERT into `table` that skips rows whose primary key already exists."""
         if self._engine.dialect.name == "postgresql":
-            return postgresql.insert(row_type).on_conflict_do_nothing()
-        return sqlite.insert(row_type).on_conflict_do_nothing()
+            return postgresql.insert(table).on_conflict_do_nothing()
+        return sqlite.insert(table).on_conflict_do_nothing()
 
     def close(self) -> None:
         """Finish queued calls, then release every pooled connection (the WAL is

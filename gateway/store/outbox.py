@@ -12,16 +12,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from gateway.events import Offer, Purpose
 from gateway.store.database import CHUNK, Database, rowcount
-from gateway.store.tables import OfferRow, OfferState, offer_to_values, row_to_offer
+from gateway.store.tables import OfferRow, OfferState, offer_to_values, row_to_offer, table_of
 
 log = logging.getLogger(__name__)
 
 MAX_PENDING = 10_000
 _DROP_REASONS = {OfferState.DROPPED: "outbox full"}
+_OFFERS = table_of(OfferRow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,21 +69,24 @@ class OfferOutbox(Database):
         return result
 
     def _enqueue(self, session: Session, offers: Sequence[Offer]) -> Enqueued:
-        added = dropped = 0
+        if not offers:
+            return Enqueued()
+        connection = session.connection()  # Core statements: no ORM work per row
+        ids = list(dict.fromkeys(o.id for o in offers))
+        known: set[str] = set()
+        for start in range(0, len(ids), CHUNK):
+            query = sa_select(_OFFERS.c.id).where(_OFFERS.c.id.in_(ids[start : start + CHUNK]))
+            known.update(connection.execute(query).scalars())
         room = self.max_pending - self._pending_count(session)
-        for start in range(0, len(offers), CHUNK):
-            chunk = offers[start : start + CHUNK]
-            ids = [o.id for o in chunk]
-            known = set(session.exec(select(OfferRow.id).where(col(OfferRow.id).in_(ids))))
-            values = []
-            for offer in _unique(chunk, known):
-                state, room = _admit(offer, room)
-                dropped += state is OfferState.DROPPED
-                values.append(offer_to_values(offer, state, _DROP_REASONS.get(state)))
-            if values:
-                session.execute(self._insert(OfferRow), values)
-            added += len(values)
-        return Enqueued(added - dropped, dropped)
+        values = []
+        dropped = 0
+        for offer in _unique(offers, known):
+            state, room = _admit(offer, room)
+            dropped += state is OfferState.DROPPED
+            values.append(offer_to_values(offer, state, _DROP_REASONS.get(state)))
+        if values:
+            connection.execute(self._insert(_OFFERS), values)
+        return Enqueued(len(values) - dropped, dropped)
 
     def _warn_dropped(self, result: Enqueued) -> None:
         if result.dropped:
@@ -90,8 +95,8 @@ class OfferOutbox(Database):
             )
 
     def _pending_count(self, session: Session) -> int:
-        query = select(func.count()).where(col(OfferRow.state) == OfferState.PENDING.value)
-        return session.exec(query).one()
+        query = sa_select(func.count()).where(_OFFERS.c.state == OfferState.PENDING.value)
+        return session.connection().execute(query).scalar_one()
 
     def due_offers(self, limit: int = 100) -> list[Offer]:
         """Pending offers, oldest first (expired ones too: the publisher marks them)."""

@@ -12,12 +12,13 @@ saved live state and feedback.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, or_, update
+from sqlalchemy import Connection, Insert, bindparam, func, insert, or_, update
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, delete, select
 
 from gateway.deliver.payloads import FeedbackState
@@ -39,6 +40,7 @@ from gateway.store.tables import (
     event_to_values,
     row_to_customer,
     row_to_event,
+    table_of,
 )
 
 # The outbox's and the engine's names live in store/outbox.py and store/database.py;
@@ -53,6 +55,13 @@ __all__ = [
     "Store",
     "Visit",
 ]
+
+# Core tables of the batch writes (see `table_of`).
+_EVENTS = table_of(ZoneEventRow)
+_VISITS = table_of(VisitRow)
+_OBSERVATIONS = table_of(ObservationRow)
+_RUNTIME = table_of(RuntimeRow)
+_CODES = table_of(CodeRow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,15 +181,33 @@ class Store(OfferOutbox):
             _write_events(session, events)
             _write_positions(session, positions)
             result = self._enqueue(session, offers)
-            for key, value in (runtime or {}).items():
-                session.merge(RuntimeRow(key=key, value=value, updated_at=at))
-            for a in assignments:
-                statement = update(CodeRow).where(
-                    col(CodeRow.pool) == a.pool, col(CodeRow.code) == a.code
-                )
-                session.execute(statement.values(customer=a.customer, assigned_at=a.at))
+            self._save_runtime(session, runtime or {}, at)
+            _assign_codes(session, assignments)
         self._warn_dropped(result)
         return result
+
+    def _save_runtime(
+        self, session: Session, runtime: Mapping[str, dict[str, Any]], at: float
+    ) -> None:
+        """Insert or replace the saved live state: one upsert, never reading the old value
+        back (the pipeline's snapshot is large)."""
+        if not runtime:
+            return
+        values = [{"key": k, "value": v, "updated_at": at} for k, v in runtime.items()]
+        upsert: Insert
+        if self._engine.dialect.name == "postgresql":
+            pg = postgresql.insert(_RUNTIME)
+            upsert = pg.on_conflict_do_update(
+                index_elements=[_RUNTIME.c.key],
+                set_={"value": pg.excluded.value, "updated_at": pg.excluded.updated_at},
+            )
+        else:
+            lite = sqlite.insert(_RUNTIME)
+            upsert = lite.on_conflict_do_update(
+                index_elements=[_RUNTIME.c.key],
+                set_={"value": lite.excluded.value, "updated_at": lite.excluded.updated_at},
+            )
+        session.connection().execute(upsert, values)
 
     def import_codes(self, pool: str, codes: Sequence[str]) -> int:
         """Add codes to a code pool; a code already in the pool is skipped.  Returns how
@@ -190,7 +217,7 @@ class Store(OfferOutbox):
         with self._session() as session:
             before = session.exec(count).one()
             for start in range(0, len(values), CHUNK):
-                session.execute(self._insert(CodeRow), values[start : start + CHUNK])
+                session.connection().execute(self._insert(_CODES), values[start : start + CHUNK])
             return session.exec(count).one() - before
 
     def codes(self) -> list[tuple[str, str, str | None, float | None]]:
@@ -271,40 +298,116 @@ def _of(
 
 
 def _write_positions(session: Session, positions: Sequence[Position]) -> None:
-    for start in range(0, len(positions), CHUNK):
-        values = [dataclasses.asdict(p) for p in positions[start : start + CHUNK]]
-        session.execute(insert(ObservationRow), values)
+    if positions:
+        values = [
+            {
+                "at": p.at,
+                "device": p.device,
+                "customer": p.customer,
+                "x": p.x,
+                "y": p.y,
+                "accuracy_m": p.accuracy_m,
+            }
+            for p in positions
+        ]
+        session.connection().execute(insert(_OBSERVATIONS), values)
+
+
+def _assign_codes(session: Session, assignments: Sequence[Assignment]) -> None:
+    if assignments:
+        statement = (
+            update(_CODES)
+            .where(_CODES.c.pool == bindparam("a_pool"), _CODES.c.code == bindparam("a_code"))
+            .values(customer=bindparam("a_customer"), assigned_at=bindparam("a_at"))
+        )
+        values = [
+            {"a_pool": a.pool, "a_code": a.code, "a_customer": a.customer, "a_at": a.at}
+            for a in assignments
+        ]
+        session.connection().execute(statement, values)
+
+
+_VISIT_KINDS = frozenset({EventKind.VISIT_START, EventKind.VISIT_END})
 
 
 def _write_events(session: Session, events: Sequence[ZoneEvent]) -> None:
-    for start in range(0, len(events), CHUNK):
-        chunk = events[start : start + CHUNK]
-        session.execute(insert(ZoneEventRow), [event_to_values(e) for e in chunk])
-    for zone_event in events:
-        if zone_event.kind is EventKind.VISIT_START:
-            session.add(_visit_started(zone_event))
-        elif zone_event.kind is EventKind.VISIT_END:
-            _close_visit(session, zone_event)
+    """Log zone events and keep the visits: `visit_start` opens a visit, `visit_end` closes
+    the device's latest open one (or logs a closed one if the start was missed).  A handful
+    of statements per batch, whatever its size."""
+    if not events:
+        return
+    connection = session.connection()
+    connection.execute(insert(_EVENTS), [event_to_values(e) for e in events])
+    if any(e.kind in _VISIT_KINDS for e in events):
+        _write_visits(connection, events)
 
 
-def _visit_started(zone_event: ZoneEvent) -> VisitRow:
-    return VisitRow(
-        device=zone_event.device, customer=zone_event.customer, started_at=zone_event.at
-    )
+def _write_visits(connection: Connection, events: Sequence[ZoneEvent]) -> None:
+    """Replay the batch's visit events in order against the open visits: those stored (the
+    devices' that end one here) and those opened earlier in the batch.  A visit opened and
+    closed in the batch is inserted closed; a stored one is closed by id."""
+    ending = {e.device for e in events if e.kind is EventKind.VISIT_END}
+    open_visits = _stored_open_visits(connection, ending)
+    new: list[dict[str, Any]] = []  # rows to insert, in event order
+    closed: list[dict[str, Any]] = []  # stored visits to close
+    for e in events:
+        if e.kind is EventKind.VISIT_START:
+            row = {"device": e.device, "customer": e.customer, "started_at": e.at, "ended_at": None}
+            new.append(row)
+            open_visits.setdefault(e.device, []).append(_Open(e.at, len(new), row))
+        elif e.kind is EventKind.VISIT_END:
+            candidates = open_visits.get(e.device)
+            if not candidates:  # the start was missed: log a closed visit
+                started = e.at - (e.dwell_s or 0.0)
+                new.append(
+                    {
+                        "device": e.device,
+                        "customer": e.customer,
+                        "started_at": started,
+                        "ended_at": e.at,
+                    }
+                )
+                continue
+            latest = max(candidates, key=_Open.key)
+            candidates.remove(latest)
+            if latest.row is not None:
+                latest.row["ended_at"] = e.at
+            else:
+                closed.append({"visit_id": latest.order, "ended": e.at})
+    if new:
+        connection.execute(insert(_VISITS), new)
+    if closed:
+        close = (
+            update(_VISITS)
+            .where(_VISITS.c.id == bindparam("visit_id"))
+            .values(ended_at=bindparam("ended"))
+        )
+        connection.execute(close, closed)
 
 
-def _close_visit(session: Session, zone_event: ZoneEvent) -> None:
-    """Close the device's latest open visit, or log a closed one if the start was missed."""
-    query = (
-        select(VisitRow)
-        .where(VisitRow.device == zone_event.device, col(VisitRow.ended_at).is_(None))
-        .order_by(col(VisitRow.started_at).desc())
-        .limit(1)
-    )
-    visit = session.exec(query).first()
-    if visit is None:
-        started = zone_event.at - (zone_event.dwell_s or 0.0)
-        visit = _visit_started(zone_event)
-        visit.started_at = started
-    visit.ended_at = zone_event.at
-    session.add(visit)
+@dataclass(frozen=True, slots=True, eq=False)
+class _Open:
+    """An open visit while a batch is written: stored (`row` None, `order` its id) or new
+    in the batch (`row` to insert, `order` its place in the batch)."""
+
+    started_at: float
+    order: int
+    row: dict[str, Any] | None = None
+
+    def key(self) -> tuple[float, bool, int]:
+        """The latest start wins; on a tie, the one opened first (stored ones by id, then
+        the batch's in order)."""
+        return (self.started_at, self.row is None, -self.order)
+
+
+def _stored_open_visits(connection: Connection, devices: set[str]) -> dict[str, list[_Open]]:
+    """The stored open visits of `devices`, per device."""
+    found: dict[str, list[_Open]] = {}
+    ordered = sorted(devices)
+    for start in range(0, len(ordered), CHUNK):
+        query = sa_select(_VISITS.c.id, _VISITS.c.device, _VISITS.c.started_at).where(
+            _VISITS.c.ended_at.is_(None), _VISITS.c.device.in_(ordered[start : start + CHUNK])
+        )
+        for visit_id, device, started_at in connection.execute(query):
+            found.setdefault(device, []).append(_Open(started_at, visit_id))
+    return found

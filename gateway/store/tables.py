@@ -15,7 +15,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import JSON, Index, MetaData
+from sqlalchemy import JSON, Index, MetaData, Table
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -160,6 +160,12 @@ class FeedbackRow(RayonTable, table=True):
     offer_id: str = Field(index=True, max_length=128)
     state: str = Field(max_length=16)
     at: float = Field(index=True)
+
+
+def table_of(row_type: type[RayonTable]) -> Table:
+    """The Core table of a row type: bulk writes go through it (one executemany), not
+    through the ORM, whose per-row bookkeeping costs more than the write itself."""
+    return METADATA.tables[str(row_type.__tablename__)]
 
 
 # --- conversions between rows and the pipeline's values ------------------------------
