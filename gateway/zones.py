@@ -53,9 +53,8 @@ import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from enum import IntEnum
+from math import isfinite
 from typing import Any
-
-import numpy as np
 
 from gateway.config import VisitsConfig, Zone
 from gateway.errors import InvalidInput
@@ -70,6 +69,7 @@ STORE_ZONE_ID = "store"
 SNAPSHOT_VERSION = 1  # stays gained `last_in` within it: older snapshots restore (zonestate)
 MAX_SPEED_M_S = 2.0  # as the locator's speed gate: people walk at most ~2 m/s
 CHALLENGE_DEPTH_M = 1.0  # how deep inside a rival a fix must be to challenge the incumbent
+_OUT = (False, False)  # a zone a fix is not in, even with the margin
 
 
 class _Due(IntEnum):
@@ -104,13 +104,19 @@ class ZoneTracker:
         challenge_depth_m: float = CHALLENGE_DEPTH_M,
     ) -> None:
         self._index = ZoneIndex(zones)
+        self._hits = self._index.hits
+        self._rival_pairs = self._index.rival_pairs
         self._reach_s = self._index.span_m() / max_speed  # any walk in the store takes less
         self._zones = self._index.zones
         self._pos = {z.id: i for i, z in enumerate(self._zones)}
         self._visits = visits
         self._max_speed = max_speed
-        self._depth = challenge_depth_m
         self.counters: Counter[str] = Counter()
+        self._has_rivals = [bool(js) for js in self._index.rivals]
+        self._enter_after = [z.enter_after for z in self._zones]
+        self._margins = [z.margin_m for z in self._zones]
+        self._need = [max(challenge_depth_m, z.margin_m) for z in self._zones]
+        self._need_cap = [0.5 * self._index.inradius(i) for i in range(len(self._zones))]
         self._store = STORE_ZONE_ID if STORE_ZONE_ID in self._pos else None
         self._thresholds: list[tuple[float, ...]] = [() for _ in self._zones]
         self._devices: dict[str, DeviceState] = {}
@@ -135,19 +141,41 @@ class ZoneTracker:
 
     def update(self, fix: Fix) -> list[ZoneEvent]:
         """Account for one fix; return the events it (and the time it brings) decided."""
-        if not all(math.isfinite(v) for v in (fix.at, fix.x, fix.y)):
+        at, x, y = fix.at, fix.x, fix.y
+        if not (isfinite(at) and isfinite(x) and isfinite(y)):
             return []
-        t = max(fix.at, self._now)
-        self._advance(t)
-        dev = self._see(fix, t)
-        raw, grown = self._index.masks(fix.x, fix.y)
-        for i, stay in dev.stays.items():
-            if stay.inside and grown[i]:
-                stay.last_in = t  # confirmed before any rival is weighed against it
-        for i in sorted(set(np.flatnonzero(grown).tolist()) | dev.stays.keys()):
-            self._step_zone(fix, t, dev, i, (bool(raw[i]), bool(grown[i])))
-        self._advance(t)
-        return self._flush()
+        t = self._now if self._now > at else at  # max(at, now), without the call
+        heap = self._heap
+        if heap and heap[0][0] <= t:
+            self._advance(t)
+        self._now = t
+        dev = self._devices.get(fix.device)
+        if dev is not None and dev.visit_open:
+            dev.last, dev.last_seen = fix, t  # _see's common case
+        else:
+            dev = self._see(fix, t)
+        hits = self._hits(x, y)  # only the zones whose grown polygon holds the fix
+        stays = dev.stays
+        if stays:
+            for i, held in stays.items():
+                if held.inside and i in hits:
+                    held.last_in = t  # confirmed before any rival is weighed against it
+            zones = sorted(hits.keys() | stays.keys())
+        else:
+            zones = sorted(hits)
+        for i in zones:
+            hit = hits.get(i, _OUT)
+            stay = stays.get(i)
+            if stay is None or not stay.inside:
+                if hit[0]:
+                    self._pending(fix, t, dev, i, stay)
+                elif stay is not None:
+                    del stays[i]  # a fix outside breaks a pending stay
+            elif hit[1] == (stay.out_since is not None):  # else still in, or still out
+                self._in_or_out(fix.device, t, i, stay, hit[1])
+        if heap and heap[0][0] <= t:
+            self._advance(t)
+        return self._flush() if self._out else []
 
     def tick(self, now: float) -> list[ZoneEvent]:
         """Let time pass with no fix: exits, dwell thresholds and visit ends due by `now`."""
@@ -262,63 +290,65 @@ class ZoneTracker:
         self._push(t + self._visits.timeout, _Due.VISIT, fix.device, 0, t)
         return dev
 
-    def _step_zone(
-        self, fix: Fix, t: float, dev: DeviceState, i: int, hit: tuple[bool, bool]
-    ) -> None:
-        """`hit`: (inside the polygon, inside polygon + margin); margin counts once inside."""
-        stay = dev.stays.get(i)
-        zone = self._zones[i]
-        if stay is None or not stay.inside:
-            if not hit[0]:
-                dev.stays.pop(i, None)
-                return
-            if self._too_fast(t, dev, i):
-                self.counters["zone_fixes_too_fast"] += 1
-                return  # noise for zone i
-            held = self._held_rivals(dev, i)
-            if held and not self._challenges(fix, dev, i, held):
-                return
-            if stay is None:
-                stay = dev.stays[i] = Stay(since=t, last_in=t)
-            start = max([stay.since, *(dev.stays[j].last_in for j in held)])
-            if t - start >= zone.enter_after:
-                self._enter(fix, t, dev, i, stay, start, held)
-        elif hit[1] and stay.out_since is not None:
+    def _in_or_out(self, device: str, t: float, i: int, stay: Stay, grown: bool) -> None:
+        """A device in zone `i` is back inside the grown polygon (`grown`) before its exit,
+        or has its first fix outside it: then the exit is due after `exit_after`."""
+        if grown:
             stay.out_since = None
-            self._schedule_dwell(fix.device, i, stay, t)
-        elif not hit[1] and stay.out_since is None:
+            self._schedule_dwell(device, i, stay, t)
+        else:
             stay.out_since = t
-            self._push(t + zone.exit_after, _Due.EXIT, fix.device, i, t, stay.since)
+            self._push(t + self._zones[i].exit_after, _Due.EXIT, device, i, t, stay.since)
 
-    def _held_rivals(self, dev: DeviceState, i: int) -> list[int]:
-        """The rivals of zone `i` the device is inside: its few stays are scanned, not the
-        zone's rivals (every other cell of a grid of 200 aisles)."""
-        index = self._index
-        return sorted(j for j, st in dev.stays.items() if st.inside and index.are_rivals(i, j))
+    def _pending(self, fix: Fix, t: float, dev: DeviceState, i: int, stay: Stay | None) -> None:
+        """A fix inside zone `i`, which the device is not in (yet): it starts or grows i's
+        stay, unless rule 1 or 2 of the module docstring says otherwise, and enters i once
+        the stay is long enough."""
+        held: list[int] | None = self._rivals_held(t, dev, i) if self._has_rivals[i] else []
+        if held is None:
+            self.counters["zone_fixes_too_fast"] += 1
+            return  # noise for zone i
+        if held and self._shallow(fix, i, held):
+            dev.stays.pop(i, None)  # i's challenge restarts
+            return
+        if stay is None:
+            stay = dev.stays[i] = Stay(t, last_in=t)
+        start = max([stay.since, *(dev.stays[j].last_in for j in held)]) if held else stay.since
+        if t - start >= self._enter_after[i]:
+            self._enter(fix, t, dev, i, stay, start, held)
 
-    def _too_fast(self, t: float, dev: DeviceState, i: int) -> bool:
-        """Whether reaching zone `i` by `t` from a rival the device is in, or has recently
-        left, needs walking faster than `max_speed` (rule 1 of the module docstring)."""
-        if not self._index.rivals[i]:
-            return False  # overlaps every other zone: nothing to walk to
-        for j in [j for j, last_in in dev.left.items() if t - last_in > self._reach_s]:
-            del dev.left[j]  # long enough ago to have walked anywhere since
-        times = [(j, s.last_in) for j, s in dev.stays.items() if s.inside] + [*dev.left.items()]
-        index = self._index
-        return any(
-            index.are_rivals(j, i) and index.gap(j, i) > self._max_speed * (t - last_in) + 1e-6
-            for j, last_in in times
-        )
+    def _rivals_held(self, t: float, dev: DeviceState, i: int) -> list[int] | None:
+        """The rivals of zone `i` the device is in, in index order; None if reaching `i` by
+        `t` from one of them, or from a rival it has recently left, needs walking faster than
+        `max_speed` (rule 1 of the module docstring).  The device's few stays are scanned, not
+        the zone's rivals (every other cell of a grid of 200 aisles)."""
+        left = dev.left
+        if left:
+            for j in [j for j, last_in in left.items() if t - last_in > self._reach_s]:
+                del left[j]  # long enough ago to have walked anywhere since
+        index, pairs, speed = self._index, self._rival_pairs, self._max_speed
+        held = []
+        for j, s in dev.stays.items():
+            if s.inside and (j, i) in pairs:
+                if index.gap(j, i) > speed * (t - s.last_in) + 1e-6:
+                    return None
+                held.append(j)
+        for j, last_in in left.items():
+            if (j, i) in pairs and index.gap(j, i) > speed * (t - last_in) + 1e-6:
+                return None
+        if len(held) > 1:
+            held.sort()
+        return held
 
-    def _challenges(self, fix: Fix, dev: DeviceState, i: int, held: list[int]) -> bool:
-        """Whether `fix`, inside zone `i` while the device is in its rivals `held`, is deep
-        enough to count for `i` (rule 2 of the module docstring); else i's stay restarts."""
-        margins = [self._zones[k].margin_m for k in (i, *held)]
-        need = min(max(self._depth, *margins), 0.5 * self._index.inradius(i))
-        if self._index.depth(i, fix.x, fix.y) < need:
-            dev.stays.pop(i, None)
-            return False
-        return True
+    def _shallow(self, fix: Fix, i: int, held: list[int]) -> bool:
+        """Whether `fix`, inside zone `i` while the device is in its rivals `held`, is too
+        shallow to count for `i` (rule 2 of the module docstring)."""
+        need = self._need[i]  # max(challenge depth, i's margin, the held rivals' margins) …
+        for k in held:
+            if self._margins[k] > need:
+                need = self._margins[k]
+        cap = self._need_cap[i]  # … capped at half i's inradius
+        return self._index.shallower(i, fix.x, fix.y, cap if cap < need else need)
 
     def _enter(
         self,
@@ -356,16 +386,17 @@ class ZoneTracker:
 
     def _runner_up(self, i: int, dev: DeviceState) -> str | None:
         """The rival of zone `i` next best placed for the device (see the module docstring)."""
-        rivals = self._index.rivals[i]
-        held = [j for j in rivals if j in dev.stays and dev.stays[j].inside]
-        pending = [j for j in rivals if j in dev.stays and not dev.stays[j].inside]
+        index, stays = self._index, dev.stays
+        mine = sorted(j for j in stays if index.are_rivals(i, j))  # few stays, not 199 rivals
+        held = [j for j in mine if stays[j].inside]
+        pending = [j for j in mine if not stays[j].inside]
         if held:
-            best: int | None = max(held, key=lambda j: dev.stays[j].last_in)
+            best: int | None = max(held, key=lambda j: stays[j].last_in)
         elif pending:
-            best = min(pending, key=lambda j: dev.stays[j].since)
+            best = min(pending, key=lambda j: stays[j].since)
         else:
             last = dev.last
-            best = self._index.nearest(rivals, last.x, last.y, last.accuracy_m)
+            best = index.nearest(index.rivals[i], last.x, last.y, last.accuracy_m)
         return None if best is None else self._index.ids[best]
 
     def _schedule_dwell(self, device: str, i: int, stay: Stay, t: float) -> None:
