@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,6 +22,7 @@ from gateway.deliver.payloads import (
     encode,
     event_payload,
     iso,
+    jsonable,
     occupancy_payload,
     offer_payload,
     parse_feedback,
@@ -153,3 +158,49 @@ def test_feedback_parser_never_raises_on_json_shapes(doc: dict[str, object]) -> 
     assert isinstance(result, Feedback | str)
     if isinstance(result, Feedback):
         assert result.offer == doc["offer"] and result.state == doc["state"]
+
+
+def _plain(value: Any) -> Any:
+    """What `jsonable` is defined to do, written the slow, obvious way."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+class _Tone(StrEnum):
+    LOW = "low"
+
+
+_LEAVES = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=4)
+_LEAVES |= st.sampled_from([_Tone.LOW, EventKind.ENTER, b"raw", 1j])
+_KEYS = st.text(max_size=3) | st.integers() | st.sampled_from([_Tone.LOW, 2.5])
+_VALUES = st.recursive(
+    _LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.tuples(inner, inner)
+        | st.dictionaries(_KEYS, inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(_VALUES)
+def test_jsonable_fast_paths_give_what_the_definition_gives(value: Any) -> None:
+    got = jsonable(value)
+    assert json.dumps(got, allow_nan=False) == json.dumps(_plain(value), allow_nan=False)
+    assert [type(v) for v in _leaves(got)] == [type(v) for v in _leaves(_plain(value))]
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [leaf for k, v in value.items() for leaf in [k, *_leaves(v)]]
+    if isinstance(value, list):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from math import isfinite
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -128,6 +129,21 @@ def event_payload(event: ZoneEvent, tz: ZoneInfo) -> dict[str, Any]:
 
 def jsonable(value: Any) -> Any:
     """`value` with mappings as dicts, sequences as lists and anything exotic as str."""
+    kind = type(value)
+    if kind is dict:  # an event's reason: plain values, but for the list of anchors
+        out = {}
+        for k, v in value.items():
+            vkind = type(v)
+            if vkind is float:
+                v = v if isfinite(v) else None
+            elif not (vkind is str or vkind is int or v is None or vkind is bool):
+                v = jsonable(v)
+            out[k if type(k) is str else str(k)] = v
+        return out
+    if kind is list and all(type(v) is str for v in value):  # the anchors of a fix
+        return list(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
