@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from gateway.app import connect_link, load_pools, persist
+from gateway.app import connect_link, load_pools, persist, tune_gc
 from gateway.clock import ManualClock
 from gateway.config import Config
 from gateway.deliver.payloads import event_record, offer_payload
@@ -86,6 +86,7 @@ class OutputWriter:
 
 
 def run_replay(config: Config, args: argparse.Namespace) -> int:
+    tune_gc()
     store = Store(config.database.url)
     try:
         stats = _replay_into(config, store, args)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from gateway.app import load_pools
+from gateway.app import load_pools, tune_gc
 from gateway.benchmarks import memory, rules
 from gateway.benchmarks.workload import Workload, build
 from gateway.events import Advertisement
@@ -122,6 +122,7 @@ def end_to_end(workload: Workload, sizes: Sizes, folder: Path) -> SuiteRow:
 
 def replay_into_store(workload: Workload, trace: Sequence[Advertisement], db: Path) -> float:
     """One replay as `rayon replay` without --dry-run does it, minus the publish: adverts/s."""
+    tune_gc()
     store = Store(f"sqlite:///{db}")
     try:
         store.upsert_customers(workload.customers)
