@@ -26,6 +26,7 @@ from gateway.rules.operators import (
     Operator,
     attribute_field,
     is_number,
+    needs_zone,
     resolve,
     show_value,
 )
@@ -152,11 +153,15 @@ class ConditionCompiler:
         def test(ctx: Context) -> bool:
             return apply(get(ctx), resolve(operand, ctx), ctx)
 
+        def test_fixed(ctx: Context) -> bool:  # no `{zone}`: `resolve` would return `operand`
+            return apply(get(ctx), operand, ctx)
+
         def observe(ctx: Context) -> str:
             value = get(ctx)
             return f"{name} = {show(value, ctx) if show else show_value(value)}"
 
-        return Condition(f"{name} {op} {_show(node)}", test, observe)
+        fixed = not needs_zone(operand)
+        return Condition(f"{name} {op} {_show(node)}", test_fixed if fixed else test, observe)
 
     def _operand(self, kind: Operand, field: Field, node: Node, path: str) -> Any:
         reader = self.reader

@@ -1,19 +1,27 @@
 """The decision for one rule and one moment: the checks, the offer, the explanation lines.
 
-`Decider.decide` runs the checks of `gates` in the engine's order and stops at the first
-failure; `explain_event`/`gate_lines` give every line.  The offer's code comes from the code
+`Decider.decide` runs the checks in the engine's order and stops at the first failure, through
+the fast path of `checks` (the reason text is built only for a failure); `explain_event` and
+`gate_lines` give every line, built by `gates`.  The offer's code comes from the code
 pool when the rule names one; the offer id is its idempotency key.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from gateway.config import Config
 from gateway.events import EventKind, Offer
+from gateway.rules.checks import (
+    limit_failure,
+    policy_failure,
+    trigger_failure,
+    validity_failure,
+)
 from gateway.rules.codepools import CodePools
 from gateway.rules.conditions import Context
 from gateway.rules.explanation import Line, RuleExplanation, apply_event_cap, verdict_of
@@ -21,7 +29,6 @@ from gateway.rules.gates import (
     code_line,
     condition_lines,
     consent_line,
-    first_failure,
     holdout_line,
     holdout_rate,
     in_holdout,
@@ -32,14 +39,28 @@ from gateway.rules.gates import (
 )
 from gateway.rules.ledger import Ledger
 from gateway.rules.model import Placeholder, Rule, RuleSet
+from gateway.rules.policy import PeriodStarts
 from gateway.rules.visits import Visit
 
 OFFER_NAMESPACE = UUID("6f1c7c2e-3d5a-5b8e-9a41-7e0d2b9c4f10")
 
 
+_NAMESPACE_BYTES = OFFER_NAMESPACE.bytes
+_DWELL = EventKind.DWELL
+
+
 def offer_id(rule_id: str, customer_id: str, at: float) -> str:
-    """The offer's idempotency key: the same decision in a replay gets the same id."""
-    return str(uuid5(OFFER_NAMESPACE, f"{rule_id}|{customer_id}|{at!r}"))
+    """The offer's idempotency key: the same decision in a replay gets the same id.
+
+    `str(uuid5(OFFER_NAMESPACE, f"{rule_id}|{customer_id}|{at!r}"))`, spelled out (SHA-1,
+    version 5, RFC 4122 variant) without building a `UUID` object on the hot path.
+    """
+    name = f"{rule_id}|{customer_id}|{at!r}".encode()
+    raw = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # variant RFC 4122
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +83,18 @@ class Decider:
         self._tz = config.store.timezone
         self._zone_names = {g.id: g.name for g in config.geofences}
         self._zone_names.update((z.id, z.name) for z in config.zones)
+        self._starts = PeriodStarts(self._tz)
+        self._max_offers = rules.policy.max_offers_per_event
+        self._store_id, self._store_name = config.store.id, config.store.name
 
-    def decide(self, ctx: Context, visit: Visit | None, candidates: list[Rule]) -> Evaluation:
+    def decide(self, ctx: Context, visit: Visit | None, candidates: Sequence[Rule]) -> Evaluation:
+        """The offers of `candidates` (in priority order) for `ctx`, recorded in the ledger,
+        and the reason of each rule that did not fire.  `ctx.local` is `ctx.event.at` in the
+        store timezone (as the engine builds it)."""
         offers: list[Offer] = []
         reasons: dict[str, str] = {}
         for rule in candidates:
-            if len(offers) >= self.rules.policy.max_offers_per_event:
+            if len(offers) >= self._max_offers:
                 reasons[rule.id] = f"outranked by rule '{offers[0].rule}' (higher priority)"
                 continue
             made = self._blocked(rule, ctx, visit) or self._make(rule, ctx)
@@ -79,22 +106,23 @@ class Decider:
         return Evaluation(tuple(offers), reasons)
 
     def _blocked(self, rule: Rule, ctx: Context, visit: Visit | None) -> str | None:
+        """The reason of the first failing check (what `verdict_of` the lines would say)."""
         if not rule.absent:
-            key = (rule.id, ctx.event.zone or "")
-            trigger = trigger_line(rule, ctx.event, visit is not None and key in visit.dwell_done)
-            if not trigger.passed:
-                return trigger.reason
-            if ctx.event.kind is EventKind.DWELL and visit is not None:
+            event, key, fired = ctx.event, None, False
+            if visit is not None and event.kind is _DWELL:
+                key = (rule.id, event.zone or "")
+                fired = key in visit.dwell_done
+            failed = trigger_failure(rule, event, fired)
+            if failed is not None:
+                return failed
+            if key is not None and visit is not None:
                 visit.dwell_done.add(key)
         return (
-            first_failure([validity_line(rule, ctx.local.date())])
+            validity_failure(rule, ctx.local.date())
             or _failed(rule.check(ctx))
-            or first_failure(limit_lines(rule, ctx, self.ledger, self._tz))
-            or (self._policy_fails(rule, ctx) if rule.commercial else None)
+            or limit_failure(rule, ctx, self.ledger, self._starts)
+            or policy_failure(rule, self.rules.policy, ctx, self.ledger, self._starts)
         )
-
-    def _policy_fails(self, rule: Rule, ctx: Context) -> str | None:
-        return first_failure(policy_lines(rule, self.rules.policy, ctx, self.ledger, self._tz))
 
     def _make(self, rule: Rule, ctx: Context) -> Offer | str:
         """The offer, or why an exhausted code pool blocks it (a held-out customer takes no
@@ -118,14 +146,14 @@ class Decider:
         event, customer, tmpl = ctx.event, ctx.customer, rule.offer
         values = {
             Placeholder.ZONE_NAME: self._zone_names.get(event.zone or "", ""),
-            Placeholder.STORE_NAME: self._config.store.name,
+            Placeholder.STORE_NAME: self._store_name,
             Placeholder.CODE: code or "",
             Placeholder.FIRST_NAME: customer.first_name or "",
         }
         return Offer(
             id=offer_id(rule.id, customer.id, event.at),
             rule=rule.id,
-            store=self._config.store.id,
+            store=self._store_id,
             zone=event.zone,
             customer=customer.id,
             token=customer.token,

@@ -18,6 +18,10 @@ A `code_pool` offer takes its code from the `CodePools` given at construction; a
 pool blocks the offer ("code pool 'tv15' is exhausted") and counts in `pool_exhausted`.  A
 held-out customer (control group) takes no code.
 
+Per event the engine pays only for its candidates: they are ranked once per (kind, zone), the
+checks take the fast path of `checks` (no explanation line is built), the visit as conditions
+see it is rebuilt only when a zone is added, cap periods are computed once per local day.
+
 `explain(event, customer)` gives every check of every candidate rule (see `explanation`)
 without changing any state; `watch(customer, rule)` makes `evaluate`/`on_schedule` keep the
 explanation of each decision for that customer, taken just before it (`rayon explain
@@ -51,9 +55,10 @@ from gateway.rules.gates import (
 )
 from gateway.rules.ledger import Ledger
 from gateway.rules.model import Rule, RuleSet, TriggerKind
-from gateway.rules.visits import Visit, advance, restore_visits, snapshot_visits
+from gateway.rules.visits import Visit, advance, restore_visits, snapshot_visits, visit_info
 
 _ANY_ZONE = "*"
+_VISIT_END = EventKind.VISIT_END
 ABSENT_REASON: Mapping[str, Any] = {"trigger": "absent"}
 
 __all__ = ["Evaluation", "RuleEngine", "in_holdout", "offer_id"]
@@ -83,10 +88,13 @@ class RuleEngine:
         self._zone_ids = tuple(z.id for z in config.zones)
         self._geofences = frozenset(g.id for g in config.geofences)
         self._index = _build_index(rules)
+        self._places = frozenset((*self._zone_ids, *self._geofences))
+        self._ranked: dict[tuple[EventKind, str | None], tuple[Rule, ...]] = {}
         self._absent = tuple(sorted((r for r in rules.rules if r.absent), key=_rank))
         self._schedule = AbsentSchedule()
         self._visits: dict[str, Visit] = {}
         self._watch: tuple[str, str | None] | None = None
+        self._last_local: tuple[float, datetime | None] = (math.nan, None)
 
     def with_rules(self, rules: RuleSet) -> RuleEngine:
         """A new engine for a reloaded rule set, keeping the ledger, pools and visit state."""
@@ -124,20 +132,24 @@ class RuleEngine:
 
     def evaluate(self, event: ZoneEvent, customer: Customer) -> Evaluation:
         """Like `on_event`, with the reason each candidate rule did not fire."""
-        local = _local(event.at, self._tz)
+        local = self._local(event.at)
         if local is None:
             return Evaluation((), {})
         candidates = self._candidates(event)
-        if any(self._watched_rule() in (None, r.id) for r in candidates):
+        if self._watching(customer.id) and any(
+            self._watched_rule() in (None, r.id) for r in candidates
+        ):
             self._observe(customer.id, lambda: self.explain(event, customer, self._watched_rule()))
         visit = self._track(event, customer.id)
         try:
+            if not candidates:
+                return Evaluation((), {})
             if not customer.consent.marketing_push:
                 return Evaluation((), {r.id: "no marketing_push consent" for r in candidates})
-            info = VisitInfo(visit.started_at, frozenset(visit.zones)) if visit else None
+            info = visit_info(visit) if visit else None
             return self._decider.decide(Context(event, customer, local, info), visit, candidates)
         finally:
-            if event.kind is EventKind.VISIT_END:
+            if event.kind is _VISIT_END:
                 self._visits.pop(customer.id, None)
 
     def explain(
@@ -150,7 +162,7 @@ class RuleEngine:
         visit = advance(visit.copy() if visit else None, event, self._gap, self._is_fence(event))
         info = VisitInfo(visit.started_at, frozenset(visit.zones)) if visit else None
         ctx = Context(event, customer, local, info)
-        rules = self._candidates(event)
+        rules = list(self._candidates(event))
         named = self.rules.rule(rule_id) if rule_id is not None else None
         if named is not None and named not in rules:
             rules.append(named)
@@ -290,6 +302,14 @@ class RuleEngine:
     def _gap(self) -> float:
         return self._config.visits.gap
 
+    def _local(self, at: float) -> datetime | None:
+        """`_local(at, tz)`, remembering the last one (events often share their time)."""
+        last_at, local = self._last_local
+        if at != last_at:  # (never equal to the NaN it starts with)
+            local = _local(at, self._tz)
+            self._last_local = (at, local)
+        return local
+
     def _is_fence(self, event: ZoneEvent) -> bool:
         return event.zone is not None and event.zone in self._geofences
 
@@ -300,14 +320,28 @@ class RuleEngine:
         return visit
 
     # -- decision --------------------------------------------------------------------------
-    def _candidates(self, event: ZoneEvent) -> list[Rule]:
+    def _candidates(self, event: ZoneEvent) -> tuple[Rule, ...]:
+        """The rules `event` may trigger, highest priority first (then rule id); they depend
+        only on its kind and zone, so they are ranked once per (kind, zone) of the config."""
+        key = (event.kind, event.zone)
+        found = self._ranked.get(key)
+        if found is None:
+            found = self._rank_candidates(event)
+            if event.zone is None or event.zone in self._places:  # bounded: the config's
+                self._ranked[key] = found
+        return found
+
+    def _rank_candidates(self, event: ZoneEvent) -> tuple[Rule, ...]:
         exact = self._index.get((event.kind, event.zone or _ANY_ZONE), ())
         fence = self._is_fence(event)
         anywhere = self._index.get((event.kind, _ANY_ZONE), ()) if event.zone and not fence else ()
         unique = {r.id: r for r in (*exact, *anywhere)}
-        return sorted(unique.values(), key=_rank)
+        return tuple(sorted(unique.values(), key=_rank))
 
     # -- explanation -----------------------------------------------------------------------
+    def _watching(self, customer_id: str) -> bool:
+        return self._watch is not None and self._watch[0] == customer_id
+
     def _watched_rule(self) -> str | None:
         return self._watch[1] if self._watch else None
 

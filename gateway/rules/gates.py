@@ -1,8 +1,10 @@
 """The checks between a triggered rule and an offer, each as an explain `Line`.
 
-`RuleEngine.evaluate` stops at the first failing line (its `reason` is the explanation the
-engine gives); `RuleEngine.explain` keeps every line.  One code path, so both always agree.
-Pure: reads the ledger and the code pools, changes nothing.
+`RuleEngine.explain` keeps every line; the verdict is the `reason` of the first failing one.
+`RuleEngine.evaluate` takes the fast path of `checks`, which builds no line, only the reason
+of the first failure, with the reason functions at the end of this module: the same text.
+tests/test_rules_fastpath.py checks that both agree.  Pure: reads the ledger and the code
+pools, changes nothing.
 """
 
 from __future__ import annotations
@@ -47,15 +49,15 @@ def trigger_line(rule: Rule, event: ZoneEvent, fired_this_stay: bool) -> Line:
     if event.kind.value != rule.trigger.kind.value or (
         rule.trigger.zones and event.zone not in rule.trigger.zones
     ):
-        return Line(Section.TRIGGER, label, value, False, f"the event is not {label}")
+        return Line(Section.TRIGGER, label, value, False, not_the_trigger(label))
     at_least = rule.trigger.at_least
     if event.kind is not EventKind.DWELL or at_least is None:
         return Line(Section.TRIGGER, label, value, True)
     if event.dwell_s is None or event.dwell_s < at_least:
-        why = f"dwell {event.dwell_s or 0:g}s is below {at_least:g}s"
+        why = dwell_below(event.dwell_s, at_least)
         return Line(Section.TRIGGER, label, value, False, why)
     if fired_this_stay:
-        why = "dwell trigger already fired during this stay in the zone"
+        why = ALREADY_FIRED
         return Line(Section.TRIGGER, label, value + " (already fired this stay)", False, why)
     return Line(Section.TRIGGER, label, value, True)
 
@@ -92,9 +94,9 @@ def validity_line(rule: Rule, today: date) -> Line:
     if start is None and end is None:
         return Line(Section.VALIDITY, "always valid", value, True)
     if start is not None and today < start:
-        return Line(Section.VALIDITY, label, value, False, f"not valid yet (valid from {start})")
+        return Line(Section.VALIDITY, label, value, False, not_valid_yet(start))
     if end is not None and today > end:
-        return Line(Section.VALIDITY, label, value, False, f"no longer valid (valid until {end})")
+        return Line(Section.VALIDITY, label, value, False, no_longer_valid(end))
     return Line(Section.VALIDITY, label, value, True)
 
 
@@ -117,18 +119,18 @@ def limit_lines(rule: Rule, ctx: Context, ledger: Ledger, tz: ZoneInfo) -> list[
         cap = limits.per_customer_max
         since = period_start(limits.per, at, tz, _visit_start(ctx))
         n = ledger.count(cid, rule.id, since)
-        why = f"limit reached: {cap} per {limits.per} per customer"
+        why = limit_reached(cap, limits.per)
         label = f"at most {cap} per {limits.per} per customer"
         lines.append(Line(Section.LIMIT, label, f"{n} {_so_far(limits.per)}", n < cap, why))
     last = ledger.last(cid, rule.id)
     if limits.cooldown is not None:
         ok = last is None or at - last >= limits.cooldown
-        why = f"cooldown: last offer {at - (last or 0):g}s ago, cooldown {limits.cooldown:g}s"
+        why = cooling_down(at, last, limits.cooldown)
         label = f"cooldown {show_duration(limits.cooldown)}"
         lines.append(Line(Section.LIMIT, label, _last_text(last, at), ok, why))
     if limits.total_max is not None:
         used = ledger.total(rule.id)
-        why = f"campaign budget used: total {limits.total_max}"
+        why = budget_used(limits.total_max)
         label = f"campaign budget {limits.total_max}"
         lines.append(Line(Section.LIMIT, label, f"{used} used", used < limits.total_max, why))
     return lines or [Line(Section.LIMIT, "no limits", "", None)]
@@ -147,26 +149,24 @@ def policy_lines(
         window = policy.quiet_hours.describe()
         value = f"local time {ctx.local:%a %H:%M}"
         lines.append(
-            Line(
-                Section.POLICY, f"quiet hours {window}", value, not quiet, f"quiet hours ({window})"
-            )
+            Line(Section.POLICY, f"quiet hours {window}", value, not quiet, quiet_hours(window))
         )
     last = ledger.last_commercial(cid)
     if policy.min_gap is not None:
         ok = last is None or at - last >= policy.min_gap
-        why = f"min_gap: last commercial offer {at - (last or 0):g}s ago (< {policy.min_gap:g}s)"
+        why = too_soon(at, last, policy.min_gap)
         label = f"min_gap {show_duration(policy.min_gap)}"
         lines.append(Line(Section.POLICY, label, _last_text(last, at, "commercial "), ok, why))
     if policy.max_offers_per_visit is not None:
         cap = policy.max_offers_per_visit
         n = ledger.count_commercial(cid, _visit_start(ctx) or at)
-        why = f"max_offers_per_visit {cap} reached"
+        why = visit_full(cap)
         lines.append(
             Line(Section.POLICY, f"at most {cap} per visit", f"{n} this visit", n < cap, why)
         )
     for period, cap in policy.pressure:
         n = ledger.count_commercial(cid, period_start(period, at, tz, _visit_start(ctx)))
-        why = f"pressure: {cap} commercial offers per {period} reached"
+        why = pressure_reached(cap, period)
         label = f"pressure: at most {cap} commercial per {period}"
         lines.append(Line(Section.POLICY, label, f"{n} {_so_far(period)}", n < cap, why))
     return lines
@@ -206,6 +206,54 @@ def event_text(event: ZoneEvent) -> str:
     where = f" {event.zone}" if event.zone else ""
     dwell = f" ({event.dwell_s:g}s)" if event.dwell_s is not None else ""
     return f"{event.kind}{where}{dwell}"
+
+
+# -- the reasons, shared with the engine's fast path (`checks`) --------------------------------
+ALREADY_FIRED = "dwell trigger already fired during this stay in the zone"
+
+
+def not_the_trigger(label: str) -> str:
+    return f"the event is not {label}"
+
+
+def dwell_below(dwell_s: float | None, at_least: float) -> str:
+    return f"dwell {dwell_s or 0:g}s is below {at_least:g}s"
+
+
+def not_valid_yet(start: date) -> str:
+    return f"not valid yet (valid from {start})"
+
+
+def no_longer_valid(end: date) -> str:
+    return f"no longer valid (valid until {end})"
+
+
+def limit_reached(cap: int, per: Period) -> str:
+    return f"limit reached: {cap} per {per} per customer"
+
+
+def cooling_down(at: float, last: float | None, cooldown: float) -> str:
+    return f"cooldown: last offer {at - (last or 0):g}s ago, cooldown {cooldown:g}s"
+
+
+def budget_used(total: int) -> str:
+    return f"campaign budget used: total {total}"
+
+
+def quiet_hours(window: str) -> str:
+    return f"quiet hours ({window})"
+
+
+def too_soon(at: float, last: float | None, min_gap: float) -> str:
+    return f"min_gap: last commercial offer {at - (last or 0):g}s ago (< {min_gap:g}s)"
+
+
+def visit_full(cap: int) -> str:
+    return f"max_offers_per_visit {cap} reached"
+
+
+def pressure_reached(cap: int, period: Period) -> str:
+    return f"pressure: {cap} commercial offers per {period} reached"
 
 
 def _last_text(last: float | None, at: float, what: str = "") -> str:

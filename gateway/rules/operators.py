@@ -43,21 +43,76 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and bool(a == b)
 
 
+_COLLECTIONS = (set, frozenset, list, tuple)
+
+# The loops below are `_same` spelled out for the common operands (a text, None, an int), so
+# that the conditions evaluated on every event cost no generator and no call per item; any
+# other operand takes `_same` itself.
+
+
 def _members(x: Any) -> Collection[Any] | None:
-    return x if isinstance(x, set | frozenset | list | tuple) else None
+    return x if isinstance(x, _COLLECTIONS) else None
 
 
 def _has(actual: Any, expected: Any, ctx: Context) -> bool:
-    items = _members(actual)
-    return items is not None and any(_same(i, expected) for i in items)
+    if not isinstance(actual, _COLLECTIONS):
+        return False
+    if type(expected) is str:  # `_same(i, text)` of a str `i` is `i == text`
+        for i in actual:
+            if type(i) is str:
+                if i == expected:
+                    return True
+            elif _same(i, expected):  # (which raises as it did on an int past 2**1024)
+                return True
+        return False
+    return any(_same(i, expected) for i in actual)
 
 
 def _has_any(actual: Any, expected: Any, ctx: Context) -> bool:
-    return any(_has(actual, e, ctx) for e in expected)
+    for e in expected:  # noqa: SIM110
+        if _has(actual, e, ctx):
+            return True
+    return False
 
 
 def _has_all(actual: Any, expected: Any, ctx: Context) -> bool:
-    return _members(actual) is not None and all(_has(actual, e, ctx) for e in expected)
+    if not isinstance(actual, _COLLECTIONS):
+        return False
+    for e in expected:  # noqa: SIM110
+        if not _has(actual, e, ctx):
+            return False
+    return True
+
+
+def _in(actual: Any, expected: Any, ctx: Context) -> bool:
+    if type(actual) is str:  # `_same(text, x)`: `x` is a str (not a subclass) equal to it
+        for x in expected:  # noqa: SIM110
+            if type(x) is str and x == actual:
+                return True
+        return False
+    if actual is None:  # `_same(None, x)`: `x` is None
+        for x in expected:  # noqa: SIM110
+            if x is None:
+                return True
+        return False
+    return any(_same(actual, x) for x in expected)
+
+
+# an int `is_number` accepts without a doubt: never a bool nor NaN, and small enough for
+# `math.isnan` (which raises OverflowError past 2**1024, and so does `is_number` then)
+_SMALL = 2**53
+
+
+def _at_least(actual: Any, expected: Any, ctx: Context) -> bool:
+    if type(actual) is int and -_SMALL < actual < _SMALL:
+        return bool(actual >= expected)
+    return is_number(actual) and actual >= expected
+
+
+def _at_most(actual: Any, expected: Any, ctx: Context) -> bool:
+    if type(actual) is int and -_SMALL < actual < _SMALL:
+        return bool(actual <= expected)
+    return is_number(actual) and actual <= expected
 
 
 def _age(actual: Any, ctx: Context) -> float | None:
@@ -86,12 +141,12 @@ OPERATORS: Mapping[str, Operator] = MappingProxyType(
     {
         "is": Operator(Operand.VALUE, lambda a, e, c: _same(a, e)),
         "is_not": Operator(Operand.VALUE, lambda a, e, c: not _same(a, e)),
-        "in": Operator(Operand.LIST, lambda a, e, c: any(_same(a, x) for x in e)),
+        "in": Operator(Operand.LIST, _in),
         "has": Operator(Operand.VALUE, _has),
         "has_any": Operator(Operand.LIST, _has_any),
         "has_all": Operator(Operand.LIST, _has_all),
-        "at_least": Operator(Operand.NUMBER, lambda a, e, c: is_number(a) and a >= e),
-        "at_most": Operator(Operand.NUMBER, lambda a, e, c: is_number(a) and a <= e),
+        "at_least": Operator(Operand.NUMBER, _at_least),
+        "at_most": Operator(Operand.NUMBER, _at_most),
         "older_than": Operator(Operand.DURATION, _older),
         "newer_than": Operator(Operand.DURATION, _newer),
     }
@@ -156,6 +211,14 @@ FIELDS: Mapping[str, Field] = MappingProxyType(
         "zone": Field(lambda c: c.event.zone, _TEXT_OPS, zones=True),
     }
 )
+
+
+def needs_zone(expected: Any) -> bool:
+    """Whether the operand names `{zone}` (then `resolve` it per event, else use it as is)."""
+    return bool(
+        expected == ZONE_PLACEHOLDER
+        or (isinstance(expected, tuple) and ZONE_PLACEHOLDER in expected)
+    )
 
 
 def resolve(expected: Any, ctx: Context) -> Any:

@@ -41,7 +41,7 @@ class TimeWindow:
 
     def contains(self, local: datetime) -> bool:
         """Whether the local (store timezone) datetime falls in the window."""
-        t, day = local.time().replace(tzinfo=None), local.weekday()
+        t, day = local.time(), local.weekday()  # `time()` is naive (`timetz()` is not)
         if self.start is not None and self.end is not None:
             if self.start < self.end:
                 if not self.start <= t < self.end:
@@ -50,7 +50,7 @@ class TimeWindow:
                 day = (day - 1) % 7  # after midnight: the window began the day before
             elif t < self.start:
                 return False
-        return not self.days or Weekday(day) in self.days
+        return not self.days or day in self.days  # an IntEnum hashes and equals its int
 
     def describe(self) -> str:
         """`between 14:00 and 19:00 on mon, tue`, as a marketer wrote it."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway.errors import InvalidInput
 from gateway.events import EventKind, ZoneEvent
+from gateway.rules.context import VisitInfo
 
 
 @dataclass(slots=True)
@@ -19,10 +20,15 @@ class Visit:
     last_seen: float
     zones: set[str] = field(default_factory=set)
     dwell_done: set[tuple[str, str]] = field(default_factory=set)  # (rule, zone) this stay
+    # what conditions see of it (`visit_info`), kept until `advance` adds a zone
+    info: VisitInfo | None = field(default=None, repr=False, compare=False)
 
     def copy(self) -> Visit:
         """An independent copy (explain works on one, so it changes nothing)."""
         return Visit(self.started_at, self.last_seen, set(self.zones), set(self.dwell_done))
+
+
+_VISIT_START, _ENTER, _EXIT = EventKind.VISIT_START, EventKind.ENTER, EventKind.EXIT
 
 
 def advance(visit: Visit | None, event: ZoneEvent, gap: float, fence: bool) -> Visit | None:
@@ -34,13 +40,24 @@ def advance(visit: Visit | None, event: ZoneEvent, gap: float, fence: bool) -> V
     stale = visit is None or event.at - visit.last_seen > gap
     if fence:
         return None if stale else visit
-    if event.kind is EventKind.VISIT_START or visit is None or stale:
+    kind = event.kind
+    if kind is _VISIT_START or visit is None or stale:
         visit = Visit(event.at, event.at)
     visit.last_seen = max(visit.last_seen, event.at)
-    if event.zone is not None and event.kind in (EventKind.ENTER, EventKind.EXIT):
-        visit.zones.add(event.zone)
-        visit.dwell_done = {(r, z) for r, z in visit.dwell_done if z != event.zone}
+    if event.zone is not None and (kind is _ENTER or kind is _EXIT):
+        if event.zone not in visit.zones:
+            visit.zones.add(event.zone)
+            visit.info = None
+        if visit.dwell_done:
+            visit.dwell_done = {(r, z) for r, z in visit.dwell_done if z != event.zone}
     return visit
+
+
+def visit_info(visit: Visit) -> VisitInfo:
+    """The visit as conditions see it (`VisitInfo`), built once per set of zones."""
+    if visit.info is None:
+        visit.info = VisitInfo(visit.started_at, frozenset(visit.zones))
+    return visit.info
 
 
 def snapshot_visits(visits: Mapping[str, Visit]) -> dict[str, Any]:
