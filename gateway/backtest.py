@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -35,12 +35,11 @@ from gateway.backtestreport import (
 from gateway.backtestresult import HOURS, BacktestResult, Cause, RuleResult, Tally, classify
 from gateway.config import Config
 from gateway.errors import ConfigError, InvalidInput
-from gateway.events import ZoneEvent
 from gateway.identity import Customer, CustomerRegistry
 from gateway.pipeline import Output, Pipeline
 from gateway.progress import Progress, lines_with_progress
 from gateway.replay import replay
-from gateway.rules import Evaluation, RuleEngine, RuleSet, load_rules
+from gateway.rules import RuleEngine, RuleSet, load_rules
 from gateway.sources.trace import TraceError, TraceItem, iter_trace
 from gateway.textformat import Format
 
@@ -52,7 +51,6 @@ __all__ = [
     "BacktestResult",
     "Cause",
     "Format",
-    "RecordingEngine",
     "RuleResult",
     "Tally",
     "add_arguments",
@@ -65,32 +63,6 @@ __all__ = [
     "run_backtest",
     "run_from_args",
 ]
-
-
-class RecordingEngine(RuleEngine):
-    """The real engine; every evaluation (with its reasons) also goes to `on_evaluation`."""
-
-    def __init__(
-        self, rules: RuleSet, config: Config, on_evaluation: Callable[[Evaluation], None]
-    ) -> None:
-        super().__init__(rules, config)
-        self._on_evaluation = on_evaluation
-
-    def evaluate(self, event: ZoneEvent, customer: Customer) -> Evaluation:
-        found = super().evaluate(event, customer)
-        self._on_evaluation(found)
-        return found
-
-    def evaluate_schedule(
-        self,
-        now: float,
-        customers: Iterable[Customer],
-        last_seen: Mapping[str, float] | None = None,
-    ) -> list[tuple[str, Evaluation]]:
-        found = super().evaluate_schedule(now, customers, last_seen)
-        for _, evaluation in found:
-            self._on_evaluation(evaluation)
-        return found
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -107,7 +79,7 @@ def backtest(
 ) -> BacktestResult:
     """Run `items` through the pipeline with `rules`; publish nothing, store nothing."""
     tally = Tally(config.store.timezone)
-    engine = RecordingEngine(rules, config, tally.record)
+    engine = RuleEngine(rules, config, on_evaluation=tally.record)
     pipeline = Pipeline(config, rules, CustomerRegistry(customers), engine=engine)
     discard: Callable[[Output], None] = lambda _: None  # noqa: E731
     stats = replay(pipeline, items, discard)

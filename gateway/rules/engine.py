@@ -77,8 +77,10 @@ class RuleEngine:
         config: Config,
         ledger: Ledger | None = None,
         pools: CodePools | None = None,
+        on_evaluation: Callable[[Evaluation], None] | None = None,
     ) -> None:
         self.rules = rules
+        self._on_evaluation = on_evaluation  # every evaluation, with its reasons (backtest)
         self.ledger = ledger if ledger is not None else Ledger()
         self.pools: CodePools = pools if pools is not None else MemoryCodePools()
         self.explanations: list[Explanation] = []
@@ -98,7 +100,7 @@ class RuleEngine:
 
     def with_rules(self, rules: RuleSet) -> RuleEngine:
         """A new engine for a reloaded rule set, keeping the ledger, pools and visit state."""
-        engine = RuleEngine(rules, self._config, self.ledger, self.pools)
+        engine = RuleEngine(rules, self._config, self.ledger, self.pools, self._on_evaluation)
         engine._visits, engine._schedule = self._visits, self._schedule
         engine._decider.pool_exhausted, engine._watch = self.pool_exhausted, self._watch
         engine.explanations = self.explanations
@@ -132,6 +134,12 @@ class RuleEngine:
 
     def evaluate(self, event: ZoneEvent, customer: Customer) -> Evaluation:
         """Like `on_event`, with the reason each candidate rule did not fire."""
+        found = self._evaluate(event, customer)
+        if self._on_evaluation is not None:
+            self._on_evaluation(found)
+        return found
+
+    def _evaluate(self, event: ZoneEvent, customer: Customer) -> Evaluation:
         local = self._local(event.at)
         if local is None:
             return Evaluation((), {})
@@ -204,6 +212,9 @@ class RuleEngine:
             ]
             if gone:
                 out.append((customer.id, self._absent_decide(now, local, customer, gone, seen)))
+        if self._on_evaluation is not None:
+            for _, evaluation in out:
+                self._on_evaluation(evaluation)
         return out
 
     def explain_schedule(
