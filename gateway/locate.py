@@ -304,9 +304,9 @@ def weighted_centroid(
 ) -> tuple[float, float]:
     """Centroid of `points` weighted by 1/d**power (nearer anchors pull harder)."""
     w = [1.0 / max(d, MIN_DISTANCE_M) ** power for d in distances]
-    total = sum(w)
-    x = sum(wi * p[0] for wi, p in zip(w, points, strict=True)) / total
-    y = sum(wi * p[1] for wi, p in zip(w, points, strict=True)) / total
+    total = sum(w, 0.0)
+    x = sum((wi * p[0] for wi, p in zip(w, points, strict=True)), 0.0) / total
+    y = sum((wi * p[1] for wi, p in zip(w, points, strict=True)), 0.0) / total
     return x, y
 
 
@@ -320,10 +320,10 @@ def weighted_multilateration(
     costs more than the arithmetic (measured: ~10x slower per fix).
     """
     w = [1.0 / max(d, MIN_DISTANCE_M) ** 2 for d in distances]
-    total = sum(w)
+    total = sum(w, 0.0)
     w = [wi / total for wi in w]
-    x = sum(wi * p[0] for wi, p in zip(w, points, strict=True))
-    y = sum(wi * p[1] for wi, p in zip(w, points, strict=True))
+    x = sum((wi * p[0] for wi, p in zip(w, points, strict=True)), 0.0)
+    y = sum((wi * p[1] for wi, p in zip(w, points, strict=True)), 0.0)
     for _ in range(iterations):
         dx, dy = _gauss_newton_step(x, y, points, distances, w)
         x, y = x - dx, y - dy
@@ -338,10 +338,13 @@ def _range_rms(
     """RMS of |p - a_i| - d_i weighted by 1/d²: how well the ranges agree with (x, y)."""
     w = [1.0 / max(d, MIN_DISTANCE_M) ** 2 for d in distances]
     sq = sum(
-        wi * (math.hypot(x - p[0], y - p[1]) - d) ** 2
-        for wi, p, d in zip(w, points, distances, strict=True)
+        (
+            wi * (math.hypot(x - p[0], y - p[1]) - d) ** 2
+            for wi, p, d in zip(w, points, distances, strict=True)
+        ),
+        0.0,
     )
-    return math.sqrt(sq / sum(w))
+    return math.sqrt(sq / sum(w, 0.0))
 
 
 def _gauss_newton_step(

@@ -152,7 +152,7 @@ class ZoneIndex:
                 break  # this box and every later one is out of reach, so are their zones
             d = shapes[j].distance(x, y)
             if d < best_d or (d == best_d and r < best_rank):
-                best, best_d, best_rank = j, d, r
+                best, best_d, best_rank = j, d, float(r)  # float: mypyc keeps it a C double
         return (best, best_d) if best_d <= within else (None, math.inf)
 
     def _rank(self, among: Sequence[int]) -> dict[int, int]:

@@ -78,6 +78,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, seconds (for tests)")
     parser.add_argument("--runs", type=int, help="end-to-end runs (default 3)")
     parser.add_argument("--seconds", type=float, help="walking time simulated (default 60)")
+    parser.add_argument(
+        "--compiled",
+        action="store_true",
+        help="also replay on a mypyc-compiled copy of the hot modules (needs a C compiler)",
+    )
 
 
 def bench_all(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -95,6 +100,7 @@ def bench_all(args: argparse.Namespace, out: TextIO | None = None) -> int:
         workload = build(Path(tmp) / "store", sizes.rules, sizes.devices)
         rows = [
             end_to_end(workload, sizes, Path(tmp)),
+            *(compiled_rows(sizes) if getattr(args, "compiled", False) else []),
             startup(config_path, Path(tmp)),
             *reload(workload, sizes),
             rule_cost(workload, sizes),
@@ -118,6 +124,29 @@ def end_to_end(workload: Workload, sizes: Sizes, folder: Path) -> SuiteRow:
         median >= TARGET_ADVERTS_S,
         "rayon bench all --runs 3",
     )
+
+
+def compiled_rows(sizes: Sizes) -> list[SuiteRow]:
+    """The end-to-end replay of the same trace, pure and mypyc-compiled, each run in a fresh
+    process, alternated (`compiled.compare`; 1,000 devices and rules whatever the sizes)."""
+    from gateway.benchmarks import compiled
+
+    name = "end to end, mypyc-compiled : pure, adverts per CPU second"
+    try:
+        found = compiled.compare(compiled.default_dest(), seconds=sizes.seconds, runs=sizes.runs)
+    except compiled.CompileError as error:
+        why = str(error).splitlines()[0]
+        return [SuiteRow(name, f"not measured: {why}", "—", None, "rayon bench all --compiled")]
+    fast, pure = compiled.median_rate(found.compiled), compiled.median_rate(found.pure)
+    return [
+        SuiteRow(
+            name,
+            f"{fast:,.0f} : {pure:,.0f} = {found.ratio:.2f}× ({len(found.modules)} modules)",
+            f"≥ {TARGET_ADVERTS_S:,}",
+            fast >= TARGET_ADVERTS_S,
+            "rayon bench all --compiled (python -m gateway.benchmarks.compiled)",
+        )
+    ]
 
 
 def replay_into_store(workload: Workload, trace: Sequence[Advertisement], db: Path) -> float:

@@ -1,0 +1,99 @@
+"""The optional mypyc build (`gateway.benchmarks.compiled`): one small hot module compiled in a
+copy of the package behaves as the pure source does.  Nothing is timed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from gateway.benchmarks.compiled import (
+    STAMP,
+    CompileError,
+    Fixed,
+    Run,
+    _check,
+    build,
+    check_toolchain,
+    locator_fixes,
+    module_path,
+)
+
+PROBE = "import json, sys; from gateway.benchmarks.compiled import locator_fixes as f; " + (
+    "import gateway.locate as m; print(json.dumps([m.__file__, f(sys.argv[1])]))"
+)
+
+
+def _toolchain_or_skip() -> None:
+    try:
+        check_toolchain()
+    except CompileError as error:
+        pytest.skip(f"the compiled build cannot run here: {error}")
+
+
+@pytest.fixture(scope="module")
+def compiled_locate(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the package with gateway.locate compiled (~20 s), shared by the tests."""
+    _toolchain_or_skip()
+    return build(tmp_path_factory.mktemp("mypyc"), ("gateway.locate",))
+
+
+def _compiled_fixes(root: Path, method: str) -> list[Fixed]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, method],
+        cwd=root.parent,  # not the source tree, which would come before PYTHONPATH
+        env=dict(os.environ, PYTHONPATH=str(root)),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-1500:]
+    where, fixes = json.loads(done.stdout)
+    assert where.startswith(str(root)) and where.endswith(".so"), where
+    return cast(list[Fixed], fixes)
+
+
+def test_a_compiled_locator_gives_the_pure_centroid_fixes(compiled_locate: Path) -> None:
+    root = compiled_locate
+    assert not (root / "pyproject.toml").exists() and (root / "gateway" / "py.typed").is_file()
+    pure = locator_fixes("centroid")
+    assert sum("," in str(fix[-1]) for fix in pure) > 40  # fixes of 2+ anchors
+    assert _compiled_fixes(root, "centroid") == pure
+
+
+def test_a_compiled_locator_gives_the_pure_multilateration_fixes(compiled_locate: Path) -> None:
+    assert _compiled_fixes(compiled_locate, "multilateration") == locator_fixes("multilateration")
+
+
+def test_an_unchanged_source_is_not_built_again(compiled_locate: Path) -> None:
+    stamp = (compiled_locate / STAMP).stat().st_mtime_ns
+    assert build(compiled_locate, ("gateway.locate",)) == compiled_locate
+    assert (compiled_locate / STAMP).stat().st_mtime_ns == stamp
+
+
+def test_an_unknown_module_says_so(tmp_path: Path) -> None:
+    _toolchain_or_skip()
+    with pytest.raises(CompileError, match=r"no such module in the gateway package: gateway\.nope"):
+        build(tmp_path, ("gateway.nope",))
+
+
+def test_module_paths(tmp_path: Path) -> None:
+    (tmp_path / "gateway" / "rules").mkdir(parents=True)
+    assert module_path("gateway.rules", tmp_path) == tmp_path / "gateway/rules/__init__.py"
+    assert module_path("gateway.zones", tmp_path) == tmp_path / "gateway/zones.py"
+
+
+def test_variants_must_agree_and_really_be_compiled() -> None:
+    pure = Run(10, 3, 2, 1, 1.0, 1.0, ())
+    compiled = Run(10, 3, 2, 1, 0.5, 0.5, ("gateway.locate",))
+    _check([pure], [compiled], ["gateway.locate"])
+    with pytest.raises(RuntimeError, match="disagree"):
+        _check([pure], [Run(10, 3, 2, 2, 0.5, 0.5, ("gateway.locate",))], ["gateway.locate"])
+    with pytest.raises(RuntimeError, match="but the run loaded"):
+        _check([pure], [pure], ["gateway.locate"])
+    assert compiled.rate == 20.0
