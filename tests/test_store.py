@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 
-from gateway.deliver.payloads import FeedbackState
+from gateway.deliver.payloads import FeedbackState, event_record
 from gateway.errors import RuntimeFailure
 from gateway.events import EventKind, Offer, Purpose, ZoneEvent
 from gateway.identity import Consent, Customer
 from gateway.rules.codepools import Assignment
 from gateway.store import OfferState, Store, Visit
 from gateway.store.repo import Enqueued, Position
+from gateway.store.tables import EVENT_COLUMNS, event_row
 
 T0 = datetime(2026, 3, 3, 14, 0, tzinfo=UTC).timestamp()
 DEVICE = "ibeacon:8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10:11:20"
@@ -383,3 +387,24 @@ def test_a_bounded_batch_larger_than_a_chunk_admits_each_id_once(any_store: Stor
     assert [o.id for o in store.due_offers(1000)][-1] == "o0599"
     record = store.offer("o0700")
     assert record is not None and record.offer.created_at == T0 + 700
+
+
+def test_an_event_row_is_its_record_with_the_reason_as_json() -> None:
+    reason: dict[Any, Any] = {
+        "x": 1.5,
+        "anchors": ["node-1", "node-2"],
+        "far": math.inf,
+        3: (1, None),
+    }
+    e = ZoneEvent(T0, EventKind.EXIT, "aisle-tv", "d1", "c1", 12.25, reason)
+    record = event_record(e)
+    assert dict(zip(EVENT_COLUMNS, event_row(e), strict=True)) == {
+        **record,
+        "reason": json.dumps(record["reason"]),
+    }
+    assert json.loads(event_row(e)[-1]) == {
+        "x": 1.5,
+        "anchors": ["node-1", "node-2"],
+        "far": None,
+        "3": [1, None],
+    }

@@ -16,14 +16,22 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from gateway.events import Offer, Purpose
-from gateway.store.database import CHUNK, Database, rowcount
-from gateway.store.tables import OfferRow, OfferState, offer_to_values, row_to_offer, table_of
+from gateway.store.database import CHUNK, BulkInsert, Database, rowcount
+from gateway.store.tables import (
+    OFFER_COLUMNS,
+    OfferRow,
+    OfferState,
+    offer_row,
+    row_to_offer,
+    table_of,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_PENDING = 10_000
 _DROP_REASONS = {OfferState.DROPPED: "outbox full"}
 _OFFERS = table_of(OfferRow)
+_insert_offers = BulkInsert(_OFFERS, OFFER_COLUMNS, skip_existing=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +91,9 @@ class OfferOutbox(Database):
         for offer in _unique(offers, known):
             state, room = _admit(offer, room)
             dropped += state is OfferState.DROPPED
-            values.append(offer_to_values(offer, state, _DROP_REASONS.get(state)))
+            values.append(offer_row(offer, state, _DROP_REASONS.get(state)))
         if values:
-            connection.execute(self._insert(_OFFERS), values)
+            _insert_offers(connection, values)
         return Enqueued(len(values) - dropped, dropped)
 
     def _warn_dropped(self, result: Enqueued) -> None:

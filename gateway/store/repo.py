@@ -25,9 +25,10 @@ from gateway.deliver.payloads import FeedbackState
 from gateway.events import EventKind, Offer, ZoneEvent
 from gateway.identity import Customer
 from gateway.rules.codepools import Assignment
-from gateway.store.database import BUSY_TIMEOUT_MS, CHUNK, rowcount
+from gateway.store.database import BUSY_TIMEOUT_MS, CHUNK, BulkInsert, rowcount
 from gateway.store.outbox import MAX_PENDING, Enqueued, OfferOutbox, OfferRecord
 from gateway.store.tables import (
+    EVENT_COLUMNS,
     CodeRow,
     CustomerRow,
     FeedbackRow,
@@ -37,7 +38,7 @@ from gateway.store.tables import (
     VisitRow,
     ZoneEventRow,
     customer_to_row,
-    event_to_values,
+    event_row,
     row_to_customer,
     row_to_event,
     table_of,
@@ -297,20 +298,14 @@ def _of(
     return or_(col(row_type.customer) == customer, col(row_type.device).in_(devices))
 
 
+_POSITION_COLUMNS = ("at", "device", "customer", "x", "y", "accuracy_m")
+_insert_positions = BulkInsert(_OBSERVATIONS, _POSITION_COLUMNS)
+
+
 def _write_positions(session: Session, positions: Sequence[Position]) -> None:
     if positions:
-        values = [
-            {
-                "at": p.at,
-                "device": p.device,
-                "customer": p.customer,
-                "x": p.x,
-                "y": p.y,
-                "accuracy_m": p.accuracy_m,
-            }
-            for p in positions
-        ]
-        session.connection().execute(insert(_OBSERVATIONS), values)
+        rows = [(p.at, p.device, p.customer, p.x, p.y, p.accuracy_m) for p in positions]
+        _insert_positions(session.connection(), rows)
 
 
 def _assign_codes(session: Session, assignments: Sequence[Assignment]) -> None:
@@ -327,6 +322,7 @@ def _assign_codes(session: Session, assignments: Sequence[Assignment]) -> None:
         session.connection().execute(statement, values)
 
 
+_insert_events = BulkInsert(_EVENTS, EVENT_COLUMNS)
 _VISIT_KINDS = frozenset({EventKind.VISIT_START, EventKind.VISIT_END})
 
 
@@ -337,7 +333,7 @@ def _write_events(session: Session, events: Sequence[ZoneEvent]) -> None:
     if not events:
         return
     connection = session.connection()
-    connection.execute(insert(_EVENTS), [event_to_values(e) for e in events])
+    _insert_events(connection, [event_row(e) for e in events])
     if any(e.kind in _VISIT_KINDS for e in events):
         _write_visits(connection, events)
 

@@ -10,6 +10,7 @@ other tables of the process (or of tests) never end up in our `create_all`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import fields
 from enum import StrEnum
 from types import MappingProxyType
@@ -19,7 +20,7 @@ from sqlalchemy import JSON, Index, MetaData, Table
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from gateway.deliver.payloads import event_record, jsonable
+from gateway.deliver.payloads import jsonable
 from gateway.events import EventKind, Offer, Purpose, ZoneEvent
 from gateway.identity import Consent, Customer
 
@@ -204,9 +205,21 @@ def row_to_customer(row: CustomerRow) -> Customer:
     )
 
 
-def event_to_values(event: ZoneEvent) -> dict[str, Any]:
-    """Column values of a zone_events row, for bulk inserts."""
-    return event_record(event)
+def json_text(value: Any) -> str:
+    """A JSON column's value as SQLAlchemy's `JSON` type writes it (`json.dumps`), for rows
+    written past its bind processing (`BulkInsert`)."""
+    return json.dumps(value)
+
+
+EVENT_COLUMNS = ("at", "kind", "zone", "device", "customer", "dwell_s", "reason")
+
+
+def event_row(event: ZoneEvent) -> tuple[Any, ...]:
+    """A zone_events row for `BulkInsert`, in `EVENT_COLUMNS` order: `event_record`'s values,
+    the reason as JSON text."""
+    reason = json_text(jsonable(event.reason))
+    kind = event.kind.value
+    return (event.at, kind, event.zone, event.device, event.customer, event.dwell_s, reason)
 
 
 def row_to_event(row: ZoneEventRow) -> ZoneEvent:
@@ -221,17 +234,15 @@ def row_to_event(row: ZoneEventRow) -> ZoneEvent:
     )
 
 
-def offer_to_values(
+def offer_row(
     offer: Offer, state: OfferState | None = None, error: str | None = None
-) -> dict[str, Any]:
-    """Column values of a new outbox row, `pending` unless told (`holdout` offers never are)."""
-    values = {name: getattr(offer, name) for name in _OFFER_FIELDS}
-    values["purpose"] = offer.purpose.value
+) -> tuple[Any, ...]:
+    """A new outbox row for `BulkInsert`, in `OFFER_COLUMNS` order: `pending` unless told
+    (`holdout` offers never are), no attempt yet."""
     default = OfferState.HOLDOUT if offer.holdout else OfferState.PENDING
-    values["state"] = (state or default).value
-    values["attempts"] = 0
-    values["last_error"] = error
-    return values
+    values = [getattr(offer, name) for name in _OFFER_FIELDS]
+    values[_PURPOSE] = offer.purpose.value
+    return (*values, (state or default).value, 0, error)
 
 
 def row_to_offer(row: OfferRow) -> Offer:
@@ -241,3 +252,5 @@ def row_to_offer(row: OfferRow) -> Offer:
 
 
 _OFFER_FIELDS = tuple(f.name for f in fields(Offer))
+_PURPOSE = _OFFER_FIELDS.index("purpose")
+OFFER_COLUMNS = (*_OFFER_FIELDS, "state", "attempts", "last_error")
