@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import shutil
 import socket
@@ -375,7 +376,13 @@ def suite_rows(quick: bool) -> list[Any]:
     """The two rows of `rayon bench`'s table (helper E's `SuiteRow`)."""
     from gateway.benchmarks.suite import SuiteRow
 
-    f = measure(20, 300, 1, 64) if quick else measure(200, 5000, 5, 64)
+    quiet = logging.getLogger("gateway")  # the live gateway's INFO lines would bury the table
+    level = quiet.level
+    quiet.setLevel(max(level, logging.WARNING))
+    try:
+        f = measure(20, 300, 1, 64) if quick else measure(200, 5000, 5, 64)
+    finally:
+        quiet.setLevel(level)
     ms = [x * 1000 for x in f.latencies]
     p99, rate = percentile(ms, 99), statistics.median(f.rates)
     return [
