@@ -33,7 +33,6 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -224,30 +223,12 @@ class Run:
 def replay_here(seconds: float, folder: Path) -> Run:
     """In this process: the synthetic store, its trace, one replay into SQLite, as
     `suite.replay_into_store` does it, timed in CPU time from the first advert to the flush."""
-    from gateway.app import load_pools, tune_gc
+    from gateway.benchmarks.suite import timed_replay
     from gateway.benchmarks.workload import build as build_workload
-    from gateway.identity import CustomerRegistry
-    from gateway.pipeline import Pipeline
-    from gateway.replay import replay
-    from gateway.replayrun import OutputWriter
-    from gateway.store import Store
 
     workload = build_workload(folder / "store")
     trace = workload.adverts(seconds)
-    tune_gc()
-    store = Store(f"sqlite:///{folder / 'replay.db'}")
-    try:
-        store.upsert_customers(workload.customers)
-        pools = load_pools(store)
-        registry = CustomerRegistry(workload.customers)
-        pipeline = Pipeline(workload.config, workload.rules, registry, pools=pools)
-        writer = OutputWriter(workload.config, store, {}, pools, registry.by_device)
-        cpu, wall = time.process_time(), time.perf_counter()
-        stats = replay(pipeline, trace, writer)
-        writer.flush()
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    finally:
-        store.close()
+    stats, cpu, wall = timed_replay(workload, trace, folder / "replay.db")
     return Run(stats.adverts, stats.fixes, stats.events, stats.offers, cpu, wall, compiled_here())
 
 

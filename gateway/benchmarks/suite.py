@@ -32,7 +32,7 @@ from gateway.benchmarks.workload import Workload, build
 from gateway.events import Advertisement
 from gateway.identity import CustomerRegistry
 from gateway.pipeline import Pipeline
-from gateway.replay import replay
+from gateway.replay import ReplayStats, replay
 from gateway.replayrun import OutputWriter
 from gateway.rules import load_rules
 from gateway.store import Store
@@ -151,6 +151,15 @@ def compiled_rows(sizes: Sizes) -> list[SuiteRow]:
 
 def replay_into_store(workload: Workload, trace: Sequence[Advertisement], db: Path) -> float:
     """One replay as `rayon replay` without --dry-run does it, minus the publish: adverts/s."""
+    stats, _, wall = timed_replay(workload, trace, db)
+    return stats.adverts / wall
+
+
+def timed_replay(
+    workload: Workload, trace: Sequence[Advertisement], db: Path
+) -> tuple[ReplayStats, float, float]:
+    """`replay_into_store`'s replay: its stats, and the CPU and wall seconds from the first
+    advert to the end of the final flush (the customers are written before)."""
     tune_gc()
     store = Store(f"sqlite:///{db}")
     try:
@@ -159,10 +168,10 @@ def replay_into_store(workload: Workload, trace: Sequence[Advertisement], db: Pa
         registry = CustomerRegistry(workload.customers)
         pipeline = Pipeline(workload.config, workload.rules, registry, pools=pools)
         writer = OutputWriter(workload.config, store, {}, pools, registry.by_device)
-        started = time.perf_counter()
+        cpu, wall = time.process_time(), time.perf_counter()
         stats = replay(pipeline, trace, writer)
         writer.flush()
-        return stats.adverts / (time.perf_counter() - started)
+        return stats, time.process_time() - cpu, time.perf_counter() - wall
     finally:
         store.close()
 

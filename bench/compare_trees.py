@@ -1,0 +1,76 @@
+"""End-to-end replay of two or more source trees side by side, in adverts per CPU second.
+
+    git worktree add /tmp/before <commit>
+    .venv/bin/python bench/compare_trees.py /tmp/before . [--seconds 20] [--runs 3]
+
+Each run is a fresh process with `PYTHONPATH=<tree>`, the trees alternating, on the same
+seeded trace of the synthetic store (`gateway.benchmarks.workload`), through
+`suite.replay_into_store` (what `rayon bench all` times) with `time.process_time` instead of
+the wall clock: on a shared machine another job's load then moves every tree alike.  Prints
+each run and the median per tree, and each tree's median against the first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+CHILD = """
+import sys, tempfile, time, types
+from pathlib import Path
+import gateway.benchmarks.suite as suite
+from gateway.benchmarks.workload import build
+# CPU seconds however the tree times it (older trees read only perf_counter)
+suite.time = types.SimpleNamespace(perf_counter=time.process_time, process_time=time.process_time)
+workload = build(Path(tempfile.mkdtemp()))
+trace = workload.adverts(float(sys.argv[1]))
+with tempfile.TemporaryDirectory() as folder:
+    print(suite.replay_into_store(workload, trace, Path(folder) / "bench.db"), len(trace))
+assert suite.__file__.startswith(sys.argv[2]), f"{suite.__file__} is not in {sys.argv[2]}"
+"""
+
+
+def run(tree: Path, seconds: float) -> tuple[float, int]:
+    env = {**os.environ, "PYTHONPATH": str(tree.resolve())}
+    done = subprocess.run(  # in the tree: `-c` puts the working directory first on sys.path
+        [sys.executable, "-c", CHILD, str(seconds), str(tree.resolve())],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        sys.exit(f"compare_trees: the replay of {tree} failed:\n{done.stderr}")
+    rate, adverts = done.stdout.split()
+    return float(rate), int(adverts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("trees", nargs="+", type=Path, help="source trees (the first is the base)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="walking time replayed")
+    parser.add_argument("--runs", type=int, default=3, help="replays per tree")
+    args = parser.parse_args(argv)
+    for tree in args.trees:
+        if not (tree / "gateway" / "__init__.py").is_file():
+            parser.error(f"{tree} holds no gateway package: give the root of a source tree")
+    rates: dict[Path, list[float]] = {tree: [] for tree in args.trees}
+    for k in range(args.runs):
+        for tree in args.trees:
+            rate, adverts = run(tree, args.seconds)
+            rates[tree].append(rate)
+            print(f"run {k + 1}  {tree}: {rate:,.0f} adverts per CPU second ({adverts:,} adverts)")
+    base = statistics.median(rates[args.trees[0]])
+    for tree, found in rates.items():
+        median = statistics.median(found)
+        print(f"{tree!s:40} median {median:>10,.0f}  {median / base:.2f}× the first")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
