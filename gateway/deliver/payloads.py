@@ -142,8 +142,6 @@ def jsonable(value: Any) -> Any:
         return out
     if kind is list and all(type(v) is str for v in value):  # the anchors of a fix
         return list(value)
-    if kind is float:
-        return value if math.isfinite(value) else None
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):

@@ -42,7 +42,7 @@ from gateway.events import EventKind, Offer, ZoneEvent
 from gateway.identity import Customer
 from gateway.rules.absent import AbsentSchedule
 from gateway.rules.codepools import CodePools, MemoryCodePools
-from gateway.rules.conditions import Context, VisitInfo
+from gateway.rules.conditions import Context
 from gateway.rules.decide import Decider, Evaluation, offer_id
 from gateway.rules.explanation import (
     Explanation,
@@ -168,7 +168,7 @@ class RuleEngine:
         local = _local(event.at, self._tz) or datetime.fromtimestamp(0, self._tz)
         visit = self._visits.get(customer.id)
         visit = advance(visit.copy() if visit else None, event, self._gap, self._is_fence(event))
-        info = VisitInfo(visit.started_at, frozenset(visit.zones)) if visit else None
+        info = visit_info(visit) if visit else None
         ctx = Context(event, customer, local, info)
         rules = list(self._candidates(event))
         named = self.rules.rule(rule_id) if rule_id is not None else None

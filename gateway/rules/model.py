@@ -95,7 +95,7 @@ class Template:
         """The text with each placeholder replaced by its value (missing ones become empty)."""
         out = "".join([values.get(p, "") if type(p) is Placeholder else p for p in self.parts])
         # an empty placeholder (no first name) must not leave "Bonjour  !" or "Bonjour , …"
-        # (the tests spare the regular expression and the copy when there is nothing to tidy)
+        # (the `in` checks spare the regular expression and the copy when there is nothing to tidy)
         if "  " in out:
             out = _SPACES.sub(" ", out)
         if " ," in out:

@@ -86,6 +86,12 @@ def rowcount(result: Result[Any]) -> int:
     return cast(CursorResult[Any], result).rowcount
 
 
+def dialect_insert(table: Table, dialect: str) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into `table` in the dialect's own construct, which has the ON CONFLICT
+    clauses: PostgreSQL's, else SQLite's (the two databases Rayon runs on)."""
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
 class BulkInsert:
     """An INSERT of many rows through the driver's own executemany.
 
@@ -115,18 +121,12 @@ class BulkInsert:
             connection.exec_driver_sql(sql, [dict(zip(columns, row, strict=True)) for row in rows])
 
     def _compile(self, dialect: Dialect) -> tuple[str, bool]:
-        values: dict[str, Any] = {name: bindparam(name) for name in self.columns}
-        statement: Insert
-        if dialect.name == "postgresql":
-            statement = postgresql.insert(self.table).values(values)
-            if self.skip_existing:
-                statement = statement.on_conflict_do_nothing()
-        elif dialect.name == "sqlite":
-            statement = sqlite.insert(self.table).values(values)
-            if self.skip_existing:
-                statement = statement.on_conflict_do_nothing()
-        else:
+        if dialect.name not in ("postgresql", "sqlite"):
             raise RuntimeFailure(f"no bulk insert for the {dialect.name} dialect")
+        values: dict[str, Any] = {name: bindparam(name) for name in self.columns}
+        statement = dialect_insert(self.table, dialect.name).values(values)
+        if self.skip_existing:
+            statement = statement.on_conflict_do_nothing()
         compiled = statement.compile(dialect=dialect)
         if compiled.positional and tuple(compiled.positiontup or ()) != self.columns:
             raise RuntimeFailure(f"bulk insert into {self.table.name}: unexpected parameter order")
@@ -180,9 +180,7 @@ class Database:
 
     def _insert(self, table: Table) -> Insert:
         """A Core INSERT into `table` that skips rows whose primary key already exists."""
-        if self._engine.dialect.name == "postgresql":
-            return postgresql.insert(table).on_conflict_do_nothing()
-        return sqlite.insert(table).on_conflict_do_nothing()
+        return dialect_insert(table, self._engine.dialect.name).on_conflict_do_nothing()
 
     def close(self) -> None:
         """Finish queued calls, then release every pooled connection (the WAL is

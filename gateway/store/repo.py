@@ -16,16 +16,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Insert, bindparam, func, insert, or_, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, update
 from sqlalchemy import select as sa_select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, delete, select
 
 from gateway.deliver.payloads import FeedbackState
 from gateway.events import EventKind, Offer, ZoneEvent
 from gateway.identity import Customer
 from gateway.rules.codepools import Assignment
-from gateway.store.database import BUSY_TIMEOUT_MS, CHUNK, BulkInsert, rowcount
+from gateway.store.database import BUSY_TIMEOUT_MS, CHUNK, BulkInsert, dialect_insert, rowcount
 from gateway.store.outbox import MAX_PENDING, Enqueued, OfferOutbox, OfferRecord
 from gateway.store.tables import (
     EVENT_COLUMNS,
@@ -195,19 +194,11 @@ class Store(OfferOutbox):
         if not runtime:
             return
         values = [{"key": k, "value": v, "updated_at": at} for k, v in runtime.items()]
-        upsert: Insert
-        if self._engine.dialect.name == "postgresql":
-            pg = postgresql.insert(_RUNTIME)
-            upsert = pg.on_conflict_do_update(
-                index_elements=[_RUNTIME.c.key],
-                set_={"value": pg.excluded.value, "updated_at": pg.excluded.updated_at},
-            )
-        else:
-            lite = sqlite.insert(_RUNTIME)
-            upsert = lite.on_conflict_do_update(
-                index_elements=[_RUNTIME.c.key],
-                set_={"value": lite.excluded.value, "updated_at": lite.excluded.updated_at},
-            )
+        insert_ = dialect_insert(_RUNTIME, self._engine.dialect.name)
+        upsert = insert_.on_conflict_do_update(
+            index_elements=[_RUNTIME.c.key],
+            set_={"value": insert_.excluded.value, "updated_at": insert_.excluded.updated_at},
+        )
         session.connection().execute(upsert, values)
 
     def import_codes(self, pool: str, codes: Sequence[str]) -> int:
