@@ -502,17 +502,23 @@ class Gateway:
         if not pending and not snapshot_due:
             return
         runtime = None
-        if snapshot_due and self.pipeline is not None:
-            runtime, self._saved_at = {RUNTIME_KEY: self.pipeline.snapshot()}, now
+        pipeline = self.pipeline
+        if snapshot_due and pipeline is not None:  # only what changed since the last write
+            runtime, self._saved_at = {RUNTIME_KEY: pipeline.snapshot_changes()}, now
         assigned = self.pools.take_new()
         positions = (
-            self._positions.sample(pending.fixes, self.pipeline.customers.by_device)
-            if self.pipeline is not None
+            self._positions.sample(pending.fixes, pipeline.customers.by_device)
+            if pipeline is not None
             else []
         )
-        result = await self.store.call(
-            persist, self.store, pending, runtime, now, assigned, positions
-        )
+        try:
+            result = await self.store.call(
+                persist, self.store, pending, runtime, now, assigned, positions
+            )
+        except BaseException:
+            if runtime is not None and pipeline is not None:
+                pipeline.resave()  # those changes are not saved: the next write has them all
+            raise
         self.state.counters["offers"] += sum(not o.holdout for o in pending.offers)
         self.state.counters["offers_dropped"] += result.dropped
         if pending.offers:

@@ -8,6 +8,7 @@ from typing import Any
 
 from gateway.events import Fix
 from gateway.identity import Customer
+from gateway.livestate import StateDelta
 from gateway.pipeline import Output
 from gateway.rules.codepools import Assignment, MemoryCodePools
 from gateway.store import Store
@@ -53,7 +54,7 @@ MAX_SAMPLED_DEVICES = 20_000
 def persist(
     store: Store,
     out: Output,
-    runtime: Mapping[str, dict[str, Any]] | None = None,
+    runtime: Mapping[str, dict[str, Any] | StateDelta] | None = None,
     at: float = 0.0,
     assignments: Sequence[Assignment] = (),
     positions: Sequence[Position] = (),

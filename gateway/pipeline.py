@@ -43,6 +43,7 @@ from gateway.inbound import (
     parse_sightings,
 )
 from gateway.jsonvalues import decode, guarded
+from gateway.livestate import StateDelta
 from gateway.locate import Locator
 from gateway.rules import RuleEngine, RuleSet
 from gateway.rules.codepools import CodePools
@@ -120,6 +121,22 @@ class Pipeline:
     def snapshot(self) -> dict[str, Any]:
         """The live state a restart must not lose: zone and visit timers, rules' visits."""
         return {"zones": self.zones.snapshot(), "rules": self.engine.snapshot()}
+
+    def snapshot_changes(self) -> StateDelta:
+        """What of `snapshot()` changed since the last call, as the store saves it: every
+        device and visit on the first call and after `restore` or `resave`, then only the
+        devices and customers seen or timed out since (`livestate`)."""
+        complete = self.zones.all_changed or self.engine.all_changed
+        zones, devices = self.zones.changes(complete)
+        rules, visits = self.engine.changes(complete)
+        entries = {("zones.devices", d): v for d, v in devices.items()}
+        entries.update((("rules.visits", c), v) for c, v in visits.items())
+        return StateDelta({"zones": zones, "rules": rules}, entries, complete)
+
+    def resave(self) -> None:
+        """The changes last taken were not saved (the write failed): take them all again."""
+        self.zones.resave()
+        self.engine.resave()
 
     def restore(self, state: Mapping[str, Any] | None, offered: Iterable[Offer]) -> None:
         """Continue after a restart: the saved live state, and every offer already decided

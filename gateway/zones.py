@@ -120,6 +120,8 @@ class ZoneTracker:
         self._store = STORE_ZONE_ID if STORE_ZONE_ID in self._pos else None
         self._thresholds: list[tuple[float, ...]] = [() for _ in self._zones]
         self._devices: dict[str, DeviceState] = {}
+        self._changed: set[str] = set()  # devices changed since the last `changes()`
+        self._all_changed = True  # … or all of them (new, restored, or the last save lost)
         self._heap: list[_Entry] = []
         self._seq = 0
         self._now = -math.inf
@@ -149,6 +151,7 @@ class ZoneTracker:
         if heap and heap[0][0] <= t:
             self._advance(t)
         self._now = t
+        self._changed.add(fix.device)
         dev = self._devices.get(fix.device)
         if dev is not None and dev.visit_open:
             dev.last, dev.last_seen = fix, t  # _see's common case
@@ -222,6 +225,7 @@ class ZoneTracker:
     def forget(self, device: str) -> None:
         """Drop everything about `device`, silently (no exit, no visit_end)."""
         dev = self._devices.pop(device, None)
+        self._changed.add(device)
         for i, stay in (dev.stays if dev else {}).items():
             self._counts[i] -= stay.inside
 
@@ -230,6 +234,34 @@ class ZoneTracker:
         now = self._now if math.isfinite(self._now) else None
         devices = {d: device_to_json(dev, self._index.ids) for d, dev in self._devices.items()}
         return {"v": SNAPSHOT_VERSION, "now": now, "devices": devices}
+
+    @property
+    def all_changed(self) -> bool:
+        """Whether the next `changes()` holds every device (see `resave`)."""
+        return self._all_changed
+
+    def changes(
+        self, everything: bool = False
+    ) -> tuple[dict[str, Any], dict[str, dict[str, Any] | None]]:
+        """The snapshot with no devices, and the devices changed since the last call (their
+        `snapshot()` entry; None for a device forgotten): every device when `everything`, on
+        the first call and after `restore` or `resave`."""
+        now = self._now if math.isfinite(self._now) else None
+        ids, get = self._index.ids, self._devices.get
+        devices: dict[str, dict[str, Any] | None]
+        if everything or self._all_changed:
+            devices = {d: device_to_json(dev, ids) for d, dev in self._devices.items()}
+        else:
+            devices = {
+                d: None if (dev := get(d)) is None else device_to_json(dev, ids)
+                for d in self._changed
+            }
+        self._changed, self._all_changed = set(), False
+        return {"v": SNAPSHOT_VERSION, "now": now, "devices": {}}, devices
+
+    def resave(self) -> None:
+        """The changes last taken were not saved: the next `changes()` holds every device."""
+        self._all_changed = True
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Replace the state with a `snapshot()`; stays in zones no longer configured drop.
@@ -253,6 +285,7 @@ class ZoneTracker:
         now = state.get("now")
         self._now = float(now) if isinstance(now, int | float) else -math.inf
         self._devices, self._heap, self._counts = devices, [], [0] * len(self._zones)
+        self._changed, self._all_changed = set(), True
         for device, dev in devices.items():
             self._rearm(device, dev)
 
@@ -416,6 +449,7 @@ class ZoneTracker:
             due, _, kind, device, i, a, b = heapq.heappop(heap)
             dev = self._devices.get(device)
             if dev is not None:
+                self._changed.add(device)
                 self._handlers[kind](due, device, dev, i, a, b)
         self._now = t
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import tempfile
 import time
@@ -44,6 +45,7 @@ from gateway.benchmarks.soakcheck import (
 )
 from gateway.config import Config
 from gateway.demo import demo_customers
+from gateway.errors import RuntimeFailure
 from gateway.events import Advertisement
 from gateway.identity import Consent, Customer, CustomerRegistry
 from gateway.persist import NOT_DECIDED, load_pools
@@ -196,7 +198,7 @@ class _Ticker:
 
     def hour(self, at: float) -> None:
         self.writer.flush()
-        self.store.commit(runtime={RUNTIME_KEY: self.pipeline.snapshot()}, at=at)
+        self.store.commit(runtime={RUNTIME_KEY: self.pipeline.snapshot_changes()}, at=at)
         _drain(self.store, at)
         sizes = self.pipeline.state_sizes()
         count = sum(self.store.counts_by_state().values())
@@ -239,9 +241,14 @@ def _drain(store: Store, at: float) -> None:
 
 
 def _restart_check(config: Config, store: Store, pipeline: Pipeline) -> None:
-    """A restart from what the soak saved must restore (raises InvalidInput if not)."""
-    store.commit(runtime={RUNTIME_KEY: pipeline.snapshot()})
-    _start(config, store)
+    """A restart from what the soak saved, as the daemon saves it (the changes since the
+    last save), must restore the very state it left (InvalidInput or RuntimeFailure if not)."""
+    store.commit(runtime={RUNTIME_KEY: pipeline.snapshot_changes()})
+    restarted, _ = _start(config, store)
+    if json.dumps(restarted.snapshot(), sort_keys=True) != json.dumps(
+        pipeline.snapshot(), sort_keys=True
+    ):
+        raise RuntimeFailure("soak: the state restored after the restart is not the one saved")
 
 
 def rss_mb() -> float:

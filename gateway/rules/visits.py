@@ -62,14 +62,16 @@ def visit_info(visit: Visit) -> VisitInfo:
 
 def snapshot_visits(visits: Mapping[str, Visit]) -> dict[str, Any]:
     """The visit contexts as plain JSON values."""
+    return {cid: visit_to_json(v) for cid, v in visits.items()}
+
+
+def visit_to_json(v: Visit) -> dict[str, Any]:
+    """One visit context as plain JSON values (an entry of `snapshot_visits`)."""
     return {
-        cid: {
-            "started_at": v.started_at,
-            "last_seen": v.last_seen,
-            "zones": sorted(v.zones),
-            "dwell_done": sorted([r, z] for r, z in v.dwell_done),
-        }
-        for cid, v in visits.items()
+        "started_at": v.started_at,
+        "last_seen": v.last_seen,
+        "zones": sorted(v.zones),
+        "dwell_done": sorted([r, z] for r, z in v.dwell_done),
     }
 
 

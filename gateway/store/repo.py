@@ -12,6 +12,7 @@ saved live state and feedback.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from sqlmodel import Session, col, delete, select
 from gateway.deliver.payloads import FeedbackState
 from gateway.events import EventKind, Offer, ZoneEvent
 from gateway.identity import Customer
+from gateway.livestate import StateDelta, merge, whole
 from gateway.rules.codepools import Assignment
 from gateway.store.database import BUSY_TIMEOUT_MS, CHUNK, BulkInsert, dialect_insert, rowcount
 from gateway.store.outbox import MAX_PENDING, Enqueued, OfferOutbox, OfferRecord
@@ -169,14 +171,15 @@ class Store(OfferOutbox):
         self,
         events: Sequence[ZoneEvent] = (),
         offers: Sequence[Offer] = (),
-        runtime: Mapping[str, dict[str, Any]] | None = None,
+        runtime: Mapping[str, dict[str, Any] | StateDelta] | None = None,
         at: float = 0.0,
         assignments: Sequence[Assignment] = (),
         positions: Sequence[Position] = (),
     ) -> Enqueued:
-        """Zone events, offers, the live state (`runtime`, key → JSON object), codes handed
-        out and sampled positions in ONE transaction, so that after a crash the restored
-        state never claims an offer the outbox lacks, nor misses one it holds."""
+        """Zone events, offers, the live state (`runtime`, key → a JSON object or its changes,
+        `livestate.StateDelta`), codes handed out and sampled positions in ONE transaction, so
+        that after a crash the restored state never claims an offer the outbox lacks, nor
+        misses one it holds."""
         with self._session() as session:
             _write_events(session, events)
             _write_positions(session, positions)
@@ -187,19 +190,40 @@ class Store(OfferOutbox):
         return result
 
     def _save_runtime(
-        self, session: Session, runtime: Mapping[str, dict[str, Any]], at: float
+        self, session: Session, runtime: Mapping[str, dict[str, Any] | StateDelta], at: float
     ) -> None:
-        """Insert or replace the saved live state: one upsert, never reading the old value
-        back (the pipeline's snapshot is large)."""
-        if not runtime:
+        """Save each live state (key → a whole JSON document, or its changes): one row for
+        the document without its split maps' entries, one per entry that changed (`livestate`);
+        upserts, never reading the old values back.  A whole document, or a complete delta,
+        replaces every saved entry of its key."""
+        connection = session.connection()
+        values: list[dict[str, Any]] = []
+        gone: list[str] = []
+        for key, state in runtime.items():
+            delta = state if isinstance(state, StateDelta) else whole(state)
+            if delta.complete:
+                connection.execute(delete(_RUNTIME).where(*_parts_of(key)))
+            values.append({"key": key, "value": delta.base, "updated_at": at})
+            for (name, entry), value in delta.entries.items():
+                part = _part_key(key, name, entry)
+                if value is None:
+                    gone.append(part)
+                else:
+                    doc = {"map": name, "key": entry, "value": value}
+                    values.append({"key": part, "value": doc, "updated_at": at})
+        for start in range(0, len(gone), CHUNK):
+            connection.execute(
+                delete(_RUNTIME).where(_RUNTIME.c.key.in_(gone[start : start + CHUNK]))
+            )
+        if not values:
             return
-        values = [{"key": k, "value": v, "updated_at": at} for k, v in runtime.items()]
         insert_ = dialect_insert(_RUNTIME, self._engine.dialect.name)
         upsert = insert_.on_conflict_do_update(
             index_elements=[_RUNTIME.c.key],
             set_={"value": insert_.excluded.value, "updated_at": insert_.excluded.updated_at},
         )
-        session.connection().execute(upsert, values)
+        for start in range(0, len(values), CHUNK):
+            connection.execute(upsert, values[start : start + CHUNK])
 
     def import_codes(self, pool: str, codes: Sequence[str]) -> int:
         """Add codes to a code pool; a code already in the pool is skipped.  Returns how
@@ -221,10 +245,17 @@ class Store(OfferOutbox):
             return [(r.pool, r.code, r.customer, r.assigned_at) for r in rows]
 
     def load_runtime(self, key: str) -> dict[str, Any] | None:
-        """The live state saved under `key` by `commit`, or None."""
+        """The live state saved under `key` by `commit`, whole again, or None."""
         with self._session() as session:
             row = session.get(RuntimeRow, key)
-            return dict(row.value) if row is not None else None
+            if row is None:
+                return None
+            query = sa_select(_RUNTIME.c.value).where(*_parts_of(key))
+            entries = {}
+            for doc in session.connection().execute(query).scalars():
+                if isinstance(doc, dict) and {"map", "key", "value"} <= doc.keys():
+                    entries[(str(doc["map"]), str(doc["key"]))] = doc["value"]
+            return merge(row.value, entries)
 
     def positions(self, customer: str | None = None) -> list[Position]:
         """Stored positions in time order, optionally of one customer."""
@@ -398,3 +429,24 @@ def _stored_open_visits(connection: Connection, devices: set[str]) -> dict[str, 
         for visit_id, device, started_at in connection.execute(query):
             found.setdefault(device, []).append(_Open(started_at, visit_id))
     return found
+
+
+RUNTIME_KEY_MAX = 31  # a part's row key is the state's key, "/" and 32 hex digits: ≤ 64
+
+
+def _part_key(key: str, name: str, entry: str) -> str:
+    """The row of one entry of a split map (`livestate`): the entry's own key (a device id,
+    a customer id) may be longer than the column, so the row key is a digest of it; the
+    row's value holds the key itself."""
+    digest = hashlib.sha1(f"{name}\0{entry}".encode(), usedforsecurity=False).hexdigest()
+    return f"{key}/{digest[:32]}"
+
+
+def _parts_of(key: str) -> tuple[Any, ...]:
+    """WHERE clauses of the rows of `key`'s entries: keys from "key/" up to "key0" ("0"
+    follows "/"), a range the primary key's index serves."""
+    if "/" in key or len(key) > RUNTIME_KEY_MAX:
+        raise ValueError(
+            f"a live state key has no '/' and at most {RUNTIME_KEY_MAX} characters: {key!r}"
+        )
+    return (_RUNTIME.c.key > f"{key}/", _RUNTIME.c.key < f"{key}0")
