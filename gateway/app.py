@@ -152,6 +152,7 @@ class Gateway:
         self.pipeline: Pipeline | None = None
         self._pending = Output()
         self._wake = asyncio.Event()
+        self.publisher = OutboxPublisher(store, link, self.topics, clock, config.store.timezone)
         self._offers_due = asyncio.Event()
         self.started_at = clock.now()
         self._reload = asyncio.Event()
@@ -192,9 +193,7 @@ class Gateway:
         self.rules_state = RulesState(self.clock.now(), len(rules.rules))
         await self._status("online")
         await self.link.subscribe(inbound_filters(self.config, self.topics))
-        publisher = OutboxPublisher(
-            self.store, self.link, self.topics, self.clock, self.config.store.timezone
-        )
+        publisher = self.publisher
         try:
             async with asyncio.TaskGroup() as tg:
                 tasks = [
@@ -521,8 +520,12 @@ class Gateway:
             raise
         self.state.counters["offers"] += sum(not o.holdout for o in pending.offers)
         self.state.counters["offers_dropped"] += result.dropped
-        if pending.offers:
+        if result.pending:  # sent at once, without reading them back
+            self.publisher.hand(result.pending)
             self._wake.set()
+        if pending.erased or pending.upserted:  # what persist cancelled must not go out
+            withdrawn = {c.id for c in pending.upserted if not c.consent.marketing_push}
+            self.publisher.withdraw(withdrawn.union(pending.erased))
         await self.announcer.events(pending.events)
 
 

@@ -15,11 +15,12 @@ from bleak.exc import BleakError
 from gateway.app import Gateway, connect_link, load_pools, persist
 from gateway.clock import ManualClock, parse_local_time
 from gateway.config import load_config
+from gateway.customers import customer_from_obj
 from gateway.decode import encode_ibeacon
 from gateway.pipeline import Output
 from gateway.sources.ble import BleSource, ReplayScannerBackend
 from gateway.sources.trace import MqttInput, adv_to_json
-from gateway.store import Store
+from gateway.store import OfferRecord, OfferState, Store
 from tests.broker import Mosquitto, Subscriber
 from tests.stores import reference_store
 from tests.walks import STORE_UUID, click_collect_customer, walk_adverts, zone_centre
@@ -73,6 +74,52 @@ def test_a_dead_adapter_degrades_the_gateway_but_never_stops_it(
     )
     said = [json.loads(m.payload) for m in status.messages]
     assert any(s["state"] == "online" and s.get("degraded") for s in said), said
+
+
+def test_an_offer_withdrawn_in_its_own_batch_is_never_sent(
+    tmp_path: Path, mosquitto: Mosquitto, subscriber: Callable[..., Subscriber]
+) -> None:
+    """The customer withdraws push consent in a CRM message read in the same batch as their
+    offer: persist cancels the offer it has just queued, and the writer withdraws it from
+    the publisher's hand-off, so it never goes out."""
+    config = load_config(reference_store(tmp_path, port=mosquitto.port))
+    start = parse_local_time("2026-03-03T11:00:00", config.store.timezone)
+    clock = ManualClock(start + 30)
+    phone = subscriber(f"{BASE}/offers/t-cc-3", "rayon/marker")
+    customer = click_collect_customer("c-cc-3", "t-cc-3", 8)
+    withdrawn = customer | {"consent": {"instore_location": True, "marketing_push": False}}
+    x, y = zone_centre(config, "entrance")
+    adverts = walk_adverts(config, 8, [(x, y, 0), (x, y, 8)], start)
+    crm = MqttInput(adverts[-1].at, f"{BASE}/crm/customers/c-cc-3", json.dumps(withdrawn).encode())
+
+    async def scenario() -> list[OfferRecord]:
+        store = Store(config.database.url)
+        store.upsert_customer(customer_from_obj(customer, "test"))
+        link = await connect_link(config)
+        gateway = Gateway(config, store=store, link=link, clock=clock)
+        stop = asyncio.Event()
+        running = asyncio.create_task(gateway.run(stop))
+        while gateway.pipeline is None:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)  # started: its first drain found nothing
+        for adv in adverts:  # queued at once, with the CRM message: one batch
+            gateway.offer_input(adv)
+        gateway.offer_input(crm)
+        async with asyncio.timeout(10):
+            while not (log := await store.call(store.offer_log)):
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(1.5)  # the publisher's next drain too
+        await link.publish("rayon/marker", b"", qos=1)
+        await asyncio.to_thread(phone.wait, 1)
+        stop.set()
+        await running
+        await link.disconnect()
+        store.close()
+        return log
+
+    (record,) = asyncio.run(scenario())
+    assert record.offer.rule == "click-collect" and record.state is OfferState.CANCELLED
+    assert [m.topic for m in phone.messages] == ["rayon/marker"]
 
 
 def test_code_pools_survive_a_restart_and_never_hand_a_code_out_twice(tmp_path: Path) -> None:

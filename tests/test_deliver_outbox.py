@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 from collections.abc import Callable, Coroutine, Iterator
@@ -292,3 +293,102 @@ def test_offers_committed_with_events_go_out_once_and_dropped_ones_never(
     assert sorted(ids) == ["a", "b", "order"]
     assert {o: state(store, o) for o in "cd"} == {"c": OfferState.DROPPED, "d": OfferState.DROPPED}
     assert store.commit(offers=[offer("e", T0 + 6, 3600)]) == Enqueued(1)  # room again
+
+
+class CountingStore(Store):
+    """A real SQLite store that counts the outbox reads (`due_offers`)."""
+
+    reads = 0
+
+    def due_offers(self, limit: int = 100) -> list[Offer]:
+        self.reads += 1
+        return super().due_offers(limit)
+
+
+def test_handed_offers_go_at_once_without_a_read_and_each_once(
+    tmp_path: Path, mosquitto: Mosquitto, subscriber: Callable[..., Subscriber]
+) -> None:
+    """The daemon's path: offers committed, handed to the running publisher, woken.  They go
+    without reading the outbox back; one handed and also read back by a drain (the daemon's
+    last one) goes once; a holdout one never; a withdrawn one (consent) never."""
+    store = CountingStore(f"sqlite:///{tmp_path / 'rayon.db'}")
+    sub = subscriber(OFFERS, "rayon/marker")
+    clock = ManualClock(T0 + 1)
+
+    async def main() -> tuple[int, DrainResult, DrainResult]:
+        async with link_to(mosquitto) as link:
+            wake = asyncio.Event()
+            outbox = OutboxPublisher(store, link, TOPICS, clock, PARIS)
+            task = asyncio.create_task(outbox.run(wake))
+            await asyncio.sleep(0.2)  # its first drain: nothing due
+            reads = store.reads
+            enqueued = await asyncio.to_thread(store.commit, offers=[offer("h1", T0, 3600)])
+            assert [o.id for o in enqueued.pending] == ["h1"]
+            outbox.hand(enqueued.pending)
+            wake.set()
+            while await asyncio.to_thread(state, store, "h1") is not OfferState.SENT:
+                await asyncio.sleep(0.01)
+            after_hand = store.reads - reads
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            batch = [
+                offer("h2", T0, 3600),
+                offer("h3", T0, 3600, holdout=True),
+                offer("h4", T0, 3600, customer="c2", token="tok-c2"),
+            ]
+            enqueued = await asyncio.to_thread(store.commit, offers=batch)
+            assert [o.id for o in enqueued.pending] == ["h2", "h4"]
+            outbox.hand(enqueued.pending)
+            await asyncio.to_thread(store.cancel_pending, "c2", "consent withdrawn")
+            outbox.withdraw({"c2"})
+            final = await outbox.drain()  # what the gateway does when it stops
+            await outbox._drain_batch(list(outbox._handed.values()))  # what is left handed
+            again = await outbox.drain()
+            await link.publish("rayon/marker", b"", qos=1)
+            await asyncio.to_thread(sub.wait, 3)
+            return after_hand, final, again
+
+    try:
+        after_hand, final, again = run(main())
+        assert state(store, "h4") is OfferState.CANCELLED
+    finally:
+        store.close()
+    assert after_hand == 0  # h1 went without a read
+    assert (final, again) == (DrainResult(sent=1), DrainResult())
+    ids = [json.loads(m.payload)["id"] for m in sub.messages if m.topic != "rayon/marker"]
+    assert ids == ["h1", "h2"]
+
+
+def test_a_handed_offer_the_link_could_not_send_goes_with_a_later_drain(
+    store: Store, mosquitto: Mosquitto, subscriber: Callable[..., Subscriber]
+) -> None:
+    clock = ManualClock(T0 + 1)
+
+    async def main() -> tuple[OfferState, DrainResult, list[str]]:
+        async with link_to(mosquitto) as link:
+            outbox = OutboxPublisher(store, link, TOPICS, clock, PARIS)
+            mosquitto.stop()
+            while link.connected:
+                await asyncio.sleep(0.01)
+            enqueued = await asyncio.to_thread(store.commit, offers=[offer("h1", T0, 3600)])
+            outbox.hand(enqueued.pending)
+            wake = asyncio.Event()
+            wake.set()
+            task = asyncio.create_task(outbox.run(wake))
+            await asyncio.sleep(0.3)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            while_down = state(store, "h1")
+            mosquitto.start()
+            await link.wait_connected()
+            sub = await asyncio.to_thread(subscriber, OFFERS)
+            back = await outbox.drain()
+            got = await asyncio.to_thread(sub.wait, 1)
+            return while_down, back, [json.loads(m.payload)["id"] for m in got]
+
+    while_down, back, received = run(main())
+    assert while_down is OfferState.PENDING
+    assert back == DrainResult(sent=1) and received == ["h1"]
+    assert state(store, "h1") is OfferState.SENT

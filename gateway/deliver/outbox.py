@@ -3,7 +3,11 @@
 The caller writes offers with `Store.enqueue_offers` before anything is published; this
 publisher only sends.  It reads the due offers a batch at a time and keeps up to `window`
 QoS 1 publishes in flight, awaiting their PUBACKs together, then records the whole batch's
-outcomes in one transaction.  The guarantees do not depend on the window:
+outcomes in one transaction.  The daemon also hands it the offers it has just committed
+(`hand`), which it sends at once without reading them back: the read was a wait on the
+database thread in every offer's advert → PUBACK path.  Handed offers go before older ones
+still pending (retried on the next drain, every `IDLE_WAKE_S`).  The guarantees do not
+depend on the window nor on the way an offer came:
 
 - an offer whose `expires_at` has passed when its turn comes is marked `expired`, never
   sent late; a live one is published with the v5 message expiry interval recomputed at that
@@ -21,8 +25,9 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, auto
 from zoneinfo import ZoneInfo
@@ -103,6 +108,21 @@ class OutboxPublisher:
         self._store, self._link, self._topics = store, link, topics
         self._clock, self._tz = clock, tz
         self._batch, self._window = batch, window
+        self._handed: dict[str, Offer] = {}  # committed as pending, to send without a read
+
+    def hand(self, offers: Sequence[Offer]) -> None:
+        """Offers just committed as pending (`Enqueued.pending`), for `run` to send at once,
+        without reading them back; then set its `wake`.  An offer handed is still in the
+        outbox: if it is not sent (the gateway stops, the link is down), a drain sends it."""
+        for offer in offers:
+            self._handed[offer.id] = offer
+
+    def withdraw(self, customer_ids: Collection[str]) -> None:
+        """Forget the handed offers of these customers: the store has just cancelled or
+        erased them (consent withdrawn, customer erased), so they must not go out."""
+        if customer_ids and self._handed:
+            handed = self._handed.items()
+            self._handed = {k: o for k, o in handed if o.customer not in customer_ids}
 
     async def drain(self) -> DrainResult:
         """Send or expire every due offer, oldest first.
@@ -115,20 +135,30 @@ class OutboxPublisher:
         total = DrainResult()
         while True:
             due = await self._store.call(self._store.due_offers, self._batch)
+            for offer in due:  # read back before its hand-off was sent: sent once, here
+                self._handed.pop(offer.id, None)
             result = await self._drain_batch(due)
             total += result
             if result.failed or len(due) < self._batch:
                 return total
 
     async def run(self, wake: asyncio.Event) -> None:
-        """Drain whenever `wake` is set (new offers were enqueued) and every second.
+        """Send the offers handed (`hand`) whenever `wake` is set; drain the outbox at
+        start, when `wake` is set with none handed, and at least every `IDLE_WAKE_S`.
 
         A database error is logged and the drain retried on the next round.
         """
+        drained_at = -math.inf
         while True:
             wake.clear()
             try:
-                result = await self.drain()
+                result = DrainResult()
+                if self._handed:
+                    handed, self._handed = list(self._handed.values()), {}
+                    result = await self._drain_batch(handed)
+                if not result.sent or time.monotonic() - drained_at >= IDLE_WAKE_S:
+                    drained_at = time.monotonic()
+                    result += await self.drain()
             except RuntimeFailure as exc:
                 log.error("outbox drain failed, retrying: %s", exc)
                 result = DrainResult()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, update
@@ -37,10 +37,12 @@ _insert_offers = BulkInsert(_OFFERS, OFFER_COLUMNS, skip_existing=True)
 @dataclass(frozen=True, slots=True)
 class Enqueued:
     """What `enqueue_offers` did: `added` new offers queued (or held out), `dropped` new
-    commercial offers recorded as `dropped` because the outbox was full."""
+    commercial offers recorded as `dropped` because the outbox was full; `pending`, the new
+    offers queued to be sent (for `OutboxPublisher.hand`)."""
 
     added: int = 0
     dropped: int = 0
+    pending: tuple[Offer, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +90,16 @@ class OfferOutbox(Database):
         room = self.max_pending - self._pending_count(session)
         values = []
         dropped = 0
+        pending = []
         for offer in _unique(offers, known):
             state, room = _admit(offer, room)
             dropped += state is OfferState.DROPPED
+            if state is OfferState.PENDING:
+                pending.append(offer)
             values.append(offer_row(offer, state, _DROP_REASONS.get(state)))
         if values:
             _insert_offers(connection, values)
-        return Enqueued(len(values) - dropped, dropped)
+        return Enqueued(len(values) - dropped, dropped, tuple(pending))
 
     def _warn_dropped(self, result: Enqueued) -> None:
         if result.dropped:
