@@ -34,7 +34,7 @@ from gateway.errors import ConfigError, Diagnostic, InvalidInput, RuntimeFailure
 from gateway.health import AnchorWatch
 from gateway.identity import CustomerRegistry
 from gateway.metrics import GatewayFigures, MetricsServer, gateway_samples, render
-from gateway.persist import NOT_DECIDED, PositionSampler, load_pools, persist
+from gateway.persist import NOT_DECIDED, PositionSampler, load_pools, persist, push_withdrawn
 from gateway.pipeline import Output, Pipeline
 from gateway.reconfigure import carried_over, rebuild, restart_needed
 from gateway.rules import load_rules
@@ -524,8 +524,7 @@ class Gateway:
             self.publisher.hand(result.pending)
             self._wake.set()
         if pending.erased or pending.upserted:  # what persist cancelled must not go out
-            withdrawn = {c.id for c in pending.upserted if not c.consent.marketing_push}
-            self.publisher.withdraw(withdrawn.union(pending.erased))
+            self.publisher.withdraw({*push_withdrawn(pending), *pending.erased})
         await self.announcer.events(pending.events)
 
 

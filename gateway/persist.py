@@ -71,10 +71,15 @@ def persist(
         store.delete_customer(customer_id)
     events = [e for e in out.events if e.customer is not None]
     result = store.commit(events, out.offers, runtime, at, assignments, positions)
-    for customer in out.upserted:
-        if not customer.consent.marketing_push:  # withdrawn: nothing queued may still go out
-            store.cancel_pending(customer.id, "marketing_push consent withdrawn")
+    for customer_id in push_withdrawn(out):  # nothing queued may still go out
+        store.cancel_pending(customer_id, "marketing_push consent withdrawn")
     return result
+
+
+def push_withdrawn(out: Output) -> list[str]:
+    """The customers of `out`'s CRM changes without marketing_push consent, whose pending
+    offers `persist` cancels."""
+    return [c.id for c in out.upserted if not c.consent.marketing_push]
 
 
 def load_pools(store: Store) -> MemoryCodePools:

@@ -231,9 +231,13 @@ class ZoneTracker:
 
     def snapshot(self) -> dict[str, Any]:
         """The dwell timers and visits as plain JSON-able values (see `restore`)."""
-        now = self._now if math.isfinite(self._now) else None
         devices = {d: device_to_json(dev, self._index.ids) for d, dev in self._devices.items()}
-        return {"v": SNAPSHOT_VERSION, "now": now, "devices": devices}
+        return self._snapshot_base() | {"devices": devices}
+
+    def _snapshot_base(self) -> dict[str, Any]:
+        """`snapshot()` without its devices."""
+        now = self._now if math.isfinite(self._now) else None
+        return {"v": SNAPSHOT_VERSION, "now": now, "devices": {}}
 
     @property
     def all_changed(self) -> bool:
@@ -246,7 +250,6 @@ class ZoneTracker:
         """The snapshot with no devices, and the devices changed since the last call (their
         `snapshot()` entry; None for a device forgotten): every device when `everything`, on
         the first call and after `restore` or `resave`."""
-        now = self._now if math.isfinite(self._now) else None
         ids, get = self._index.ids, self._devices.get
         devices: dict[str, dict[str, Any] | None]
         if everything or self._all_changed:
@@ -257,7 +260,7 @@ class ZoneTracker:
                 for d in self._changed
             }
         self._changed, self._all_changed = set(), False
-        return {"v": SNAPSHOT_VERSION, "now": now, "devices": {}}, devices
+        return self._snapshot_base(), devices
 
     def resave(self) -> None:
         """The changes last taken were not saved: the next `changes()` holds every device."""

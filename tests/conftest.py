@@ -1,4 +1,5 @@
-"""Shared fixtures: a private Mosquitto, a v5 subscriber on it, a PostgreSQL schema."""
+"""Shared fixtures: a private Mosquitto, a v5 subscriber on it, a PostgreSQL schema, a store
+on either database."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import settings
 from sqlalchemy.engine import make_url
 
+from gateway.store import Store
 from tests.broker import Mosquitto, Subscriber, find_mosquitto
 
 # CI explores the same examples every run, so that main stays green for a reason and a failure
@@ -107,3 +109,15 @@ def postgres_url() -> Iterator[str]:
             )
         finally:
             admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store on SQLite, then on PostgreSQL (skipped when it does not run)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'rayon.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    s = Store(url)
+    yield s
+    s.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -191,17 +190,6 @@ def test_zone_tracker_changes_follow_every_path(steps: list[Any]) -> None:
             else:
                 saved[device] = value
         assert plain(saved) == plain(tracker.snapshot()["devices"])
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'rayon.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    store = Store(url)
-    yield store
-    store.close()
 
 
 def runtime_rows(store: Store) -> dict[str, float]:

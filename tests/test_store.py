@@ -290,18 +290,6 @@ def test_postgresql(postgres_url: str) -> None:
         store.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A store on SQLite, then on PostgreSQL (skipped when it does not run)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'rayon.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    s = Store(url)
-    yield s
-    s.close()
-
-
 def test_one_batch_replays_visit_events_in_their_order(any_store: Store) -> None:
     store = any_store
     store.record_events(

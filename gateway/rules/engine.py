@@ -308,11 +308,11 @@ class RuleEngine:
 
     def snapshot(self) -> dict[str, Any]:
         """Visit contexts and absent-rule runs as plain JSON values, so a restart continues."""
-        return {
-            "v": 2,
-            "visits": snapshot_visits(self._visits),
-            "absent": self._schedule.snapshot(),
-        }
+        return self._snapshot_base() | {"visits": snapshot_visits(self._visits)}
+
+    def _snapshot_base(self) -> dict[str, Any]:
+        """`snapshot()` without its visit contexts."""
+        return {"v": 2, "visits": {}, "absent": self._schedule.snapshot()}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Continue from `snapshot()` (or a version 1 visit map); InvalidInput if not one."""
@@ -339,7 +339,7 @@ class RuleEngine:
                 cid: None if (v := get(cid)) is None else visit_to_json(v) for cid in self._changed
             }
         self._changed, self._all_changed = set(), False
-        return {"v": 2, "visits": {}, "absent": self._schedule.snapshot()}, visits
+        return self._snapshot_base(), visits
 
     def resave(self) -> None:
         """The changes last taken were not saved: the next `changes()` holds every visit."""
