@@ -39,8 +39,13 @@ class ZoneIndex:
         self._shapes = tuple(Shape.of(z.polygon, z.margin_m) for z in self.zones)
         self._grid = Grid(self._shapes)
         self._inradius = [_inradius(p) for p in raw]
-        self.rivals: tuple[tuple[int, ...], ...] = _rivals(raw)
-        self.rival_pairs = frozenset((i, j) for i, js in enumerate(self.rivals) for j in js)
+        rival = _rival_matrix(raw)
+        self.rivals: tuple[tuple[int, ...], ...] = tuple(
+            tuple(np.flatnonzero(row).tolist()) for row in rival
+        )
+        # Row i, column j at [i * len(zones) + j]: 1 if rivals.  A grid's cells are nearly all
+        # each other's rivals: 200 zones make 39,402 pairs, 4.3 MB as a set of tuples, 40 kB here.
+        self.rival_matrix = rival.tobytes()
         self._bounds = shapely.total_bounds(self._geoms) if self.zones else np.zeros(4)
         self._gaps: dict[tuple[int, int], float] = {}
         self._ranks: dict[int, tuple[Sequence[int], dict[int, int]]] = {}
@@ -82,7 +87,7 @@ class ZoneIndex:
 
     def are_rivals(self, i: int, j: int) -> bool:
         """Whether zones `i` and `j` are rivals (see the module docstring)."""
-        return (i, j) in self.rival_pairs
+        return bool(self.rival_matrix[i * len(self.zones) + j])
 
     def span_m(self) -> float:
         """The diagonal of the box around every zone: no walk between two zones is longer."""
@@ -177,12 +182,13 @@ def _inradius(poly: Polygon) -> float:
     return float(shapely.maximum_inscribed_circle(poly).length)
 
 
-def _rivals(polys: Sequence[Polygon]) -> tuple[tuple[int, ...], ...]:
-    """Per zone, the indexes of its rivals (see the module docstring).  An STRtree finds the
-    pairs that touch or overlap; every pair it does not return shares nothing, so competes."""
+def _rival_matrix(polys: Sequence[Polygon]) -> np.ndarray:
+    """Which zones are rivals (see the module docstring), an n × n boolean matrix.  An STRtree
+    finds the pairs that touch or overlap; every pair it does not return shares nothing, so
+    competes."""
     n = len(polys)
     if n == 0:
-        return ()
+        return np.zeros((0, 0), dtype=bool)
     geoms = np.array(polys, dtype=object)
     left, right = shapely.STRtree(geoms).query(geoms, predicate="intersects")
     pair = left < right
@@ -193,4 +199,4 @@ def _rivals(polys: Sequence[Polygon]) -> tuple[tuple[int, ...], ...]:
     overlap = (smaller > 0) & (shared > SLIVER_SHARE * smaller)
     rival = ~np.eye(n, dtype=bool)
     rival[left[overlap], right[overlap]] = rival[right[overlap], left[overlap]] = False
-    return tuple(tuple(np.flatnonzero(row).tolist()) for row in rival)
+    return rival

@@ -105,7 +105,7 @@ class ZoneTracker:
     ) -> None:
         self._index = ZoneIndex(zones)
         self._hits = self._index.hits
-        self._rival_pairs = self._index.rival_pairs
+        self._rival_matrix, self._n_zones = self._index.rival_matrix, len(self._index.zones)
         self._reach_s = self._index.span_m() / max_speed  # any walk in the store takes less
         self._zones = self._index.zones
         self._pos = {z.id: i for i, z in enumerate(self._zones)}
@@ -362,15 +362,15 @@ class ZoneTracker:
         if left:
             for j in [j for j, last_in in left.items() if t - last_in > self._reach_s]:
                 del left[j]  # long enough ago to have walked anywhere since
-        index, pairs, speed = self._index, self._rival_pairs, self._max_speed
+        index, rival, n, speed = self._index, self._rival_matrix, self._n_zones, self._max_speed
         held = []
         for j, s in dev.stays.items():
-            if s.inside and (j, i) in pairs:
+            if s.inside and rival[j * n + i]:
                 if index.gap(j, i) > speed * (t - s.last_in) + 1e-6:
                     return None
                 held.append(j)
         for j, last_in in left.items():
-            if (j, i) in pairs and index.gap(j, i) > speed * (t - last_in) + 1e-6:
+            if rival[j * n + i] and index.gap(j, i) > speed * (t - last_in) + 1e-6:
                 return None
         if len(held) > 1:
             held.sort()
@@ -438,7 +438,7 @@ class ZoneTracker:
     def _schedule_dwell(self, device: str, i: int, stay: Stay, t: float) -> None:
         for th in self._thresholds[i]:
             if th not in stay.fired and th not in stay.scheduled:
-                stay.scheduled.add(th)
+                stay.scheduled |= {th}
                 self._push(max(stay.since + th, t), _Due.DWELL, device, i, th, stay.since)
 
     def _push(self, due: float, kind: _Due, device: str, i: int, a: float, b: float = 0.0) -> None:
@@ -476,10 +476,10 @@ class ZoneTracker:
         stay = dev.stays.get(i)
         if stay is None or not stay.inside or stay.since != b or a not in stay.scheduled:
             return
-        stay.scheduled.discard(a)
+        stay.scheduled -= {a}
         if stay.out_since is not None or a in stay.fired or a not in self._thresholds[i]:
             return  # on its way out: rescheduled if it comes back before the exit
-        stay.fired.add(a)
+        stay.fired |= {a}
         reason = {**fix_reason(dev.last), "inside_since": stay.since, "threshold_s": a}
         reason["runner_up"] = self._runner_up(i, dev)
         self._emit(due, EventKind.DWELL, self._index.ids[i], device, a, reason)

@@ -20,8 +20,10 @@ class Stay:
     entered_at: float = 0.0
     out_since: float | None = None  # first fix outside while inside
     last_in: float = math.nan  # last fix inside (the polygon grown by margin), once inside
-    fired: set[float] = field(default_factory=set)
-    scheduled: set[float] = field(default_factory=set)
+    # The dwell thresholds fired and scheduled: frozensets, replaced when they change (rarely),
+    # so that the many stays without any share the one empty frozenset (a set costs 216 bytes).
+    fired: frozenset[float] = frozenset()
+    scheduled: frozenset[float] = frozenset()
 
 
 @dataclass(slots=True)
@@ -92,7 +94,7 @@ def device_from_json(device: str, raw: Any, pos: Mapping[str, int]) -> DeviceSta
             stay = Stay(float(st["since"]), st["inside"] is True, float(st["entered_at"]))
             stay.out_since = None if out is None else float(out)
             stay.last_in = _last_in(st.get("last_in"), stay, dev)
-            stay.fired = {float(v) for v in st["fired"]}
+            stay.fired = frozenset(float(v) for v in st["fired"])
             dev.stays[pos[zone_id]] = stay
     for zone_id, at in dict(raw.get("left") or {}).items():
         if zone_id in pos:
