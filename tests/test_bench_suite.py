@@ -53,7 +53,7 @@ def test_end_to_end_writes_the_outbox_like_rayon_replay(tmp_path: Path) -> None:
 def test_the_memory_probe_tracks_every_device(tmp_path: Path) -> None:
     row = memory.track(40, tmp_path)
     assert row.tracked == 40
-    assert 0 < row.baseline_mb <= row.rss_mb
+    assert 0 < row.imports_mb <= row.baseline_mb <= row.rss_mb
     assert "MB/1000" in memory.render([row])
 
 

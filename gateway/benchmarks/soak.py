@@ -120,7 +120,7 @@ def run_soak(config: Config, hours: float, devices: int, seed: int, db: Path) ->
     store = Store(f"sqlite:///{db}")
     try:
         store.upsert_customers(customers)
-        pipeline, writer = _start(config, store)
+        pipeline, writer = start_pipeline(config, store)
         ticker = _Ticker(pipeline, writer, store, start)
         began = time.perf_counter()
         stream = soakstream.adverts(config, visits, seed)
@@ -153,7 +153,7 @@ def _period(config: Config, hours: float) -> tuple[float, float, float]:
     return start, start + hours * HOUR_S * 8 / 24, start + hours * HOUR_S * 21 / 24
 
 
-def _start(config: Config, store: Store) -> tuple[Pipeline, OutputWriter]:
+def start_pipeline(config: Config, store: Store) -> tuple[Pipeline, OutputWriter]:
     """A pipeline as the daemon starts one: customers, pools, saved state and ledger."""
     pools = load_pools(store)
     registry = CustomerRegistry(store.load_customers())
@@ -244,7 +244,7 @@ def _restart_check(config: Config, store: Store, pipeline: Pipeline) -> None:
     """A restart from what the soak saved, as the daemon saves it (the changes since the
     last save), must restore the very state it left (InvalidInput or RuntimeFailure if not)."""
     store.commit(runtime={RUNTIME_KEY: pipeline.snapshot_changes()})
-    restarted, _ = _start(config, store)
+    restarted, _ = start_pipeline(config, store)
     if json.dumps(restarted.snapshot(), sort_keys=True) != json.dumps(
         pipeline.snapshot(), sort_keys=True
     ):
