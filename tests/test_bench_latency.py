@@ -4,12 +4,15 @@ figures; no timing is asserted (the machine is shared)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import re
+from pathlib import Path
 
 import pytest
 
 from gateway.benchmarks import latency
+from gateway.errors import RuntimeFailure
 
 pytestmark = pytest.mark.mqtt
 
@@ -34,3 +37,10 @@ def test_measure_gives_one_latency_per_customer_and_every_offer_sent() -> None:
     figures = latency.measure(customers=2, offers=25, runs=2, window=4)
     assert len(figures.latencies) == 2 and all(x > 0 for x in figures.latencies)
     assert len(figures.rates) == 2 and all(r > 0 for r in figures.rates)
+
+
+def test_a_failing_nodes_process_says_why(tmp_path: Path) -> None:
+    config = latency.write_config(tmp_path, 1)  # the nodes cannot load it once it is gone
+    config.path.unlink()
+    with pytest.raises(RuntimeFailure, match=r"scanner nodes' process failed \(1\): .*config"):
+        asyncio.run(latency._nodes_process(config, 1))

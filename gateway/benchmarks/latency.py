@@ -5,11 +5,14 @@
 Both on a private Mosquitto started here (a free port of 127.0.0.1, no persistence).
 
 Latency: a real `Gateway` (the shipped rules, the reference config with the Pi's radio off) runs
-in this process.  Click-and-collect customers arrive at the entrance one every 50 ms; the
-scanner nodes report each phone live every 250 ms, and the round that has held the zone's
-`enter_after` completes the entry, on which the `click-collect` rule offers "your order is
-ready".  A sample is the wall time from handing that round to the broker until the gateway's
-link has the PUBACK of the offer (so it includes the broker hop in), one offer per customer.
+in this process; the scanner nodes in another (`--nodes`), as they are other devices in a store.
+Click-and-collect customers arrive at the entrance one every 50 ms; the nodes report each phone
+live every 250 ms, and the round that has held the zone's `enter_after` completes the entry, on
+which the `click-collect` rule offers "your order is ready".  The nodes stop reporting a phone
+once its offer reaches them (they subscribe to the offers, as the app would).  A sample is the
+time from the nodes handing that round to the broker until the gateway's link has the PUBACK of
+the offer (so it includes the broker hop in), one offer per customer; both processes read the
+same clock (`time.monotonic`, CLOCK_MONOTONIC: system-wide on Linux).
 
 Offers/s: `--offers` pending offers in a fresh SQLite outbox, then one `OutboxPublisher.drain()`
 (every offer read, published, acknowledged and marked sent), timed; the median of `--runs`.
@@ -160,7 +163,7 @@ def offers_per_s(port: int, folder: Path, n: int, runs: int, window: int) -> lis
 
 
 class TimedLink(MqttLink):
-    """The gateway's link, noting when each offer's PUBACK came back (perf_counter)."""
+    """The gateway's link, noting when each offer's PUBACK came back (`time.monotonic`)."""
 
     def __init__(self, *args: Any, offers_prefix: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -178,7 +181,7 @@ class TimedLink(MqttLink):
     ) -> None:
         await super().publish(topic, payload, qos, retain, expiry_s)
         if topic.startswith(self._prefix):
-            self.acked[topic[len(self._prefix) :]] = time.perf_counter()
+            self.acked[topic[len(self._prefix) :]] = time.monotonic()
             self.arrived.set()
 
 
@@ -266,27 +269,74 @@ async def _load_customers(crm: MqttLink, gateway: Gateway, topics: Topics, n: in
 
 
 async def _one_customer(
-    nodes: MqttLink, link: TimedLink, entrance: Entrance, topics: Topics, minor: int
+    nodes: MqttLink, offered: set[str], entrance: Entrance, topics: Topics, minor: int
 ) -> float:
-    """Seconds from handing the completing round to the broker to the offer's PUBACK.
+    """When (`time.monotonic`) the nodes handed the round completing the entry to the broker.
 
     The nodes report the phone every STEP_S, live (`at` = now); the round whose time is
     `enter_after` past the first one's completes the entry.  Rounds go on (as a real phone
-    keeps advertising) until the PUBACK is seen.
+    keeps advertising) until the offer reaches the nodes' subscription.
     """
     token, first, completing = f"t-lat-{minor}", time.time(), None
     async with asyncio.timeout(ACK_TIMEOUT_S):
-        while token not in link.acked:
+        while token not in offered:
             now = time.time()
-            sent = time.perf_counter()
+            sent = time.monotonic()
             for node, body in entrance.reports(minor, [now]).items():
                 await nodes.publish(f"{topics.base}/scanners/{node}/adv", body, qos=0)
             if completing is None and now - first >= entrance.enter_after:
                 completing = sent
             await asyncio.sleep(STEP_S)
-    if completing is None:  # acknowledged before the entry could complete: a stale track
+    if completing is None:  # an offer before the entry could complete: a stale track
         raise RuntimeFailure(f"customer {minor} got an offer before entering the entrance")
-    return link.acked[token] - completing
+    return completing
+
+
+async def run_nodes(config: Config, n: int) -> dict[str, float]:
+    """The scanner nodes (`--nodes`): customers 1..n arrive every STAGGER_S; token → when
+    the round completing its entry was handed to the broker."""
+    topics = Topics(config.mqtt.topic_prefix, config.store.id)
+    prefix = f"{topics.base}/offers/"
+    entrance, offered = Entrance.of(config), set[str]()
+    async with MqttLink(config.mqtt.host, config.mqtt.port, "bench-nodes") as nodes:
+        await nodes.subscribe([f"{prefix}+"])
+
+        async def listen() -> None:
+            async for message in nodes.messages():
+                offered.add(message.topic.removeprefix(prefix))
+
+        listener = asyncio.create_task(listen(), name="offers")
+        try:
+            customers = []
+            for i in range(1, n + 1):
+                one = _one_customer(nodes, offered, entrance, topics, i)
+                customers.append(asyncio.create_task(one, name=f"customer-{i}"))
+                await asyncio.sleep(STAGGER_S)
+            done = await asyncio.gather(*customers)
+        finally:
+            listener.cancel()
+    return {f"t-lat-{i}": at for i, at in enumerate(done, start=1)}
+
+
+async def _nodes_process(config: Config, n: int) -> dict[str, float]:
+    """Run `run_nodes` in a child process; its JSON answer, or RuntimeFailure with why not."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway.benchmarks.latency",
+        "--nodes",
+        str(config.path),
+        "--customers",
+        str(n),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await child.communicate()
+    if child.returncode != 0:
+        tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
+        raise RuntimeFailure(f"the scanner nodes' process failed ({child.returncode}): {tail[0]}")
+    found: dict[str, float] = json.loads(out)
+    return found
 
 
 async def measure_latency(config: Config, n: int) -> list[float]:
@@ -294,22 +344,19 @@ async def measure_latency(config: Config, n: int) -> list[float]:
     topics = Topics(config.mqtt.topic_prefix, config.store.id)
     host, port = config.mqtt.host, config.mqtt.port
     link = TimedLink(host, port, "bench-gateway", offers_prefix=f"{topics.base}/offers/")
-    entrance = Entrance.of(config)
-    async with link, MqttLink(host, port, "bench-nodes") as nodes:
+    async with link, MqttLink(host, port, "bench-crm") as crm:
         gateway, stop, task = await _gateway(config, link)
         try:
-            await _load_customers(nodes, gateway, topics, n)
-            customers = []
-            for i in range(1, n + 1):
-                one = _one_customer(nodes, link, entrance, topics, i)
-                customers.append(asyncio.create_task(one, name=f"customer-{i}"))
-                await asyncio.sleep(STAGGER_S)
-            return list(await asyncio.gather(*customers))
-        except TimeoutError as exc:
-            raise RuntimeFailure(
-                f"no offer acknowledged within {ACK_TIMEOUT_S:g} s of the entry; gateway "
-                f"counters: {gateway.counters()}"
-            ) from exc
+            await _load_customers(crm, gateway, topics, n)
+            completing = await _nodes_process(config, n)
+            missing = sorted(set(completing) - set(link.acked))
+            if missing:
+                raise RuntimeFailure(
+                    f"the nodes saw offers the gateway has no PUBACK for: {missing[:3]}"
+                )
+            return [link.acked[token] - at for token, at in completing.items()]
+        except RuntimeFailure as exc:
+            raise RuntimeFailure(f"{exc}; gateway counters: {gateway.counters()}") from exc
         finally:
             stop.set()
             await task
@@ -406,7 +453,15 @@ def suite_rows(quick: bool) -> list[Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_arguments(parser)
-    sys.exit(bench_latency(parser.parse_args()))
+    parser.add_argument("--nodes", type=Path, help=argparse.SUPPRESS)  # the child: CONFIG
+    args = parser.parse_args()
+    if args.nodes is None:
+        sys.exit(bench_latency(args))
+    try:
+        found = asyncio.run(run_nodes(load_config(args.nodes), args.customers))
+    except TimeoutError:
+        sys.exit(f"no offer reached the scanner nodes within {ACK_TIMEOUT_S:g} s of an entry")
+    sys.stdout.write(json.dumps(found))
 
 
 if __name__ == "__main__":
