@@ -65,10 +65,10 @@ def persist(
 
     Only the events of customers are stored: a device bound to no customer is at most
     counted anonymously (occupancy), never kept (DESIGN §1)."""
+    for customer_id in out.erased:  # first: what `out` holds of them came after (Output.forget)
+        store.delete_customer(customer_id)
     for customer in out.upserted:
         store.upsert_customer(customer)
-    for customer_id in out.erased:
-        store.delete_customer(customer_id)
     events = [e for e in out.events if e.customer is not None]
     result = store.commit(events, out.offers, runtime, at, assignments, positions)
     for customer_id in push_withdrawn(out):  # nothing queued may still go out

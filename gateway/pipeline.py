@@ -70,11 +70,26 @@ class Output:
     erased: list[str] = field(default_factory=list)
 
     def extend(self, other: Output) -> None:
+        """Add what came next; its erasures drop what was decided before about the erased
+        customers (`forget`)."""
+        if other.erased:
+            self.forget(other.erased)
         self.fixes.extend(other.fixes)
         self.events.extend(other.events)
         self.offers.extend(other.offers)
         self.upserted.extend(other.upserted)
         self.erased.extend(other.erased)
+
+    def forget(self, customer_ids: Iterable[str]) -> None:
+        """Drop the events, offers and CRM updates of customers erased after them: `persist`
+        erases first, so written with the erasure they would outlive it."""
+        gone = set(customer_ids)
+        if self.upserted:
+            self.upserted = [c for c in self.upserted if c.id not in gone]
+        if self.events:
+            self.events = [e for e in self.events if e.customer not in gone]
+        if self.offers:
+            self.offers = [o for o in self.offers if o.customer not in gone]
 
     def __bool__(self) -> bool:
         return bool(self.fixes or self.events or self.offers or self.upserted or self.erased)

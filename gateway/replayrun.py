@@ -57,6 +57,8 @@ class OutputWriter:
         if self._store is not None:
             self._positions.extend(self._sampler.sample(out.fixes, self._customer_of))
             pending = self._pending  # fixes are sampled above, not all kept
+            if out.erased:
+                pending.forget(out.erased)
             pending.events.extend(out.events)
             pending.offers.extend(out.offers)
             pending.upserted.extend(out.upserted)

@@ -17,6 +17,7 @@ from gateway.clock import ManualClock, parse_local_time
 from gateway.config import load_config
 from gateway.customers import customer_from_obj
 from gateway.decode import encode_ibeacon
+from gateway.events import ZoneEvent
 from gateway.pipeline import Output
 from gateway.sources.ble import BleSource, ReplayScannerBackend
 from gateway.sources.trace import MqttInput, adv_to_json
@@ -76,23 +77,23 @@ def test_a_dead_adapter_degrades_the_gateway_but_never_stops_it(
     assert any(s["state"] == "online" and s.get("degraded") for s in said), said
 
 
-def test_an_offer_withdrawn_in_its_own_batch_is_never_sent(
-    tmp_path: Path, mosquitto: Mosquitto, subscriber: Callable[..., Subscriber]
-) -> None:
-    """The customer withdraws push consent in a CRM message read in the same batch as their
-    offer: persist cancels the offer it has just queued, and the writer withdraws it from
-    the publisher's hand-off, so it never goes out."""
+def crm_in_the_offers_batch(
+    tmp_path: Path, mosquitto: Mosquitto, subscriber: Callable[..., Subscriber], body: bytes
+) -> tuple[list[OfferRecord], list[ZoneEvent], list[str]]:
+    """A click-and-collect customer enters and earns an offer; the CRM message `body` about
+    them is read in the same batch, after the adverts.  What the store has of them once the
+    batch is written and the publisher has drained again (offers, events), and the topics
+    their phone received (a marker published last)."""
     config = load_config(reference_store(tmp_path, port=mosquitto.port))
     start = parse_local_time("2026-03-03T11:00:00", config.store.timezone)
     clock = ManualClock(start + 30)
     phone = subscriber(f"{BASE}/offers/t-cc-3", "rayon/marker")
     customer = click_collect_customer("c-cc-3", "t-cc-3", 8)
-    withdrawn = customer | {"consent": {"instore_location": True, "marketing_push": False}}
     x, y = zone_centre(config, "entrance")
     adverts = walk_adverts(config, 8, [(x, y, 0), (x, y, 8)], start)
-    crm = MqttInput(adverts[-1].at, f"{BASE}/crm/customers/c-cc-3", json.dumps(withdrawn).encode())
+    crm = MqttInput(adverts[-1].at, f"{BASE}/crm/customers/c-cc-3", body)
 
-    async def scenario() -> list[OfferRecord]:
+    async def scenario() -> tuple[list[OfferRecord], list[ZoneEvent]]:
         store = Store(config.database.url)
         store.upsert_customer(customer_from_obj(customer, "test"))
         link = await connect_link(config)
@@ -106,20 +107,44 @@ def test_an_offer_withdrawn_in_its_own_batch_is_never_sent(
             gateway.offer_input(adv)
         gateway.offer_input(crm)
         async with asyncio.timeout(10):
-            while not (log := await store.call(store.offer_log)):
+            while gateway.queue.qsize():  # the pipeline took them all, the CRM one last
                 await asyncio.sleep(0.05)
-        await asyncio.sleep(1.5)  # the publisher's next drain too
+        await asyncio.sleep(1.5)  # the batch written, and the publisher's next drain
         await link.publish("rayon/marker", b"", qos=1)
         await asyncio.to_thread(phone.wait, 1)
         stop.set()
         await running
         await link.disconnect()
+        found = await store.call(store.offer_log), await store.call(store.events, "c-cc-3")
         store.close()
-        return log
+        return found
 
-    (record,) = asyncio.run(scenario())
+    offers, events = asyncio.run(scenario())
+    return offers, events, [m.topic for m in phone.messages]
+
+
+def test_an_offer_withdrawn_in_its_own_batch_is_never_sent(
+    tmp_path: Path, mosquitto: Mosquitto, subscriber: Callable[..., Subscriber]
+) -> None:
+    """The customer withdraws push consent in a CRM message read in the same batch as their
+    offer: persist cancels the offer it has just queued, and the writer withdraws it from
+    the publisher's hand-off, so it never goes out."""
+    customer = click_collect_customer("c-cc-3", "t-cc-3", 8)
+    withdrawn = customer | {"consent": {"instore_location": True, "marketing_push": False}}
+    body = json.dumps(withdrawn).encode()
+    (record,), _, received = crm_in_the_offers_batch(tmp_path, mosquitto, subscriber, body)
     assert record.offer.rule == "click-collect" and record.state is OfferState.CANCELLED
-    assert [m.topic for m in phone.messages] == ["rayon/marker"]
+    assert received == ["rayon/marker"]
+
+
+def test_a_customer_erased_in_the_offers_batch_leaves_nothing_and_gets_nothing(
+    tmp_path: Path, mosquitto: Mosquitto, subscriber: Callable[..., Subscriber]
+) -> None:
+    """The CRM erases the customer (an empty message) in the batch that decided their entry
+    events and offer: persist erases first, so those must not be written after the erase."""
+    offers, events, received = crm_in_the_offers_batch(tmp_path, mosquitto, subscriber, b"")
+    assert offers == [] and events == []
+    assert received == ["rayon/marker"]
 
 
 def test_code_pools_survive_a_restart_and_never_hand_a_code_out_twice(tmp_path: Path) -> None:

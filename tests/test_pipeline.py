@@ -260,3 +260,24 @@ def test_walking_to_the_next_aisle_hands_over_at_once_and_is_counted(config: Con
     handover = [e for e in out.events if e.at == moves[1][2] and e.zone == "aisle-audio"]
     assert handover[0].reason["cause"] == "superseded"
     assert handover[0].reason["runner_up"] == "aisle-tv"
+
+
+def test_an_erasure_drops_what_was_decided_before_about_that_customer_only(
+    config: Config,
+) -> None:
+    p = pipeline(config, fan(), dataclasses.replace(fan(), id="c-tv-2", devices=("d:2",)))
+    pending = Output(upserted=[fan()])  # a CRM update before the erasure: superseded by it
+    pending.extend(run_walk(p, config))
+    assert [o.customer for o in pending.offers] == ["c-tv-1"]
+    other = dataclasses.replace(pending.offers[0], id="o-2", customer="c-tv-2")
+    pending.extend(
+        Output(offers=[other], events=[dataclasses.replace(pending.events[0], customer="c-tv-2")])
+    )
+    pending.extend(p.feed(MqttInput(0.0, "rayon/paris-11/crm/customers/c-tv-1", b"")))
+    assert pending.erased == ["c-tv-1"] and pending.upserted == []
+    assert (
+        {o.customer for o in pending.offers} == {e.customer for e in pending.events} == {"c-tv-2"}
+    )
+    later = dataclasses.replace(pending.offers[0], id="o-3", customer="c-tv-1")
+    pending.extend(Output(offers=[later]))  # decided after the erasure (back again): kept
+    assert [o.id for o in pending.offers] == ["o-2", "o-3"]
