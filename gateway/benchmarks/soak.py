@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -278,19 +279,37 @@ def render(result: SoakResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+SUITE_CHILD = """
+import dataclasses, json, sys, tempfile
+from pathlib import Path
+from gateway.benchmarks.soak import REFERENCE, run_soak
+from gateway.config import load_config
+with tempfile.TemporaryDirectory(prefix="rayon-soak-") as tmp:
+    result = run_soak(load_config(REFERENCE), float(sys.argv[1]), int(sys.argv[2]), 1,
+                      Path(tmp) / "soak.db")
+print(json.dumps([dataclasses.asdict(v) for v in result.verdicts]))
+"""
+
+
 def suite_rows(quick: bool) -> list[Any]:
     """Rows for `rayon bench`'s table: the soak on the reference store (quick: 2 h, 100
-    devices; else the full day, 2,000 devices)."""
-    from gateway.config import load_config
-
-    config = load_config(REFERENCE)
+    devices; else the full day, 2,000 devices), in a fresh interpreter, so that the memory
+    it samples is its own and not that of the benchmarks run before it."""
     hours, devices = (2.0, 100) if quick else (24.0, 2000)
-    with tempfile.TemporaryDirectory(prefix="rayon-soak-") as tmp:
-        result = run_soak(config, hours, devices, 1, Path(tmp) / "soak.db")
+    done = subprocess.run(
+        [sys.executable, "-c", SUITE_CHILD, str(hours), str(devices)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or ["(no output)"]
+        raise RuntimeFailure(f"soak failed ({done.returncode}): {lines[-1]}")
+    verdicts = [Verdict(**v) for v in json.loads(done.stdout)]
     command = "rayon bench soak -c config.example.yaml" + (" --hours 2 --devices 100" * quick)
     rows = [
         (f"soak {hours:g} h, {devices:,} devices: {v.name}", v.detail, v.target, v.ok, command)
-        for v in result.verdicts
+        for v in verdicts
     ]
     return _as_rows(rows)
 
