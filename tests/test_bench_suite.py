@@ -95,7 +95,7 @@ def test_rayon_bench_all_quick_prints_every_figure_in_one_table() -> None:
         "rule reload: load_rules, 30 files",
         "rule reload: Pipeline.reload_rules",
         "rule cost per event, 20 : 3 rules",
-        "resident memory, 50 tracked devices",
+        "resident memory, daemon-shaped process, 50 tracked devices",
     ):
         assert figure in text, figure
     assert "adverts/s" in text and "MB per 1,000 devices" in text
