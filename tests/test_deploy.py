@@ -209,3 +209,40 @@ def test_bad_usage_exits_2(tmp_path: Path) -> None:
     assert install(tmp_path, "--frobnicate").returncode == 2
     missing = install(tmp_path, "--wheel", str(tmp_path / "none.whl"))
     assert missing.returncode == 2 and "no such wheel" in missing.stderr
+
+
+def test_compiled_installs_a_toolchain_builds_the_copy_and_points_the_service_at_it(
+    tmp_path: Path,
+) -> None:
+    steps = plan(install(tmp_path, "--compiled"))
+    r = str(tmp_path)
+    apt = next(s for s in steps if "apt-get install" in s)
+    assert apt.endswith("python3-venv bluez mosquitto build-essential python3-dev")
+    build = (
+        f"{r}/opt/rayon/bin/python -m gateway.benchmarks.compiled --build-only "
+        f"--dest {r}/opt/rayon/compiled"
+    )
+    pip = f"{r}/opt/rayon/bin/pip install --quiet --upgrade '{ROOT}[compiled]'"
+    assert steps.index(pip) < steps.index(build)  # the copy is of the package just installed
+    dropin = f"{r}/etc/systemd/system/rayon-gateway.service.d/compiled.conf"
+    assert f"install -D -m 644 {DEPLOY / 'rayon-gateway.compiled.conf'} {dropin}" in steps
+    assert steps.index(f"install -D -m 644 {DEPLOY / 'rayon-gateway.compiled.conf'} {dropin}") < (
+        steps.index("systemctl daemon-reload")
+    )
+    text = (DEPLOY / "rayon-gateway.compiled.conf").read_text(encoding="utf-8")
+    assert "[Service]\nEnvironment=PYTHONPATH=/opt/rayon/compiled\n" in text
+
+
+def test_an_upgrade_rebuilds_a_compiled_install_until_pure_removes_it(tmp_path: Path) -> None:
+    _installed(tmp_path, "store: {id: lyon-2, name: Lyon, timezone: Europe/Paris}\n")
+    dropin = tmp_path / "etc/systemd/system/rayon-gateway.service.d/compiled.conf"
+    dropin.parent.mkdir(parents=True)
+    dropin.write_text("[Service]\n", encoding="utf-8")
+    (tmp_path / "opt/rayon/compiled").mkdir()
+    upgrade = plan(install(tmp_path, "--no-apt"))
+    assert any("gateway.benchmarks.compiled --build-only" in s for s in upgrade)
+    pure = plan(install(tmp_path, "--no-apt", "--pure"))
+    assert not any("gateway.benchmarks.compiled" in s for s in pure)
+    assert f"rm -f {dropin}" in pure and f"rm -rf {tmp_path}/opt/rayon/compiled" in pure
+    plain = plan(install(tmp_path / "fresh", "--no-apt"))
+    assert not any("compiled" in s for s in plain)  # a plain install stays pure Python
