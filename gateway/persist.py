@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -59,13 +60,17 @@ def persist(
     assignments: Sequence[Assignment] = (),
     positions: Sequence[Position] = (),
 ) -> Enqueued:
-    """Write what the pipeline decided: CRM changes, then events, offers (into the outbox,
-    before anything is published: DESIGN §2), the codes they handed out, sampled positions
-    and the live state, in one transaction.
+    """Write what the pipeline decided: CRM erasures, then updates (each its own
+    transaction), then in one transaction events, offers (into the outbox, before anything is
+    published: DESIGN §2), the codes they handed out, sampled positions and the live state.
 
     Only the events of customers are stored: a device bound to no customer is at most
-    counted anonymously (occupancy), never kept (DESIGN §1)."""
-    for customer_id in out.erased:  # first: what `out` holds of them came after (Output.forget)
+    counted anonymously (occupancy), never kept (DESIGN §1).  Erasures go first: the events
+    and offers `out` still holds of an erased customer came after it (`Output.forget`); the
+    codes and positions, gathered beside `out`, are unlinked or dropped here."""
+    if out.erased:
+        assignments, positions = _after_erasure(out, assignments, positions)
+    for customer_id in out.erased:
         store.delete_customer(customer_id)
     for customer in out.upserted:
         store.upsert_customer(customer)
@@ -74,6 +79,24 @@ def persist(
     for customer_id in push_withdrawn(out):  # nothing queued may still go out
         store.cancel_pending(customer_id, "marketing_push consent withdrawn")
     return result
+
+
+def _after_erasure(
+    out: Output, assignments: Sequence[Assignment], positions: Sequence[Position]
+) -> tuple[list[Assignment], list[Position]]:
+    """The batch's codes and positions once its erasures are applied: a code handed out for
+    an offer of an erased customer stays spent but is linked to nobody (as `erase_customer`
+    leaves it), unless a kept offer of theirs (decided after a re-registration) carries it;
+    their sampled positions are dropped."""
+    erased = set(out.erased)
+    kept = {(o.customer, o.code) for o in out.offers if o.customer in erased}
+    codes = [
+        a
+        if a.customer not in erased or (a.customer, a.code) in kept
+        else dataclasses.replace(a, customer=None)
+        for a in assignments
+    ]
+    return codes, [p for p in positions if p.customer not in erased]
 
 
 def push_withdrawn(out: Output) -> list[str]:

@@ -60,7 +60,14 @@ from gateway.config import VisitsConfig, Zone
 from gateway.errors import InvalidInput
 from gateway.events import EventKind, Fix, ZoneEvent
 from gateway.zoneindex import ZoneIndex
-from gateway.zonestate import DeviceState, Stay, device_from_json, device_to_json, fix_reason
+from gateway.zonestate import (
+    NO_THRESHOLDS,
+    DeviceState,
+    Stay,
+    device_from_json,
+    device_to_json,
+    fix_reason,
+)
 
 # ZoneIndex lives in zoneindex; importable from here.
 __all__ = ["SNAPSHOT_VERSION", "STORE_ZONE_ID", "ZoneIndex", "ZoneTracker"]
@@ -476,7 +483,7 @@ class ZoneTracker:
         stay = dev.stays.get(i)
         if stay is None or not stay.inside or stay.since != b or a not in stay.scheduled:
             return
-        stay.scheduled -= {a}
+        stay.scheduled = stay.scheduled - {a} or NO_THRESHOLDS
         if stay.out_since is not None or a in stay.fired or a not in self._thresholds[i]:
             return  # on its way out: rescheduled if it comes back before the exit
         stay.fired |= {a}

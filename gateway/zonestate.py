@@ -10,6 +10,8 @@ from typing import Any
 
 from gateway.events import Fix
 
+NO_THRESHOLDS: frozenset[float] = frozenset()  # shared by every stay without any
+
 
 @dataclass(slots=True)
 class Stay:
@@ -22,8 +24,8 @@ class Stay:
     last_in: float = math.nan  # last fix inside (the polygon grown by margin), once inside
     # The dwell thresholds fired and scheduled: frozensets, replaced when they change (rarely),
     # so that the many stays without any share the one empty frozenset (a set costs 216 bytes).
-    fired: frozenset[float] = frozenset()
-    scheduled: frozenset[float] = frozenset()
+    fired: frozenset[float] = NO_THRESHOLDS
+    scheduled: frozenset[float] = NO_THRESHOLDS
 
 
 @dataclass(slots=True)
@@ -94,7 +96,7 @@ def device_from_json(device: str, raw: Any, pos: Mapping[str, int]) -> DeviceSta
             stay = Stay(float(st["since"]), st["inside"] is True, float(st["entered_at"]))
             stay.out_since = None if out is None else float(out)
             stay.last_in = _last_in(st.get("last_in"), stay, dev)
-            stay.fired = frozenset(float(v) for v in st["fired"])
+            stay.fired = frozenset(float(v) for v in st["fired"]) or NO_THRESHOLDS
             dev.stays[pos[zone_id]] = stay
     for zone_id, at in dict(raw.get("left") or {}).items():
         if zone_id in pos:

@@ -4,6 +4,7 @@ retried in the background and never stops the gateway, whose other inputs keep f
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ import yaml
 from bleak.exc import BleakError
 
 from gateway.app import Gateway, connect_link, load_pools, persist
+from gateway.benchmarks.latency import bench_offers
 from gateway.clock import ManualClock, parse_local_time
 from gateway.config import load_config
 from gateway.customers import customer_from_obj
@@ -22,6 +24,7 @@ from gateway.pipeline import Output
 from gateway.sources.ble import BleSource, ReplayScannerBackend
 from gateway.sources.trace import MqttInput, adv_to_json
 from gateway.store import OfferRecord, OfferState, Store
+from gateway.store.repo import Position
 from tests.broker import Mosquitto, Subscriber
 from tests.stores import reference_store
 from tests.walks import STORE_UUID, click_collect_customer, walk_adverts, zone_centre
@@ -159,6 +162,31 @@ def test_code_pools_survive_a_restart_and_never_hand_a_code_out_twice(tmp_path: 
         assert after.assign("tv15", "c-2", 11.0) == "A2"
         store.delete_customer("c-1")  # erased, but the code stays spent
         assert load_pools(store).remaining("tv15") == 2
+    finally:
+        store.close()
+
+
+def test_an_erasure_unlinks_the_batch_s_codes_and_drops_its_positions(tmp_path: Path) -> None:
+    """Codes handed out and positions sampled before an erasure, in the same batch, are
+    written after it: the codes stay spent but linked to nobody, the positions are dropped;
+    a code on an offer kept for the customer (registered again after it) stays theirs."""
+    store = Store(f"sqlite:///{tmp_path / 'rayon.db'}")
+    try:
+        store.import_codes("tv15", ["A1", "A2", "A3"])
+        pools = load_pools(store)
+        for customer in ("c-1", "c-2", "c-3"):
+            pools.assign("tv15", customer, 10.0)
+        kept = dataclasses.replace(bench_offers(1)[0], customer="c-3", code="A3")
+        out = Output(offers=[kept], erased=["c-1", "c-3"])
+        where = [Position(10.0, f"d-{c}", c, 1.0, 2.0, 3.0) for c in ("c-1", "c-2", "c-3")]
+        persist(store, out, at=10.0, assignments=pools.take_new(), positions=where)
+        assert [(code, customer) for _, code, customer, _ in store.codes()] == [
+            ("A1", None),
+            ("A2", "c-2"),
+            ("A3", "c-3"),
+        ]
+        assert [p.customer for p in store.positions()] == ["c-2"]
+        assert load_pools(store).remaining("tv15") == 0  # all three stay spent
     finally:
         store.close()
 

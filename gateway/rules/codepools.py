@@ -20,11 +20,12 @@ from typing import Protocol
 
 @dataclass(frozen=True, slots=True)
 class Assignment:
-    """A code handed to a customer."""
+    """A code handed to a customer; `customer` None once they were erased (the code stays
+    spent, linked to nobody)."""
 
     pool: str
     code: str
-    customer: str
+    customer: str | None
     at: float
 
 
