@@ -31,6 +31,7 @@ DRY_RUN=0
 WHEEL=""
 APT=1
 COMPILED=""  # "", yes (--compiled) or no (--pure)
+BUILD_FAILED=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) DRY_RUN=1 ;;
@@ -130,10 +131,17 @@ else
     run "$ROOT$PREFIX/bin/pip" install --quiet --upgrade "${WHEEL:-$SRC}"
 fi
 run install -D -m 644 "$SRC/deploy/README.md" "$ROOT$PREFIX/share/deploy/README.md"
-# The compiled copy of the installed package (rebuilt only when its sources changed).
+# The compiled copy of the installed package (rebuilt only when its sources changed); -P: of
+# the package just installed, never of a `gateway` folder in the current directory.  A build
+# that fails leaves the service on pure Python (step 5 removes the drop-in), never half done.
 if [ "$COMPILED" = yes ]; then
-    run "$ROOT$PREFIX/bin/python" -m gateway.benchmarks.compiled --build-only \
-        --dest "$ROOT$PREFIX/compiled"
+    if ! run "$ROOT$PREFIX/bin/python" -P -m gateway.benchmarks.compiled --build-only \
+        --dest "$ROOT$PREFIX/compiled"; then
+        say "warning: the compiled build failed (see $PREFIX/compiled/rayon-mypyc-build.log);"
+        say "         the service runs pure Python. Fix the cause, then: sudo $0 --compiled"
+        COMPILED=no
+        BUILD_FAILED=1
+    fi
 fi
 
 # 4. Configuration and rules: the ops team's and the marketers' files, never overwritten.
@@ -157,7 +165,9 @@ if [ "$COMPILED" = yes ]; then
     run install -D -m 644 "$SRC/deploy/rayon-gateway.compiled.conf" "$ROOT$DROPIN"
 elif [ -e "$ROOT$DROPIN" ] || [ -e "$ROOT$PREFIX/compiled" ]; then
     run rm -f "$ROOT$DROPIN"
-    run rm -rf "$ROOT$PREFIX/compiled"
+    if [ "$BUILD_FAILED" = 0 ]; then  # else keep its log
+        run rm -rf "$ROOT$PREFIX/compiled"
+    fi
 fi
 run install -m 644 "$SRC/deploy/bluetooth/rayon-bluez.conf" \
     "$ROOT/etc/dbus-1/system.d/rayon-bluez.conf"
@@ -184,4 +194,7 @@ EOF
 else
     run systemctl restart "$UNIT"
     say "started: journalctl -u $UNIT -f to follow it"
+fi
+if [ "$BUILD_FAILED" = 1 ]; then
+    exit 1  # installed and running, but not compiled as asked: say so to a calling script
 fi

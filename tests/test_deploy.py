@@ -219,7 +219,7 @@ def test_compiled_installs_a_toolchain_builds_the_copy_and_points_the_service_at
     apt = next(s for s in steps if "apt-get install" in s)
     assert apt.endswith("python3-venv bluez mosquitto build-essential python3-dev")
     build = (
-        f"{r}/opt/rayon/bin/python -m gateway.benchmarks.compiled --build-only "
+        f"{r}/opt/rayon/bin/python -P -m gateway.benchmarks.compiled --build-only "
         f"--dest {r}/opt/rayon/compiled"
     )
     pip = f"{r}/opt/rayon/bin/pip install --quiet --upgrade '{ROOT}[compiled]'"

@@ -133,11 +133,12 @@ def build(dest: Path, modules: Sequence[str] = HOT_MODULES) -> Path:
 def check_toolchain() -> None:
     """Raise `CompileError` saying what to install when mypyc, a C compiler or the Python
     headers are missing."""
-    if importlib.util.find_spec("mypyc") is None:
-        raise CompileError(
-            "mypyc is missing: it ships with mypy; pip install 'rayon-gateway[test]' "
-            "(or 'mypy>=1.10') into this environment"
-        )
+    for module, what in (("mypyc", "mypyc (it ships with mypy)"), ("setuptools", "setuptools")):
+        if importlib.util.find_spec(module) is None:
+            raise CompileError(
+                f"{what} is missing: pip install 'rayon-gateway[compiled]' into this "
+                "environment (mypy, setuptools and the stubs the build type-checks against)"
+            )
     compiler = shlex.split(sysconfig.get_config_var("CC") or "cc")[0]
     if shutil.which(compiler) is None:
         raise CompileError(
