@@ -331,7 +331,12 @@ async def _nodes_process(config: Config, n: int) -> dict[str, float]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await child.communicate()
+    try:
+        out, err = await child.communicate()
+    finally:  # cancelled (Ctrl-C, the gateway failed): the nodes must not outlive the bench
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
     if child.returncode != 0:
         tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
         raise RuntimeFailure(f"the scanner nodes' process failed ({child.returncode}): {tail[0]}")

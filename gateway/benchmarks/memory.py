@@ -4,16 +4,18 @@ at 5,000).
     python -m gateway.benchmarks.memory --devices 5000
 
 Each size runs in a fresh interpreter, so one size's garbage and the allocator's high-water mark
-do not leak into the next.  The child is shaped like the daemon: it imports `gateway.app` (every
-module the daemon loads: the store, MQTT, the BLE source), writes the synthetic store of
-`workload` (200 zones, 1,000 rules) and its N consenting customers into a SQLite database, and
-starts a pipeline from that database as the daemon does (`soak.start_pipeline`: customers,
-code pools and saved state read back, rules loaded from their files).  It then feeds each
-customer, standing at a random spot, `SECONDS` seconds of adverts, made and dropped on the fly
-(the trace is never held in memory), writing what the pipeline decides and the live state's
-changes to the database every second, until the zone tracker follows all N; then it reads VmRSS
-from /proc/self/status.  Not in it: the asyncio loop and the paho client's thread and buffers
-(a few hundred kB with an idle broker link).
+do not leak into the next, and that interpreter is shaped like the daemon.  It imports what the
+daemon imports on a Pi with its radio on (`gateway.daemon`, `gateway.app`, the BLE source and
+bleak: the store, MQTT, the pipeline).  Another process first writes the synthetic store of
+`workload` (a config.yaml, 1,000 rule files, 200 zones) and its N consenting customers into a
+SQLite database (`prepare`), so that nothing of making them stays in the measured one.  It
+then starts a pipeline from those files and that database as the daemon does
+(`soak.start_pipeline`: customers, code pools and saved state read back, rules loaded from
+their files), and feeds each customer, standing at a random spot, `SECONDS` seconds of adverts,
+made and dropped on the fly (the trace is never held in memory), writing what the pipeline
+decides and the live state's changes to the database every second, until the zone tracker
+follows all N; then it reads VmRSS from /proc/self/status.  Not in it: the asyncio loop and the
+paho client's thread and buffers (a few hundred kB with an idle broker link).
 
 `imports` is VmRSS once the modules are loaded; `baseline` once the database is open and the
 pipeline started, before any device is fed: `rss - baseline` is what the devices' state costs.
@@ -31,10 +33,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import gateway.app  # noqa: F401  (every module the daemon loads counts in its resident memory)
+import gateway.daemon
+import gateway.sources.ble  # noqa: F401  (the daemon imports it, and bleak, with the radio on)
 from gateway.app import RUNTIME_KEY
 from gateway.benchmarks.soak import start_pipeline
-from gateway.benchmarks.workload import DEPTH, WIDTH, build, device_radio, heard
+from gateway.benchmarks.workload import DEPTH, START, WIDTH, build, device_radio, heard
+from gateway.clock import parse_local_time
+from gateway.config import load_config
 from gateway.store import Store
 
 SIZES = (1_000, 5_000)
@@ -67,19 +72,45 @@ def rss_mb() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status: resident memory is measured on Linux")
 
 
-def track(devices: int, folder: Path, seed: int = 1) -> MemoryRow:
-    """In this process: a database with the store's customers, a pipeline started from it as
-    the daemon starts one, `devices` fed until tracked with their outputs written; measure."""
-    gc.collect()
-    imports = rss_mb()
+PREPARE = """
+import sys
+from pathlib import Path
+from gateway.benchmarks.memory import prepare
+prepare(Path(sys.argv[1]), int(sys.argv[2]))
+"""
+
+
+def prepare(folder: Path, devices: int) -> None:
+    """The synthetic store's config.yaml and rule files under `folder`, and its `devices`
+    customers in `folder/rayon.db` (as the CRM topic would have written them)."""
     workload = build(folder, devices=devices)
-    config, start = workload.config, workload.start
     store = Store(f"sqlite:///{folder / 'rayon.db'}")
     try:
-        store.upsert_customers(workload.customers)  # as the CRM topic would have
-        radios = [device_radio(i, c) for i, c in enumerate(workload.customers)]
-        del workload  # the daemon holds the customers the pipeline read back, not these
+        store.upsert_customers(workload.customers)
+    finally:
+        store.close()
+
+
+def track(devices: int, folder: Path, seed: int = 1) -> MemoryRow:
+    """`prepare` in another process; then in this one a pipeline started from its files and
+    database as the daemon starts one, `devices` fed until tracked with their outputs
+    written; measure."""
+    made = subprocess.run(
+        [sys.executable, "-c", PREPARE, str(folder), str(devices)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        raise RuntimeError(f"memory bench: preparing the store failed: {made.stderr.strip()}")
+    gc.collect()
+    imports = rss_mb()
+    config = load_config(folder / "config.yaml")
+    start = parse_local_time(START, config.store.timezone)
+    store = Store(f"sqlite:///{folder / 'rayon.db'}")
+    try:
         pipeline, writer = start_pipeline(config, store)
+        radios = [device_radio(i, c) for i, c in enumerate(pipeline.customers.all())]
         rng = random.Random(seed)
         spots = [(rng.uniform(0, WIDTH), rng.uniform(0, DEPTH)) for _ in radios]
         gc.collect()
