@@ -27,7 +27,6 @@ import argparse
 import gc
 import json
 import random
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from pathlib import Path
 import gateway.daemon
 import gateway.sources.ble  # noqa: F401  (the daemon imports it, and bleak, with the radio on)
 from gateway.app import RUNTIME_KEY
+from gateway.benchmarks import python_child
 from gateway.benchmarks.soak import start_pipeline
 from gateway.benchmarks.workload import DEPTH, START, WIDTH, build, device_radio, heard
 from gateway.clock import parse_local_time
@@ -95,14 +95,7 @@ def track(devices: int, folder: Path, seed: int = 1) -> MemoryRow:
     """`prepare` in another process; then in this one a pipeline started from its files and
     database as the daemon starts one, `devices` fed until tracked with their outputs
     written; measure."""
-    made = subprocess.run(
-        [sys.executable, "-c", PREPARE, str(folder), str(devices)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if made.returncode != 0:
-        raise RuntimeError(f"memory bench: preparing the store failed: {made.stderr.strip()}")
+    python_child(["-c", PREPARE, str(folder), str(devices)], "memory bench: making the store")
     gc.collect()
     imports = rss_mb()
     config = load_config(folder / "config.yaml")
@@ -134,15 +127,8 @@ def measure(sizes: tuple[int, ...] = SIZES) -> list[MemoryRow]:
     """Each size in a fresh `python -m gateway.benchmarks.memory` subprocess."""
     rows = []
     for n in sizes:
-        done = subprocess.run(
-            [sys.executable, "-m", "gateway.benchmarks.memory", "--devices", str(n), "--json"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"memory bench for {n} devices failed: {done.stderr.strip()}")
-        found = json.loads(done.stdout)
+        child = ["-m", "gateway.benchmarks.memory", "--devices", str(n), "--json"]
+        found = json.loads(python_child(child, f"memory bench for {n:,} devices"))
         rows.append(
             MemoryRow(
                 n, found["tracked"], found["rss_mb"], found["imports_mb"], found["baseline_mb"]

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gateway.app import RUNTIME_KEY
-from gateway.benchmarks import soakstream
+from gateway.benchmarks import python_child, soakstream
 from gateway.benchmarks.soakcheck import (
     Verdict,
     check_caps,
@@ -296,16 +295,8 @@ def suite_rows(quick: bool) -> list[Any]:
     devices; else the full day, 2,000 devices), in a fresh interpreter, so that the memory
     it samples is its own and not that of the benchmarks run before it."""
     hours, devices = (2.0, 100) if quick else (24.0, 2000)
-    done = subprocess.run(
-        [sys.executable, "-c", SUITE_CHILD, str(hours), str(devices)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        lines = done.stderr.strip().splitlines() or ["(no output)"]
-        raise RuntimeFailure(f"soak failed ({done.returncode}): {lines[-1]}")
-    verdicts = [Verdict(**v) for v in json.loads(done.stdout)]
+    found = python_child(["-c", SUITE_CHILD, str(hours), str(devices)], "soak")
+    verdicts = [Verdict(**v) for v in json.loads(found)]
     command = "rayon bench soak -c config.example.yaml" + (" --hours 2 --devices 100" * quick)
     rows = [
         (f"soak {hours:g} h, {devices:,} devices: {v.name}", v.detail, v.target, v.ok, command)
