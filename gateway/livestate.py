@@ -12,9 +12,11 @@ document either way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 SPLIT_MAPS = ("zones.devices", "rules.visits")  # the maps saved an entry per row
 
@@ -28,6 +30,37 @@ class StateDelta:
     base: dict[str, Any]
     entries: Mapping[tuple[str, str], Any] = field(default_factory=dict)
     complete: bool = False
+
+
+class Changes:
+    """Which entries of a split map changed since they were last taken (`take`), or whether
+    all of them must be taken: on the first save, after a restore, after a save that failed
+    (`everything`).  The tracker owning the map adds the keys it touches to `keys`."""
+
+    __slots__ = ("all", "keys")
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+        self.all = True
+
+    def take(
+        self, entries: Mapping[str, T], to_json: Callable[[T], Any], everything: bool = False
+    ) -> dict[str, Any]:
+        """The changed entries of `entries` as `to_json` gives them (None for one gone), or
+        every entry when `everything` or `all`; afterwards nothing counts as changed."""
+        if everything or self.all:
+            found = {k: to_json(v) for k, v in entries.items()}
+        else:
+            get = entries.get
+            found = {k: None if (v := get(k)) is None else to_json(v) for k in self.keys}
+        self.keys.clear()
+        self.all = False
+        return found
+
+    def everything(self) -> None:
+        """The next `take` holds every entry (a restore, or the changes taken were lost)."""
+        self.keys.clear()
+        self.all = True
 
 
 def whole(document: Mapping[str, Any]) -> StateDelta:

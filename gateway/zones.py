@@ -59,6 +59,7 @@ from typing import Any
 from gateway.config import VisitsConfig, Zone
 from gateway.errors import InvalidInput
 from gateway.events import EventKind, Fix, ZoneEvent
+from gateway.livestate import Changes
 from gateway.zoneindex import ZoneIndex
 from gateway.zonestate import (
     NO_THRESHOLDS,
@@ -127,8 +128,7 @@ class ZoneTracker:
         self._store = STORE_ZONE_ID if STORE_ZONE_ID in self._pos else None
         self._thresholds: list[tuple[float, ...]] = [() for _ in self._zones]
         self._devices: dict[str, DeviceState] = {}
-        self._changed: set[str] = set()  # devices changed since the last `changes()`
-        self._all_changed = True  # … or all of them (new, restored, or the last save lost)
+        self._changes = Changes()  # the devices changed since the last `changes()`
         self._heap: list[_Entry] = []
         self._seq = 0
         self._now = -math.inf
@@ -158,7 +158,7 @@ class ZoneTracker:
         if heap and heap[0][0] <= t:
             self._advance(t)
         self._now = t
-        self._changed.add(fix.device)
+        self._changes.keys.add(fix.device)
         dev = self._devices.get(fix.device)
         if dev is not None and dev.visit_open:
             dev.last, dev.last_seen = fix, t  # _see's common case
@@ -232,7 +232,7 @@ class ZoneTracker:
     def forget(self, device: str) -> None:
         """Drop everything about `device`, silently (no exit, no visit_end)."""
         dev = self._devices.pop(device, None)
-        self._changed.add(device)
+        self._changes.keys.add(device)
         for i, stay in (dev.stays if dev else {}).items():
             self._counts[i] -= stay.inside
 
@@ -249,7 +249,7 @@ class ZoneTracker:
     @property
     def all_changed(self) -> bool:
         """Whether the next `changes()` holds every device (see `resave`)."""
-        return self._all_changed
+        return self._changes.all
 
     def changes(
         self, everything: bool = False
@@ -257,21 +257,13 @@ class ZoneTracker:
         """The snapshot with no devices, and the devices changed since the last call (their
         `snapshot()` entry; None for a device forgotten): every device when `everything`, on
         the first call and after `restore` or `resave`."""
-        ids, get = self._index.ids, self._devices.get
-        devices: dict[str, dict[str, Any] | None]
-        if everything or self._all_changed:
-            devices = {d: device_to_json(dev, ids) for d, dev in self._devices.items()}
-        else:
-            devices = {
-                d: None if (dev := get(d)) is None else device_to_json(dev, ids)
-                for d in self._changed
-            }
-        self._changed, self._all_changed = set(), False
+        ids = self._index.ids
+        devices = self._changes.take(self._devices, lambda d: device_to_json(d, ids), everything)
         return self._snapshot_base(), devices
 
     def resave(self) -> None:
         """The changes last taken were not saved: the next `changes()` holds every device."""
-        self._all_changed = True
+        self._changes.everything()
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Replace the state with a `snapshot()`; stays in zones no longer configured drop.
@@ -295,7 +287,7 @@ class ZoneTracker:
         now = state.get("now")
         self._now = float(now) if isinstance(now, int | float) else -math.inf
         self._devices, self._heap, self._counts = devices, [], [0] * len(self._zones)
-        self._changed, self._all_changed = set(), True
+        self._changes.everything()
         for device, dev in devices.items():
             self._rearm(device, dev)
 
@@ -459,7 +451,7 @@ class ZoneTracker:
             due, _, kind, device, i, a, b = heapq.heappop(heap)
             dev = self._devices.get(device)
             if dev is not None:
-                self._changed.add(device)
+                self._changes.keys.add(device)
                 self._handlers[kind](due, device, dev, i, a, b)
         self._now = t
 

@@ -40,6 +40,7 @@ from zoneinfo import ZoneInfo
 from gateway.config import Config
 from gateway.events import EventKind, Offer, ZoneEvent
 from gateway.identity import Customer
+from gateway.livestate import Changes
 from gateway.rules.absent import AbsentSchedule
 from gateway.rules.codepools import CodePools, MemoryCodePools
 from gateway.rules.conditions import Context
@@ -102,8 +103,7 @@ class RuleEngine:
         self._absent = tuple(sorted((r for r in rules.rules if r.absent), key=_rank))
         self._schedule = AbsentSchedule()
         self._visits: dict[str, Visit] = {}
-        self._changed: set[str] = set()  # customers whose visit changed since `changes()`
-        self._all_changed = True  # … or all of them (new, restored, or the last save lost)
+        self._changes = Changes()  # the customers whose visit changed since `changes()`
         self._watch: tuple[str, str | None] | None = None
         self._last_local: tuple[float, datetime | None] = (math.nan, None)
 
@@ -111,7 +111,7 @@ class RuleEngine:
         """A new engine for a reloaded rule set, keeping the ledger, pools and visit state."""
         engine = RuleEngine(rules, self._config, self.ledger, self.pools, self._on_evaluation)
         engine._visits, engine._schedule = self._visits, self._schedule
-        engine._changed, engine._all_changed = self._changed, self._all_changed
+        engine._changes = self._changes
         engine._decider.pool_exhausted, engine._watch = self.pool_exhausted, self._watch
         engine.explanations = self.explanations
         return engine
@@ -150,7 +150,7 @@ class RuleEngine:
         return found
 
     def _evaluate(self, event: ZoneEvent, customer: Customer) -> Evaluation:
-        self._changed.add(customer.id)
+        self._changes.keys.add(customer.id)
         local = self._local(event.at)
         if local is None:
             return Evaluation((), {})
@@ -288,7 +288,7 @@ class RuleEngine:
     def forget(self, customer_id: str) -> None:
         """Drop the visit context of a customer (the ledger is forgotten separately)."""
         self._visits.pop(customer_id, None)
-        self._changed.add(customer_id)
+        self._changes.keys.add(customer_id)
 
     def prune(self, now: float) -> int:
         """Drop the visit contexts not seen for `visits.gap` before `now`; return how many.
@@ -299,7 +299,7 @@ class RuleEngine:
         stale = [cid for cid, v in self._visits.items() if now - v.last_seen > self._gap]
         for cid in stale:
             del self._visits[cid]
-        self._changed.update(stale)
+        self._changes.keys.update(stale)
         return len(stale)
 
     def tracked(self) -> int:
@@ -318,32 +318,24 @@ class RuleEngine:
         """Continue from `snapshot()` (or a version 1 visit map); InvalidInput if not one."""
         v2 = state.get("v") == 2
         self._visits = restore_visits(state.get("visits") if v2 else state)
-        self._changed, self._all_changed = set(), True
+        self._changes.everything()
         if v2:
             self._schedule.restore(state.get("absent") or {})
 
     @property
     def all_changed(self) -> bool:
         """Whether the next `changes()` holds every visit context (see `resave`)."""
-        return self._all_changed
+        return self._changes.all
 
     def changes(self, everything: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
         """The snapshot with no visits, and the visit contexts changed since the last call
         (their `snapshot()` entry; None for one gone): all of them when `everything`, on the
         first call and after `restore` or `resave`."""
-        if everything or self._all_changed:
-            visits: dict[str, Any] = snapshot_visits(self._visits)
-        else:
-            get = self._visits.get
-            visits = {
-                cid: None if (v := get(cid)) is None else visit_to_json(v) for cid in self._changed
-            }
-        self._changed, self._all_changed = set(), False
-        return self._snapshot_base(), visits
+        return self._snapshot_base(), self._changes.take(self._visits, visit_to_json, everything)
 
     def resave(self) -> None:
         """The changes last taken were not saved: the next `changes()` holds every visit."""
-        self._all_changed = True
+        self._changes.everything()
 
     # -- visit context ---------------------------------------------------------------------
     @property
