@@ -8,6 +8,7 @@ suites (TLS, ACLs, faults) add config lines through `extra_config`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -23,6 +24,8 @@ from typing import Any
 from paho.mqtt.client import Client, MQTTMessage
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from gateway.deliver.mqtt import MqttLink
 
 STARTUP_TIMEOUT_S = 10.0
 
@@ -207,3 +210,10 @@ class Subscriber:
         with self._cond:
             self.messages.append(received)
             self._cond.notify_all()
+
+
+async def noticed_down(link: MqttLink, timeout: float = 10.0) -> None:
+    """Wait until `link` has seen its broker go (after `Mosquitto.stop` or `kill`)."""
+    async with asyncio.timeout(timeout):
+        while link.connected:
+            await asyncio.sleep(0.01)

@@ -13,7 +13,7 @@ import pytest
 from gateway.config import TlsConfig
 from gateway.deliver.mqtt import Announcement, Backoff, LinkError, Message, MqttLink
 from gateway.errors import RuntimeFailure
-from tests.broker import Mosquitto, Subscriber, free_port
+from tests.broker import Mosquitto, Subscriber, free_port, noticed_down
 
 pytestmark = pytest.mark.mqtt
 
@@ -74,8 +74,7 @@ def test_publish_while_down_raises_link_error(mosquitto: Mosquitto) -> None:
     async def main() -> None:
         async with link_to(mosquitto, backoff=Backoff(initial=5.0, cap=5.0)) as link:
             mosquitto.kill()
-            while link.connected:
-                await asyncio.sleep(0.01)
+            await noticed_down(link)
             with pytest.raises(LinkError, match="not connected"):
                 await link.publish("rayon/x", b"", qos=1)
 
@@ -128,8 +127,7 @@ def test_reconnects_resubscribes_and_publishes_its_birth_again(
         async with link_to(mosquitto, birth=birth) as link:
             await link.subscribe(["in/#"])
             mosquitto.stop()
-            while link.connected:
-                await asyncio.sleep(0.01)
+            await noticed_down(link)
             mosquitto.start()
             await link.wait_connected()
             sub = await asyncio.to_thread(subscriber, STATUS)  # a retained birth: it's there

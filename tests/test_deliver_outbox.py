@@ -21,7 +21,7 @@ from gateway.deliver.topics import Topics
 from gateway.events import EventKind, Offer, Purpose, ZoneEvent
 from gateway.store import OfferState, Store
 from gateway.store.repo import Enqueued
-from tests.broker import Mosquitto, Subscriber
+from tests.broker import Mosquitto, Subscriber, noticed_down
 
 pytestmark = pytest.mark.mqtt
 
@@ -143,8 +143,7 @@ def test_broker_down_keeps_offers_pending_until_it_is_back(
         async with link_to(mosquitto) as link:
             outbox = OutboxPublisher(store, link, TOPICS, clock, PARIS)
             mosquitto.stop()
-            while link.connected:
-                await asyncio.sleep(0.01)
+            await noticed_down(link)
             down = await outbox.drain()
             assert [state(store, o) for o in ("o1", "o2")] == [OfferState.PENDING] * 2
             mosquitto.start()
@@ -369,8 +368,7 @@ def test_a_handed_offer_the_link_could_not_send_goes_with_a_later_drain(
         async with link_to(mosquitto) as link:
             outbox = OutboxPublisher(store, link, TOPICS, clock, PARIS)
             mosquitto.stop()
-            while link.connected:
-                await asyncio.sleep(0.01)
+            await noticed_down(link)
             enqueued = await asyncio.to_thread(store.commit, offers=[offer("h1", T0, 3600)])
             outbox.hand(enqueued.pending)
             wake = asyncio.Event()
