@@ -1,10 +1,14 @@
 """The gateway: its tasks around the pipeline (the daemon's root is gateway/daemon.py).
 
-    sources ─▶ queue ─▶ pipeline ─▶ writer (store: events, outbox) ─▶ outbox publisher ─▶ MQTT
-    MQTT in (CRM, phones, scanner nodes, feedback) ─▶ queue
+    sources ─────────────────────▶ inbox ─▶ pipeline ─▶ writer (store) ─▶ outbox publisher ─▶ MQTT
+    MQTT in (phones, scanner nodes) ─▶ inbox (one bounded queue per sender, served in turn)
+    MQTT in, own connection (CRM) ──▶ inbox (consent: never dropped, served first)
+    MQTT in (feedback) ─────────────▶ feedback inbox ─▶ feedback writer (a batch per call)
 
-One TaskGroup, named tasks, a bounded input queue with counted drops; the pipeline is pure and
-runs on the event loop, the database is written from a worker thread.
+One TaskGroup, named tasks, bounded per-sender queues with drops counted per topic class
+(`gateway.inbox`); the pipeline is pure and runs on the event loop, the database is written
+from a worker thread.  Nothing an app sends on its own topics can crash a task, delay another
+sender's input, or push out a CRM update (a consent withdrawal).
 """
 
 from __future__ import annotations
@@ -28,11 +32,13 @@ from gateway.deliver.announce import Announcer, RulesState
 from gateway.deliver.connect import connect_link
 from gateway.deliver.mqtt import MqttLink
 from gateway.deliver.outbox import OutboxPublisher
-from gateway.deliver.payloads import parse_feedback
-from gateway.deliver.topics import TopicKind, Topics
+from gateway.deliver.payloads import FeedbackState, parse_feedback
+from gateway.deliver.topics import INBOUND_CLASS, OTHER_CLASS, TopicKind, Topics
 from gateway.errors import ConfigError, Diagnostic, InvalidInput, RuntimeFailure
 from gateway.health import AnchorWatch
 from gateway.identity import CustomerRegistry
+from gateway.inbox import Inbox
+from gateway.logs import Throttle, held_note
 from gateway.metrics import GatewayFigures, MetricsServer, gateway_samples, render
 from gateway.persist import NOT_DECIDED, PositionSampler, load_pools, persist, push_withdrawn
 from gateway.pipeline import Output, Pipeline
@@ -46,7 +52,22 @@ from gateway.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
-QUEUE_SIZE = 10_000
+INBOX_SIZE = 20_000  # inputs waiting for the pipeline, all senders together
+# how many messages one sender may have waiting, by class: an app reports once a second or so,
+# a scanner node batches adverts several times a second, the Pi's radio hears every advert
+SENDER_LIMITS = {
+    "source": 10_000,
+    "scanner": 500,
+    "espresense": 500,
+    "sightings": 50,
+    "transition": 50,
+    "location": 50,
+    OTHER_CLASS: 100,
+}
+FEEDBACK_PER_TOKEN = 100  # feedback messages one app may have waiting
+FEEDBACK_INBOX_SIZE = 10_000
+FEEDBACK_BATCH = 500  # feedback written per database call
+YIELD_EVERY = 1_000  # inputs the pipeline takes (~15 ms) before letting the MQTT readers run
 TICK_S = 1.0
 WRITE_EVERY_S = 0.2
 STATUS_EVERY_S = 60.0
@@ -70,9 +91,11 @@ class GatewayState:
     counters: Counter[str] = field(default_factory=Counter)
 
 
-def inbound_filters(config: Config, topics: Topics) -> list[str]:
-    """What the gateway subscribes to, per the enabled sources (DESIGN §5)."""
-    filters = [topics.crm_filter(), topics.feedback_filter()]
+def inbound_filters(config: Config, topics: Topics, *, crm: bool = True) -> list[str]:
+    """What the gateway subscribes to, per the enabled sources (DESIGN §5); `crm=False` when
+    the CRM is read on a connection of its own."""
+    filters = [topics.crm_filter()] if crm else []
+    filters.append(topics.feedback_filter())
     if config.sources.phone_reports:
         filters.append(topics.phones_filter())
     if config.sources.scanner_nodes:
@@ -139,8 +162,10 @@ class Gateway:
         clock: Clock,
         sources: Sequence[Source] = (),
         notifier: Notifier | None = None,
+        crm_link: MqttLink | None = None,
     ) -> None:
         self.config = config
+        self.crm_link = crm_link  # None: the CRM comes on `link` (tests, tools)
         self.notifier = notifier or Notifier({})
         self.store = store
         self.link = link
@@ -148,7 +173,11 @@ class Gateway:
         self.sources = list(sources)
         self.topics = Topics(config.mqtt.topic_prefix, config.store.id)
         self.state = GatewayState()
-        self.queue: asyncio.Queue[TraceItem] = asyncio.Queue(QUEUE_SIZE)
+        self.inbox: Inbox[TraceItem] = Inbox(SENDER_LIMITS, INBOX_SIZE)
+        self.feedback_inbox: Inbox[tuple[str, bytes, float]] = Inbox(
+            {"feedback": FEEDBACK_PER_TOKEN}, FEEDBACK_INBOX_SIZE
+        )
+        self.log_throttle = Throttle()
         self.pipeline: Pipeline | None = None
         self._pending = Output()
         self._wake = asyncio.Event()
@@ -176,10 +205,25 @@ class Gateway:
 
     def counters(self) -> dict[str, int]:
         """Everything counted so far: inputs, drops, rejections, failures."""
-        out = dict(self.state.counters) | dict(self.announcer.counters)
+        out = Counter(self.state.counters)
+        out.update(self.announcer.counters)
+        for inbox in (self.inbox, self.feedback_inbox):
+            out.update({f"inbound_dropped:{k}": n for k, n in inbox.dropped.items()})
+        links = [self.link, *([self.crm_link] if self.crm_link is not None else [])]
+        out["mqtt_queue_dropped"] += sum(link.dropped for link in links)
+        out["log_suppressed"] += self.log_throttle.suppressed
         if self.pipeline is not None:
-            out |= dict(self.pipeline.counters)
-        return out
+            out.update(self.pipeline.counters)
+        return dict(out)
+
+    def devices(self) -> dict[str, int]:
+        """Tracked radio devices now, the cap, and how many the cap made us forget."""
+        p = self.pipeline
+        return {
+            "tracked": p.tracked_devices() if p else 0,
+            "max": self.config.limits.tracked_devices,
+            "shed": p.counters["devices_shed"] if p else 0,
+        }
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then drain the outbox once and say offline."""
@@ -192,15 +236,21 @@ class Gateway:
         settle_heap()
         self.rules_state = RulesState(self.clock.now(), len(rules.rules))
         await self._status("online")
-        await self.link.subscribe(inbound_filters(self.config, self.topics))
+        crm_link = self.crm_link
+        await self.link.subscribe(inbound_filters(self.config, self.topics, crm=crm_link is None))
+        if crm_link is not None:
+            await crm_link.subscribe([self.topics.crm_filter()])
         publisher = self.publisher
         try:
             async with asyncio.TaskGroup() as tg:
                 tasks = [
                     tg.create_task(self._pump(s), name=f"source:{s.name}") for s in self.sources
                 ]
+                if crm_link is not None:
+                    tasks.append(tg.create_task(self._pump_crm(crm_link), name="crm-in"))
                 tasks += [
                     tg.create_task(self._pump_mqtt(), name="mqtt-in"),
+                    tg.create_task(self._feedback(), name="feedback"),
                     tg.create_task(self._process(), name="pipeline"),
                     tg.create_task(self._ticker(), name="ticker"),
                     tg.create_task(self._writer(), name="writer"),
@@ -217,9 +267,11 @@ class Gateway:
                 for task in tasks:
                     task.cancel()
         finally:
-            await self._flush(final=True)
-            await publisher.drain()
-            await self._status("offline")
+            try:
+                await self._flush(final=True)
+                await publisher.drain()
+            finally:  # a failed last write (disk full …) must not leave us "online"
+                await self._status("offline")
 
     def _retention(self) -> Coroutine[None, None, None]:
         def count(purged: Purged) -> None:
@@ -260,7 +312,9 @@ class Gateway:
         return server
 
     async def _status(self, state: str) -> None:
-        await self.announcer.status(state, self.counters(), self.rules_state, self.degraded())
+        await self.announcer.status(
+            state, self.counters(), self.rules_state, self.degraded(), self.devices()
+        )
         if state == "online":
             self.notifier.status(self.summary())
 
@@ -274,9 +328,10 @@ class Gateway:
             anchor_adverts=p.anchor_adverts if p else {},
             anchor_last=p.anchor_last if p else {},
             anchors=scanner_ids(self.config),
-            queue_depth=self.queue.qsize(),
+            queue_depth=len(self.inbox),
             offers_by_state={str(k): v for k, v in by_state.items()},
             rules_in_force=self.rules_state.count if self.rules_state else 0,
+            devices=self.devices(),
         )
         return render(gateway_samples(figures))
 
@@ -372,10 +427,9 @@ class Gateway:
 
     # -- inputs -----------------------------------------------------------------------------
 
-    def offer_input(self, item: TraceItem) -> None:
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
+    def offer_input(self, item: TraceItem, sender: str = "source") -> None:
+        """Queue an input of one of our sources (the Pi's radio, a simulator)."""
+        if not self.inbox.put("source", sender, item):
             self.state.counters["input_dropped"] += 1
 
     async def _pump(self, source: Source) -> None:
@@ -388,7 +442,7 @@ class Gateway:
                     if failures:
                         failures = 0
                         await self._source_health(source.name, None)
-                    self.offer_input(item)
+                    self.offer_input(item, source.name)
                 return
             except RuntimeFailure as exc:
                 failures += 1
@@ -399,24 +453,77 @@ class Gateway:
                 await asyncio.sleep(delay)
 
     async def _pump_mqtt(self) -> None:
+        """Sort what the apps, nodes (and without a CRM link, the CRM) send into the inboxes:
+        nothing here waits, so the link's own queue never fills behind a slow consumer."""
+        crm_apart = self.crm_link is not None
         async for topic, payload, _retained in self.link.messages():
-            parsed = self.topics.parse(topic)
-            if parsed is not None and parsed[0] is TopicKind.FEEDBACK:
-                await self._feedback(parsed[1], payload)
-            else:
-                self.offer_input(MqttInput(self.clock.now(), topic, payload))
+            self.route(topic, payload, crm=not crm_apart)
 
-    async def _feedback(self, token: str, payload: bytes) -> None:
-        """Record an app's feedback; only for an offer sent to that same token."""
-        fb = parse_feedback(payload)
-        if isinstance(fb, str):
-            return self._reject("feedback_rejected", f"feedback/{token}: {fb}")
-        record = await self.store.call(self.store.offer, fb.offer)
-        if record is None or record.offer.token != token:
-            return self._reject(
-                "feedback_rejected", f"feedback/{token}: no offer {fb.offer} was sent to this token"
+    async def _pump_crm(self, link: MqttLink) -> None:
+        """The CRM's records, from their own connection: never dropped, served first."""
+        async for topic, payload, _retained in link.messages():
+            self.route(topic, payload, crm=True)
+
+    def route(self, topic: str, payload: bytes, *, crm: bool = True) -> None:
+        """Queue one inbound message for whoever handles it.  `crm=False`: a CRM record on the
+        app connection is a copy (its old persistent session's subscription) and is skipped:
+        the CRM connection brings the same record."""
+        parsed = self.topics.parse(topic)
+        now = self.clock.now()
+        if parsed is None:
+            self.inbox.put(OTHER_CLASS, "", MqttInput(now, topic, payload))
+            return
+        kind, sender = parsed
+        if kind is TopicKind.CRM_CUSTOMER:
+            if crm:
+                self.state.counters["inbound_received:crm"] += 1
+                self.inbox.put_consent(MqttInput(now, topic, payload))
+            return
+        cls = INBOUND_CLASS.get(kind, OTHER_CLASS)
+        self.state.counters[f"inbound_received:{cls}"] += 1
+        if kind is TopicKind.FEEDBACK:
+            queued = self.feedback_inbox.put(cls, sender, (sender, payload, now))
+        else:
+            queued = self.inbox.put(cls, sender, MqttInput(now, topic, payload))
+        if not queued:
+            self._dropped(cls, sender)
+
+    def _dropped(self, cls: str, sender: str) -> None:
+        held = self.log_throttle.allow(f"dropped:{cls}")
+        if held is not None:
+            log.warning(
+                "%s message from %s dropped: that sender has too many waiting (a flood?)%s",
+                cls,
+                sender,
+                held_note(held),
             )
-        await self.store.call(self.store.record_feedback, fb.offer, fb.state, fb.at)
+
+    async def _feedback(self) -> None:
+        """Record the apps' feedback, a batch per database call; each only for an offer sent
+        to that same token."""
+        while True:
+            batch = [await self.feedback_inbox.get()]
+            while len(batch) < FEEDBACK_BATCH and (more := self.feedback_inbox.get_nowait()):
+                batch.append(more)
+            good: list[tuple[str, str, FeedbackState, float]] = []
+            for token, payload, _received in batch:
+                fb = parse_feedback(payload)
+                if isinstance(fb, str):
+                    self._reject_feedback(token, fb)
+                else:
+                    good.append((token, fb.offer, fb.state, fb.at))
+            if good:
+                for i in await self.store.call(self.store.record_feedbacks, good):
+                    token, offer = good[i][0], good[i][1]
+                    self._reject_feedback(token, f"no offer {offer[:40]!r} was sent to this token")
+            await asyncio.sleep(0)  # a flood of feedback must not starve the other tasks
+
+    def _reject_feedback(self, token: str, why: str) -> None:
+        self.state.counters["feedback_rejected"] += 1
+        self.state.counters["inbound_rejected:feedback"] += 1
+        held = self.log_throttle.allow("rejected:feedback")
+        if held is not None:
+            log.warning("rejected feedback/%s: %s%s", token, why, held_note(held))
 
     async def _source_health(self, name: str, failing: str | None) -> None:
         """A source started failing or recovered: say it on gateway/status at once."""
@@ -426,21 +533,21 @@ class Gateway:
             self._failing[name] = failing
         await self._status("online")
 
-    def _reject(self, counter: str, message: str) -> None:
-        self.state.counters[counter] += 1
-        log.warning("rejected %s", message)
-
     # -- processing -------------------------------------------------------------------------
 
     async def _process(self) -> None:
         assert self.pipeline is not None
+        taken = 0
         while True:
-            item = await self.queue.get()
+            item = await self.inbox.get()
             out = self.pipeline.feed(item)
             self._pending.extend(out)
             self.state.counters["inputs"] += 1
             if out.offers:  # an offer waits for no batch: write it, then it is published
                 self._offers_due.set()
+            taken += 1
+            if taken % YIELD_EVERY == 0:  # a full inbox never returns to the loop by itself
+                await asyncio.sleep(0)
 
     async def _ticker(self) -> None:
         """Time passes: zone timers, occupancy, the periodic status, and the watchdog ping —

@@ -37,6 +37,14 @@ class TlsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LoginConfig:
+    """A login of its own for one of the gateway's connections (`mqtt.crm`)."""
+
+    username: str | None = None
+    password_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class MqttConfig:
     host: str = "localhost"
     port: int = 1883
@@ -46,6 +54,9 @@ class MqttConfig:
     topic_prefix: str = "rayon"
     client_id: str | None = None
     keepalive_s: int = 30
+    # The CRM's consent-bearing records are read on a connection of their own (its own client
+    # id and persistent session); None: that connection logs in as the gateway does.
+    crm: LoginConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +148,17 @@ class RetentionConfig:
     offers: float = 3 * 365 * 86400.0
 
 
+DEFAULT_TRACKED_DEVICES = 5_000  # the memory budget is set at 5,000 devices (docs/performance.md)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """What one store's gateway holds at most, whatever its inputs: beyond `tracked_devices`
+    (radio devices located at once) the least recently heard is forgotten, and counted."""
+
+    tracked_devices: int = DEFAULT_TRACKED_DEVICES
+
+
 @dataclass(frozen=True, slots=True)
 class MetricsConfig:
     """Where the Prometheus endpoint listens (`GET /metrics`); off when the section is absent."""
@@ -160,6 +182,7 @@ class Config:
     retention: RetentionConfig
     rules_dir: Path
     metrics: MetricsConfig | None = None
+    limits: LimitsConfig = LimitsConfig()
 
     def zone(self, zone_id: str) -> Zone | None:
         return next((z for z in self.zones if z.id == zone_id), None)

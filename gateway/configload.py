@@ -19,12 +19,15 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from gateway.config import (
+    DEFAULT_TRACKED_DEVICES,
     Anchor,
     AnchorKind,
     BleSourceConfig,
     Config,
     DatabaseConfig,
     IdentityConfig,
+    LimitsConfig,
+    LoginConfig,
     MetricsConfig,
     MqttConfig,
     RetentionConfig,
@@ -60,7 +63,7 @@ from gateway.yamlsrc import (
 
 _TOP = (
     "store mqtt database sources identity anchors zones geofences visits retention rules_dir "
-    "metrics"
+    "metrics limits"
 )
 _NAMESPACE = re.compile(r"^[0-9a-fA-F]{20}$")
 _SQLITE = re.compile(r"^(sqlite(?:\+\w+)?):///(?!/)([^?]+)(\?.*)?$")
@@ -100,6 +103,7 @@ def _build(top: MapReader, path: Path, diags: Diagnostics) -> Config | None:
         retention=_retention(top.value("retention"), diags),
         rules_dir=top.opt("rules_dir", path_under(base), base / "rules"),
         metrics=_metrics(top.value("metrics"), diags),
+        limits=_limits(top.value("limits"), diags),
     )
     return config if store is not None else None
 
@@ -152,7 +156,7 @@ def _store(node: Node | None, diags: Diagnostics) -> StoreConfig | None:
 
 def _mqtt(node: Node | None, base: Path, diags: Diagnostics) -> MqttConfig:
     keys = ("host", "port", "username", "password", "password_file", "tls", "topic_prefix")
-    r = MapReader.of(node, "mqtt", diags, (*keys, "client_id", "keepalive"))
+    r = MapReader.of(node, "mqtt", diags, (*keys, "client_id", "keepalive", "crm"))
     if r is None:
         return MqttConfig()
     if r.has("password"):
@@ -167,7 +171,23 @@ def _mqtt(node: Node | None, base: Path, diags: Diagnostics) -> MqttConfig:
         topic_prefix=r.opt("topic_prefix", _topic_prefix, "rayon"),
         client_id=r.maybe("client_id", STR),
         keepalive_s=round(r.opt("keepalive", duration_in(5, 3600), 30.0)),
+        crm=_login(r.value("crm"), "mqtt.crm", base, diags),
     )
+
+
+def _login(node: Node | None, at: str, base: Path, diags: Diagnostics) -> LoginConfig | None:
+    r = MapReader.of(node, at, diags, ("username", "password_file"), required=("username",))
+    if r is None:
+        return None
+    return LoginConfig(r.maybe("username", STR), r.maybe("password_file", path_under(base)))
+
+
+def _limits(node: Node | None, diags: Diagnostics) -> LimitsConfig:
+    r = MapReader.of(node, "limits", diags, ("tracked_devices",))
+    if r is None:
+        return LimitsConfig()
+    devices = r.opt("tracked_devices", int_in(100, 1_000_000), DEFAULT_TRACKED_DEVICES)
+    return LimitsConfig(tracked_devices=devices)
 
 
 def _topic_prefix(node: Node, path: str, diags: Diagnostics) -> str | None:

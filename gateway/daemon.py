@@ -8,9 +8,12 @@ import signal
 from gateway.app import Gateway, Source
 from gateway.clock import Clock, SystemClock
 from gateway.config import AnchorKind, Config
-from gateway.deliver.connect import connect_link
+from gateway.deliver.connect import connect_crm_link, connect_link
+from gateway.deliver.mqtt import MqttLink
 from gateway.store import Store
 from gateway.systemd import Notifier
+
+LINK_QUEUE_SIZE = 5_000  # inbound messages paho may hold before the pump sorts them
 
 
 def build_sources(config: Config, clock: Clock) -> list[Source]:
@@ -44,20 +47,29 @@ async def run_daemon(config: Config) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        link = await connect_link(config, persistent=True)
+        link = await connect_link(config, persistent=True, queue_size=LINK_QUEUE_SIZE)
+        crm_link: MqttLink | None = None
+        failed = True
         try:
+            crm_link = await connect_crm_link(config)
             gateway = Gateway(
                 config,
                 store=store,
                 link=link,
+                crm_link=crm_link,
                 clock=clock,
                 sources=build_sources(config, clock),
                 notifier=Notifier(),
             )
             loop.add_signal_handler(signal.SIGHUP, gateway.request_reload)
             await gateway.run(stop)
+            failed = False
         finally:
-            await link.disconnect()
+            # exiting on an error: the broker publishes our will ("offline") even if the
+            # gateway could not publish it itself
+            await link.disconnect(with_will=failed)
+            if crm_link is not None:
+                await crm_link.disconnect()
     finally:
         store.close()
     return 0

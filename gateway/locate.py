@@ -221,6 +221,10 @@ class Locator:
         track.last = self._position(device, at, track)
         return track.last
 
+    def __contains__(self, device: object) -> bool:
+        """Whether `device` has link state."""
+        return device in self._tracks
+
     def forget(self, device: str) -> None:
         """Drop everything known about `device`."""
         self._tracks.pop(device, None)

@@ -12,6 +12,8 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from gateway.deliver.payloads import inbound_table
+
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"[^a-zA-Z0-9_]")
@@ -116,6 +118,7 @@ class GatewayFigures:
     queue_depth: int
     offers_by_state: Mapping[str, int]
     rules_in_force: int
+    devices: Mapping[str, int] = field(default_factory=dict)
 
 
 def gateway_samples(f: GatewayFigures) -> list[Sample]:
@@ -133,10 +136,21 @@ def gateway_samples(f: GatewayFigures) -> list[Sample]:
         age.values.append(({"anchor": anchor}, -1.0 if last is None else max(0.0, f.now - last)))
     offers = Sample("offers", "gauge", "Offers in the outbox and log, by state")
     offers.values += [({"state": s}, float(n)) for s, n in sorted(f.offers_by_state.items())]
+    flat, table = inbound_table(f.counters)
+    inbound = Sample(
+        "inbound_messages_total",
+        "counter",
+        "Inbound MQTT messages by topic class and outcome (received, rejected, not_ours, "
+        "too_old, too_new, dropped)",
+    )
+    for cls, outcomes in table.items():
+        inbound.values += [({"class": cls, "outcome": o}, float(n)) for o, n in outcomes.items()]
+    devices = Sample("tracked_devices", "gauge", "Radio devices tracked now, and the cap")
+    devices.values += [({"of": k}, float(n)) for k, n in f.devices.items() if k != "shed"]
     return [
-        adverts, age, offers,
+        adverts, age, offers, inbound, devices,
         Sample("input_queue_depth", "gauge", "Inputs waiting for the pipeline",
                [({}, float(f.queue_depth))]),
         Sample("rules_in_force", "gauge", "Rules in the set in force", [({}, f.rules_in_force)]),
-        *counters_as_samples(f.counters),
+        *counters_as_samples(flat),
     ]  # fmt: skip

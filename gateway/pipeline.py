@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +28,7 @@ from typing import Any
 from gateway.config import AnchorKind, Config
 from gateway.customers import customer_from_obj
 from gateway.decode import PrivacyFilter
-from gateway.deliver.topics import TopicKind, Topics
+from gateway.deliver.topics import INBOUND_CLASS, OTHER_CLASS, TopicKind, Topics
 from gateway.errors import InvalidInput
 from gateway.events import Advertisement, Fix, Observation, Offer, ZoneEvent
 from gateway.geofences import GeofenceTracker
@@ -45,6 +45,7 @@ from gateway.inbound import (
 from gateway.jsonvalues import decode, guarded
 from gateway.livestate import StateDelta
 from gateway.locate import Locator
+from gateway.logs import Throttle, held_note
 from gateway.rules import RuleEngine, RuleSet
 from gateway.rules.codepools import CodePools
 from gateway.sources.trace import MqttInput, TraceItem
@@ -124,6 +125,10 @@ class Pipeline:
         self._scanners = {a.id for a in config.anchors if a.kind is AnchorKind.SCANNER}
         self.geofences = GeofenceTracker(config.geofences)
         self._pruned_at = -math.inf
+        self.log_throttle = Throttle()
+        # devices with radio state, least recently heard first: beyond the cap, the first goes
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self.max_devices = config.limits.tracked_devices
         self._handlers: dict[TopicKind, Callable[[MqttInput, str], Output]] = {
             TopicKind.CRM_CUSTOMER: self._crm,
             TopicKind.PHONE_SIGHTINGS: self._sightings,
@@ -196,6 +201,12 @@ class Pipeline:
                 self.counters["observations_without_consent"] += 1
                 return Output()
             device = track_key(customer)
+        try:
+            self._recent.move_to_end(device)
+        except KeyError:
+            self._recent[device] = None
+            if len(self._recent) > self.max_devices:
+                self._shed()
         fix = self._locator.observe_link(at, device, anchor, rssi)
         if fix is None:
             return Output()
@@ -221,6 +232,19 @@ class Pipeline:
             self._prune(now)
         return out
 
+    def _shed(self) -> None:
+        """Forget the least recently heard device, silently: the cap on tracked devices
+        (`limits.tracked_devices`) keeps memory bounded when one sender invents thousands
+        of device ids.  Counted in `devices_shed`."""
+        device, _ = self._recent.popitem(last=False)
+        self._locator.forget(device)
+        self.zones.forget(device)
+        self.counters["devices_shed"] += 1
+
+    def tracked_devices(self) -> int:
+        """Devices with radio state now (the figure `limits.tracked_devices` caps)."""
+        return len(self._recent)
+
     def _prune(self, now: float) -> None:
         """Evict idle devices.  A locator track idle for `LOCATOR_IDLE_S` would restart its
         links anyway (each is stale after a few seconds) and its speed gate allows any jump
@@ -229,6 +253,9 @@ class Pipeline:
         self.counters["devices_evicted"] += self._locator.prune(now, LOCATOR_IDLE_S)
         self.counters["geofence_devices_evicted"] += self.geofences.prune(now, GEOFENCE_IDLE_S)
         self.engine.prune(now)
+        gone = [d for d in self._recent if d not in self._locator and d not in self.zones]
+        for device in gone:
+            del self._recent[device]
 
     def state_sizes(self) -> dict[str, int]:
         """How many devices or customers each in-memory structure holds (soak, metrics)."""
@@ -252,11 +279,20 @@ class Pipeline:
             return self._reject(msg.topic, InboundError(str(exc)))
 
     def _reject(self, topic: str, error: InboundError) -> Output:
+        """Count a refused message per topic class; log why, a few lines a minute at most."""
+        parsed = self._topics.parse(topic)
+        cls = INBOUND_CLASS.get(parsed[0], OTHER_CLASS) if parsed is not None else OTHER_CLASS
         if error.problem is Problem.NOT_OURS:
             self.counters["inbound_not_ours"] += 1
+            self.counters[f"inbound_not_ours:{cls}"] += 1
+            return Output()
+        self.counters["inbound_rejected"] += 1
+        self.counters[f"inbound_rejected:{cls}"] += 1
+        held = self.log_throttle.allow(cls)
+        if held is None:
+            self.counters["log_suppressed"] += 1
         else:
-            self.counters["inbound_rejected"] += 1
-            log.warning("rejected message on %s: %s", topic, error.reason)
+            log.warning("rejected message on %s: %s%s", topic, error.reason, held_note(held))
         return Output()
 
     # -- decisions ------------------------------------------------------------------------
@@ -307,6 +343,7 @@ class Pipeline:
             self.zones.forget(device)
             self._locator.forget(device)
             self.geofences.forget(device)
+            self._recent.pop(device, None)
         self.engine.forget(customer.id)
 
     def _drop_stray_tracks(self, customer: Customer) -> None:
@@ -318,6 +355,7 @@ class Pipeline:
             if device != key:
                 self.zones.forget(device)
                 self._locator.forget(device)
+                self._recent.pop(device, None)
 
     # -- phones and scanner nodes -----------------------------------------------------------
 

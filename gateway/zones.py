@@ -222,6 +222,10 @@ class ZoneTracker:
         (kept so that a return within the gap re-opens it; forgotten after)."""
         return len(self._devices)
 
+    def __contains__(self, device: object) -> bool:
+        """Whether `device` has any state here (see `tracked`)."""
+        return device in self._devices
+
     def zones_of(self, device: str) -> tuple[str, ...]:
         """Ids of the zones `device` is currently in (after hysteresis), in config order."""
         dev = self._devices.get(device)

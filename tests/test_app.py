@@ -110,7 +110,7 @@ def crm_in_the_offers_batch(
             gateway.offer_input(adv)
         gateway.offer_input(crm)
         async with asyncio.timeout(10):
-            while gateway.queue.qsize():  # the pipeline took them all, the CRM one last
+            while len(gateway.inbox):  # the pipeline took them all, the CRM one last
                 await asyncio.sleep(0.05)
         await asyncio.sleep(1.5)  # the batch written, and the publisher's next drain
         await link.publish("rayon/marker", b"", qos=1)

@@ -65,6 +65,7 @@ class Announcer:
         counters: Mapping[str, int] | None = None,
         rules: RulesState | None = None,
         degraded: Sequence[str] = (),
+        devices: Mapping[str, int] | None = None,
     ) -> None:
         summary = None
         if rules is not None:
@@ -81,6 +82,7 @@ class Announcer:
             tz=self._tz,
             rules=summary,
             degraded=degraded,
+            devices=devices,
         )
         await self._send(self._topics.status(), payload, qos=1, retain=True)
 

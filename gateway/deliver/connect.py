@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
 from gateway import __version__
 from gateway.config import Config
@@ -16,7 +17,12 @@ GATEWAY_SESSION_S = 3600  # how long the broker queues for a restarting gateway
 
 
 async def connect_link(
-    config: Config, *, client_suffix: str = "gw", persistent: bool = False, will: bool = True
+    config: Config,
+    *,
+    client_suffix: str = "gw",
+    persistent: bool = False,
+    will: bool = True,
+    queue_size: int = 1000,
 ) -> MqttLink:
     """An MQTT v5 link to the configured broker, with the offline status as its will.
 
@@ -27,19 +33,12 @@ async def connect_link(
     running daemon.
     """
     m = config.mqtt
-    password = None
-    if m.password_file is not None:
-        try:
-            password = m.password_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise RuntimeFailure(
-                f"cannot read mqtt.password_file {m.password_file}: {exc}"
-            ) from exc
+    password = _password(m.password_file, "mqtt.password_file")
     topics = Topics(m.topic_prefix, config.store.id)
-    client_id = m.client_id or (
-        f"rayon-{config.store.id}-gateway"
+    client_id = (
+        gateway_client_id(config)
         if persistent
-        else f"rayon-{config.store.id}-{client_suffix}-{uuid.uuid4().hex[:6]}"
+        else (f"rayon-{config.store.id}-{client_suffix}-{uuid.uuid4().hex[:6]}")
     )
     offline = status_payload("offline", __version__, None, tz=config.store.timezone)
     last_will = (topics.status(), json.dumps(offline).encode())
@@ -53,6 +52,46 @@ async def connect_link(
         keepalive=m.keepalive_s,
         will=last_will if will else None,
         session_expiry_s=GATEWAY_SESSION_S if persistent else None,
+        queue_size=queue_size,
     )
     await link.connect()
     return link
+
+
+async def connect_crm_link(config: Config) -> MqttLink:
+    """The daemon's second connection, for the CRM's customer records only: its own client id
+    (`<gateway client id>-crm`), login (`mqtt.crm`, else the gateway's) and persistent
+    session, and a queue that never drops.  So no app traffic, however heavy, can delay or
+    push out a consent withdrawal: the broker queues those for this session alone."""
+    m = config.mqtt
+    login = m.crm
+    username = login.username if login is not None else m.username
+    secret = login.password_file if login is not None else m.password_file
+    where = "mqtt.crm.password_file" if login is not None else "mqtt.password_file"
+    link = MqttLink(
+        host=m.host,
+        port=m.port,
+        client_id=f"{gateway_client_id(config)}-crm",
+        username=username,
+        password=_password(secret, where),
+        tls=m.tls,
+        keepalive=m.keepalive_s,
+        queue_size=0,
+        session_expiry_s=GATEWAY_SESSION_S,
+    )
+    await link.connect()
+    return link
+
+
+def gateway_client_id(config: Config) -> str:
+    """The daemon's stable client id (its persistent session is keyed on it)."""
+    return config.mqtt.client_id or f"rayon-{config.store.id}-gateway"
+
+
+def _password(path: Path | None, key: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot read {key} {path}: {exc}") from exc

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 # The errors live in mqtterrors (imported by mqttio too); importable from here.
 __all__ = ["Announcement", "Backoff", "LinkError", "Message", "MqttLink", "Refused"]
 
+_WITH_WILL = ReasonCode(PacketTypes.DISCONNECT, identifier=4)  # "Disconnect with Will Message"
+
 _TLS_HINT = (
     "check mqtt.tls.ca_file (the CA that signed the broker's certificate, which must name "
     "mqtt.host), that mqtt.port is a TLS listener, and the clocks of both machines"
@@ -84,7 +86,8 @@ class MqttLink:
     `publish` at QoS 1 returns once the broker's PUBACK arrived and raises LinkError when
     the link is down, the connection dropped first, or the broker refused the message.
     Inbound messages of the `subscribe`d filters are read from `messages()`; when the
-    reader lags behind `queue_size` messages, new ones are dropped and counted in `dropped`.
+    reader lags behind `queue_size` messages, new ones are dropped and counted in `dropped`
+    (`queue_size=0`: never dropped, for the CRM's consent-bearing records).
     `session_expiry_s` asks for a persistent session (clean start off) kept that long after
     we disconnect; it needs a client id that stays the same across restarts.
     `will` (published by the broker if we vanish) and `birth` (published by us after every
@@ -182,15 +185,19 @@ class MqttLink:
         if self._client is not None:
             shutdown(self._client)
 
-    async def disconnect(self) -> None:
-        """Say goodbye to the broker (no will is published) and stop reconnecting."""
+    async def disconnect(self, *, with_will: bool = False) -> None:
+        """Say goodbye to the broker and stop reconnecting.  The broker drops the will on a
+        clean goodbye; `with_will` (a gateway exiting on an error) asks it to publish the
+        will all the same (MQTT v5 reason code 0x04), so a dead gateway never looks alive
+        even when it could not say so itself."""
         self._closing = True
         if self._supervisor is not None:
             self._supervisor.cancel()
             await asyncio.gather(self._supervisor, return_exceptions=True)
         client = self._client
         if client is not None and self.connected:
-            client.disconnect()
+            reason = _WITH_WILL if with_will and self._will is not None else None
+            client.disconnect(reasoncode=reason)
             try:
                 async with asyncio.timeout(self._timeout):
                     await self._lost.wait()

@@ -83,11 +83,14 @@ def status_payload(
     tz: ZoneInfo | None = None,
     rules: Mapping[str, Any] | None = None,
     degraded: Sequence[str] = (),
+    devices: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """The retained `gateway/status` payload; `counters` (drops, errors …) when given.
 
-    Pass the store's `tz`; without it `started_at` is written in UTC.  ValueError for a
-    state that is not online/offline.
+    The per-topic-class counters `inbound_<outcome>:<class>` are given as the `inbound` table
+    (class → outcome → count) instead of in `counters`; `devices` is what the tracked-device
+    cap sees (`tracked`, `max`, `shed`).  Pass the store's `tz`; without it `started_at` is
+    written in UTC.  ValueError for a state that is not online/offline.
     """
     payload: dict[str, Any] = {
         "state": GatewayState(state).value,
@@ -95,12 +98,35 @@ def status_payload(
         "started_at": iso(started_at, tz or UTC_ZONE) if started_at is not None else None,
     }
     if counters is not None:
-        payload["counters"] = dict(counters)
+        flat, table = inbound_table(counters)
+        payload["counters"] = flat
+        if table:
+            payload["inbound"] = table
+    if devices is not None:
+        payload["devices"] = dict(devices)
     if rules is not None:
         payload["rules"] = dict(rules)
     if degraded:
         payload["degraded"] = list(degraded)
     return payload
+
+
+INBOUND_OUTCOMES = ("received", "rejected", "not_ours", "too_old", "too_new", "dropped")
+
+
+def inbound_table(counters: Mapping[str, int]) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """Split `inbound_<outcome>:<class>` counters off into a class → outcome → count table;
+    the other counters are returned as they are."""
+    flat: dict[str, int] = {}
+    table: dict[str, dict[str, int]] = {}
+    for key, n in counters.items():
+        name, _, cls = key.partition(":")
+        outcome = name.removeprefix("inbound_")
+        if cls and name.startswith("inbound_") and outcome in INBOUND_OUTCOMES:
+            table.setdefault(cls, {})[outcome] = n
+        else:
+            flat[key] = n
+    return flat, {c: table[c] for c in sorted(table)}
 
 
 def occupancy_payload(count: int, at: float, tz: ZoneInfo) -> dict[str, Any]:

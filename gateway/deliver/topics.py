@@ -29,6 +29,19 @@ class TopicKind(StrEnum):
     STATUS = "status"
 
 
+# What the counters call each inbound kind (`inbound_<outcome>:<class>`, gateway/status).
+INBOUND_CLASS: dict[TopicKind, str] = {
+    TopicKind.CRM_CUSTOMER: "crm",
+    TopicKind.FEEDBACK: "feedback",
+    TopicKind.PHONE_SIGHTINGS: "sightings",
+    TopicKind.PHONE_TRANSITION: "transition",
+    TopicKind.PHONE_LOCATION: "location",
+    TopicKind.SCANNER_ADV: "scanner",
+    TopicKind.ESPRESENSE: "espresense",
+}
+OTHER_CLASS = "other"  # a topic the gateway does not read (a subscription too wide)
+
+
 def _segment(value: str, what: str) -> str:
     """`value` if it is usable as one topic level, else ValueError saying why."""
     if not value or any(c in _FORBIDDEN for c in value):

@@ -301,6 +301,28 @@ class Store(OfferOutbox):
             session.add(FeedbackRow(offer_id=offer_id, state=state.value, at=at))
             return True
 
+    def record_feedbacks(self, items: Sequence[tuple[str, str, FeedbackState, float]]) -> list[int]:
+        """Log a batch of app feedback `(token, offer id, state, at)` in one transaction; an
+        item is kept only when its offer exists and was sent to that same token.  Returns
+        the indexes of the items refused (one read and one write for the whole batch, so a
+        flood of feedback costs the database thread little)."""
+        ids = {offer_id for _, offer_id, _, _ in items}
+        with self._session() as session:
+            query = sa_select(col(OfferRow.id), col(OfferRow.token)).where(
+                col(OfferRow.id).in_(ids)
+            )
+            owner = dict(session.execute(query).tuples().all()) if ids else {}
+            refused = [i for i, (token, oid, _, _) in enumerate(items) if owner.get(oid) != token]
+            skip = set(refused)
+            rows = [
+                {"offer_id": oid, "state": state.value, "at": at}
+                for i, (_, oid, state, at) in enumerate(items)
+                if i not in skip
+            ]
+            if rows:
+                session.execute(insert(FeedbackRow), rows)
+        return refused
+
     def feedback(self, offer_id: str | None = None) -> list[FeedbackRecord]:
         """Logged feedback in time order, optionally of one offer (for the KPIs)."""
         query = select(FeedbackRow).order_by(col(FeedbackRow.at), col(FeedbackRow.id))
