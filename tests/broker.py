@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from paho.mqtt.client import Client, MQTTMessage
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -139,10 +139,28 @@ class Received:
     properties: dict[str, Any] = field(default_factory=dict)
 
 
+class Endpoint(Protocol):
+    """Where a broker listens (a `Mosquitto`, or any other on this machine)."""
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAt:
+    """A broker already running on 127.0.0.1:`port` (the benchmarks' own)."""
+
+    port: int
+    host: str = "127.0.0.1"
+
+
 class Subscriber:
     """A paho v5 client on its own network thread that records every message it gets."""
 
-    def __init__(self, broker: Mosquitto, client_id: str = "test-subscriber") -> None:
+    def __init__(self, broker: Endpoint, client_id: str = "test-subscriber") -> None:
         self.broker = broker
         self.messages: list[Received] = []
         self._cond = threading.Condition()

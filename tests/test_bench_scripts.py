@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.stores import ROOT
 
 
@@ -29,3 +31,23 @@ def test_bench_retention_deletes_what_is_past_retention_and_prints_its_figures()
     # i = 101..199 of 200 (every 0.9 day back) older than 90 days: 999 + 99
     assert lines[0] == "retention on SQLite: 1,098 rows deleted per run, 1 runs"
     assert lines[1].lstrip().startswith("deleted/s  median") and "longest step" in lines[2]
+
+
+TINY_HOSTILE = ("--runs", "1", "--rate", "500", "--seconds", "1", "--spoofed", "6000")
+
+
+@pytest.mark.mqtt
+def test_bench_hostile_runs_the_flood_and_the_invented_ids_and_prints_its_figures() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_hostile.py"), *TINY_HOSTILE],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("flood 500 feedback/s for 1 s with 30 consent withdrawals")
+    run = lines[2].split()
+    assert run[2] == "30/30" and run[3] == "0" and run[4] == "yes", lines
+    assert lines[-1].startswith("median: ") and "30/30 withdrawals applied" in lines[-1]

@@ -5,34 +5,38 @@ process against a real Mosquitto, fed what an adversarial probe sent it.
   is applied and those customers get nothing;
 - 30,000 invented device ids from one scanner node: the tracked-device cap sheds and counts;
 - the gateway dies on an error: `gateway/status` says `offline` all the same.
+
+The repeated runs that give the figures are bench/bench_hostile.py.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import subprocess
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from paho.mqtt.client import Client
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from gateway.config import load_config
-from gateway.decode import encode_ibeacon
-from gateway.sources.trace import adv_to_json
 from tests.broker import Mosquitto, Subscriber, free_port
+from tests.hostile import (
+    BASE,
+    consents,
+    customer,
+    flood,
+    invented_adverts,
+    metric,
+    rss_mb,
+    scanner_batches,
+    wait_for,
+)
 from tests.stores import reference_store
-from tests.test_metrics import scrape
 from tests.test_run import start_daemon
-from tests.walks import STORE_UUID, click_collect_customer, walk_adverts, zone_centre
+from tests.walks import click_collect_customer
 
-BASE = "rayon/paris-11"
 WITHDRAWN = 30
 
 pytestmark = pytest.mark.mqtt
@@ -62,72 +66,6 @@ def online(subscriber: Callable[..., Subscriber]) -> Subscriber:
     status = subscriber(f"{BASE}/gateway/status")
     assert json.loads(status.wait(1, timeout=30)[0].payload)["state"] == "online"
     return status
-
-
-def metric(port: int, name: str, **labels: str) -> float:
-    """One sample of the daemon's /metrics (0 when absent)."""
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    pattern = (
-        rf"^rayon_{name}(?:\{{{re.escape(want)}\}})? (\S+)$" if want else rf"^rayon_{name} (\S+)$"
-    )
-    found = re.search(pattern, scrape(port), re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
-def consents(db: Path) -> dict[str, bool]:
-    """customer id → marketing_push, as the daemon stored them."""
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT id, consent_marketing_push FROM customers").fetchall()
-    conn.close()
-    return {cid: bool(push) for cid, push in rows}
-
-
-def customer(i: int) -> dict[str, object]:
-    return click_collect_customer(f"c-w-{i}", f"t-w-{i}", 100 + i)
-
-
-def flood(port: int, topic: str, rate: float, seconds: float, sent: list[int]) -> None:
-    """One app's flood: QoS 0 feedback for an offer it never got, `rate` a second."""
-    client = Client(
-        CallbackAPIVersion.VERSION2, "flooding-app", protocol=MQTTProtocolVersion.MQTTv5
-    )
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    body = json.dumps({"type": "feedback", "v": 1, "offer": "x" * 36, "state": "opened"}).encode()
-    start = time.monotonic()
-    n = 0
-    while (elapsed := time.monotonic() - start) < seconds:
-        if n < elapsed * rate:
-            client.publish(topic, body, qos=0)
-            n += 1
-        else:
-            time.sleep(0.0005)
-    sent.append(n)
-    client.loop_stop()
-    client.disconnect()
-
-
-def scanner_batches(config_path: Path, minors: list[int], now: float) -> dict[str, list[bytes]]:
-    """The scanner nodes' messages (≤ 200 adverts each) while phones `minors` stand 8 s at
-    the entrance from `now` on."""
-    config = load_config(config_path)
-    x, y = zone_centre(config, "entrance")
-    per_node: dict[str, list[dict[str, object]]] = defaultdict(list)
-    for minor in minors:
-        for adv in walk_adverts(config, minor, [(x, y, 0), (x, y, 8)], now):
-            per_node[adv.anchor].append(adv_to_json(adv)["adv"] | {"at": adv.at})
-    return {
-        node: [json.dumps(advs[i : i + 200]).encode() for i in range(0, len(advs), 200)]
-        for node, advs in per_node.items()
-    }
 
 
 def test_a_feedback_flood_never_loses_a_consent_withdrawal(
@@ -198,16 +136,7 @@ def test_invented_device_ids_are_shed_at_the_cap_and_counted(
     now = time.time()
     spoofed = 30_000
     for start in range(0, spoofed, 400):  # one node, 400 invented ids a message (< 64 kB)
-        adverts = [
-            {
-                "at": now,
-                "address": f"02:00:00:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}",
-                "rssi": -70,
-                "manufacturer_data": {"76": encode_ibeacon(STORE_UUID, 7, i, -59).hex()},
-            }
-            for i in range(start, start + 400)
-        ]
-        node.publish(f"{BASE}/scanners/pi-entrance/adv", json.dumps(adverts).encode(), qos=1)
+        node.publish(f"{BASE}/scanners/pi-entrance/adv", invented_adverts(start, 400, now), qos=1)
     wait_for(
         lambda: metric(metrics_port, "devices_shed_total") >= spoofed - 5_000,
         30,
@@ -216,8 +145,7 @@ def test_invented_device_ids_are_shed_at_the_cap_and_counted(
     assert metric(metrics_port, "tracked_devices", of="tracked") <= 5_000
     assert metric(metrics_port, "tracked_devices", of="max") == 5_000
     assert daemon.poll() is None
-    rss_kb = int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{daemon.pid}/status").read_text())[1])  # type: ignore[index]
-    print(f"\n{spoofed} invented ids: RSS {rss_kb / 1024:.1f} MB")
+    print(f"\n{spoofed} invented ids: RSS {rss_mb(daemon.pid):.1f} MB")
     for n, bodies in scanner_batches(config_path, [99], time.time()).items():
         for body in bodies:
             node.publish(f"{BASE}/scanners/{n}/adv", body, qos=1)

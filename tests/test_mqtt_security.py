@@ -9,6 +9,7 @@ has arrived the forbidden one, sent first, would have arrived before it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import os
 import shutil
@@ -25,8 +26,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.app import connect_link, inbound_filters
-from gateway.config import Config, TlsConfig
+from gateway.config import Config, LoginConfig, TlsConfig
 from gateway.configload import parse_config
+from gateway.deliver.connect import connect_crm_link
 from gateway.deliver.mqtt import LinkError, Message, MqttLink, Refused
 from gateway.deliver.topics import Topics
 from gateway.errors import RuntimeFailure
@@ -44,8 +46,10 @@ GATEWAY = "rayon-paris-11"
 TOKEN_A = "3f9c2a7d1e4b8c6a0d5f2e9b7a1c4d8e"
 TOKEN_B = "b41e07c9d2f85a3e6c1b9d0a7f4e2c58"
 NODE = "node-tv"
+CRM_LOGIN = f"{GATEWAY}-crm"
 LOGINS = {
     GATEWAY: "service",
+    CRM_LOGIN: "service",
     "rayon-backoffice": "service",
     "rayon-signage": "service",
     "rayon-analytics": "service",
@@ -335,6 +339,41 @@ def test_the_gateway_is_refused_what_it_has_no_business_doing(
             await link.disconnect()
 
     run(main())
+
+
+def test_the_crm_connection_reads_the_customers_and_nothing_else(
+    tmp_path: Path, mosquitto_with: Callable[..., Mosquitto]
+) -> None:
+    """`mqtt.crm`: the gateway's second connection, with a login of its own, gets the back
+    office's customer records (retained ones too) and may neither read nor write the rest."""
+    logins = make_logins(tmp_path / "logins")
+    broker = secured(mosquitto_with, logins)
+    backoffice = app(broker, logins, "rayon-backoffice")
+    node = app(broker, logins, NODE)
+    secret = tmp_path / "crm.secret"
+    secret.write_text(logins.passwords[CRM_LOGIN] + "\n", encoding="utf-8")
+    config = gateway_config(tmp_path / "gw", broker, logins.passwords[GATEWAY])
+    config = dataclasses.replace(
+        config, mqtt=dataclasses.replace(config.mqtt, crm=LoginConfig(CRM_LOGIN, secret))
+    )
+
+    async def main() -> list[tuple[str, bytes]]:
+        kept = await asyncio.to_thread(backoffice.send, T.crm_customer("c1"), b"kept", True)
+        assert kept == SUCCESS
+        link = await connect_crm_link(config)
+        try:
+            assert link.client_id == f"{GATEWAY}-gateway-crm"
+            # granted, but Mosquitto checks read rights per message: no advert comes through
+            await link.subscribe([T.crm_filter(), T.scanners_filter()])
+            with pytest.raises(Refused, match="Not authorized"):
+                await link.publish(T.offers(TOKEN_A), b"{}", qos=1)
+            assert await sent(node, T.scanner_adv(NODE), b"not for it") == SUCCESS
+            assert await sent(backoffice, T.crm_customer("c2"), b"live") == SUCCESS
+            return await until(link, T.crm_customer("c2"))
+        finally:
+            await link.disconnect()
+
+    assert run(main()) == [(T.crm_customer("c1"), b"kept"), (T.crm_customer("c2"), b"live")]
 
 
 # --- the login script ------------------------------------------------------------------------
