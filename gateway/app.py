@@ -33,6 +33,7 @@ from gateway.deliver.topics import TopicKind, Topics
 from gateway.errors import ConfigError, Diagnostic, InvalidInput, RuntimeFailure
 from gateway.health import AnchorWatch
 from gateway.identity import CustomerRegistry
+from gateway.jsonvalues import InboundError
 from gateway.metrics import GatewayFigures, MetricsServer, gateway_samples, render
 from gateway.persist import NOT_DECIDED, PositionSampler, load_pools, persist, push_withdrawn
 from gateway.pipeline import Output, Pipeline
@@ -408,9 +409,9 @@ class Gateway:
 
     async def _feedback(self, token: str, payload: bytes) -> None:
         """Record an app's feedback; only for an offer sent to that same token."""
-        fb = parse_feedback(payload)
-        if isinstance(fb, str):
-            return self._reject("feedback_rejected", f"feedback/{token}: {fb}")
+        fb = parse_feedback(payload, self.clock.now())
+        if isinstance(fb, InboundError):
+            return self._reject("feedback_rejected", f"feedback/{token}: {fb.reason}")
         record = await self.store.call(self.store.offer, fb.offer)
         if record is None or record.offer.token != token:
             return self._reject(
