@@ -288,7 +288,7 @@ class Pipeline:
         body = read_json(payload)
         if isinstance(body, InboundError):
             return self._reject(msg.topic, body)
-        customer = customer_from_obj(body, f"crm/customers/{customer_id}")
+        customer = customer_from_obj(body, "the CRM record")  # the log line names the topic
         if customer.id != customer_id:
             raise InvalidInput(
                 f"payload id {customer.id!r} differs from the topic's {customer_id!r}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -87,3 +88,32 @@ def test_malformed_feedback_is_counted_and_the_gateway_keeps_delivering(
     counters = drive_to_an_offer(config, clock, 7, hostile, phone)
     assert json.loads(phone.messages[0].payload)["rule"] == "click-collect"
     assert counters["feedback_rejected"] == len(hostile)
+
+
+def test_a_retained_crm_record_out_of_bounds_never_stops_the_gateway_nor_its_restart(
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    subscriber: Callable[..., Subscriber],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config, clock = gateway_setup(tmp_path, mosquitto)
+    phone = subscriber(f"{BASE}/offers/t-cc-2")
+    good = click_collect_customer("c-cc-2", "t-cc-2", 7)
+    phone.publish(f"{BASE}/crm/customers/c-cc-2", json.dumps(good).encode(), retain=True)
+    bad = json.dumps(click_collect_customer("c-9", "t-c9", 9) | {"visits": 0})
+    bad = bad.replace('"visits": 0', f'"visits": {HUGE}')
+    phone.publish(f"{BASE}/crm/customers/c-9", bad.encode(), retain=True)
+    offers: list[set[str]] = []
+    for run in ("first start", "restart"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            counters = drive_to_an_offer(config, clock, 7, [], phone)
+        said = [json.loads(m.payload) for m in phone.messages]  # QoS 1: maybe twice
+        new = {o["id"] for o in said if o["rule"] == "click-collect"} - set().union(*offers)
+        assert len(new) == 1, run
+        offers.append(new)
+        assert counters["inbound_rejected"] == 1, run
+        said = [r.getMessage() for r in caplog.records if "crm/customers/c-9" in r.getMessage()]
+        assert len(said) == 1 and "'visits'" in said[0] and HUGE not in said[0], run
+        phone.messages.clear()
+        clock.advance(86400)  # the next day: click-collect tells them again
