@@ -300,6 +300,13 @@ class Pipeline:
         self._drop_stray_tracks(customer)
         return Output(upserted=[customer])
 
+    def erase(self, customer_id: str) -> None:
+        """Forget a customer, as an empty CRM record does, for `rayon forget` (whose id may
+        predate the id rule, so that no topic can name it)."""
+        old = self.customers.remove(customer_id)
+        if old is not None:
+            self._forget_devices(old)
+
     def _forget_devices(self, customer: Customer) -> None:
         """Nothing about these devices stays in memory (erasure, consent withdrawn): their
         fused track (its key is one of them) and any track a device had of its own."""
