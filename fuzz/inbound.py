@@ -53,7 +53,7 @@ def test_one(data: bytes) -> None:
         return
     topic = TOPICS[data[0] % len(TOPICS)]
     if topic == "feedback":
-        parse_feedback(data[1:])
+        parse_feedback(data[1:], 1772550000.0)
     else:
         PIPELINE.on_mqtt(MqttInput(1772550000.0, topic, data[1:]))
 

@@ -38,6 +38,7 @@ from gateway.errors import ConfigError, Diagnostic, InvalidInput, RuntimeFailure
 from gateway.health import AnchorWatch
 from gateway.identity import CustomerRegistry
 from gateway.inbox import Inbox
+from gateway.jsonvalues import InboundError
 from gateway.logs import Throttle, held_note
 from gateway.metrics import GatewayFigures, MetricsServer, gateway_samples, render
 from gateway.persist import NOT_DECIDED, PositionSampler, load_pools, persist, push_withdrawn
@@ -506,10 +507,10 @@ class Gateway:
             while len(batch) < FEEDBACK_BATCH and (more := self.feedback_inbox.get_nowait()):
                 batch.append(more)
             good: list[tuple[str, str, FeedbackState, float]] = []
-            for token, payload, _received in batch:
-                fb = parse_feedback(payload)
-                if isinstance(fb, str):
-                    self._reject_feedback(token, fb)
+            for token, payload, received in batch:
+                fb = parse_feedback(payload, received)
+                if isinstance(fb, InboundError):
+                    self._reject_feedback(token, fb.reason)
                 else:
                     good.append((token, fb.offer, fb.state, fb.at))
             if good:

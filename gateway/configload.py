@@ -44,6 +44,7 @@ from gateway.yamlconv import (
     BOOL,
     ID,
     STR,
+    Conv,
     MapReader,
     duration_in,
     enum_of,
@@ -68,6 +69,7 @@ _TOP = (
 _NAMESPACE = re.compile(r"^[0-9a-fA-F]{20}$")
 _SQLITE = re.compile(r"^(sqlite(?:\+\w+)?):///(?!/)([^?]+)(\?.*)?$")
 _DEFAULT_DB = "sqlite:///rayon.db"
+_DATABASES = ("sqlite:", "sqlite+", "postgresql:", "postgresql+")  # what Store runs on
 POSITIVE = duration_in(0.001)
 
 
@@ -101,7 +103,7 @@ def _build(top: MapReader, path: Path, diags: Diagnostics) -> Config | None:
         geofences=geofences,
         visits=_visits(top.value("visits"), diags),
         retention=_retention(top.value("retention"), diags),
-        rules_dir=top.opt("rules_dir", path_under(base), base / "rules"),
+        rules_dir=top.opt("rules_dir", _rules_dir(base), base / "rules"),
         metrics=_metrics(top.value("metrics"), diags),
         limits=_limits(top.value("limits"), diags),
     )
@@ -215,12 +217,30 @@ def _tls(mqtt: MapReader, base: Path) -> TlsConfig | None:
     return TlsConfig(*files)
 
 
+def _rules_dir(base: Path) -> Conv[Path]:
+    """`rules_dir`: a folder (said here, at the key's value, when it names a file)."""
+    under = path_under(base)
+
+    def conv(node: Node, path: str, diags: Diagnostics) -> Path | None:
+        folder = under(node, path, diags)
+        if folder is not None and folder.exists() and not folder.is_dir():
+            msg = f"'{folder.name}' is a file, not a folder: name the folder of the rule files"
+            diags.at(node, msg + " (e.g. rules/)", path)
+        return folder
+
+    return conv
+
+
 def _database(node: Node | None, base: Path, diags: Diagnostics) -> str:
     r = MapReader.of(node, "database", diags, ("url",), required=("url",))
     url = (r.req("url", STR) if r is not None else None) or _DEFAULT_DB
     if r is not None and r.has("url") and "://" not in url:
         msg = f"'{url}' is not a database URL: write sqlite:///rayon.db or postgresql+psycopg://…"
         diags.add(r.key_mark("url"), msg, r.at("url"))
+    elif r is not None and (given := r.value("url")) is not None and not url.startswith(_DATABASES):
+        scheme = url.split("://", 1)[0]  # only the scheme: the rest may carry a password
+        msg = f"{scheme!r} databases are not supported: write sqlite:///rayon.db or "
+        diags.at(given, msg + "postgresql+psycopg://user@host/db", r.at("url"))
     m = _SQLITE.match(url)
     if m is None or m.group(2).startswith(":memory:"):
         return url

@@ -21,7 +21,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -29,7 +29,8 @@ from typing import Any
 
 from gateway.errors import InvalidInput
 from gateway.identity import Consent, Customer
-from gateway.ids import canonical_device_id
+from gateway.ids import canonical_device_id, customer_id_problem, token_problem
+from gateway.jsonvalues import MAX_EPOCH_S, as_number, kind_of, show
 from gateway.yamlsrc import did_you_mean
 
 FIELDS: tuple[str, ...] = ("id", "token", "devices", "consent", "first_name", "segments")
@@ -39,13 +40,24 @@ LISTS = ("devices", "segments", "interests")
 CSV_COLUMNS = tuple(f for f in FIELDS if f not in ("consent", "attributes")) + tuple(
     f"consent.{c}" for c in CONSENTS
 )
+# Bounds on a record: generous for any CRM, small enough that one hostile record cannot
+# overflow the database (SQLite INTEGER is 64-bit), the rule engine or a log line.
+MAX_VISITS = 1_000_000  # a visit a day for 2,700 years
+MAX_NAME_CHARS = 100  # first_name
+MAX_TIER_CHARS = 64
+MAX_LABELS, MAX_LABEL_CHARS = 100, 64  # segments, interests; and an attribute's list
+MAX_DEVICES, MAX_DEVICE_CHARS = 16, 128
+MAX_ATTRIBUTES, MAX_ATTRIBUTE_KEY_CHARS, MAX_ATTRIBUTE_TEXT_CHARS = 50, 64, 1000
+MAX_SAFE_INT = 2**53  # JSON numbers beyond ±2**53 are not exact in JavaScript back offices
+MAX_PROBLEMS = 10  # reported per record; the rest are counted
 _DEVICE_FORMS = "ibeacon:<uuid>:<major>:<minor>, eddystone:<ns>:<instance> or altbeacon:<40 hex>"
-_TOKEN = re.compile(r"^[A-Za-z0-9_.~-]{1,128}$")
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _TRUE, _FALSE = {"true", "1", "yes", "y"}, {"false", "0", "no", "n", ""}
 
 
 class _Problems:
-    """The bad fields of one object, reported together."""
+    """The bad fields of one object, reported together.  A message names the key path and
+    the JSON type, never the value: a CRM record holds names, e-mails and loyalty numbers."""
 
     def __init__(self) -> None:
         self.items: list[str] = []
@@ -53,73 +65,116 @@ class _Problems:
     def add(self, field: str, message: str) -> None:
         self.items.append(f"'{field}': {message}")
 
+    def text(self) -> str:
+        more = len(self.items) - MAX_PROBLEMS
+        return "; ".join(self.items[:MAX_PROBLEMS]) + (f"; and {more} more" if more > 0 else "")
+
+
+def _key(key: object) -> str:
+    """A key of the record, safe to print (a hostile key may be long or hold a newline)."""
+    return key if isinstance(key, str) and _PLAIN_KEY.fullmatch(key) else show(key)
+
 
 # ---------------------------------------------------------------------------------- objects
 
 
 def customer_from_obj(obj: object, where: str) -> Customer:
-    """Validate one customer object; raise InvalidInput naming `where` and every bad field."""
+    """Validate one customer object; raise InvalidInput naming `where` and every bad field.
+
+    Never raises anything else, whatever the value: every field is bounded (MAX_* above) and
+    the message names key paths and JSON types, never a customer's values."""
     if not isinstance(obj, Mapping):
-        raise InvalidInput(f"{where}: error: expected a JSON object, got {type(obj).__name__}")
+        raise InvalidInput(f"{where}: error: expected a JSON object, got {kind_of(obj)}")
     p = _Problems()
     for key in obj:
         if key not in FIELDS:
-            p.add(str(key), f"unknown field{did_you_mean(str(key), FIELDS)}")
+            hint = did_you_mean(key, FIELDS) if isinstance(key, str) and len(key) < 64 else ""
+            p.add(_key(key), f"unknown field{hint}")
     customer = Customer(
-        id=_text(obj, "id", p, required=True) or "",
-        token=_token(obj, p),
+        id=_id(obj.get("id"), p),
+        token=_token(obj.get("token"), p),
         devices=tuple(_devices(obj.get("devices"), p)),
         consent=_consent(obj.get("consent"), p),
-        first_name=_text(obj, "first_name", p),
-        segments=frozenset(_strings(obj.get("segments"), "segments", p)),
-        interests=frozenset(_strings(obj.get("interests"), "interests", p)),
-        tier=_text(obj, "tier", p),
+        first_name=_text(obj.get("first_name"), "first_name", MAX_NAME_CHARS, p),
+        segments=frozenset(_labels(obj.get("segments"), "segments", p)),
+        interests=frozenset(_labels(obj.get("interests"), "interests", p)),
+        tier=_text(obj.get("tier"), "tier", MAX_TIER_CHARS, p),
         visits=_visits(obj.get("visits"), p),
         last_visit=_last_visit(obj.get("last_visit"), p),
         attributes=_attributes(obj.get("attributes"), p),
     )
     if p.items:
-        raise InvalidInput(f"{where}: error: " + "; ".join(p.items))
+        raise InvalidInput(f"{where}: error: {p.text()}")
     return customer
 
 
-def _text(obj: Mapping[Any, Any], key: str, p: _Problems, required: bool = False) -> str | None:
-    value = obj.get(key)
-    if isinstance(value, int) and not isinstance(value, bool) and key == "id":
-        value = str(value)  # CRMs often number their customers
+def _text(value: object, key: str, most: int, p: _Problems) -> str | None:
+    """A stripped string of at most `most` characters; None when absent or blank."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            p.add(key, "missing: every customer needs one")
         return None
-    if not isinstance(value, str):
-        p.add(key, f"expected a string, got {json.dumps(value)}")
+    if not isinstance(value, str) or len(value.strip()) > most:
+        p.add(key, f"expected a string of at most {most} characters, got {_kind(value)}")
         return None
     return value.strip()
 
 
-def _token(obj: Mapping[Any, Any], p: _Problems) -> str:
-    token = _text(obj, "token", p, required=True)
-    if token is not None and not _TOKEN.match(token):
-        p.add("token", f"{token!r} is not a delivery token: use 1-128 of A-Z a-z 0-9 _ . ~ -")
+def _kind(value: object) -> str:
+    """The JSON type of a value, and a string's length (the length is not personal)."""
+    if not isinstance(value, str):
+        return kind_of(value)
+    return f"a string of {len(value)} character{'' if len(value) == 1 else 's'}"
+
+
+def _required(
+    value: object, key: str, problem: Callable[[object], str | None], p: _Problems
+) -> str:
+    if isinstance(value, str):
+        value = value.strip()
+    if value is None or value == "":
+        p.add(key, "missing: every customer needs one")
         return ""
-    return token or ""
+    why = problem(value)
+    if why is not None:
+        p.add(key, f"{why}, got {_kind(value)}")
+        return ""
+    assert isinstance(value, str)
+    return value
 
 
-def _strings(value: object, key: str, p: _Problems) -> list[str]:
+def _id(value: object, p: _Problems) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**100:
+        value = str(value)  # CRMs often number their customers
+    return _required(value, "id", customer_id_problem, p)
+
+
+def _token(value: object, p: _Problems) -> str:
+    return _required(value, "token", token_problem, p)
+
+
+def _labels(value: object, key: str, p: _Problems, most: int = MAX_LABEL_CHARS) -> list[str]:
+    """Segments, interests, devices: a list of at most MAX_LABELS short strings."""
     if value is None:
         return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        p.add(key, f"expected a list of strings, got {json.dumps(value, default=str)}")
+    if not isinstance(value, list) or len(value) > MAX_LABELS:
+        p.add(key, f"expected a list of at most {MAX_LABELS} strings, got {_kind(value)}")
         return []
+    for i, v in enumerate(value):
+        if not isinstance(v, str) or len(v) > most:
+            p.add(f"{key}[{i}]", f"expected a string of at most {most} characters, got {_kind(v)}")
+            return []
     return [v.strip() for v in value if v.strip()]
 
 
 def _devices(value: object, p: _Problems) -> list[str]:
+    raw = _labels(value, "devices", p, MAX_DEVICE_CHARS)
+    if len(raw) > MAX_DEVICES:
+        p.add("devices", f"at most {MAX_DEVICES} devices per customer, got {len(raw)}")
+        return []
     out: list[str] = []
-    for i, raw in enumerate(_strings(value, "devices", p)):
-        device = canonical_device_id(raw)
+    for i, text in enumerate(raw):
+        device = canonical_device_id(text)
         if device is None:
-            p.add(f"devices[{i}]", f"{raw!r} is not a device id: write {_DEVICE_FORMS}")
+            p.add(f"devices[{i}]", f"not a device id: write {_DEVICE_FORMS}")
         elif device not in out:
             out.append(device)
     return out
@@ -133,21 +188,23 @@ def _consent(value: object, p: _Problems) -> Consent:
         return Consent()
     for key in value:
         if key not in CONSENTS:
-            p.add(f"consent.{key}", f"unknown purpose{did_you_mean(str(key), CONSENTS)}")
+            hint = did_you_mean(key, CONSENTS) if isinstance(key, str) and len(key) < 64 else ""
+            p.add(f"consent.{_key(key)}", f"unknown purpose{hint}")
     flags = [value.get(c, False) for c in CONSENTS]
     for purpose, flag in zip(CONSENTS, flags, strict=True):
         if not isinstance(flag, bool):
-            p.add(f"consent.{purpose}", f"expected true or false, got {json.dumps(flag)}")
+            p.add(f"consent.{purpose}", f"expected true or false, got {_kind(flag)}")
     return Consent(*(f is True for f in flags))
 
 
 def _visits(value: object, p: _Problems) -> int:
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        p.add("visits", f"expected a whole number ≥ 0, got {json.dumps(value)}")
+    n = as_number(value)
+    if n is None or not 0 <= n <= MAX_VISITS or not float(n).is_integer():
+        p.add("visits", f"expected a whole number from 0 to {MAX_VISITS:,}, got {_kind(value)}")
         return 0
-    return value
+    return int(n)
 
 
 def _last_visit(value: object, p: _Problems) -> float | None:
@@ -155,46 +212,68 @@ def _last_visit(value: object, p: _Problems) -> float | None:
         return None
     seconds = parse_time(value)
     if seconds is None:
-        p.add("last_visit", f"expected ISO 8601 or epoch seconds, got {json.dumps(value)}")
+        p.add("last_visit", f"expected ISO 8601 or epoch seconds, got {_kind(value)}")
     return seconds
 
 
 def parse_time(value: object) -> float | None:
-    """Epoch seconds from a number, a numeric string or ISO 8601 (naive = UTC); else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
+    """Epoch seconds from a number, a numeric string or ISO 8601 (naive = UTC), from 0 to
+    MAX_EPOCH_S; None for anything else.  Never raises."""
+    seconds: float | None
+    if isinstance(value, str) and len(value) <= 64:
         try:
-            moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+            seconds = float(value)
         except ValueError:
-            return None
-        seconds = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-    return seconds if math.isfinite(seconds) else None
+            seconds = _iso_seconds(value.strip())
+    else:
+        seconds = as_number(value)  # a huge int is compared, never converted
+    if seconds is None or not 0 <= seconds < MAX_EPOCH_S:
+        return None
+    return float(seconds)
+
+
+def _iso_seconds(text: str) -> float | None:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    except (ValueError, OverflowError):
+        return None
 
 
 def _attributes(value: object, p: _Problems) -> Mapping[str, Any]:
     if value is None:
         return MappingProxyType({})
-    if not isinstance(value, Mapping):
-        p.add("attributes", "expected an object of name: value")
+    if not isinstance(value, Mapping) or len(value) > MAX_ATTRIBUTES:
+        p.add("attributes", f"expected an object of at most {MAX_ATTRIBUTES} name: value")
         return MappingProxyType({})
     out: dict[str, Any] = {}
     for key, v in value.items():
-        if _is_scalar(v):
-            out[str(key)] = v
-        elif isinstance(v, list) and all(_is_scalar(x) for x in v):
-            out[str(key)] = tuple(v)
+        where = f"attributes.{_key(key)}"
+        if not isinstance(key, str) or not 0 < len(key) <= MAX_ATTRIBUTE_KEY_CHARS:
+            p.add(where, f"a name must be 1 to {MAX_ATTRIBUTE_KEY_CHARS} characters")
+        elif _is_scalar(v):
+            out[key] = v
+        elif isinstance(v, list) and len(v) <= MAX_LABELS and all(_is_scalar(x) for x in v):
+            out[key] = tuple(v)
         else:
-            p.add(f"attributes.{key}", "expected a string, number, boolean or a list of them")
+            p.add(where, f"expected {_ATTRIBUTE_FORMS}, got {_kind(v)}")
     return MappingProxyType(out)
 
 
+_ATTRIBUTE_FORMS = (
+    f"a string of at most {MAX_ATTRIBUTE_TEXT_CHARS} characters, a number within ±2**53, a "
+    f"boolean, or a list of at most {MAX_LABELS} of them"
+)
+
+
 def _is_scalar(v: object) -> bool:
-    return (
-        v is None or isinstance(v, str | bool | int) or (isinstance(v, float) and math.isfinite(v))
-    )
+    if v is None or isinstance(v, bool):
+        return True
+    if isinstance(v, str):
+        return len(v) <= MAX_ATTRIBUTE_TEXT_CHARS
+    if isinstance(v, int):
+        return -MAX_SAFE_INT <= v <= MAX_SAFE_INT
+    return isinstance(v, float) and math.isfinite(v)
 
 
 def customer_to_obj(c: Customer) -> dict[str, Any]:
@@ -257,9 +336,8 @@ class _Seen:
         for key in keys:
             if key in self._first:
                 first = self._first[key]
-                raise InvalidInput(
-                    f"{where}: error: {key[0]} {key[1]!r} is already on line {first}"
-                )
+                what = key[0] if key[0] == "token" else f"{key[0]} {key[1]!r}"  # a token is secret
+                raise InvalidInput(f"{where}: error: {what} is already on line {first}")
         for key in keys:
             self._first[key] = line
 
@@ -330,7 +408,8 @@ def _csv_bool(value: str) -> bool | str:
 
 
 def _csv_int(value: str) -> int | str:
-    return int(value) if value.isdigit() else value
+    # ASCII only: "²".isdigit() holds but int("²") raises; short: int() of 4,300 digits raises
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 20 else value
 
 
 def write_customers(path: Path, customers: list[Customer]) -> None:

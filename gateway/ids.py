@@ -58,3 +58,35 @@ def canonical_device_id(text: str) -> str | None:
     if _PHONE.match(text):
         return text
     return None
+
+
+# -- customer ids and delivery tokens: one rule at every door (CRM topic, customer files,
+# -- topics, `rayon forget`); each must be one MQTT topic level, safe in a log line
+
+MAX_ID_CHARS = 128
+_CUSTOMER_ID = re.compile(rf"[A-Za-z0-9_.~@:-]{{1,{MAX_ID_CHARS}}}")
+_TOKEN = re.compile(rf"[A-Za-z0-9_.~-]{{1,{MAX_ID_CHARS}}}")
+_NUMBER_LIKE = re.compile(r"[0-9_.~-]*")  # digits and separators only: a card number
+CUSTOMER_ID_RULE = "1 to 128 of A-Z a-z 0-9 _ . ~ - @ : (one MQTT topic level)"
+_OPAQUE = (
+    "an opaque random token such as 22 URL-safe base64 characters, never a loyalty number "
+    "(DESIGN.md §5)"
+)
+TOKEN_RULE = f"1 to 128 of A-Z a-z 0-9 _ . ~ -, not only digits: {_OPAQUE}"
+
+
+def customer_id_problem(value: object) -> str | None:
+    """Why `value` is not a customer id, or None when it is one.  Never echoes the value."""
+    if isinstance(value, str) and _CUSTOMER_ID.fullmatch(value):
+        return None
+    return f"a customer id must be {CUSTOMER_ID_RULE}"
+
+
+def token_problem(value: object) -> str | None:
+    """Why `value` is not a delivery token, or None when it is one.  Never echoes the value
+    (a token made of digits may be somebody's loyalty number)."""
+    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
+        return f"a delivery token must be {TOKEN_RULE}"
+    if _NUMBER_LIKE.fullmatch(value) and any(c.isdigit() for c in value):
+        return f"a delivery token must not be only digits: use {_OPAQUE}"
+    return None

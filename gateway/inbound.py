@@ -24,7 +24,7 @@ from enum import StrEnum
 from typing import Any
 
 from gateway.events import Advertisement, Observation
-from gateway.ids import canonical_device_id, ibeacon_id
+from gateway.ids import canonical_device_id, ibeacon_id, token_problem
 from gateway.jsonvalues import (
     MAX_EPOCH_S,
     MAX_PAYLOAD_BYTES,
@@ -293,10 +293,10 @@ def _owntracks(payload: object, kind: str) -> Mapping[str, Any]:
 
 
 def _phone(token: object) -> str:
-    device = f"phone:{token}" if isinstance(token, str) else None
-    if device is None or canonical_device_id(device) != device:
-        fail(f"phone token {show(token)} must be 1 to 128 letters, digits or _ . ~ -")
-    return device
+    why = token_problem(token)
+    if why is not None:  # the token itself is not shown: it may be a loyalty number
+        fail(f"the phone's topic: {why}")
+    return f"phone:{token}"
 
 
 def _optional_accuracy(value: object) -> float | None:

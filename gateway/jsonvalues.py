@@ -3,7 +3,9 @@
 Each reader returns the value it checked or aborts the parse with `fail`, whose reason says
 what is wrong, where and how to fix it ("'beacons[2].rssi' must be a number of dBm …"); a
 parser wrapped in `guarded` turns that into an `InboundError` instead of raising.  Bytes and
-text longer than `MAX_PAYLOAD_BYTES` are refused before any parsing.  Pure.
+text longer than `MAX_PAYLOAD_BYTES` are refused before any parsing, JSON nested deeper than
+`MAX_JSON_DEPTH` right after it.  No reader raises anything but `Bad` on any JSON value: huge
+integers are compared, never converted, and `show` renders them without `str()`.  Pure.
 """
 
 from __future__ import annotations
@@ -19,6 +21,13 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_EPOCH_S = 1e11  # beyond year 5000: surely milliseconds
+# Our deepest payload nests 3 levels (a CRM record's attributes list, a sightings beacon).  32
+# leaves room for what senders add, and keeps whatever walks a value later (json.dumps, repr,
+# a trace writer) far from Python's recursion limit of 1,000 frames.
+MAX_JSON_DEPTH = 32
+# A message may carry its own time, but not one from the future: a phone clock a little fast
+# is tolerated, a later time is refused (a past time is fine: an app offline confirms late).
+MAX_AHEAD_S = 30.0
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -79,20 +88,50 @@ def check_size(payload: object) -> None:
 
 
 def decode(payload: object) -> Any:
-    """The JSON value of a payload: bytes and text are parsed, anything else is taken as is."""
+    """The JSON value of a payload: bytes and text are parsed, anything else is taken as is;
+    either way refused when nested deeper than MAX_JSON_DEPTH."""
     check_size(payload)
     if not isinstance(payload, bytes | bytearray | str):
+        check_depth(payload)
         return payload
     if not payload:
         fail("empty payload: expected a JSON object")
     try:
-        return json.loads(payload, parse_constant=_no_constant)
+        value = json.loads(payload, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         fail(f"payload is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
-    except RecursionError:
-        fail("payload is not JSON that Rayon reads: nested too deeply")
-    except ValueError as exc:
+    except RecursionError:  # the C parser's own guard, far deeper than ours
+        _too_deep()
+    except ValueError as exc:  # also an integer of over 4,300 digits
         fail(f"payload is not JSON: {exc}")
+    if _openings(payload) >= MAX_JSON_DEPTH:  # fewer brackets cannot nest that deep
+        check_depth(value)
+    return value
+
+
+def _openings(payload: bytes | bytearray | str) -> int:
+    if isinstance(payload, str):
+        return payload.count("[") + payload.count("{")
+    return payload.count(b"[") + payload.count(b"{")
+
+
+def check_depth(value: object) -> None:
+    """Refuse a JSON value nested deeper than MAX_JSON_DEPTH; level by level, no recursion."""
+    level = [value] if isinstance(value, dict | list) else []
+    for _ in range(MAX_JSON_DEPTH):
+        level = [
+            x
+            for c in level
+            for x in (c.values() if type(c) is dict else c)
+            if type(x) is dict or type(x) is list
+        ]
+        if not level:
+            return
+    _too_deep()
+
+
+def _too_deep() -> NoReturn:
+    fail(f"payload is nested too deeply: more than {MAX_JSON_DEPTH} levels of objects and lists")
 
 
 def _no_constant(name: str) -> NoReturn:

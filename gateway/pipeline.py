@@ -324,7 +324,7 @@ class Pipeline:
         body = read_json(payload)
         if isinstance(body, InboundError):
             return self._reject(msg.topic, body)
-        customer = customer_from_obj(body, f"crm/customers/{customer_id}")
+        customer = customer_from_obj(body, "the CRM record")  # the log line names the topic
         if customer.id != customer_id:
             raise InvalidInput(
                 f"payload id {customer.id!r} differs from the topic's {customer_id!r}"
@@ -335,6 +335,13 @@ class Pipeline:
         self.customers.upsert(customer)
         self._drop_stray_tracks(customer)
         return Output(upserted=[customer])
+
+    def erase(self, customer_id: str) -> None:
+        """Forget a customer, as an empty CRM record does, for `rayon forget` (whose id may
+        predate the id rule, so that no topic can name it)."""
+        old = self.customers.remove(customer_id)
+        if old is not None:
+            self._forget_devices(old)
 
     def _forget_devices(self, customer: Customer) -> None:
         """Nothing about these devices stays in memory (erasure, consent withdrawn): their

@@ -298,3 +298,63 @@ def test_explain_with_a_trace_explains_the_decision_it_made(store: Path, tmp_pat
     )
     assert result.returncode == 0, result.stderr
     assert "fires" in result.stdout and "no decision" not in result.stderr
+
+
+def _line_col(path: Path, needle: str, skip: int = 0) -> str:
+    """`line:col` (1-based, as diagnostics print it) of the first `needle` in `path`, moved
+    `skip` characters right."""
+    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if needle in text:
+            return f"{number}:{text.index(needle) + 1 + skip}"
+    raise AssertionError(f"{needle!r} not in {path}")
+
+
+def _check(config: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    from gateway.cli import main
+
+    assert main(["check", "-c", str(config)]) == 1
+    return [ln for ln in capsys.readouterr().out.splitlines() if ": error: " in ln]
+
+
+def test_check_refuses_a_database_it_cannot_use(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = store.read_text(encoding="utf-8").replace("sqlite:///rayon.db", "mysql://u:pw@db/rayon")
+    store.write_text(text, encoding="utf-8")
+    (error,) = _check(store, capsys)
+    where = _line_col(store, "mysql://")
+    assert error.startswith(f"{store}:{where}: error: 'mysql' databases are not supported")
+    assert "sqlite:///" in error and "postgresql+psycopg://" in error
+    assert error.endswith("(at database.url)")
+    assert "pw" not in error  # the url may carry a password
+
+
+def test_check_says_rules_dir_is_a_file_at_its_key(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (store.parent / "rules.yaml").write_text("id: r\n", encoding="utf-8")
+    text = store.read_text(encoding="utf-8").replace("rules_dir: rules", "rules_dir: rules.yaml")
+    store.write_text(text, encoding="utf-8")
+    (error,) = _check(store, capsys)
+    assert error.startswith(f"{store}:{_line_col(store, 'rules.yaml')}: error: ")
+    assert "is a file, not a folder" in error and "(at rules_dir)" in error
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("expires_in: 3h", "expires_in: 0s", "an offer must stay valid from 1s to 365d"),
+        ("expires_in: 3h", "expires_in: 400d", "an offer must stay valid from 1s to 365d"),
+        ("zone: aisle-tv", "zone: []", "names no zone"),
+    ],
+)
+def test_check_refuses_an_expiry_mqtt_cannot_carry_and_a_trigger_without_zone(
+    store: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, expected: str
+) -> None:
+    rule = store.parent / "rules" / "tv-aisle-dwell.yaml"
+    text = rule.read_text(encoding="utf-8")
+    assert old in text
+    rule.write_text(text.replace(old, new, 1), encoding="utf-8")
+    errors = _check(store, capsys)
+    where = _line_col(rule, new, skip=new.index(": ") + 2)  # the value
+    assert any(e.startswith(f"{rule}:{where}: error: {expected}") for e in errors), errors

@@ -220,11 +220,13 @@ def test_run_drains_when_woken_and_stops_when_cancelled(
     assert state(store, "o1") is OfferState.SENT
 
 
+@pytest.mark.parametrize("token", ["a/b", "4970123456789"])  # the probe saw offers/4970…
 def test_an_unusable_token_cancels_the_offer_and_the_rest_still_go(
-    store: Store, mosquitto: Mosquitto, subscriber: Callable[..., Subscriber]
+    store: Store, mosquitto: Mosquitto, subscriber: Callable[..., Subscriber], token: str
 ) -> None:
+    """A token breaking the rule (imported before it, say a loyalty number) gets nothing."""
     sub = subscriber(OFFERS)
-    store.enqueue_offers([offer("bad", T0, 3600, token="a/b"), offer("ok", T0 + 1, 3600)])
+    store.enqueue_offers([offer("bad", T0, 3600, token=token), offer("ok", T0 + 1, 3600)])
 
     async def main() -> DrainResult:
         async with link_to(mosquitto) as link:
@@ -235,7 +237,8 @@ def test_an_unusable_token_cancels_the_offer_and_the_rest_still_go(
     assert run(main()) == DrainResult(sent=1, cancelled=1)
     record = store.offer("bad")
     assert record is not None and record.state is OfferState.CANCELLED
-    assert "topic level" in (record.last_error or "")
+    assert "delivery token" in (record.last_error or "")
+    assert [m.topic.rsplit("/", 1)[1] for m in sub.messages] == ["tok-c1"]
 
 
 def test_an_offer_the_broker_refuses_stays_pending_and_the_others_go(

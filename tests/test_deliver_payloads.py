@@ -29,6 +29,7 @@ from gateway.deliver.payloads import (
     status_payload,
 )
 from gateway.events import EventKind, Offer, Purpose, ZoneEvent
+from gateway.jsonvalues import MAX_AHEAD_S, MAX_JSON_DEPTH, InboundError
 
 PARIS = ZoneInfo("Europe/Paris")
 WINTER = datetime(2026, 3, 3, 14, 0, 40, tzinfo=UTC).timestamp()
@@ -112,36 +113,60 @@ def feedback_bytes(**fields: object) -> bytes:
 
 
 def test_feedback_with_epoch_or_iso_time() -> None:
-    assert parse_feedback(feedback_bytes()) == Feedback("o-1", FeedbackState.OPENED, WINTER)
+    assert parse_feedback(feedback_bytes(), WINTER) == Feedback("o-1", FeedbackState.OPENED, WINTER)
     iso_at = feedback_bytes(at="2026-03-03T15:00:40+01:00", state="redeemed")
-    assert parse_feedback(iso_at) == Feedback("o-1", FeedbackState.REDEEMED, WINTER)
+    assert parse_feedback(iso_at, WINTER) == Feedback("o-1", FeedbackState.REDEEMED, WINTER)
+
+
+def test_feedback_may_be_hours_late_but_not_from_the_future() -> None:
+    """An app offline for hours confirms late; a time past the receive time by more than
+    MAX_AHEAD_S is a wrong clock or a forgery."""
+    late = parse_feedback(feedback_bytes(), WINTER + 6 * 3600)
+    assert late == Feedback("o-1", FeedbackState.OPENED, WINTER)
+    assert isinstance(parse_feedback(feedback_bytes(), WINTER - MAX_AHEAD_S), Feedback)
+    ahead = parse_feedback(feedback_bytes(), WINTER - MAX_AHEAD_S - 1)
+    assert isinstance(ahead, InboundError)
+    assert (
+        ahead.reason
+        == "'at' is 31 s after it was received, at most 30 s allowed: check the phone's clock"
+    )
 
 
 @pytest.mark.parametrize(
     ("payload", "why"),
     [
-        (b"\xff\xfe", "not UTF-8 JSON"),
+        (b"\xff\xfe", "not JSON"),
         (b"[1, 2]", "JSON object"),
         (feedback_bytes(type="offer"), '"type": "feedback"'),
         (feedback_bytes(v=2), '"v": 1'),
-        (feedback_bytes(offer=7), '"offer"'),
-        (feedback_bytes(offer=""), '"offer"'),
+        (feedback_bytes(v=True), '"v": 1'),
+        (feedback_bytes(offer=7), "'offer'"),
+        (feedback_bytes(offer=""), "'offer'"),
+        (feedback_bytes(offer="o-1\nrejected everything"), "'offer'"),  # a forged log line
         (feedback_bytes(state="loved"), "delivered|opened|redeemed|dismissed"),
-        (feedback_bytes(at="yesterday"), '"at"'),
-        (feedback_bytes(at="2026-03-03T15:00:40"), '"at"'),  # no offset: ambiguous
-        (feedback_bytes(at=True), '"at"'),
+        (feedback_bytes(state=["opened"]), "delivered|opened|redeemed|dismissed"),
+        (feedback_bytes(at="yesterday"), "'at'"),
+        (feedback_bytes(at="2026-03-03T15:00:40"), "'at' needs a UTC offset"),  # ambiguous
+        (feedback_bytes(at=True), "'at'"),
+        (feedback_bytes(at=None), "'at' is missing"),
         (feedback_bytes(body="x" * MAX_FEEDBACK_BYTES), "limit"),
+        # the probe's findings: RecursionError, then OverflowError in the old parser
+        (b"[" * 2000 + b"]" * 2000, f"more than {MAX_JSON_DEPTH} levels"),
+        (feedback_bytes(at=0)[:-2] + b"9" * 400 + b"}", "'at' must be epoch seconds"),
+        (feedback_bytes(at=0)[:-2] + b"9" * 5000 + b"}", "limit"),
+        (feedback_bytes(at=-(2**1000)), "'at' must be epoch seconds"),
+        (feedback_bytes(at="+999999-01-01T00:00:00+00:00"), "'at' is not an ISO 8601 time"),
     ],
 )
 def test_bad_feedback_is_rejected_with_the_reason(payload: bytes, why: str) -> None:
-    result = parse_feedback(payload)
-    assert isinstance(result, str)
-    assert why in result
+    result = parse_feedback(payload, WINTER)
+    assert isinstance(result, InboundError)
+    assert why in result.reason
 
 
 @given(st.binary(max_size=300))
 def test_feedback_parser_never_raises_on_bytes(payload: bytes) -> None:
-    assert isinstance(parse_feedback(payload), Feedback | str)
+    assert isinstance(parse_feedback(payload, WINTER), Feedback | InboundError)
 
 
 JSON = st.recursive(
@@ -154,8 +179,8 @@ NEAR_VALID = st.sampled_from(["feedback", 1, "o-1", "opened", WINTER, "2026-03-0
 
 @given(st.dictionaries(st.sampled_from(["type", "v", "offer", "state", "at"]), NEAR_VALID | JSON))
 def test_feedback_parser_never_raises_on_json_shapes(doc: dict[str, object]) -> None:
-    result = parse_feedback(json.dumps(doc).encode())
-    assert isinstance(result, Feedback | str)
+    result = parse_feedback(json.dumps(doc).encode(), WINTER)
+    assert isinstance(result, Feedback | InboundError)
     if isinstance(result, Feedback):
         assert result.offer == doc["offer"] and result.state == doc["state"]
 

@@ -73,10 +73,36 @@ def test_prefix_is_configurable_and_trimmed() -> None:
 
 @pytest.mark.parametrize("bad", ["a/b", "+", "#", ""])
 def test_ids_that_are_not_one_level_are_refused(bad: str) -> None:
-    with pytest.raises(ValueError, match="topic level"):
+    with pytest.raises(ValueError, match="delivery token"):
         T.offers(bad)
+    with pytest.raises(ValueError, match="customer id"):
+        T.crm_customer(bad)
     with pytest.raises(ValueError):
         Topics("rayon", bad)
+
+
+@pytest.mark.parametrize("token", ["4970123456789", "4970-1234-5678", "t 1", "t\n1", "é", "t@1"])
+def test_a_token_breaking_the_rule_is_no_topic_of_ours(token: str) -> None:
+    """DESIGN §5: a token is opaque, never a loyalty number; the probe saw an offer sent to
+    offers/4970123456789.  No topic is built on such a token, none is read from one."""
+    with pytest.raises(ValueError, match="delivery token") as info:
+        T.offers(token)
+    assert token not in str(info.value)
+    base = "rayon/paris-11"
+    for topic in (f"{base}/offers/{token}", f"{base}/feedback/{token}"):
+        assert T.parse(topic) is None
+    assert T.parse(f"{base}/phones/{token}/sightings") is None
+
+
+@pytest.mark.parametrize("customer", ["c 1", "c\t1", "x" * 129, "c\x01"])
+def test_a_customer_id_breaking_the_rule_is_no_topic_of_ours(customer: str) -> None:
+    with pytest.raises(ValueError, match="customer id"):
+        T.crm_customer(customer)
+    assert T.parse(f"rayon/paris-11/crm/customers/{customer}") is None
+    assert T.parse("rayon/paris-11/crm/customers/shop@c-1:2") == (
+        TopicKind.CRM_CUSTOMER,
+        "shop@c-1:2",
+    )
 
 
 @given(st.text(max_size=60))
@@ -85,7 +111,7 @@ def test_parse_never_raises(topic: str) -> None:
     assert result is None or isinstance(result[0], TopicKind)
 
 
-TOKENS = st.text(st.characters(blacklist_characters="/+#\x00"), min_size=1, max_size=40)
+TOKENS = st.from_regex(r"[A-Za-z0-9_.~-]{0,39}[A-Za-z]", fullmatch=True)
 
 
 @given(TOKENS)

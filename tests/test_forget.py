@@ -13,6 +13,7 @@ import pytest
 from gateway.app import RUNTIME_KEY
 from gateway.cli import main
 from gateway.config import load_config
+from gateway.identity import Customer
 from gateway.store import Store
 from tests.broker import Mosquitto, Subscriber
 from tests.history import CUSTOMERS, dump, fill, traces_of
@@ -140,3 +141,36 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("not forgotten in time")
         time.sleep(0.2)
+
+
+@pytest.mark.parametrize("customer", ["a/b", "c+1", "c 1"])
+def test_an_id_breaking_the_rule_that_nobody_has_touches_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], customer: str
+) -> None:
+    config_path, url = filled(tmp_path, port=1)
+    before = dump(url)
+    assert main(["forget", customer, "-c", str(config_path)]) == 1
+    err = capsys.readouterr().err
+    assert "a customer id must be 1 to 128 of A-Z a-z 0-9 _ . ~ - @ :" in err, err
+    assert "nothing erased" in err
+    assert dump(url) == before
+
+
+def test_an_id_imported_before_the_rule_is_erased_and_the_broker_step_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Import used to accept `/` and `+` in an id: such a customer is erased from the
+    database and the saved live state, with no broker step (no topic can name them; port 1
+    answers nothing, so trying would exit 3)."""
+    config_path, url = filled(tmp_path, port=1)
+    store = Store(url)
+    try:
+        store.upsert_customer(Customer(id="legacy/7+x", token="tok-legacy"))
+    finally:
+        store.close()
+    assert main(["forget", "legacy/7+x", "-c", str(config_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("customer legacy/7+x: erased 1 customers") and "live state" in out
+    assert "no retained record can exist" in out and "broker not contacted" in out
+    assert "legacy/7+x" not in dump(url) and "tok-legacy" not in dump(url)
+    assert "c1" in dump(url) and "c2" in dump(url)

@@ -56,6 +56,7 @@ from gateway.deliver.topics import Topics
 from gateway.errors import ConfigError, InvalidInput
 from gateway.events import Advertisement
 from gateway.identity import Consent, Customer, CustomerRegistry
+from gateway.jsonvalues import InboundError
 from gateway.pipeline import Output, Pipeline
 from gateway.rules import RuleSet, load_rules
 from gateway.sources.trace import MqttInput, TraceError, item_to_line, iter_trace, parse_line
@@ -353,8 +354,8 @@ FEEDBACK = {"type": "feedback", "v": 1, "offer": "o-1", "state": "opened", "at":
     | json_mutated(FEEDBACK).map(lambda d: json.dumps(d).encode()).flatmap(mutated)
 )
 def test_feedback_is_parsed_or_refused_with_a_reason(payload: bytes) -> None:
-    result = parse_feedback(payload)
-    assert isinstance(result, Feedback) or (isinstance(result, str) and result)
+    result = parse_feedback(payload, T0)
+    assert isinstance(result, Feedback) or (isinstance(result, InboundError) and result.reason)
     event(type(result).__name__)
 
 

@@ -128,7 +128,7 @@ def test_undecodable_payloads_are_refused(payload: bytes, expected: str) -> None
 
 def test_a_bad_phone_token_is_refused() -> None:
     error = _error(parse_sightings({"beacons": []}, "a/b", RECEIVED, ANCHORS))
-    assert "phone token 'a/b'" in error.reason
+    assert error.reason.startswith("the phone's topic: a delivery token must be 1 to 128 of")
 
 
 # -- the size limit -------------------------------------------------------------------------
@@ -433,3 +433,11 @@ def test_no_payload_makes_a_parser_raise(payload: Any, name: str, device: str) -
         assert isinstance(result, (InboundError, *RESULT_TYPES))
         if isinstance(result, InboundError):
             assert result.reason and isinstance(result.problem, Problem)
+
+
+def test_a_loyalty_number_is_no_phone_token() -> None:
+    """DESIGN §5: a token is opaque; one of digits only may be a loyalty number, refused
+    without being repeated in the message (which is logged)."""
+    for token in ("4970123456789", "4970-1234-5678"):
+        error = _error(parse_sightings({"beacons": []}, token, RECEIVED, ANCHORS))
+        assert "must not be only digits" in error.reason and token not in error.reason

@@ -263,7 +263,7 @@ def _beacon_anchor(config: Config) -> dict[str, str]:
 
 
 def _feedback_ok(payload: Any, _config: Config) -> bool:
-    return not isinstance(parse_feedback(encode(payload)), str)
+    return not isinstance(parse_feedback(encode(payload), RECEIVED_AT), inbound.InboundError)
 
 
 def _customer_ok(payload: Any, _config: Config) -> bool:
@@ -441,8 +441,8 @@ def test_a_single_scanner_advert_is_accepted_by_both(config: Config) -> None:
 
 
 def test_the_examples_mean_what_the_doc_says(config: Config) -> None:
-    fb = parse_feedback(encode(schemas.example("feedback")))
-    assert not isinstance(fb, str) and fb.offer == schemas.example("offer")["id"]
+    fb = parse_feedback(encode(schemas.example("feedback")), RECEIVED_AT)
+    assert not isinstance(fb, inbound.InboundError) and fb.offer == schemas.example("offer")["id"]
     raw = json.dumps(schemas.example("sightings")).encode()
     seen = inbound.parse_sightings(raw, "k3v9q2x7m1p8", RECEIVED_AT, _beacon_anchor(config))
     assert not isinstance(seen, inbound.InboundError)

@@ -2,13 +2,15 @@
 
 Outbound times are ISO 8601 with the store's UTC offset (`2026-03-03T15:00:40+01:00`);
 inbound times may be ISO 8601 with an offset or epoch seconds.  Inbound payloads are
-untrusted: `parse_feedback` checks size and schema and never raises.
+untrusted: `parse_feedback` reads them with `gateway.jsonvalues` (size, depth, schema) and
+returns an InboundError instead of raising, as every inbound parser does.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,10 +20,21 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.events import Offer, ZoneEvent
+from gateway.jsonvalues import (
+    MAX_AHEAD_S,
+    Problem,
+    decode,
+    fail,
+    guarded,
+    mapping,
+    show,
+    timestamp,
+)
 
 MAX_FEEDBACK_BYTES = 4096
 UTC_ZONE = ZoneInfo("UTC")
 PAYLOAD_VERSION = 1
+_OFFER_ID = re.compile(r"[A-Za-z0-9_.~-]{1,128}")  # a UUID; no byte that could forge a log line
 
 
 class FeedbackState(StrEnum):
@@ -31,6 +44,9 @@ class FeedbackState(StrEnum):
     OPENED = "opened"
     REDEEMED = "redeemed"
     DISMISSED = "dismissed"
+
+
+_STATES = tuple(s.value for s in FeedbackState)
 
 
 class GatewayState(StrEnum):
@@ -184,47 +200,34 @@ def encode(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def parse_feedback(payload: bytes, max_bytes: int = MAX_FEEDBACK_BYTES) -> Feedback | str:
-    """A `feedback/<token>` payload as a Feedback, or a message saying why it was rejected
-    and how to fix it.  Never raises."""
-    if len(payload) > max_bytes:
-        return f"feedback payload is {len(payload)} bytes, the limit is {max_bytes}"
-    try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
-        return f"feedback payload is not UTF-8 JSON: {exc}"
-    if not isinstance(doc, dict):
-        return "feedback payload must be a JSON object"
-    return _feedback_from(doc)
+@guarded
+def parse_feedback(
+    payload: object, received_at: float, max_bytes: int = MAX_FEEDBACK_BYTES
+) -> Feedback:
+    """A `feedback/<token>` payload received at `received_at` (epoch s) as a Feedback, or an
+    InboundError saying why it was refused and how to fix it.  Never raises.
 
-
-def _feedback_from(doc: dict[str, Any]) -> Feedback | str:
-    if doc.get("type") != "feedback" or doc.get("v") != PAYLOAD_VERSION:
-        return 'feedback payload must have "type": "feedback" and "v": 1'
+    `at` may be late (an app offline for hours confirms late) but at most MAX_AHEAD_S after
+    the receive time.
+    """
+    if isinstance(payload, bytes | bytearray | str) and len(payload) > max_bytes:
+        fail(
+            f"feedback payload is {len(payload)} bytes, the limit is {max_bytes}", Problem.TOO_LARGE
+        )
+    doc = mapping(decode(payload), "the feedback payload")
+    version = doc.get("v")
+    if doc.get("type") != "feedback" or type(version) is not int or version != PAYLOAD_VERSION:
+        fail('feedback payload must have "type": "feedback" and "v": 1')
     offer = doc.get("offer")
-    if not isinstance(offer, str) or not 0 < len(offer) <= 128:
-        return 'feedback "offer" must be the offer id (a string of 1 to 128 chars)'
-    try:
-        state = FeedbackState(str(doc.get("state")))
-    except ValueError:
-        allowed = "|".join(s.value for s in FeedbackState)
-        return f'feedback "state" must be one of {allowed}, got {doc.get("state")!r}'
-    at = parse_time(doc.get("at"))
-    if at is None:
-        return 'feedback "at" must be epoch seconds or ISO 8601 with an offset'
-    return Feedback(offer=offer, state=state, at=at)
-
-
-def parse_time(value: Any) -> float | None:
-    """Epoch seconds from a number or an ISO 8601 string with offset; None if neither."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) and value >= 0 else None
-    if not isinstance(value, str) or len(value) > 64:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed.timestamp() if parsed.tzinfo is not None else None
+    if not isinstance(offer, str) or not _OFFER_ID.fullmatch(offer):
+        fail(f"'offer' must be the offer's id (1 to 128 of A-Z a-z 0-9 _ . ~ -), got {show(offer)}")
+    state = doc.get("state")
+    if state not in _STATES:
+        fail(f"'state' must be one of {'|'.join(_STATES)}, got {show(state)}")
+    if doc.get("at") is None:
+        fail("'at' is missing: say when it happened, in epoch seconds or ISO 8601 with offset")
+    at = timestamp(doc["at"], "at", received_at)
+    if at > received_at + MAX_AHEAD_S:
+        ahead = f"{at - received_at:.0f} s after it was received"
+        fail(f"'at' is {ahead}, at most {MAX_AHEAD_S:.0f} s allowed: check the phone's clock")
+    return Feedback(offer=offer, state=FeedbackState(state), at=at)

@@ -7,7 +7,10 @@ DESIGN.md §5 is the contract: all topics live under `<topic_prefix>/<store>/`, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
+
+from gateway.ids import customer_id_problem, token_problem
 
 _FORBIDDEN = frozenset("/+#\x00")
 _PHONE_KINDS = {"sightings", "transition", "location"}
@@ -56,9 +59,32 @@ def _valid(value: str) -> bool:
     return bool(value) and not any(c in _FORBIDDEN for c in value)
 
 
+def _checked(value: str, problem: Callable[[object], str | None]) -> str:
+    """`value` if it follows its rule (gateway.ids), else ValueError with the rule; the
+    message never repeats the value (a token of digits may be a loyalty number)."""
+    why = problem(value)
+    if why is not None:
+        raise ValueError(f"cannot build the topic: {why}")
+    return value
+
+
+def _token(value: str) -> str:
+    return _checked(value, token_problem)
+
+
+def _is_token(value: str) -> bool:
+    return token_problem(value) is None
+
+
+def _is_customer(value: str) -> bool:
+    return customer_id_problem(value) is None
+
+
 class Topics:
     """The topic names of one store.  Builders raise ValueError on an id that would not
-    fit in one topic level (it contains `/`, `+` or `#`); `parse` never raises."""
+    fit in one topic level (it contains `/`, `+` or `#`), and on a token or customer id
+    breaking its rule (gateway.ids); `parse` never raises, and returns None for a topic
+    whose token or customer id breaks that rule: no such topic is ours."""
 
     def __init__(self, topic_prefix: str, store_id: str) -> None:
         prefix = topic_prefix.strip("/")
@@ -67,26 +93,26 @@ class Topics:
         self.base = f"{prefix}/{_segment(store_id, 'store id')}"
 
     def offers(self, token: str) -> str:
-        return f"{self.base}/offers/{_segment(token, 'token')}"
+        return f"{self.base}/offers/{_token(token)}"
 
     def offers_filter(self) -> str:
         """Every customer's offers (signage, the demo's phone; never an app login's ACL)."""
         return f"{self.base}/offers/+"
 
     def feedback(self, token: str) -> str:
-        return f"{self.base}/feedback/{_segment(token, 'token')}"
+        return f"{self.base}/feedback/{_token(token)}"
 
     def feedback_filter(self) -> str:
         return f"{self.base}/feedback/+"
 
     def phone_sightings(self, token: str) -> str:
-        return f"{self.base}/phones/{_segment(token, 'token')}/sightings"
+        return f"{self.base}/phones/{_token(token)}/sightings"
 
     def phone_transition(self, token: str) -> str:
-        return f"{self.base}/phones/{_segment(token, 'token')}/transition"
+        return f"{self.base}/phones/{_token(token)}/transition"
 
     def phone_location(self, token: str) -> str:
-        return f"{self.base}/phones/{_segment(token, 'token')}/location"
+        return f"{self.base}/phones/{_token(token)}/location"
 
     def phones_filter(self) -> str:
         """Sightings, transitions and locations of every phone."""
@@ -102,7 +128,7 @@ class Topics:
         return "espresense/devices/+/+"
 
     def crm_customer(self, customer_id: str) -> str:
-        return f"{self.base}/crm/customers/{_segment(customer_id, 'customer id')}"
+        return f"{self.base}/crm/customers/{_checked(customer_id, customer_id_problem)}"
 
     def crm_filter(self) -> str:
         return f"{self.base}/crm/customers/+"
@@ -130,15 +156,15 @@ class Topics:
 
 def _parse_rest(parts: list[str]) -> tuple[TopicKind, str] | None:
     match parts:
-        case ["feedback", token] if _valid(token):
+        case ["feedback", token] if _is_token(token):
             return TopicKind.FEEDBACK, token
-        case ["phones", token, kind] if _valid(token) and kind in _PHONE_KINDS:
+        case ["phones", token, kind] if _is_token(token) and kind in _PHONE_KINDS:
             return TopicKind(f"phone_{kind}"), token
         case ["scanners", node, "adv"] if _valid(node):
             return TopicKind.SCANNER_ADV, node
-        case ["crm", "customers", customer] if _valid(customer):
+        case ["crm", "customers", customer] if _is_customer(customer):
             return TopicKind.CRM_CUSTOMER, customer
-        case ["offers", token] if _valid(token):
+        case ["offers", token] if _is_token(token):
             return TopicKind.OFFERS, token
         case ["zones", zone, "occupancy"] if _valid(zone):
             return TopicKind.OCCUPANCY, zone

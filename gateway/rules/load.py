@@ -62,6 +62,10 @@ _PURPOSES = [p.value for p in Purpose]
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 DEFAULT_EXPIRES_IN = 3600.0
+# MQTT v5 carries the expiry as whole seconds, ≥ 1 (0 would mean "never expires" to some
+# brokers); its 32-bit field holds 136 years, but no in-store offer should outlive a year,
+# and a year keeps created_at + expires_in far inside every time range we store.
+MIN_EXPIRES_IN_S, MAX_EXPIRES_IN_S = 1.0, 365 * 86400.0
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -282,7 +286,11 @@ class RuleReader:
         return Trigger(kind, zones, at_least)
 
     def _zones(self, node: Node, path: str, kind: TriggerKind) -> tuple[str, ...]:
-        items = self.reader.sequence(node, path, one_ok=True) or []
+        items = self.reader.sequence(node, path, one_ok=True)
+        if items == []:
+            msg = "names no zone: write one zone id, or a list of them (e.g. zone: entrance)"
+            self.reader.error(node, path, msg)
+        items = items or []
         out = []
         for i, item in enumerate(items):
             where = f"{path}[{i}]" if isinstance(node, SeqNode) else path
@@ -317,9 +325,17 @@ class RuleReader:
             code=code,
             code_pool=pool,
             url=self._text(offer.get("url"), "then.offer.url"),
-            expires_in=r.optional(offer, "expires_in", "then.offer", r.duration)
-            or DEFAULT_EXPIRES_IN,
+            expires_in=self._expires_in(offer.get("expires_in")),
         )
+
+    def _expires_in(self, node: Node | None) -> float:
+        """`then.offer.expires_in`, within what an MQTT v5 message expiry can carry."""
+        path = "then.offer.expires_in"
+        seconds = self.reader.duration(node, path) if node is not None else None
+        if seconds is not None and not MIN_EXPIRES_IN_S <= seconds <= MAX_EXPIRES_IN_S:
+            msg = "an offer must stay valid from 1s to 365d (MQTT expiry is whole seconds ≥ 1)"
+            self.reader.error(node, path, msg)
+        return DEFAULT_EXPIRES_IN if seconds is None else seconds
 
     def _pool(self, node: Node | None) -> str | None:
         """A code pool id.  Pools are data (imported codes), so any well-formed id is
