@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.clock import out_of_window, window_problem
+from gateway.clock import MAX_AHEAD_S, out_of_window, window_problem
 from gateway.config import AnchorKind, Config
 from gateway.customers import customer_from_obj
 from gateway.decode import PrivacyFilter
@@ -162,6 +162,12 @@ class Pipeline:
         if state is not None:
             self.zones.restore(state["zones"])
             self.engine.restore(state["rules"])
+
+    def drop_future(self, now: float) -> dict[str, int]:
+        """After `restore`: repair a live state dated ahead of the gateway's clock `now` by
+        more than MAX_AHEAD_S (saved before the live window existed), so that no restored
+        clock starts ahead.  What was repaired, by kind (empty when nothing was)."""
+        return self.zones.drop_future(now, MAX_AHEAD_S) | self.engine.drop_future(now, MAX_AHEAD_S)
 
     def reload_rules(self, rules: RuleSet) -> None:
         """Swap in a new, already validated rule set; the ledger of past offers carries over."""
