@@ -236,3 +236,28 @@ def test_a_replay_applies_the_window_to_the_trace_s_own_times(
     assert first == second
     assert refused == again == {"inbound_too_new:sightings": 2}
     assert any("click-collect" in line for line in first)
+
+
+# -- a live state saved ahead of the clock, repaired on restore -----------------------------
+
+
+def test_a_restored_state_dated_ahead_is_repaired_and_the_store_serves_again(
+    config: Config,
+) -> None:
+    """What a gateway without the window saved (a customer's visit a day ahead) must not
+    restore a clock a day ahead; a state within MAX_AHEAD_S is restored untouched."""
+    start = start_of(config)
+    x, y = zone_centre(config, "entrance")
+    poisoned = pipeline(config, collector("c-p", "t-p", 9))
+    feed_all(poisoned, list(walk_adverts(config, 9, [(x, y, 0), (x, y, 8)], start + DAY_S)))
+    fresh = pipeline(config, collector("c-p", "t-p", 9), collector())
+    fresh.restore(poisoned.snapshot(), ())
+    assert fresh.drop_future(start) == {"zone devices": 1, "zone clock": 1, "rule visits": 1}
+    assert fresh.snapshot()["zones"]["now"] is None and fresh.zones.tracked() == 0
+    assert fresh.drop_future(start) == {}
+    out = feed_all(fresh, list(walk_adverts(config, 7, [(x, y, 0), (x, y, 8)], start)))
+    assert [o.rule for o in out.offers] == ["click-collect"]
+    recent = pipeline(config, collector())
+    recent.restore(fresh.snapshot(), ())
+    assert recent.drop_future(start + 8 - MAX_AHEAD_S) == {}
+    assert recent.zones.tracked() == 1
