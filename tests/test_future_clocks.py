@@ -66,10 +66,10 @@ async def sightings(link: MqttLink, config: Config, token: str, ats: list[float]
         await link.publish(f"{BASE}/phones/{token}/sightings", body, qos=1)
 
 
-async def processed(gateway: Gateway, inputs: int) -> None:
-    """Until the pipeline has taken `inputs` more inputs than when it was subscribed."""
+async def processed(gateway: Gateway, more: int, since: int) -> None:
+    """Until the pipeline has taken `more` inputs after its first `since`."""
     async with asyncio.timeout(10):
-        while gateway.state.counters["inputs"] < gateway.state.counters["probe"] + inputs:
+        while gateway.state.counters["inputs"] < since + more:
             await asyncio.sleep(0.02)
 
 
@@ -81,7 +81,6 @@ async def subscribed(gateway: Gateway, link: MqttLink) -> None:
             await link.publish(f"{BASE}/phones/probe/sightings", b'{"beacons": []}', qos=1)
             await asyncio.sleep(0.05)
     await asyncio.sleep(0.1)  # the probes still on their way
-    gateway.state.counters["probe"] = gateway.state.counters["inputs"]
 
 
 def run_gateway(config: Config, store: Store, clock: ManualClock, scenario: Scenario) -> Gateway:
@@ -118,6 +117,13 @@ def offered(phones: Subscriber) -> list[str]:
     return list(seen.values())
 
 
+async def until_offered(phones: Subscriber, count: int) -> None:
+    """Until `count` distinct offers arrived (a repeat of one does not count)."""
+    async with asyncio.timeout(15):
+        while len(offered(phones)) < count:
+            await asyncio.sleep(0.05)
+
+
 def add_customer(store: Store, cid: str, token: str, minor: int) -> None:
     store.upsert_customer(customer_from_obj(click_collect_customer(cid, token, minor), "test"))
 
@@ -136,11 +142,14 @@ def test_a_stranger_s_future_sightings_stop_no_one_s_offers_even_after_a_restart
     phones = subscriber(f"{BASE}/offers/+")
 
     async def poisoned_then_walk(gateway: Gateway, link: MqttLink) -> None:
-        future = [clock.now() + DAY_S + i for i in range(20)]
+        future, since = (
+            [clock.now() + DAY_S + i for i in range(20)],
+            gateway.state.counters["inputs"],
+        )
         await sightings(link, config, "stranger", future)
-        await processed(gateway, 20)
+        await processed(gateway, 20, since)
         await publish_adverts(link, entrance_walk(config, 7, start))
-        await asyncio.to_thread(phones.wait, 1, 15.0)
+        await until_offered(phones, 1)
 
     first = run_gateway(config, store, clock, poisoned_then_walk)
     assert offered(phones) == [f"{BASE}/offers/t-a"]
@@ -150,7 +159,7 @@ def test_a_stranger_s_future_sightings_stop_no_one_s_offers_even_after_a_restart
 
     async def walk(gateway: Gateway, link: MqttLink) -> None:
         await publish_adverts(link, entrance_walk(config, 8, start + 70))
-        await asyncio.to_thread(phones.wait, 2, 15.0)
+        await until_offered(phones, 2)
 
     run_gateway(config, store, clock, walk)
     store.close()
@@ -170,8 +179,9 @@ def test_a_customer_s_sightings_at_9e10_are_refused_and_nothing_unsendable_waits
     phone = subscriber(f"{BASE}/offers/t-a")
 
     async def far_then_sane(gateway: Gateway, link: MqttLink) -> None:
+        since = gateway.state.counters["inputs"]
         await sightings(link, config, "t-a", [9e10 + i for i in range(8)])
-        await processed(gateway, 8)
+        await processed(gateway, 8, since)
         await asyncio.sleep(0.5)  # written, and drained: nothing may be pending now
         assert await store.call(store.offer_log) == []
         await publish_adverts(link, entrance_walk(config, 7, start))
@@ -234,7 +244,7 @@ def test_a_poisoned_store_is_repaired_at_start_and_serves_again(
 
     async def walk(gateway: Gateway, link: MqttLink) -> None:
         await publish_adverts(link, entrance_walk(config, 7, start))
-        await asyncio.to_thread(phones.wait, 1, 15.0)
+        await until_offered(phones, 1)
         await asyncio.sleep(0.3)  # a publisher that crashed would have ended the run here
 
     gateway = run_gateway(config, store, clock, walk)
