@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from gateway.clock import Clock
+from gateway.clock import MAX_AHEAD_S, Clock
 from gateway.config import AnchorKind, Config, load_config
 from gateway.deliver.announce import Announcer, RulesState
 from gateway.deliver.connect import connect_link
@@ -48,6 +48,7 @@ from gateway.rules import load_rules
 from gateway.rules.codepools import MemoryCodePools
 from gateway.sources.trace import MqttInput, TraceItem
 from gateway.store import Store
+from gateway.store.outbox import RepairedOffer
 from gateway.store.retention import Purged, run_retention
 from gateway.systemd import Notifier
 
@@ -283,20 +284,50 @@ class Gateway:
 
     async def _restore(self, pipeline: Pipeline) -> None:
         """Carry on where the last run stopped, even after a kill -9: the offers already
-        decided count against the caps, and visits and zone timers continue."""
+        decided count against the caps, and visits and zone timers continue.
+
+        What a gateway without the live time window may have saved dated ahead of our
+        clock is repaired first (`_repair_future`), so that no clock starts ahead."""
+        now = self.clock.now()
+        repaired = await self.store.call(self.store.repair_offers, now, MAX_AHEAD_S)
         state = await self.store.call(self.store.load_runtime, RUNTIME_KEY)
         log_ = await self.store.call(self.store.offer_log)
-        offered = [r.offer for r in log_ if r.state not in NOT_DECIDED]
+        decided = [r.offer for r in log_ if r.state not in NOT_DECIDED]
+        offered = [o for o in decided if o.created_at <= now + MAX_AHEAD_S]
         try:
             pipeline.restore(state, offered)
         except InvalidInput as exc:
             log.warning("saved live state ignored, starting afresh: %s", exc)
             pipeline.restore(None, offered)
+        fixed = pipeline.drop_future(now)
+        if len(offered) < len(decided):
+            fixed["offers left out of the caps"] = len(decided) - len(offered)
+        self._repair_future(fixed, repaired)
         log.info(
             "restored %d offers into the caps%s",
             len(offered),
             ", and the live state" if state else "",
         )
+
+    def _repair_future(self, state: dict[str, int], offers: Sequence[RepairedOffer]) -> None:
+        """Count (`repaired_future_state`, `repaired_offers`) and log, once, what `_restore`
+        repaired of a store poisoned by times ahead of the gateway's clock."""
+        if state:
+            self.state.counters["repaired_future_state"] += sum(state.values())
+            what = ", ".join(f"{n} {kind}" for kind, n in state.items())
+            log.warning(
+                "live state dated more than %.0f s ahead of the clock repaired: %s (saved by "
+                "a gateway without the live time window, or a clock set back since)",
+                MAX_AHEAD_S,
+                what,
+            )
+        if offers:
+            self.state.counters["repaired_offers"] += len(offers)
+            log.warning(
+                "%d pending offer(s) no publish can carry cancelled: %s",
+                len(offers),
+                "; ".join(f"{o.id} ({o.reason})" for o in offers[:5]),
+            )
 
     async def _start_metrics(self) -> MetricsServer | None:
         m = self.config.metrics

@@ -141,6 +141,9 @@ class GeofenceTracker:
         self._heard: dict[str, float] = {}  # device → time of its last location or transition
         self._heap: list[_Deadline] = []
         self._seq = 0
+        # The latest time seen, for every phone at once: the pipeline's live window (clock.py)
+        # keeps a phone's own time within MAX_AHEAD_S of the gateway's, so no phone can push
+        # it further ahead; not persisted, so nothing saved ahead is restored.
         self._now = -math.inf
         self._out: list[ZoneEvent] = []
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.clock import MAX_AHEAD_S, out_of_window, window_problem
 from gateway.config import AnchorKind, Config
 from gateway.customers import customer_from_obj
 from gateway.decode import PrivacyFilter
@@ -166,6 +167,12 @@ class Pipeline:
         if state is not None:
             self.zones.restore(state["zones"])
             self.engine.restore(state["rules"])
+
+    def drop_future(self, now: float) -> dict[str, int]:
+        """After `restore`: repair a live state dated ahead of the gateway's clock `now` by
+        more than MAX_AHEAD_S (saved before the live window existed), so that no restored
+        clock starts ahead.  What was repaired, by kind (empty when nothing was)."""
+        return self.zones.drop_future(now, MAX_AHEAD_S) | self.engine.drop_future(now, MAX_AHEAD_S)
 
     def reload_rules(self, rules: RuleSet) -> None:
         """Swap in a new, already validated rule set; the ledger of past offers carries over."""
@@ -366,10 +373,29 @@ class Pipeline:
 
     # -- phones and scanner nodes -----------------------------------------------------------
 
+    def _outside(self, msg: MqttInput, at: float, kind: str) -> bool:
+        """Whether the sender's time `at` lies outside the live window around the receive
+        time `msg.at` (gateway/clock.py): then it is counted (`inbound_too_new:<kind>`,
+        `inbound_too_old:<kind>`) and must be refused, so that no device can move the clocks
+        of the zones and geofences more than MAX_AHEAD_S ahead of the gateway's."""
+        verdict = out_of_window(at, msg.at)
+        if verdict is not None:
+            self.counters[f"inbound_{verdict}:{kind}"] += 1
+        return verdict is not None
+
+    def _refuse_late(self, msg: MqttInput, at: float, refused: int = 1, of: int = 1) -> Output:
+        """Log a message refused (or `refused` adverts of `of`) for its time, as rejections."""
+        what = f"{refused} of {of} adverts refused, the first because " if of > 1 else ""
+        log.warning("rejected message on %s: %s%s", msg.topic, what, window_problem(at, msg.at))
+        return Output()
+
     def _sightings(self, msg: MqttInput, token: str) -> Output:
         got = parse_sightings(msg.payload, token, msg.at, self._beacon_anchor)
         if isinstance(got, InboundError):
             return self._reject(msg.topic, got)
+        at = got.observations[0].at if got.observations else msg.at  # one time per report
+        if self._outside(msg, at, "sightings"):
+            return self._refuse_late(msg, at)
         self.counters["sightings_unknown_beacon"] += got.unknown_beacons
         out = Output()
         for obs in got.observations:
@@ -388,8 +414,12 @@ class Pipeline:
         got = parse_scanner_adv(msg.payload, node, msg.at)
         if isinstance(got, InboundError):
             return self._reject(msg.topic, got)
+        kept = [adv for adv in got if not self._outside(msg, adv.at, "scanner")]
+        if len(kept) < len(got):  # a node's batch: each advert carries its own time
+            first = next(adv.at for adv in got if out_of_window(adv.at, msg.at) is not None)
+            self._refuse_late(msg, first, len(got) - len(kept), len(got))
         out = Output()
-        for adv in got:
+        for adv in kept:
             out.extend(self.on_advertisement(adv))
         return out
 
@@ -414,6 +444,8 @@ class Pipeline:
         got = parse_owntracks_location(msg.payload, msg.at)
         if isinstance(got, InboundError):
             return self._reject(msg.topic, got)
+        if self._outside(msg, got.at, "location"):
+            return self._refuse_late(msg, got.at)
         device = f"phone:{token}"
         out = Output()
         if self._may_locate(device):
@@ -424,6 +456,8 @@ class Pipeline:
         got = parse_owntracks_transition(msg.payload, msg.at)
         if isinstance(got, InboundError):
             return self._reject(msg.topic, got)
+        if self._outside(msg, got.at, "transition"):
+            return self._refuse_late(msg, got.at)
         device = f"phone:{token}"
         out = Output()
         if self._may_locate(device):

@@ -44,6 +44,14 @@ the rival with a pending stay, else the nearest rival within the fix's accuracy 
 Timers live in one heap of deadlines, so `update` and `tick` cost O(log n) per event
 whatever the number of devices, and events come out in time order across calls.  A fix
 older than the last processed time is processed as of that time.
+
+The tracker's clock (`now`) is the latest time it has seen, of a fix or a `tick`, for every
+device at once: a fix dated ahead moves every device's time ahead.  So it must only ever see
+times the gateway can vouch for.  The pipeline refuses inbound messages dated more than
+`clock.MAX_AHEAD_S` after they were received (the live window, gateway/pipeline.py), adverts
+heard by the Pi carry their receive time, and `tick` is given the gateway's clock: one device
+can move the clock at most MAX_AHEAD_S (30 s) ahead of the gateway's.  A state saved by an
+older gateway that had no window is repaired on restore (`drop_future`).
 """
 
 from __future__ import annotations
@@ -56,6 +64,7 @@ from enum import IntEnum
 from math import isfinite
 from typing import Any
 
+from gateway.clock import MAX_AHEAD_S
 from gateway.config import VisitsConfig, Zone
 from gateway.errors import InvalidInput
 from gateway.events import EventKind, Fix, ZoneEvent
@@ -294,6 +303,26 @@ class ZoneTracker:
         self._changes.everything()
         for device, dev in devices.items():
             self._rearm(device, dev)
+
+    def drop_future(self, now: float, ahead: float = MAX_AHEAD_S) -> dict[str, int]:
+        """Repair a restored state dated ahead of the gateway's clock `now` (by more than
+        `ahead` seconds), as a clock pushed ahead before the live window existed left it:
+        every device with a time after `now + ahead` is forgotten silently (its times cannot
+        be trusted; its next fix starts a new visit), and the clock comes back to the latest
+        time of the devices kept, at most `now` (the next tick brings it to the gateway's).
+        Returns what was repaired, by kind (empty when nothing was)."""
+        limit = now + ahead
+        repaired: dict[str, int] = {}
+        future = [d for d, dev in self._devices.items() if _latest(dev) > limit]
+        for device in future:
+            self.forget(device)
+        if future:
+            repaired["zone devices"] = len(future)
+        if self._now > limit:
+            kept = max((_latest(dev) for dev in self._devices.values()), default=-math.inf)
+            self._now = min(kept, now)
+            repaired["zone clock"] = 1
+        return repaired
 
     def _rearm(self, device: str, dev: DeviceState) -> None:
         if dev.visit_open:
@@ -537,3 +566,13 @@ class ZoneTracker:
         out, self._out = self._out, []
         out.sort(key=lambda e: e.at)
         return out
+
+
+def _latest(dev: DeviceState) -> float:
+    """The latest time a device's state holds (NaN, for a time not set, never counts)."""
+    times = [dev.last.at, dev.last_seen, dev.visit_start, dev.visit_end, *dev.left.values()]
+    for stay in dev.stays.values():
+        times += [stay.since, stay.entered_at, stay.last_in]
+        if stay.out_since is not None:
+            times.append(stay.out_since)
+    return max((t for t in times if not math.isnan(t)), default=-math.inf)

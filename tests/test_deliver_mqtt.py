@@ -64,6 +64,24 @@ def test_publish_qos1_carries_the_v5_expiry_interval(
     assert (second.topic, second.expiry_s) == ("rayon/paris-11/events", None)
 
 
+def test_an_expiry_past_32_bits_is_clamped_never_raised(
+    mosquitto: Mosquitto, subscriber: Callable[..., Subscriber]
+) -> None:
+    """MQTT v5's message expiry interval is a four-byte unsigned integer: paho raised
+    struct.error past it, out of the publisher (issue 16)."""
+    sub = subscriber("rayon/#")
+
+    async def main() -> None:
+        async with link_to(mosquitto) as link:
+            await link.publish("rayon/paris-11/offers/t1", b"far", qos=1, expiry_s=2**40)
+            await link.publish("rayon/paris-11/offers/t1", b"none", qos=1, expiry_s=-5)
+
+    run(main())
+    far, none = sub.wait(2)
+    assert far.expiry_s is not None and far.expiry_s >= 2**32 - 3  # the broker held it a bit
+    assert none.expiry_s == 1
+
+
 def test_unreachable_broker_is_a_runtime_failure_with_a_hint() -> None:
     link = MqttLink("127.0.0.1", free_port(), "rayon-test-gw", timeout=2.0)
     with pytest.raises(RuntimeFailure, match=r"mqtt\.host and mqtt\.port"):

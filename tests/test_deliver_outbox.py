@@ -241,6 +241,39 @@ def test_an_unusable_token_cancels_the_offer_and_the_rest_still_go(
     assert [m.topic.rsplit("/", 1)[1] for m in sub.messages] == ["tok-c1"]
 
 
+def test_an_offer_no_publish_can_carry_is_cancelled_and_the_rest_still_go(
+    store: Store, mosquitto: Mosquitto, subscriber: Callable[..., Subscriber]
+) -> None:
+    """One bad row never stops the publisher (issue 16): an expiry beyond MQTT's 32 bits is
+    sent with the longest interval MQTT can carry; one no interval can express (infinite)
+    cancels that offer, logged and counted, and the next offer still goes."""
+    sub = subscriber(OFFERS, "rayon/marker")
+    clock = ManualClock(T0 + 10)
+    store.enqueue_offers(
+        [
+            offer("far", T0, expires_in=9e10 - T0),
+            offer("never", T0 + 1, expires_in=math.inf),
+            offer("fresh", T0 + 2, expires_in=3600),
+        ]
+    )
+
+    async def main() -> tuple[DrainResult, int]:
+        async with link_to(mosquitto) as link:
+            outbox = OutboxPublisher(store, link, TOPICS, clock, PARIS)
+            result = await outbox.drain()
+            await link.publish("rayon/marker", b"", qos=1)
+            await asyncio.to_thread(sub.wait, 3)
+            return result, outbox.counters["offers_unpublishable"]
+
+    assert run(main()) == (DrainResult(sent=2, cancelled=1), 1)
+    far, fresh = sub.messages[:2]
+    assert [json.loads(m.payload)["id"] for m in (far, fresh)] == ["far", "fresh"]
+    assert far.expiry_s is not None and far.expiry_s >= 2**32 - 3  # the broker held it a bit
+    record = store.offer("never")
+    assert record is not None and record.state is OfferState.CANCELLED
+    assert record.last_error is not None and "cannot be published" in record.last_error
+
+
 def test_an_offer_the_broker_refuses_stays_pending_and_the_others_go(
     store: Store, tmp_path: Path, mosquitto_with: Callable[..., Mosquitto]
 ) -> None:

@@ -192,7 +192,7 @@ def test_owntracks_transition_by_region_name(config: Config) -> None:
 def test_gps_without_consent_or_customer_is_not_kept(config: Config) -> None:
     body = {"_type": "location", "lat": 48.8592, "lon": 2.3795, "acc": 20, "tst": 1_772_550_000}
     for p, token in ((pipeline(config, fan(instore=False)), "t-tv-1"), (pipeline(config), "t-x")):
-        out = p.feed(MqttInput(0.0, f"rayon/paris-11/phones/{token}/location", body))
+        out = p.feed(MqttInput(1_772_550_000.0, f"rayon/paris-11/phones/{token}/location", body))
         assert not out and p.geofences.inside(f"phone:{token}") == ()
         assert p.counters["locations_without_consent"] == 1
 

@@ -13,6 +13,8 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+from sqlalchemy import update
+from sqlmodel import col
 
 from gateway.deliver.payloads import FeedbackState, event_record
 from gateway.errors import RuntimeFailure
@@ -21,7 +23,7 @@ from gateway.identity import Consent, Customer
 from gateway.rules.codepools import Assignment
 from gateway.store import OfferState, Store, Visit
 from gateway.store.repo import Enqueued, Position
-from gateway.store.tables import EVENT_COLUMNS, event_row
+from gateway.store.tables import EVENT_COLUMNS, OfferRow, event_row
 
 T0 = datetime(2026, 3, 3, 14, 0, tzinfo=UTC).timestamp()
 DEVICE = "ibeacon:8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10:11:20"
@@ -207,6 +209,45 @@ def test_cancel_pending_withdraws_only_that_customers_pending_offers(store: Stor
     assert record is not None and record.state is OfferState.CANCELLED
     assert record.last_error == "marketing_push consent withdrawn"
     assert states(store)["m1"] is OfferState.SENT
+
+
+def test_repair_offers_cancels_the_pending_offers_no_publish_can_carry(any_store: Store) -> None:
+    """A store poisoned by a clock ahead (issue 16): pending offers created after the clock,
+    or expiring past MQTT's 32-bit expiry interval, are cancelled saying why; the rest, and
+    offers no longer pending, are left as they are."""
+    store = any_store
+    now = T0 + 60
+    store.enqueue_offers(
+        [
+            offer("fine", T0),
+            offer("soon", now + 30),  # within MAX_AHEAD_S: a clock a little fast
+            offer("ahead", now + 86_400),
+            offer("far", T0, expires_in=9e10 - T0),
+            offer("sent-ahead", now + 86_400, cid="c2"),
+        ]
+    )
+    store.mark_sent("sent-ahead", now)
+    repaired = store.repair_offers(now, 30.0)
+    assert sorted(o.id for o in repaired) == ["ahead", "far"]
+    assert all(o.reason.startswith("repaired at start-up") for o in repaired)
+    assert [o.id for o in store.due_offers()] == ["fine", "soon"]
+    assert states(store)["ahead"] is OfferState.CANCELLED
+    assert states(store)["sent-ahead"] is OfferState.SENT
+    record = store.offer("far")
+    assert record is not None and record.last_error is not None
+    assert "MQTT's message expiry" in record.last_error
+    assert store.repair_offers(now, 30.0) == []
+
+
+def test_a_pending_row_that_is_no_offer_is_cancelled_not_fatal(any_store: Store) -> None:
+    store = any_store
+    store.enqueue_offers([offer("bad", T0), offer("good", T0 + 1)])
+    with store.reading() as session:
+        session.execute(update(OfferRow).where(col(OfferRow.id) == "bad").values(purpose="x"))
+        session.commit()
+    assert [o.id for o in store.due_offers()] == ["good"]
+    assert store.counts_by_state()[OfferState.CANCELLED] == 1  # the bad row, once
+    assert [o.id for o in store.due_offers()] == ["good"]
 
 
 def test_batch_marks_touch_pending_offers_only(store: Store) -> None:

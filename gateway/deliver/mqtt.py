@@ -324,7 +324,10 @@ class MqttLink:
         retain: bool,
         expiry_s: int | None,
     ) -> None:
-        properties = None if expiry_s is None else self._expiry.get(max(1, int(expiry_s)))
+        properties = None
+        if expiry_s is not None:  # v5's expiry interval is a four-byte unsigned integer:
+            # paho raises struct.error past it, so clamp to [1 s, 2**32 - 1 s]
+            properties = self._expiry.get(int(min(max(expiry_s, 1), 0xFFFF_FFFF)))
         info = client.publish(topic, payload, qos, retain, properties)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise LinkError(f"cannot publish on {topic}: {info.rc.name}")

@@ -39,6 +39,7 @@ from gateway.deliver.topics import Topics
 from gateway.errors import RuntimeFailure
 from gateway.events import Offer
 from gateway.store import Store
+from gateway.store.outbox import MAX_EXPIRY_S
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ class OutboxPublisher:
         self._clock, self._tz = clock, tz
         self._batch, self._window = batch, window
         self._handed: dict[str, Offer] = {}  # committed as pending, to send without a read
+        self.counters: Counter[str] = Counter()  # offers cancelled as unpublishable
 
     def hand(self, offers: Sequence[Offer]) -> None:
         """Offers just committed as pending (`Enqueued.pending`), for `run` to send at once,
@@ -187,6 +189,17 @@ class OutboxPublisher:
         return batch.result()
 
     async def _handle(self, offer: Offer, errors: dict[str, str]) -> Outcome:
+        """One offer's outcome.  An offer that cannot be published for any other reason
+        than the link (a value no payload or MQTT property can carry …) is cancelled, logged
+        and counted (`offers_unpublishable`): one bad row never stops the offers behind it."""
+        try:
+            return await self._send(offer, errors)
+        except Exception as exc:  # isolate the offer (CancelledError is no Exception)
+            self.counters["offers_unpublishable"] += 1
+            errors[offer.id] = f"cannot be published: {type(exc).__name__}: {exc}"
+            return Outcome.CANCELLED
+
+    async def _send(self, offer: Offer, errors: dict[str, str]) -> Outcome:
         now = self._clock.now()
         if offer.expires_at <= now:
             return Outcome.EXPIRED
@@ -198,7 +211,8 @@ class OutboxPublisher:
         if not self._link.connected:
             return Outcome.DOWN  # no attempt made: it stays pending, untouched
         payload = encode(offer_payload(offer, self._tz))
-        expiry_s = max(1, math.ceil(offer.expires_at - now))
+        # at least 1 s; at most what MQTT's four-byte expiry interval can carry
+        expiry_s = min(max(1, math.ceil(offer.expires_at - now)), MAX_EXPIRY_S)
         try:
             await self._link.publish(topic, payload, qos=1, expiry_s=expiry_s)
         except LinkError as exc:

@@ -39,6 +39,13 @@ class AbsentSchedule:
         for rule in rules:
             self._last_run[rule.id] = today
 
+    def drop_after(self, today: date) -> int:
+        """Forget the runs marked on a day after `today` (a clock that was ahead); how many."""
+        later = [r for r, day in self._last_run.items() if day > today]
+        for rule in later:
+            del self._last_run[rule]
+        return len(later)
+
     def snapshot(self) -> dict[str, str]:
         """Plain JSON: rule id → ISO date of its last run."""
         return {rule: day.isoformat() for rule, day in self._last_run.items()}

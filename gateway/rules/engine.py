@@ -302,6 +302,20 @@ class RuleEngine:
         self._changes.keys.update(stale)
         return len(stale)
 
+    def drop_future(self, now: float, ahead: float) -> dict[str, int]:
+        """Repair a restored state dated ahead of the gateway's clock `now` (by more than
+        `ahead` seconds): visit contexts seen after that are forgotten, and an absent rule
+        marked as run on a later store-local day than `now`'s runs again on its day.
+        Returns what was repaired, by kind (empty when nothing was)."""
+        limit = now + ahead
+        future = [c for c, v in self._visits.items() if max(v.started_at, v.last_seen) > limit]
+        for customer_id in future:
+            self.forget(customer_id)
+        local = _local(now, self._tz)
+        later = self._schedule.drop_after(local.date()) if local is not None else 0
+        found = {"rule visits": len(future), "absent rule runs": later}
+        return {kind: n for kind, n in found.items() if n}
+
     def tracked(self) -> int:
         """Customers with a visit context."""
         return len(self._visits)

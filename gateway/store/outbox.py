@@ -29,6 +29,9 @@ from gateway.store.tables import (
 log = logging.getLogger(__name__)
 
 MAX_PENDING = 10_000
+# The longest an offer can live when sent: MQTT v5 carries the message expiry interval as a
+# four-byte unsigned number of seconds (about 136 years).
+MAX_EXPIRY_S = 2**32 - 1
 _DROP_REASONS = {OfferState.DROPPED: "outbox full"}
 _OFFERS = table_of(OfferRow)
 _insert_offers = BulkInsert(_OFFERS, OFFER_COLUMNS, skip_existing=True)
@@ -43,6 +46,15 @@ class Enqueued:
     added: int = 0
     dropped: int = 0
     pending: tuple[Offer, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RepairedOffer:
+    """A pending offer `repair_offers` cancelled, and why."""
+
+    id: str
+    customer: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +124,10 @@ class OfferOutbox(Database):
         return session.connection().execute(query).scalar_one()
 
     def due_offers(self, limit: int = 100) -> list[Offer]:
-        """Pending offers, oldest first (expired ones too: the publisher marks them)."""
+        """Pending offers, oldest first (expired ones too: the publisher marks them).
+
+        A row that is not an offer any more (a purpose this version does not know …) is
+        cancelled, saying why, rather than stop every offer behind it."""
         query = (
             select(OfferRow)
             .where(OfferRow.state == OfferState.PENDING.value)
@@ -120,7 +135,36 @@ class OfferOutbox(Database):
             .limit(limit)
         )
         with self._session() as session:
-            return [row_to_offer(row) for row in session.exec(query).all()]
+            found, unreadable = [], {}
+            for row in session.exec(query).all():
+                try:
+                    found.append(row_to_offer(row))
+                except (ValueError, TypeError) as exc:
+                    unreadable[row.id] = f"not a readable offer, cancelled: {exc}"
+            for offer_id, reason in unreadable.items():
+                log.error("outbox: offer %s %s", offer_id, reason)
+                session.execute(_cancel([offer_id], reason))
+        return found
+
+    def repair_offers(self, now: float, ahead: float) -> list[RepairedOffer]:
+        """Cancel the pending offers no publish can carry: created more than `ahead` seconds
+        after `now` (decided on a clock pushed ahead), or expiring more than MAX_EXPIRY_S
+        after `now` (MQTT cannot encode that expiry).  For the gateway's start-up: a store
+        poisoned before the live window existed must not crash or block the outbox."""
+        query = (
+            select(OfferRow)
+            .where(OfferRow.state == OfferState.PENDING.value)
+            .where(
+                (col(OfferRow.created_at) > now + ahead)
+                | (col(OfferRow.expires_at) > now + MAX_EXPIRY_S)
+            )
+        )
+        with self._session() as session:
+            rows = session.exec(query).all()
+            repaired = [RepairedOffer(r.id, r.customer, _unsendable(r, now)) for r in rows]
+            for offer in repaired:
+                session.execute(_cancel([offer.id], offer.reason))
+        return repaired
 
     def mark_sent(self, offer_id: str, at: float) -> bool:
         """A pending offer was acknowledged by the broker at `at`.  False if not pending."""
@@ -227,6 +271,29 @@ class OfferOutbox(Database):
         with self._session() as session:
             row = session.get(OfferRow, offer_id)
             return _record(row) if row is not None else None
+
+
+def _cancel(offer_ids: Sequence[str], reason: str) -> Any:
+    """The update that cancels these offers if still pending, saying why."""
+    return (
+        update(OfferRow)
+        .where(col(OfferRow.id).in_(offer_ids))
+        .where(col(OfferRow.state) == OfferState.PENDING.value)
+        .values(state=OfferState.CANCELLED.value, last_error=reason[:500])
+    )
+
+
+def _unsendable(row: OfferRow, now: float) -> str:
+    """Why `repair_offers` cancels this row, for its `last_error` and the log."""
+    if row.created_at > now:
+        return (
+            f"repaired at start-up: created {row.created_at - now:.0f} s after the gateway's "
+            "clock (a device's clock was ahead)"
+        )
+    return (
+        f"repaired at start-up: expires {row.expires_at - now:.0f} s from now, beyond what "
+        f"MQTT's message expiry can carry ({MAX_EXPIRY_S} s)"
+    )
 
 
 def _unique(offers: Sequence[Offer], known: set[str]) -> list[Offer]:
