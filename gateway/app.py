@@ -214,6 +214,7 @@ class Gateway:
         links = [self.link, *([self.crm_link] if self.crm_link is not None else [])]
         out["mqtt_queue_dropped"] += sum(link.dropped for link in links)
         out["log_suppressed"] += self.log_throttle.suppressed
+        out.update(self.publisher.counters)
         if self.pipeline is not None:
             out.update(self.pipeline.counters)
         return dict(out)

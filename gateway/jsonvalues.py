@@ -25,9 +25,6 @@ MAX_EPOCH_S = 1e11  # beyond year 5000: surely milliseconds
 # leaves room for what senders add, and keeps whatever walks a value later (json.dumps, repr,
 # a trace writer) far from Python's recursion limit of 1,000 frames.
 MAX_JSON_DEPTH = 32
-# A message may carry its own time, but not one from the future: a phone clock a little fast
-# is tolerated, a later time is refused (a past time is fine: an app offline confirms late).
-MAX_AHEAD_S = 30.0
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")

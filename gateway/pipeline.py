@@ -385,8 +385,13 @@ class Pipeline:
 
     def _refuse_late(self, msg: MqttInput, at: float, refused: int = 1, of: int = 1) -> Output:
         """Log a message refused (or `refused` adverts of `of`) for its time, as rejections."""
+        held = self.log_throttle.allow("window")
+        if held is None:
+            self.counters["log_suppressed"] += 1
+            return Output()
         what = f"{refused} of {of} adverts refused, the first because " if of > 1 else ""
-        log.warning("rejected message on %s: %s%s", msg.topic, what, window_problem(at, msg.at))
+        problem = window_problem(at, msg.at)
+        log.warning("rejected message on %s: %s%s%s", msg.topic, what, problem, held_note(held))
         return Output()
 
     def _sightings(self, msg: MqttInput, token: str) -> Output:

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.clock import MAX_AHEAD_S
 from gateway.deliver.payloads import (
     MAX_FEEDBACK_BYTES,
     Feedback,
@@ -29,7 +30,7 @@ from gateway.deliver.payloads import (
     status_payload,
 )
 from gateway.events import EventKind, Offer, Purpose, ZoneEvent
-from gateway.jsonvalues import MAX_AHEAD_S, MAX_JSON_DEPTH, InboundError
+from gateway.jsonvalues import MAX_JSON_DEPTH, InboundError
 
 PARIS = ZoneInfo("Europe/Paris")
 WINTER = datetime(2026, 3, 3, 14, 0, 40, tzinfo=UTC).timestamp()

@@ -19,9 +19,9 @@ from math import isfinite
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gateway.clock import MAX_AHEAD_S
 from gateway.events import Offer, ZoneEvent
 from gateway.jsonvalues import (
-    MAX_AHEAD_S,
     Problem,
     decode,
     fail,
