@@ -16,7 +16,7 @@ import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,12 +34,13 @@ from tests.hostile import (
     wait_for,
 )
 from tests.stores import reference_store
-from tests.test_run import start_daemon
+from tests.test_run import daemon
 from tests.walks import click_collect_customer
 
 WITHDRAWN = 30
 
 pytestmark = pytest.mark.mqtt
+__all__ = ["daemon"]  # test_run's fixture, on this module's config_path
 
 
 @pytest.fixture
@@ -51,15 +52,6 @@ def metrics_port() -> int:
 def config_path(tmp_path: Path, mosquitto: Mosquitto, metrics_port: int) -> Path:
     metrics = {"listen": f"127.0.0.1:{metrics_port}"}
     return reference_store(tmp_path, port=mosquitto.port, metrics=metrics)
-
-
-@pytest.fixture
-def daemon(config_path: Path) -> Iterator[subprocess.Popen[str]]:
-    proc = start_daemon(config_path)
-    yield proc
-    if proc.poll() is None:
-        proc.kill()
-    proc.communicate()
 
 
 def online(subscriber: Callable[..., Subscriber]) -> Subscriber:
