@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-from gateway.benchmarks.latency import private_broker  # noqa: E402
+from rayon_tooling.benchmarks.latency import private_broker  # noqa: E402
 from tests.broker import BrokerAt, Subscriber, free_port  # noqa: E402
 from tests.hostile import (  # noqa: E402
     BASE,

@@ -5,7 +5,8 @@
 Each run writes `--offers` pending offers to a fresh SQLite store, then times one
 `OutboxPublisher.drain()` on a real `MqttLink` (every offer read, published, acknowledged and
 marked sent).  Starts its own broker on a free port.  Prints the median.  The logic lives in
-`gateway.benchmarks.latency` (`rayon bench latency` prints this figure with the PUBACK latency).
+`rayon_tooling.benchmarks.latency` (`rayon bench latency` prints this figure with the PUBACK
+latency).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.benchmarks.latency import offers_per_s, private_broker  # noqa: E402
+from rayon_tooling.benchmarks.latency import offers_per_s, private_broker  # noqa: E402
 
 
 def main() -> None:

@@ -22,10 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.config import RetentionConfig  # noqa: E402
+from gateway.config.model import RetentionConfig  # noqa: E402
 from gateway.events import EventKind, ZoneEvent  # noqa: E402
-from gateway.store import Store  # noqa: E402
-from gateway.store.repo import Position  # noqa: E402
+from gateway.store.repo import Position, Store  # noqa: E402
 from gateway.store.retention import BATCH, Cutoffs, Purged, purge_step  # noqa: E402
 
 NOW = 1_772_546_400.0

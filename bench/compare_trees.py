@@ -4,7 +4,7 @@
     .venv/bin/python bench/compare_trees.py /tmp/before . [--seconds 20] [--runs 3]
 
 Each run is a fresh process with `PYTHONPATH=<tree>`, the trees alternating, on the same
-seeded trace of the synthetic store (`gateway.benchmarks.workload`), through
+seeded trace of the synthetic store (`rayon_tooling.benchmarks.workload`), through
 `suite.replay_into_store` (what `rayon bench all` times) with `time.process_time` instead of
 the wall clock: on a shared machine another job's load then moves every tree alike.  Prints
 each run and the median per tree, and each tree's median against the first.
@@ -22,8 +22,8 @@ from pathlib import Path
 CHILD = """
 import sys, tempfile, time, types
 from pathlib import Path
-import gateway.benchmarks.suite as suite
-from gateway.benchmarks.workload import build
+import rayon_tooling.benchmarks.suite as suite
+from rayon_tooling.benchmarks.workload import build
 # CPU seconds however the tree times it (older trees read only perf_counter)
 suite.time = types.SimpleNamespace(perf_counter=time.process_time, process_time=time.process_time)
 workload = build(Path(tempfile.mkdtemp()))

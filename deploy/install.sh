@@ -135,7 +135,7 @@ run install -D -m 644 "$SRC/deploy/README.md" "$ROOT$PREFIX/share/deploy/README.
 # the package just installed, never of a `gateway` folder in the current directory.  A build
 # that fails leaves the service on pure Python (step 5 removes the drop-in), never half done.
 if [ "$COMPILED" = yes ]; then
-    if ! run "$ROOT$PREFIX/bin/python" -P -m gateway.benchmarks.compiled --build-only \
+    if ! run "$ROOT$PREFIX/bin/python" -P -m rayon_tooling.benchmarks.compiled --build-only \
         --dest "$ROOT$PREFIX/compiled"; then
         say "warning: the compiled build failed (see $PREFIX/compiled/rayon-mypyc-build.log);"
         say "         the service runs pure Python. Fix the cause, then: sudo $0 --compiled"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from harness import ROOT, run
 
-from gateway.config import load_config
+from gateway.config.load import load_config
 from gateway.errors import ConfigError
 
 SEEDS = [(ROOT / "config.example.yaml").read_bytes()]

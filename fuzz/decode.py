@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from harness import run
 
-from gateway.decode import (
+from gateway.decode.beacons import (
     EDDYSTONE_SERVICE,
-    PrivacyFilter,
     decode_all,
     encode_eddystone_uid,
     encode_eddystone_url,
     encode_ibeacon,
 )
+from gateway.decode.privacy import PrivacyFilter
 from gateway.events import Advertisement
 
 UUID = "8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10"

@@ -13,13 +13,13 @@ import json
 
 from harness import ROOT, run
 
-from gateway.config import load_config
+from gateway.config.load import load_config
 from gateway.deliver.payloads import parse_feedback
-from gateway.deliver.topics import Topics
-from gateway.identity import CustomerRegistry
+from gateway.events import MqttInput
+from gateway.identity.model import CustomerRegistry
 from gateway.pipeline import Pipeline
-from gateway.rules import load_rules
-from gateway.sources.trace import MqttInput
+from gateway.rules.load import load_rules
+from gateway.topics import Topics
 
 CONFIG = load_config(ROOT / "config.example.yaml")
 PIPELINE = Pipeline(CONFIG, load_rules(CONFIG.rules_dir, CONFIG), CustomerRegistry())

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from harness import ROOT, run
 
-from gateway.config import load_config
+from gateway.config.load import load_config
 from gateway.errors import ConfigError
-from gateway.rules import load_rules
+from gateway.rules.load import load_rules
 
 CONFIG = load_config(ROOT / "config.example.yaml")
 FILES = sorted(p.name for p in (ROOT / "rules").glob("*.yaml"))

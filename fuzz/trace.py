@@ -9,7 +9,7 @@ import contextlib
 
 from harness import run
 
-from gateway.decode import encode_ibeacon
+from gateway.decode.beacons import encode_ibeacon
 from gateway.events import Advertisement
 from gateway.sources.trace import item_to_line, parse_line
 

@@ -114,3 +114,16 @@ class Offer:
     url: str | None
     purpose: Purpose
     holdout: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MqttInput:
+    """An MQTT message as the gateway received it (payload already parsed from JSON)."""
+
+    at: float
+    topic: str
+    payload: Any
+
+
+# What a source yields and a trace line holds: an advert heard, or an MQTT message received.
+TraceItem = Advertisement | MqttInput

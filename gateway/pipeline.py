@@ -26,31 +26,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.clock import MAX_AHEAD_S, out_of_window, window_problem
-from gateway.config import AnchorKind, Config
-from gateway.customers import customer_from_obj
-from gateway.decode import PrivacyFilter
-from gateway.deliver.topics import INBOUND_CLASS, OTHER_CLASS, TopicKind, Topics
-from gateway.errors import InvalidInput
-from gateway.events import Advertisement, Fix, Observation, Offer, ZoneEvent
-from gateway.geofences import GeofenceTracker
-from gateway.identity import Customer, CustomerRegistry
-from gateway.inbound import (
-    InboundError,
-    Problem,
+from gateway.config.model import AnchorKind, Config
+from gateway.decode.inbound import (
     parse_espresense,
     parse_owntracks_location,
     parse_owntracks_transition,
     parse_scanner_adv,
     parse_sightings,
 )
-from gateway.jsonvalues import decode, guarded
+from gateway.decode.jsonvalues import InboundError, Problem, decode, guarded
+from gateway.decode.privacy import PrivacyFilter
+from gateway.errors import InvalidInput
+from gateway.events import Advertisement, Fix, MqttInput, Observation, Offer, TraceItem, ZoneEvent
+from gateway.identity.customers import customer_from_obj
+from gateway.identity.model import Customer, CustomerRegistry
 from gateway.livestate import StateDelta
-from gateway.locate import Locator
-from gateway.logs import Throttle, held_note
-from gateway.rules import RuleEngine, RuleSet
+from gateway.locate.locator import Locator
 from gateway.rules.codepools import CodePools
-from gateway.sources.trace import MqttInput, TraceItem
-from gateway.zones import ZoneTracker
+from gateway.rules.engine import RuleEngine
+from gateway.rules.model import RuleSet
+from gateway.throttle import Throttle, held_note
+from gateway.topics import INBOUND_CLASS, OTHER_CLASS, TopicKind, Topics
+from gateway.zones.geofences import GeofenceTracker
+from gateway.zones.tracker import ZoneTracker
 
 log = logging.getLogger(__name__)
 

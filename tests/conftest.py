@@ -12,7 +12,7 @@ import pytest
 from hypothesis import settings
 from sqlalchemy.engine import make_url
 
-from gateway.store import Store
+from gateway.store.repo import Store
 from tests.broker import Mosquitto, Subscriber, find_mosquitto
 
 # CI explores the same examples every run, so that main stays green for a reason and a failure

@@ -13,18 +13,18 @@ from typing import Any
 
 from sqlalchemy import MetaData, create_engine, select
 
-from gateway.app import RUNTIME_KEY
 from gateway.clock import parse_local_time
-from gateway.config import Config
-from gateway.customers import customer_from_obj
+from gateway.config.model import Config
 from gateway.deliver.payloads import FeedbackState
-from gateway.identity import Customer, CustomerRegistry
-from gateway.persist import PositionSampler
+from gateway.identity.customers import customer_from_obj
+from gateway.identity.model import Customer, CustomerRegistry
+from gateway.offline.replay import replay
 from gateway.pipeline import Output, Pipeline
-from gateway.replay import replay
-from gateway.rules import load_rules
 from gateway.rules.codepools import Assignment
-from gateway.store import Store
+from gateway.rules.load import load_rules
+from gateway.runtime.app import RUNTIME_KEY
+from gateway.runtime.persist import PositionSampler
+from gateway.store.repo import Store
 from tests.walks import STORE_UUID, tv_aisle_walk, walk_adverts
 
 TUESDAY_3PM = "2026-03-03T15:00:00"

@@ -16,9 +16,9 @@ from urllib.request import urlopen
 from paho.mqtt.client import Client
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from gateway.config import load_config
-from gateway.decode import encode_ibeacon
-from gateway.sources.trace import adv_to_json
+from gateway.config.load import load_config
+from gateway.decode.adverts import adv_to_json
+from gateway.decode.beacons import encode_ibeacon
 from tests.walks import STORE_UUID, click_collect_customer, walk_adverts, zone_centre
 
 BASE = "rayon/paris-11"

@@ -17,11 +17,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.cli import main
-from gateway.config import load_config
+from gateway.cli.main import main
+from gateway.config.load import load_config
 from gateway.deliver.payloads import FeedbackState
 from gateway.rules.codepools import Assignment
-from gateway.store import Store
+from gateway.store.repo import Store
 from tests.stores import ROOT, reference_store
 
 START = "2026-03-03T09:00"  # a Tuesday morning, Europe/Paris

@@ -8,9 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from gateway.accuracy.baselines import centroid, strongest_anchor, window_means
-from gateway.accuracy.catalog import LOADERS
-from gateway.accuracy.datasets import (
+from gateway.cli.main import main
+from gateway.config.model import Anchor, AnchorKind
+from gateway.events import Observation
+from gateway.locate.locator import PositionMethod
+from gateway.locate.rssifilter import FilterKind
+from rayon_tooling.accuracy.baselines import centroid, strongest_anchor, window_means
+from rayon_tooling.accuracy.catalog import LOADERS
+from rayon_tooling.accuracy.datasets import (
     Dataset,
     Part,
     Stream,
@@ -19,7 +24,7 @@ from gateway.accuracy.datasets import (
     datasets_root,
     grid_zones,
 )
-from gateway.accuracy.evaluate import (
+from rayon_tooling.accuracy.evaluate import (
     FRESH_S,
     SIGMA_SCALES,
     balanced_accuracy,
@@ -27,11 +32,7 @@ from gateway.accuracy.evaluate import (
     percentile,
     score,
 )
-from gateway.accuracy.fit import fit_path_loss, fit_sigma
-from gateway.cli import main
-from gateway.config import Anchor, AnchorKind
-from gateway.events import Observation
-from gateway.locate import FilterKind, PositionMethod
+from rayon_tooling.accuracy.fit import fit_path_loss, fit_sigma
 
 ROOT = datasets_root()
 needs_data = pytest.mark.skipif(

@@ -12,8 +12,8 @@ import pytest
 from gateway.clock import ManualClock
 from gateway.deliver.announce import OCCUPANCY_MIN_INTERVAL_S, Announcer
 from gateway.deliver.mqtt import MqttLink
-from gateway.deliver.topics import Topics
 from gateway.events import EventKind, ZoneEvent
+from gateway.topics import Topics
 from tests.broker import Mosquitto, Subscriber
 
 BASE = "rayon/paris-11"

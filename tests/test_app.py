@@ -13,18 +13,21 @@ import pytest
 import yaml
 from bleak.exc import BleakError
 
-from gateway.app import Gateway, connect_link, load_pools, persist
-from gateway.benchmarks.latency import bench_offers
 from gateway.clock import ManualClock, parse_local_time
-from gateway.config import load_config
-from gateway.customers import customer_from_obj
-from gateway.decode import encode_ibeacon
-from gateway.events import ZoneEvent
+from gateway.config.load import load_config
+from gateway.decode.adverts import adv_to_json
+from gateway.decode.beacons import encode_ibeacon
+from gateway.deliver.connect import connect_link
+from gateway.events import MqttInput, ZoneEvent
+from gateway.identity.customers import customer_from_obj
 from gateway.pipeline import Output
+from gateway.runtime.app import Gateway
+from gateway.runtime.persist import load_pools, persist
 from gateway.sources.ble import BleSource, ReplayScannerBackend
-from gateway.sources.trace import MqttInput, adv_to_json
-from gateway.store import OfferRecord, OfferState, Store
-from gateway.store.repo import Position
+from gateway.store.outbox import OfferRecord
+from gateway.store.repo import Position, Store
+from gateway.store.tables import OfferState
+from rayon_tooling.benchmarks.latency import bench_offers
 from tests.broker import Mosquitto, Subscriber
 from tests.stores import reference_store
 from tests.walks import STORE_UUID, click_collect_customer, walk_adverts, zone_centre
@@ -239,7 +242,7 @@ def test_settle_heap_freezes_what_lives_and_still_collects_what_a_reload_drops()
     import gc
     import weakref
 
-    from gateway.app import settle_heap
+    from gateway.runtime.app import settle_heap
 
     class Node:
         def __init__(self) -> None:

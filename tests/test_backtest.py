@@ -15,27 +15,22 @@ from typing import Any
 
 import pytest
 
-from gateway.backtest import (
-    CSV_COLUMNS,
-    HOURS,
-    BacktestResult,
-    Cause,
-    as_json,
-    backtest,
-    classify,
-    run_backtest,
-)
 from gateway.clock import parse_local_time
-from gateway.config import Config, load_config
-from gateway.customers import customer_to_obj, read_customers
-from gateway.demo import demo_customers
-from gateway.identity import Consent, Customer, CustomerRegistry
+from gateway.config.load import load_config
+from gateway.config.model import Config
+from gateway.identity.customers import customer_to_obj, read_customers
+from gateway.identity.model import Consent, Customer, CustomerRegistry
+from gateway.offline.backtest.report import CSV_COLUMNS, as_json
+from gateway.offline.backtest.result import HOURS, BacktestResult, Cause, classify
+from gateway.offline.backtest.run import backtest, run_backtest
+from gateway.offline.replay import replay
 from gateway.pipeline import Output, Pipeline
-from gateway.replay import replay
-from gateway.rules import in_holdout, load_rules
-from gateway.sources.simulator import StoreSimulator
+from gateway.rules.gates import in_holdout
+from gateway.rules.load import load_rules
+from gateway.sim.demo import demo_customers
+from gateway.sim.simulator import StoreSimulator
 from gateway.sources.trace import read_trace, write_trace
-from gateway.store import Store
+from gateway.store.repo import Store
 from tests.broker import Subscriber
 from tests.stores import ROOT, reference_store
 from tests.walks import STORE_UUID, tv_aisle_walk, walk_adverts

@@ -1,4 +1,5 @@
-"""The optional mypyc build (`gateway.benchmarks.compiled`): one small hot module compiled in a
+"""The optional mypyc build (`rayon_tooling.benchmarks.compiled`): one small hot module compiled
+in a
 copy of the package behaves as the pure source does.  Nothing is timed."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import cast
 
 import pytest
 
-from gateway.benchmarks.compiled import (
+from rayon_tooling.benchmarks.compiled import (
     STAMP,
     CompileError,
     Fixed,
@@ -24,8 +25,8 @@ from gateway.benchmarks.compiled import (
     module_path,
 )
 
-PROBE = "import json, sys; from gateway.benchmarks.compiled import locator_fixes as f; " + (
-    "import gateway.locate as m; print(json.dumps([m.__file__, f(sys.argv[1])]))"
+PROBE = "import json, sys; from rayon_tooling.benchmarks.compiled import locator_fixes as f; " + (
+    "import gateway.locate.locator as m; print(json.dumps([m.__file__, f(sys.argv[1])]))"
 )
 
 
@@ -38,9 +39,9 @@ def _toolchain_or_skip() -> None:
 
 @pytest.fixture(scope="module")
 def compiled_locate(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the package with gateway.locate compiled (~20 s), shared by the tests."""
+    """A copy of the package with gateway.locate.locator compiled (~20 s), shared by the tests."""
     _toolchain_or_skip()
-    return build(tmp_path_factory.mktemp("mypyc"), ("gateway.locate",))
+    return build(tmp_path_factory.mktemp("mypyc"), ("gateway.locate.locator",))
 
 
 def _compiled_fixes(root: Path, method: str) -> list[Fixed]:
@@ -72,7 +73,7 @@ def test_a_compiled_locator_gives_the_pure_multilateration_fixes(compiled_locate
 
 def test_an_unchanged_source_is_not_built_again(compiled_locate: Path) -> None:
     stamp = (compiled_locate / STAMP).stat().st_mtime_ns
-    assert build(compiled_locate, ("gateway.locate",)) == compiled_locate
+    assert build(compiled_locate, ("gateway.locate.locator",)) == compiled_locate
     assert (compiled_locate / STAMP).stat().st_mtime_ns == stamp
 
 
@@ -85,15 +86,19 @@ def test_an_unknown_module_says_so(tmp_path: Path) -> None:
 def test_module_paths(tmp_path: Path) -> None:
     (tmp_path / "gateway" / "rules").mkdir(parents=True)
     assert module_path("gateway.rules", tmp_path) == tmp_path / "gateway/rules/__init__.py"
-    assert module_path("gateway.zones", tmp_path) == tmp_path / "gateway/zones.py"
+    assert module_path("gateway.zones.tracker", tmp_path) == tmp_path / "gateway/zones/tracker.py"
 
 
 def test_variants_must_agree_and_really_be_compiled() -> None:
     pure = Run(10, 3, 2, 1, 1.0, 1.0, ())
-    compiled = Run(10, 3, 2, 1, 0.5, 0.5, ("gateway.locate",))
-    _check([pure], [compiled], ["gateway.locate"])
+    compiled = Run(10, 3, 2, 1, 0.5, 0.5, ("gateway.locate.locator",))
+    _check([pure], [compiled], ["gateway.locate.locator"])
     with pytest.raises(RuntimeError, match="disagree"):
-        _check([pure], [Run(10, 3, 2, 2, 0.5, 0.5, ("gateway.locate",))], ["gateway.locate"])
+        _check(
+            [pure],
+            [Run(10, 3, 2, 2, 0.5, 0.5, ("gateway.locate.locator",))],
+            ["gateway.locate.locator"],
+        )
     with pytest.raises(RuntimeError, match="but the run loaded"):
-        _check([pure], [pure], ["gateway.locate"])
+        _check([pure], [pure], ["gateway.locate.locator"])
     assert compiled.rate == 20.0

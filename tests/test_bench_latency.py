@@ -1,4 +1,4 @@
-"""`gateway.benchmarks.latency` runs on tiny sizes against a real Mosquitto and prints both
+"""`rayon_tooling.benchmarks.latency` runs on tiny sizes against a real Mosquitto and prints both
 figures; no timing is asserted (the machine is shared)."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.benchmarks import latency
 from gateway.errors import RuntimeFailure
+from rayon_tooling.benchmarks import latency
 
 pytestmark = pytest.mark.mqtt
 

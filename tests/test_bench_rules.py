@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from gateway.benchmarks.rules import CORE, bench_rules, filler, generate, measure
-from gateway.config import load_config
+from gateway.config.load import load_config
 from gateway.rules.model import TriggerKind
+from rayon_tooling.benchmarks.rules import CORE, bench_rules, filler, generate, measure
 from tests.stores import ROOT, rayon
 
 CONFIG = ROOT / "config.example.yaml"

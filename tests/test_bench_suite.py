@@ -6,18 +6,18 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from gateway.benchmarks import memory
-from gateway.benchmarks.suite import (
+from gateway.cli.main import build_parser
+from gateway.decode.privacy import PrivacyFilter
+from gateway.store.repo import Store
+from rayon_tooling.benchmarks import memory
+from rayon_tooling.benchmarks.suite import (
     HOOKS,
     SuiteRow,
     hook_rows,
     render,
     replay_into_store,
 )
-from gateway.benchmarks.workload import build
-from gateway.cli import build_parser
-from gateway.decode import PrivacyFilter
-from gateway.store import Store
+from rayon_tooling.benchmarks.workload import build
 from tests.stores import rayon
 
 
@@ -100,7 +100,7 @@ def test_rayon_bench_all_quick_prints_every_figure_in_one_table() -> None:
         assert figure in text, figure
     assert "adverts/s" in text and "MB per 1,000 devices" in text
     for module, what, command in HOOKS:  # measured by its module, else said how to measure
-        if importlib.util.find_spec(f"gateway.benchmarks.{module}") is None:
+        if importlib.util.find_spec(f"rayon_tooling.benchmarks.{module}") is None:
             assert what in text and command in text, module
 
 

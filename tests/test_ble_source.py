@@ -19,8 +19,9 @@ from bleak.exc import (
 )
 
 from gateway.clock import ManualClock
-from gateway.config import ScanningMode
-from gateway.decode import PrivacyFilter, encode_eddystone_uid, encode_ibeacon
+from gateway.config.model import ScanningMode
+from gateway.decode.beacons import encode_eddystone_uid, encode_ibeacon
+from gateway.decode.privacy import PrivacyFilter
 from gateway.errors import RuntimeFailure
 from gateway.events import Advertisement
 from gateway.sources.ble import (

@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 import yaml
 
-from gateway.calibrate import (
+from gateway.cli.main import main
+from gateway.config.load import load_config
+from gateway.config.model import Anchor, AnchorKind, Config
+from gateway.identity.customers import customer_to_obj
+from gateway.ids import ibeacon_id
+from gateway.offline.calibrate import (
     AnchorFit,
     Criteria,
     Samples,
@@ -22,13 +27,9 @@ from gateway.calibrate import (
     fit_log_distance,
     walk_samples,
 )
-from gateway.cli import main
-from gateway.config import Anchor, AnchorKind, Config, load_config
-from gateway.customers import customer_to_obj
-from gateway.demo import demo_customers
-from gateway.ids import ibeacon_id
-from gateway.sources.radio import RadioModel
-from gateway.sources.simulator import StoreSimulator
+from gateway.sim.demo import demo_customers
+from gateway.sim.radio import RadioModel
+from gateway.sim.simulator import StoreSimulator
 from tests.stores import reference_store
 from tests.test_simulator import START, UUID, small_store
 

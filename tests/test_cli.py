@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from gateway.clock import parse_local_time
-from gateway.config import load_config
-from gateway.decode import encode_ibeacon
+from gateway.config.load import load_config
+from gateway.decode.beacons import encode_ibeacon
 from tests.stores import rayon, reference_store
 from tests.walks import tv_aisle_walk, walk_adverts, write_walk
 
@@ -310,7 +310,7 @@ def _line_col(path: Path, needle: str, skip: int = 0) -> str:
 
 
 def _check(config: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
-    from gateway.cli import main
+    from gateway.cli.main import main
 
     assert main(["check", "-c", str(config)]) == 1
     return [ln for ln in capsys.readouterr().out.splitlines() if ": error: " in ln]

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Point
 
-from gateway.config import AnchorKind, Config, MetricsConfig, ScanningMode, load_config
-from gateway.configload import parse_config
+from gateway.config.load import load_config, parse_config
+from gateway.config.model import AnchorKind, Config, MetricsConfig, ScanningMode
 from gateway.errors import ConfigError
 from gateway.ids import canonical_device_id
 

@@ -9,15 +9,16 @@ from pathlib import Path
 import pytest
 
 from gateway.clock import parse_local_time
-from gateway.config import Config, load_config
-from gateway.customers import customer_to_obj
-from gateway.events import Advertisement
-from gateway.identity import Customer, CustomerRegistry
-from gateway.persist import PositionSampler, persist
+from gateway.config.load import load_config
+from gateway.config.model import Config
+from gateway.events import Advertisement, MqttInput
+from gateway.identity.customers import customer_to_obj
+from gateway.identity.model import Customer, CustomerRegistry
 from gateway.pipeline import Output, Pipeline
-from gateway.rules import load_rules
-from gateway.sources.trace import MqttInput
-from gateway.store import OfferState, Store
+from gateway.rules.load import load_rules
+from gateway.runtime.persist import PositionSampler, persist
+from gateway.store.repo import Store
+from gateway.store.tables import OfferState
 from tests.stores import ROOT
 from tests.test_pipeline import fan
 from tests.walks import tv_aisle_walk, walk_adverts

@@ -11,18 +11,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.config import load_config
-from gateway.customers import (
+from gateway.config.load import load_config
+from gateway.errors import InvalidInput
+from gateway.identity.customers import (
     MAX_VISITS,
     customer_from_obj,
     customer_to_obj,
     read_customers,
     write_customers,
 )
-from gateway.errors import InvalidInput
-from gateway.identity import Consent, Customer
+from gateway.identity.model import Consent, Customer
 from gateway.ids import CUSTOMER_ID_RULE, TOKEN_RULE
-from gateway.store import Store
+from gateway.store.repo import Store
 from tests.stores import rayon, reference_store
 
 UUID = "8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10"

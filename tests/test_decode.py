@@ -1,4 +1,4 @@
-"""gateway.decode: beacon frames, the privacy filter and the `rayon decode` diagnostic.
+"""gateway.decode.privacy: beacon frames, the privacy filter and the `rayon decode` diagnostic.
 
 Captured frames come from the test suites of other projects, cited on each: the bytes are
 what a radio reported (after the company id for manufacturer data), the expected values are
@@ -15,9 +15,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from gateway.benchmarks import decode as bench
-from gateway.benchmarks.decode import bench_decode
-from gateway.decode import (
+from gateway.cli.decode import check_line, decode_line, decode_stream
+from gateway.decode.beacons import (
     EDDYSTONE_SERVICE,
     URL_EXPANSIONS,
     URL_SCHEMES,
@@ -27,21 +26,20 @@ from gateway.decode import (
     EddystoneUID,
     EddystoneURL,
     IBeacon,
-    PrivacyFilter,
-    check_line,
     decode_all,
-    decode_line,
     decode_manufacturer,
     decode_service,
-    decode_stream,
     encode_altbeacon,
     encode_eddystone_tlm,
     encode_eddystone_uid,
     encode_eddystone_url,
     encode_ibeacon,
 )
+from gateway.decode.privacy import PrivacyFilter
 from gateway.events import Advertisement, Observation
 from gateway.ids import canonical_device_id
+from rayon_tooling.benchmarks import decode as bench
+from rayon_tooling.benchmarks.decode import bench_decode
 
 # Bluetooth-Devices/ibeacon-ble tests/test_init.py and home-assistant/core
 # tests/components/ibeacon/__init__.py: a BlueCharm BC011 beacon.

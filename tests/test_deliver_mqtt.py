@@ -10,8 +10,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from gateway.config import TlsConfig
-from gateway.deliver.mqtt import Announcement, Backoff, LinkError, Message, MqttLink
+from gateway.config.model import TlsConfig
+from gateway.deliver.mqtt import Announcement, Backoff, Message, MqttLink
+from gateway.deliver.mqtterrors import LinkError
 from gateway.errors import RuntimeFailure
 from tests.broker import Mosquitto, Subscriber, free_port, noticed_down
 

@@ -17,10 +17,11 @@ import pytest
 from gateway.clock import ManualClock
 from gateway.deliver.mqtt import Backoff, MqttLink
 from gateway.deliver.outbox import DrainResult, OutboxPublisher
-from gateway.deliver.topics import Topics
 from gateway.events import EventKind, Offer, Purpose, ZoneEvent
-from gateway.store import OfferState, Store
-from gateway.store.repo import Enqueued
+from gateway.store.outbox import Enqueued
+from gateway.store.repo import Store
+from gateway.store.tables import OfferState
+from gateway.topics import Topics
 from tests.broker import Mosquitto, Subscriber, noticed_down
 
 pytestmark = pytest.mark.mqtt

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.clock import MAX_AHEAD_S
+from gateway.decode.jsonvalues import MAX_JSON_DEPTH, InboundError
 from gateway.deliver.payloads import (
     MAX_FEEDBACK_BYTES,
     Feedback,
@@ -30,7 +31,6 @@ from gateway.deliver.payloads import (
     status_payload,
 )
 from gateway.events import EventKind, Offer, Purpose, ZoneEvent
-from gateway.jsonvalues import MAX_JSON_DEPTH, InboundError
 
 PARIS = ZoneInfo("Europe/Paris")
 WINTER = datetime(2026, 3, 3, 14, 0, 40, tzinfo=UTC).timestamp()

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.deliver.topics import TopicKind, Topics
+from gateway.topics import TopicKind, Topics
 
 T = Topics("rayon", "paris-11")
 

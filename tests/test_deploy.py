@@ -219,7 +219,7 @@ def test_compiled_installs_a_toolchain_builds_the_copy_and_points_the_service_at
     apt = next(s for s in steps if "apt-get install" in s)
     assert apt.endswith("python3-venv bluez mosquitto build-essential python3-dev")
     build = (
-        f"{r}/opt/rayon/bin/python -P -m gateway.benchmarks.compiled --build-only "
+        f"{r}/opt/rayon/bin/python -P -m rayon_tooling.benchmarks.compiled --build-only "
         f"--dest {r}/opt/rayon/compiled"
     )
     pip = f"{r}/opt/rayon/bin/pip install --quiet --upgrade '{ROOT}[compiled]'"
@@ -240,9 +240,9 @@ def test_an_upgrade_rebuilds_a_compiled_install_until_pure_removes_it(tmp_path: 
     dropin.write_text("[Service]\n", encoding="utf-8")
     (tmp_path / "opt/rayon/compiled").mkdir()
     upgrade = plan(install(tmp_path, "--no-apt"))
-    assert any("gateway.benchmarks.compiled --build-only" in s for s in upgrade)
+    assert any("rayon_tooling.benchmarks.compiled --build-only" in s for s in upgrade)
     pure = plan(install(tmp_path, "--no-apt", "--pure"))
-    assert not any("gateway.benchmarks.compiled" in s for s in pure)
+    assert not any("rayon_tooling.benchmarks.compiled" in s for s in pure)
     assert f"rm -f {dropin}" in pure and f"rm -rf {tmp_path}/opt/rayon/compiled" in pure
     plain = plan(install(tmp_path / "fresh", "--no-apt"))
     assert not any("compiled" in s for s in plain)  # a plain install stays pure Python

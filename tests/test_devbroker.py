@@ -25,8 +25,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.clock import ManualClock
-from gateway.devbroker import DevBroker
-from gateway.mqttcodec import (
+from gateway.sim.devbroker import DevBroker
+from gateway.sim.mqttcodec import (
     MalformedPacket,
     decode_connect,
     decode_publish,

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.config import load_config
-from gateway.doctor import (
+from gateway.config.load import load_config
+from gateway.ops.doctor import (
     DOCTOR_RUNTIME_KEY,
     Host,
     Outcome,
@@ -22,8 +22,8 @@ from gateway.doctor import (
     report,
     run_doctor,
 )
-from gateway.store import Store
 from gateway.store.migrations import HEAD
+from gateway.store.repo import Store
 from tests.broker import Mosquitto, free_port
 from tests.stores import reference_store
 

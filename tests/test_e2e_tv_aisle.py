@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from gateway.clock import parse_local_time
-from gateway.config import load_config
+from gateway.config.load import load_config
 from tests.broker import Subscriber
 from tests.stores import rayon, reference_store
 from tests.walks import STORE_UUID, tv_aisle_walk, walk_adverts, write_walk

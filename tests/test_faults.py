@@ -26,13 +26,14 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.clock import ManualClock
-from gateway.config import load_config
+from gateway.config.load import load_config
+from gateway.decode.adverts import adv_to_json
 from gateway.deliver.mqtt import Backoff, MqttLink
 from gateway.deliver.outbox import DrainResult, OutboxPublisher
-from gateway.deliver.topics import Topics
 from gateway.events import Offer, Purpose
-from gateway.sources.trace import adv_to_json
-from gateway.store import OfferState, Store
+from gateway.store.repo import Store
+from gateway.store.tables import OfferState
+from gateway.topics import Topics
 from tests.broker import Mosquitto, Received, Subscriber
 from tests.stores import reference_store
 from tests.test_run import start_daemon, stop_daemon

@@ -1,4 +1,5 @@
-"""ESPHome firmware rendered from config.yaml (gateway.firmware), and `rayon check`'s view of it."""
+"""ESPHome firmware rendered from config.yaml (gateway.ops.firmware), and `rayon check`'s view
+of it."""
 
 from __future__ import annotations
 
@@ -8,18 +9,20 @@ from typing import Any
 
 import pytest
 
-from gateway.config import AnchorKind, Config, load_config
-from gateway.decode import IBeacon, decode_manufacturer, encode_ibeacon
-from gateway.deliver.topics import Topics
+from gateway.config.load import load_config
+from gateway.config.model import AnchorKind, Config
+from gateway.decode.beacons import IBeacon, decode_manufacturer, encode_ibeacon
+from gateway.decode.inbound import parse_scanner_adv
+from gateway.decode.jsonvalues import InboundError
 from gateway.errors import Diagnostic, Severity
-from gateway.firmware import (
+from gateway.ops.firmware import (
     Tagged,
     check_firmware,
     load_esphome,
     pi_anchor,
     render_all,
 )
-from gateway.inbound import InboundError, parse_scanner_adv
+from gateway.topics import Topics
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config.example.yaml"

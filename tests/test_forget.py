@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import RUNTIME_KEY
-from gateway.cli import main
-from gateway.config import load_config
-from gateway.identity import Customer
-from gateway.store import Store
+from gateway.cli.main import main
+from gateway.config.load import load_config
+from gateway.identity.model import Customer
+from gateway.runtime.app import RUNTIME_KEY
+from gateway.store.repo import Store
 from tests.broker import Mosquitto, Subscriber
 from tests.history import CUSTOMERS, dump, fill, traces_of
 from tests.stores import rayon, reference_store

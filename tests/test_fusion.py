@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from gateway.clock import parse_local_time
-from gateway.config import AnchorKind, Config, load_config
-from gateway.customers import customer_to_obj
-from gateway.events import EventKind, Fix
-from gateway.identity import Consent, Customer, CustomerRegistry
+from gateway.config.load import load_config
+from gateway.config.model import AnchorKind, Config
+from gateway.events import EventKind, Fix, MqttInput, TraceItem
+from gateway.identity.customers import customer_to_obj
+from gateway.identity.model import Consent, Customer, CustomerRegistry
 from gateway.pipeline import Output, Pipeline, track_key
-from gateway.rules import load_rules
-from gateway.sources.trace import MqttInput, TraceItem
+from gateway.rules.load import load_rules
 from tests.walks import STORE_UUID, Leg, rssi_at, tv_aisle_walk, walk_adverts, walk_positions
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,18 +13,21 @@ from typing import Any
 
 import pytest
 
-from gateway.app import RUNTIME_KEY, Gateway, connect_link
-from gateway.benchmarks.latency import bench_offers
 from gateway.clock import ManualClock, parse_local_time
-from gateway.config import Config, load_config
-from gateway.customers import customer_from_obj
+from gateway.config.load import load_config
+from gateway.config.model import Config
+from gateway.decode.adverts import adv_to_json
+from gateway.deliver.connect import connect_link
 from gateway.deliver.mqtt import MqttLink
 from gateway.events import Advertisement
-from gateway.identity import CustomerRegistry
+from gateway.identity.customers import customer_from_obj
+from gateway.identity.model import CustomerRegistry
 from gateway.pipeline import Output, Pipeline
-from gateway.rules import load_rules
-from gateway.sources.trace import adv_to_json
-from gateway.store import OfferState, Store
+from gateway.rules.load import load_rules
+from gateway.runtime.app import RUNTIME_KEY, Gateway
+from gateway.store.repo import Store
+from gateway.store.tables import OfferState
+from rayon_tooling.benchmarks.latency import bench_offers
 from tests.broker import Mosquitto, Subscriber
 from tests.stores import reference_store
 from tests.test_timewindow import beacons_heard

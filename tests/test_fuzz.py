@@ -34,16 +34,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from gateway.config import Config, load_config
-from gateway.customers import (
-    customer_from_obj,
-    customer_to_obj,
-    read_customers,
-    write_customers,
-)
-from gateway.decode import (
+from gateway.config.load import load_config
+from gateway.config.model import Config
+from gateway.decode.beacons import (
     EDDYSTONE_SERVICE,
-    PrivacyFilter,
     decode_all,
     encode_altbeacon,
     encode_eddystone_tlm,
@@ -51,15 +45,23 @@ from gateway.decode import (
     encode_eddystone_url,
     encode_ibeacon,
 )
+from gateway.decode.jsonvalues import InboundError
+from gateway.decode.privacy import PrivacyFilter
 from gateway.deliver.payloads import Feedback, parse_feedback
-from gateway.deliver.topics import Topics
 from gateway.errors import ConfigError, InvalidInput
-from gateway.events import Advertisement
-from gateway.identity import Consent, Customer, CustomerRegistry
-from gateway.jsonvalues import InboundError
+from gateway.events import Advertisement, MqttInput
+from gateway.identity.customers import (
+    customer_from_obj,
+    customer_to_obj,
+    read_customers,
+    write_customers,
+)
+from gateway.identity.model import Consent, Customer, CustomerRegistry
 from gateway.pipeline import Output, Pipeline
-from gateway.rules import RuleSet, load_rules
-from gateway.sources.trace import MqttInput, TraceError, item_to_line, iter_trace, parse_line
+from gateway.rules.load import load_rules
+from gateway.rules.model import RuleSet
+from gateway.sources.trace import TraceError, item_to_line, iter_trace, parse_line
+from gateway.topics import Topics
 from tests.walks import STORE_UUID
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,11 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from shapely.geometry import Polygon
 
-from gateway.config import Geofence, LatLon, load_config
+from gateway.config.load import load_config
+from gateway.config.model import Geofence, LatLon
+from gateway.decode.inbound import Transition, TransitionEvent
 from gateway.errors import InvalidInput
 from gateway.events import EventKind, ZoneEvent
-from gateway.geofences import EARTH_RADIUS_M, GeofenceTracker, haversine_m
-from gateway.inbound import Transition, TransitionEvent
+from gateway.zones.geofences import EARTH_RADIUS_M, GeofenceTracker, haversine_m
 
 ROOT = Path(__file__).resolve().parent.parent
 M_PER_DEG_LAT = math.pi / 180 * EARTH_RADIUS_M

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.health import AnchorWatch
+from gateway.runtime.health import AnchorWatch
 
 
 def test_silence_is_raised_once_and_cleared() -> None:

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import Gateway, connect_link
 from gateway.clock import ManualClock, parse_local_time
-from gateway.config import Config, load_config
-from gateway.sources.trace import adv_to_json
-from gateway.store import Store
+from gateway.config.load import load_config
+from gateway.config.model import Config
+from gateway.decode.adverts import adv_to_json
+from gateway.deliver.connect import connect_link
+from gateway.runtime.app import Gateway
+from gateway.store.repo import Store
 from tests.broker import Mosquitto, Subscriber
 from tests.stores import reference_store
 from tests.walks import click_collect_customer, walk_adverts, zone_centre

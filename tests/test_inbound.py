@@ -10,14 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.events import Advertisement, Observation
-from gateway.ids import ibeacon_id
-from gateway.inbound import (
+from gateway.decode.inbound import (
     MAX_ADVERTS,
-    MAX_PAYLOAD_BYTES,
-    InboundError,
     Location,
-    Problem,
     Sightings,
     Transition,
     TransitionEvent,
@@ -28,6 +23,9 @@ from gateway.inbound import (
     parse_scanner_adv,
     parse_sightings,
 )
+from gateway.decode.jsonvalues import MAX_PAYLOAD_BYTES, InboundError, Problem
+from gateway.events import Advertisement, Observation
+from gateway.ids import ibeacon_id
 
 UUID = "8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10"
 ANCHORS = {ibeacon_id(UUID, 1, 1): "beacon-01", ibeacon_id(UUID, 1, 2): "beacon-02"}

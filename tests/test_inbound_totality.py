@@ -16,20 +16,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.config import Config, load_config
-from gateway.deliver.payloads import parse_feedback
-from gateway.identity import CustomerRegistry
-from gateway.inbound import (
+from gateway.config.load import load_config
+from gateway.config.model import Config
+from gateway.decode.inbound import (
     parse_espresense,
     parse_owntracks_location,
     parse_owntracks_transition,
     parse_scanner_adv,
     parse_sightings,
 )
-from gateway.jsonvalues import MAX_JSON_DEPTH, InboundError, Problem, decode, guarded, show
+from gateway.decode.jsonvalues import MAX_JSON_DEPTH, InboundError, Problem, decode, guarded, show
+from gateway.deliver.payloads import parse_feedback
+from gateway.events import MqttInput
+from gateway.identity.model import CustomerRegistry
 from gateway.pipeline import Output, Pipeline
-from gateway.rules import load_rules
-from gateway.sources.trace import MqttInput
+from gateway.rules.load import load_rules
 from tests.walks import STORE_UUID
 
 ROOT = Path(__file__).resolve().parent.parent

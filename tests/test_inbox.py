@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.inbox import Inbox
-from gateway.logs import Throttle, held_note
+from gateway.runtime.inbox import Inbox
+from gateway.throttle import Throttle, held_note
 
 
 def test_a_flooding_sender_loses_its_own_messages_only() -> None:

@@ -15,14 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
-from gateway.benchmarks.workload import Workload, build
-from gateway.config import VisitsConfig
-from gateway.identity import CustomerRegistry
+from gateway.config.model import VisitsConfig
+from gateway.events import MqttInput
+from gateway.identity.model import CustomerRegistry
 from gateway.livestate import StateDelta, merge, whole
 from gateway.pipeline import Output, Pipeline
-from gateway.sources.trace import MqttInput
-from gateway.store import Store
-from gateway.zones import ZoneTracker
+from gateway.store.repo import Store
+from gateway.zones.tracker import ZoneTracker
+from rayon_tooling.benchmarks.workload import Workload, build
 from tests.test_zones import fix, zones
 
 KEY = "pipeline"

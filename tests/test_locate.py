@@ -8,22 +8,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.config import Anchor, AnchorKind
+from gateway.config.model import Anchor, AnchorKind
 from gateway.events import Fix, Observation
-from gateway.locate import (
-    FILTERS,
-    FilterKind,
-    GridSettings,
-    KalmanFilter,
+from gateway.locate.grid import GridSettings
+from gateway.locate.grid import PositionGrid as Grid
+from gateway.locate.locator import (
     Locator,
     PositionMethod,
-    RssiFilter,
-    WindowIqrFilter,
     rssi_to_distance,
     weighted_centroid,
     weighted_multilateration,
 )
-from gateway.locategrid import PositionGrid as Grid
+from gateway.locate.rssifilter import FILTERS, FilterKind, KalmanFilter, RssiFilter, WindowIqrFilter
 
 DEV = "ibeacon:8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10:1000:1"
 SQUARE = (

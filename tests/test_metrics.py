@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.metrics import Sample, counters_as_samples, render
+from gateway.runtime.metrics import Sample, counters_as_samples, render
 from tests.broker import Mosquitto, Subscriber, free_port
 from tests.stores import reference_store
 from tests.test_run import entrance_reports, start_daemon, stop_daemon

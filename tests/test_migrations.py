@@ -13,9 +13,8 @@ from sqlalchemy import Connection, create_engine, inspect, text
 
 from gateway.errors import RuntimeFailure
 from gateway.events import EventKind
-from gateway.store import Store
 from gateway.store.migrations import HEAD, MIGRATIONS, Migration, schema_version, upgrade
-from gateway.store.repo import Visit
+from gateway.store.repo import Store, Visit
 from gateway.store.tables import OfferState
 
 DATA = Path(__file__).parent / "data"

@@ -15,10 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from gateway import inbound, schemas
+import gateway.decode.inbound as inbound
+import gateway.deliver.schemas as schemas
 from gateway.clock import parse_local_time
-from gateway.config import AnchorKind, Config, load_config
-from gateway.customers import customer_from_obj, customer_to_obj
+from gateway.config.load import load_config
+from gateway.config.model import AnchorKind, Config
 from gateway.deliver.payloads import (
     encode,
     event_payload,
@@ -29,9 +30,10 @@ from gateway.deliver.payloads import (
 )
 from gateway.errors import InvalidInput
 from gateway.events import EventKind, Offer, Purpose, ZoneEvent
-from gateway.identity import Consent, Customer, CustomerRegistry
+from gateway.identity.customers import customer_from_obj, customer_to_obj
+from gateway.identity.model import Consent, Customer, CustomerRegistry
 from gateway.pipeline import Output, Pipeline
-from gateway.rules import load_rules
+from gateway.rules.load import load_rules
 from tests.walks import STORE_UUID, tv_aisle_walk, walk_adverts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -456,7 +458,7 @@ def test_the_examples_mean_what_the_doc_says(config: Config) -> None:
 
 
 def test_the_pipeline_takes_sightings_with_an_iso_time(config: Config) -> None:
-    from gateway.sources.trace import MqttInput
+    from gateway.events import MqttInput
 
     pipeline = Pipeline(config, load_rules(config.rules_dir, config), CustomerRegistry())
     payload = variant("sightings", (("at",), "2026-03-03T15:00:41+01:00"))

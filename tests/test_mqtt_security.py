@@ -25,13 +25,14 @@ from paho.mqtt.client import Client
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from gateway.app import connect_link, inbound_filters
-from gateway.config import Config, LoginConfig, TlsConfig
-from gateway.configload import parse_config
-from gateway.deliver.connect import connect_crm_link
-from gateway.deliver.mqtt import LinkError, Message, MqttLink, Refused
-from gateway.deliver.topics import Topics
+from gateway.config.load import parse_config
+from gateway.config.model import Config, LoginConfig, TlsConfig
+from gateway.deliver.connect import connect_crm_link, connect_link
+from gateway.deliver.mqtt import Message, MqttLink
+from gateway.deliver.mqtterrors import LinkError, Refused
 from gateway.errors import RuntimeFailure
+from gateway.runtime.app import inbound_filters
+from gateway.topics import Topics
 from tests.broker import Mosquitto, Subscriber, free_port
 from tests.stores import ROOT, reference_store
 

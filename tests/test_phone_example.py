@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from gateway import inbound, schemas
-from gateway.config import AnchorKind, load_config
+import gateway.decode.inbound as inbound
+import gateway.deliver.schemas as schemas
+from gateway.config.load import load_config
+from gateway.config.model import AnchorKind
 from tests.broker import Mosquitto, Subscriber, free_port
 
 pytestmark = pytest.mark.mqtt

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from gateway.clock import parse_local_time
-from gateway.config import AnchorKind, Config, load_config
-from gateway.customers import customer_to_obj
-from gateway.decode import encode_ibeacon
-from gateway.events import Advertisement, EventKind
-from gateway.identity import Consent, Customer, CustomerRegistry
+from gateway.config.load import load_config
+from gateway.config.model import AnchorKind, Config
+from gateway.decode.beacons import encode_ibeacon
+from gateway.events import Advertisement, EventKind, MqttInput
+from gateway.identity.customers import customer_to_obj
+from gateway.identity.model import Consent, Customer, CustomerRegistry
 from gateway.pipeline import Output, Pipeline
-from gateway.rules import load_rules
-from gateway.sources.trace import MqttInput
+from gateway.rules.load import load_rules
 from tests.walks import STORE_UUID, tv_aisle_walk, walk_adverts, zone_centre
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,10 +8,9 @@ import logging
 import pytest
 
 from gateway.clock import parse_local_time
-from gateway.config import Config, LimitsConfig
-from gateway.decode import encode_ibeacon
-from gateway.events import Advertisement
-from gateway.sources.trace import MqttInput
+from gateway.config.model import Config, LimitsConfig
+from gateway.decode.beacons import encode_ibeacon
+from gateway.events import Advertisement, MqttInput
 from tests.test_pipeline import TUESDAY_3PM, config, fan, pipeline, run_walk
 from tests.walks import STORE_UUID
 

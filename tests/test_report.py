@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.config import load_config
+from gateway.config.load import load_config
 from gateway.deliver.payloads import FeedbackState
 from gateway.errors import UsageError
 from gateway.report.funnel import Step, default_funnel, parse_funnel
@@ -26,7 +26,7 @@ from gateway.report.offers import conversions, offers_per_rule
 from gateway.report.period import Period, resolve, time_arg
 from gateway.report.rows import Enter, Feedback, LoggedOffer, PoolCode, ReportData, VisitRecord
 from gateway.report.stats import newcombe_interval, wilson_interval
-from gateway.store import Store
+from gateway.store.repo import Store
 from gateway.store.tables import OfferState
 from tests.report_day import (
     POOL,
@@ -489,7 +489,7 @@ def test_png_charts_are_written(day: Day, figures: dict[str, Any]) -> None:
 
 def test_png_without_matplotlib_exits_3_and_says_what_to_install(day: Day) -> None:
     script = (
-        "import sys; sys.modules['matplotlib'] = None; from gateway.cli import main; "
+        "import sys; sys.modules['matplotlib'] = None; from gateway.cli.main import main; "
         f"sys.exit(main(['report', '-c', {str(day.config)!r}, '--png', "
         f"{str(day.folder / 'nope')!r}, '-o', {str(day.folder / 'x.txt')!r}]))"
     )

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import RetentionConfig, load_config
+from gateway.config.load import load_config
+from gateway.config.model import RetentionConfig
 from gateway.deliver.payloads import FeedbackState
 from gateway.errors import RuntimeFailure
 from gateway.events import EventKind
 from gateway.rules.codepools import Assignment
-from gateway.store import OfferState, Store
-from gateway.store.repo import Position
+from gateway.store.repo import Position, Store
 from gateway.store.retention import Cutoffs, Purged, purge, purge_step, run_retention
+from gateway.store.tables import OfferState
 from tests.broker import Mosquitto
 from tests.history import dump, fill
 from tests.stores import reference_store

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gateway.events import EventKind
-from gateway.identity import Customer
-from gateway.rules import RuleEngine
+from gateway.identity.model import Customer
+from gateway.rules.engine import RuleEngine
 from tests.test_rules_support import at, customer, event, make_engine, rule_file
 
 WINBACK = "absent: {for: 60d, at: '10:00'}"

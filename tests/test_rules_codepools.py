@@ -8,7 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.events import EventKind
-from gateway.rules import MemoryCodePools, RuleEngine, check_rules, in_holdout
+from gateway.rules.codepools import MemoryCodePools
+from gateway.rules.engine import RuleEngine
+from gateway.rules.gates import in_holdout
+from gateway.rules.selftest import check_rules
 from tests.test_rules_support import (
     customer,
     event,

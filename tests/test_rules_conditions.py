@@ -11,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.events import EventKind, ZoneEvent
-from gateway.identity import Customer
-from gateway.rules.conditions import ConditionCompiler, Context, VisitInfo, all_of
+from gateway.identity.model import Customer
+from gateway.rules.conditions import ConditionCompiler
+from gateway.rules.context import Context, VisitInfo, all_of
 from gateway.rules.located import Reader
 from gateway.rules.timewindow import TimeWindow, Weekday
 from tests.test_rules_support import PARIS, ZONE_NAMES, at, customer

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateway.config import Config, load_config
+from gateway.config.load import load_config
+from gateway.config.model import Config
 from gateway.errors import Severity
-from gateway.rules import check_rules
-from gateway.ruleschema import policy_schema, rules_schema
+from gateway.rules.schema.export import policy_schema, rules_schema
+from gateway.rules.selftest import check_rules
 from tests.test_rules_support import ROOT
 from tests.test_ruleschema import problems, yaml12
 

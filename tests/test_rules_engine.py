@@ -14,7 +14,10 @@ from hypothesis import strategies as st
 
 from gateway.errors import InvalidInput
 from gateway.events import EventKind, Offer, Purpose, ZoneEvent
-from gateway.rules import Ledger, RuleEngine, in_holdout, load_rules
+from gateway.rules.engine import RuleEngine
+from gateway.rules.gates import in_holdout
+from gateway.rules.ledger import Ledger
+from gateway.rules.load import load_rules
 from tests.test_rules_support import ZONE_NAMES, customer, event, store_config, write_rules
 
 ENTER, EXIT, DWELL = EventKind.ENTER, EventKind.EXIT, EventKind.DWELL

@@ -11,18 +11,13 @@ from hypothesis import strategies as st
 
 from gateway.errors import InvalidInput
 from gateway.events import EventKind, ZoneEvent
-from gateway.identity import Customer
-from gateway.rules import (
-    Explanation,
-    MemoryCodePools,
-    RuleEngine,
-    Section,
-    Verdict,
-    explain_at,
-    format_explanation,
-    in_holdout,
-    load_rules,
-)
+from gateway.identity.model import Customer
+from gateway.rules.codepools import MemoryCodePools
+from gateway.rules.engine import RuleEngine
+from gateway.rules.explain import explain_at
+from gateway.rules.explanation import Explanation, Section, Verdict, format_explanation
+from gateway.rules.gates import in_holdout
+from gateway.rules.load import load_rules
 from tests.test_rules_support import at, customer, event, make_engine, rule_file, store_config
 
 ENTER, DWELL = EventKind.ENTER, EventKind.DWELL

@@ -15,8 +15,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from gateway.events import EventKind, ZoneEvent
-from gateway.identity import Customer
-from gateway.rules.conditions import Context
+from gateway.identity.model import Customer
+from gateway.rules.context import Context
 from gateway.rules.decide import OFFER_NAMESPACE, offer_id
 from gateway.rules.model import Period, Placeholder, Template
 from gateway.rules.operators import OPERATORS, is_number, needs_zone, resolve

@@ -23,12 +23,15 @@ from types import MappingProxyType
 import pytest
 
 from gateway.clock import parse_local_time
-from gateway.config import Config, load_config
+from gateway.config.load import load_config
+from gateway.config.model import Config
 from gateway.events import EventKind, ZoneEvent
-from gateway.identity import Consent, Customer
-from gateway.rules import MemoryCodePools, RuleEngine, RuleSet, Verdict, load_rules
+from gateway.identity.model import Consent, Customer
 from gateway.rules.checks import limit_failure, policy_failure, trigger_failure, validity_failure
-from gateway.rules.conditions import Context, VisitInfo
+from gateway.rules.codepools import MemoryCodePools
+from gateway.rules.context import Context, VisitInfo
+from gateway.rules.engine import RuleEngine
+from gateway.rules.explanation import Verdict
 from gateway.rules.gates import (
     first_failure,
     limit_lines,
@@ -36,6 +39,8 @@ from gateway.rules.gates import (
     trigger_line,
     validity_line,
 )
+from gateway.rules.load import load_rules
+from gateway.rules.model import RuleSet
 from gateway.rules.policy import PeriodStarts
 from tests.stores import ROOT
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import load_config
+from gateway.config.load import load_config
 from gateway.errors import ConfigError, Severity
-from gateway.events import EventKind
-from gateway.identity import CustomerRegistry
+from gateway.events import EventKind, MqttInput
+from gateway.identity.model import CustomerRegistry
 from gateway.pipeline import Pipeline
-from gateway.rules import RuleEngine, load_rules, read_rules
-from gateway.sources.trace import MqttInput
+from gateway.rules.engine import RuleEngine
+from gateway.rules.load import load_rules, read_rules
 from tests.test_rules_support import (
     ROOT,
     at,

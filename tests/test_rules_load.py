@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import ConfigError, Severity
-from gateway.rules import load_rules, read_rules
+from gateway.rules.load import load_rules, read_rules
 from tests.test_rules_support import store_config
 
 BASE = """\

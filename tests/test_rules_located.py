@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.config.yamlconv import DURATION, parse_duration
+from gateway.config.yamlsrc import Diagnostics, MapNode, parse_yaml
 from gateway.rules.located import Reader, all_entries, kind_name
-from gateway.yamlconv import DURATION, parse_duration
-from gateway.yamlsrc import Diagnostics, MapNode, parse_yaml
 
 
 def read(text: str) -> tuple[Reader, MapNode]:

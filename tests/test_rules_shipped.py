@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import load_config
+from gateway.config.load import load_config
 from gateway.errors import Severity
 from gateway.events import EventKind
-from gateway.rules import RuleEngine, check_rules, in_holdout, load_rules
-from gateway.rules.selftest import steps_to_events
+from gateway.rules.engine import RuleEngine
+from gateway.rules.gates import in_holdout
+from gateway.rules.load import load_rules
+from gateway.rules.selftest import check_rules, steps_to_events
 from tests.test_rules_support import ROOT, at, customer, event, store_config
 
 SHIPPED = {

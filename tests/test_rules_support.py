@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from shapely.geometry import box
 
-from gateway.config import (
+from gateway.config.model import (
     Config,
     DatabaseConfig,
     Geofence,
@@ -26,8 +26,10 @@ from gateway.config import (
     Zone,
 )
 from gateway.events import EventKind, ZoneEvent
-from gateway.identity import Consent, Customer
-from gateway.rules import CodePools, RuleEngine, load_rules
+from gateway.identity.model import Consent, Customer
+from gateway.rules.codepools import CodePools
+from gateway.rules.engine import RuleEngine
+from gateway.rules.load import load_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 PARIS = ZoneInfo("Europe/Paris")

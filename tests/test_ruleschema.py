@@ -13,23 +13,26 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator, Draft202012Validator
 
-from gateway.config import Config, load_config
+from gateway.config.load import load_config
+from gateway.config.model import Config
+from gateway.config.yamlconv import parse_duration
 from gateway.rules import load, policy, testspec
-from gateway.rules.conditions import FIELDS
 from gateway.rules.model import TriggerKind
-from gateway.ruleschema import (
-    CLOCK_PATTERN,
-    DATE_PATTERN,
-    DURATION_PATTERN,
-    PERCENT_PATTERN,
+from gateway.rules.operators import FIELDS
+from gateway.rules.schema.export import (
     POLICY_SCHEMA_FILE,
     RULE_SCHEMA_FILE,
-    UNKNOWN_PLACEHOLDER_PATTERN,
     policy_schema,
     rules_schema,
     write_schemas,
 )
-from gateway.yamlconv import parse_duration
+from gateway.rules.schema.parts import (
+    CLOCK_PATTERN,
+    DATE_PATTERN,
+    DURATION_PATTERN,
+    PERCENT_PATTERN,
+    UNKNOWN_PLACEHOLDER_PATTERN,
+)
 from tests.test_rules_load import BASE, CORPUS
 from tests.test_rules_support import ROOT
 

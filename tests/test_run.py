@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from gateway.config import load_config
-from gateway.sources.trace import adv_to_json
-from gateway.store import Store
+from gateway.config.load import load_config
+from gateway.decode.adverts import adv_to_json
+from gateway.store.repo import Store
 from tests.broker import Mosquitto, Subscriber
 from tests.stores import rayon, reference_store
 from tests.walks import click_collect_customer, walk_adverts, zone_centre

@@ -9,16 +9,17 @@ from pathlib import Path
 import pytest
 from shapely.geometry import Polygon
 
-from gateway.accuracy.simulated import (
+from gateway.config.load import load_config
+from gateway.config.model import Zone
+from gateway.events import EventKind, ZoneEvent
+from gateway.sim.radio import RadioModel
+from gateway.sim.simulator import TruthRecord
+from rayon_tooling.accuracy.simulated import (
     ZoneScore,
     format_simulated,
     score_events,
     score_simulated,
 )
-from gateway.config import Zone, load_config
-from gateway.events import EventKind, ZoneEvent
-from gateway.sources.radio import RadioModel
-from gateway.sources.simulator import TruthRecord
 
 REFERENCE = Path(__file__).resolve().parent.parent / "config.example.yaml"
 

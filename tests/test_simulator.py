@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from shapely.geometry import Polygon
 
-from gateway.config import (
+from gateway.config.model import (
     Anchor,
     AnchorKind,
     Config,
@@ -27,16 +27,16 @@ from gateway.config import (
     VisitsConfig,
     Zone,
 )
-from gateway.demo import demo_customers
+from gateway.decode.inbound import Sightings, parse_sightings
 from gateway.errors import InvalidInput
-from gateway.events import Advertisement, Observation
+from gateway.events import Advertisement, MqttInput, Observation, TraceItem
 from gateway.ids import ibeacon_id
-from gateway.inbound import Sightings, parse_sightings
-from gateway.locate import Locator
-from gateway.sources.radio import RadioModel
-from gateway.sources.simulator import PhoneModel, StoreSimulator, TruthRecord
-from gateway.sources.trace import MqttInput, TraceItem, parse_line
-from gateway.zones import ZoneTracker
+from gateway.locate.locator import Locator
+from gateway.sim.demo import demo_customers
+from gateway.sim.radio import RadioModel
+from gateway.sim.simulator import PhoneModel, StoreSimulator, TruthRecord
+from gateway.sources.trace import parse_line
+from gateway.zones.tracker import ZoneTracker
 
 UUID = "8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10"
 START = 1772550000.0
@@ -183,7 +183,7 @@ def test_locator_and_tracker_put_shoppers_in_the_right_aisle() -> None:
 
 def test_reference_store_config() -> None:
     try:
-        from gateway.config import load_config
+        from gateway.config.load import load_config
 
         config = load_config(REFERENCE)
     except (ImportError, OSError) as exc:

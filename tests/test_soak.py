@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from gateway.benchmarks.soak import SoakResult, run_soak, soak_customers
-from gateway.benchmarks.soakcheck import check_caps, check_lost
-from gateway.cli import main
-from gateway.config import Config, load_config
-from gateway.events import EventKind
-from gateway.identity import CustomerRegistry
+from gateway.cli.main import main
+from gateway.config.load import load_config
+from gateway.config.model import Config
+from gateway.events import EventKind, MqttInput
+from gateway.identity.model import CustomerRegistry
 from gateway.pipeline import GEOFENCE_IDLE_S, PRUNE_EVERY_S, Pipeline
-from gateway.rules import load_rules
-from gateway.sources.trace import MqttInput
+from gateway.rules.load import load_rules
+from rayon_tooling.benchmarks.soak import SoakResult, run_soak, soak_customers
+from rayon_tooling.benchmarks.soakcheck import check_caps, check_lost
 
 ROOT = Path(__file__).resolve().parent.parent
 

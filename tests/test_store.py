@@ -19,11 +19,11 @@ from sqlmodel import col
 from gateway.deliver.payloads import FeedbackState, event_record
 from gateway.errors import RuntimeFailure
 from gateway.events import EventKind, Offer, Purpose, ZoneEvent
-from gateway.identity import Consent, Customer
+from gateway.identity.model import Consent, Customer
 from gateway.rules.codepools import Assignment
-from gateway.store import OfferState, Store, Visit
-from gateway.store.repo import Enqueued, Position
-from gateway.store.tables import EVENT_COLUMNS, OfferRow, event_row
+from gateway.store.outbox import Enqueued
+from gateway.store.repo import Position, Store, Visit
+from gateway.store.tables import EVENT_COLUMNS, OfferRow, OfferState, event_row
 
 T0 = datetime(2026, 3, 3, 14, 0, tzinfo=UTC).timestamp()
 DEVICE = "ibeacon:8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10:11:20"

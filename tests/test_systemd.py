@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.systemd import Notifier
+from gateway.runtime.systemd import Notifier
 from tests.broker import Mosquitto, Subscriber
 from tests.stores import ROOT, reference_store
 

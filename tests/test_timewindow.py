@@ -11,14 +11,15 @@ from typing import Any
 import pytest
 
 from gateway.clock import MAX_AGE_S, MAX_AHEAD_S, parse_local_time
-from gateway.config import AnchorKind, Config, load_config
-from gateway.decode import encode_ibeacon
-from gateway.events import EventKind
-from gateway.identity import Consent, Customer, CustomerRegistry
+from gateway.config.load import load_config
+from gateway.config.model import AnchorKind, Config
+from gateway.decode.beacons import encode_ibeacon
+from gateway.events import EventKind, MqttInput, TraceItem
+from gateway.identity.model import Consent, Customer, CustomerRegistry
+from gateway.offline.replay import replay
 from gateway.pipeline import Output, Pipeline
-from gateway.replay import replay
-from gateway.rules import load_rules
-from gateway.sources.trace import MqttInput, TraceItem, read_trace, write_trace
+from gateway.rules.load import load_rules
+from gateway.sources.trace import read_trace, write_trace
 from tests.walks import STORE_UUID, rssi_at, walk_adverts, walk_positions, zone_centre
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.errors import ConfigError
-from gateway.yamlconv import (
+from gateway.config.yamlconv import (
     BOOL,
     DURATION,
     STR,
@@ -20,13 +19,14 @@ from gateway.yamlconv import (
     list_of,
     parse_duration,
 )
-from gateway.yamlsrc import (
+from gateway.config.yamlsrc import (
     Diagnostics,
     MapNode,
     ScalarNode,
     SeqNode,
     parse_yaml,
 )
+from gateway.errors import ConfigError
 
 
 def parse(text: str) -> tuple[MapNode, Diagnostics]:

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.config import VisitsConfig, Zone
+from gateway.config.model import VisitsConfig, Zone
 from gateway.events import EventKind, Fix, ZoneEvent
-from gateway.zoneindex import ZoneIndex
-from gateway.zones import ZoneTracker
+from gateway.zones.index import ZoneIndex
+from gateway.zones.tracker import ZoneTracker
 from tests.test_zones import box
 
 DEV = "ibeacon:8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10:1000:1"

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from shapely import affinity
 from shapely.geometry import Point, Polygon
 
-from gateway.config import Zone
-from gateway.zoneindex import ZoneIndex
+from gateway.config.model import Zone
+from gateway.zones.index import ZoneIndex
 from tests.test_zones import box
 
 # shapely's buffer draws a quarter circle as 8 chords: the arc's points it leaves out are at

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Polygon
 
-from gateway.config import VisitsConfig, Zone
+from gateway.config.model import VisitsConfig, Zone
 from gateway.errors import InvalidInput
 from gateway.events import EventKind, Fix, ZoneEvent
-from gateway.zones import ZoneTracker
+from gateway.zones.tracker import ZoneTracker
 
 DEV = "ibeacon:8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10:1000:1"
 K = EventKind

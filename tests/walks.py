@@ -1,7 +1,7 @@
 """Scripted walks through the reference store, as traces a real scanner network would record.
 
 Noise-free log-distance RSSI from each scanner anchor, so the expected zones are known exactly;
-the simulator (gateway.sources.simulator) is where the radio is unkind.
+the simulator (gateway.sim.simulator) is where the radio is unkind.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from gateway.config import AnchorKind, Config
-from gateway.decode import encode_ibeacon
+from gateway.config.model import AnchorKind, Config
+from gateway.decode.beacons import encode_ibeacon
 from gateway.events import Advertisement
 from gateway.sources.trace import write_trace
 

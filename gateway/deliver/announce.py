@@ -19,9 +19,9 @@ from gateway import __version__
 from gateway.clock import Clock
 from gateway.deliver.mqtt import MqttLink
 from gateway.deliver.payloads import event_payload, iso, occupancy_payload, status_payload
-from gateway.deliver.topics import Topics
 from gateway.errors import RuntimeFailure
 from gateway.events import ZoneEvent
+from gateway.topics import Topics
 
 log = logging.getLogger(__name__)
 

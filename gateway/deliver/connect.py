@@ -7,11 +7,11 @@ import uuid
 from pathlib import Path
 
 from gateway import __version__
-from gateway.config import Config
+from gateway.config.model import Config
 from gateway.deliver.mqtt import MqttLink
 from gateway.deliver.payloads import status_payload
-from gateway.deliver.topics import Topics
 from gateway.errors import RuntimeFailure
+from gateway.topics import Topics
 
 GATEWAY_SESSION_S = 3600  # how long the broker queues for a restarting gateway
 

@@ -31,7 +31,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from gateway.config import TlsConfig
+from gateway.config.model import TlsConfig
 from gateway.deliver.mqtterrors import LinkError, Refused
 from gateway.deliver.mqttio import ExpiryProperties, SocketBridge, set_tls, shutdown
 

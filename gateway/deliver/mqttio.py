@@ -24,7 +24,7 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gateway.config import TlsConfig
+from gateway.config.model import TlsConfig
 from gateway.deliver.mqtterrors import LinkError
 
 

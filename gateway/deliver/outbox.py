@@ -33,13 +33,14 @@ from enum import Enum, auto
 from zoneinfo import ZoneInfo
 
 from gateway.clock import Clock
-from gateway.deliver.mqtt import LinkError, MqttLink, Refused
+from gateway.deliver.mqtt import MqttLink
+from gateway.deliver.mqtterrors import LinkError, Refused
 from gateway.deliver.payloads import encode, offer_payload
-from gateway.deliver.topics import Topics
 from gateway.errors import RuntimeFailure
 from gateway.events import Offer
-from gateway.store import Store
 from gateway.store.outbox import MAX_EXPIRY_S
+from gateway.store.repo import Store
+from gateway.topics import Topics
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Outbound times are ISO 8601 with the store's UTC offset (`2026-03-03T15:00:40+01:00`);
 inbound times may be ISO 8601 with an offset or epoch seconds.  Inbound payloads are
-untrusted: `parse_feedback` reads them with `gateway.jsonvalues` (size, depth, schema) and
+untrusted: `parse_feedback` reads them with `gateway.decode.jsonvalues` (size, depth, schema) and
 returns an InboundError instead of raising, as every inbound parser does.
 """
 
@@ -20,8 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.clock import MAX_AHEAD_S
-from gateway.events import Offer, ZoneEvent
-from gateway.jsonvalues import (
+from gateway.decode.jsonvalues import (
     Problem,
     decode,
     fail,
@@ -30,6 +29,7 @@ from gateway.jsonvalues import (
     show,
     timestamp,
 )
+from gateway.events import Offer, ZoneEvent
 
 MAX_FEEDBACK_BYTES = 4096
 UTC_ZONE = ZoneInfo("UTC")

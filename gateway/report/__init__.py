@@ -17,15 +17,15 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from gateway.config import Config
+from gateway.config.model import Config
 from gateway.errors import InvalidInput, UsageError
 from gateway.report.funnel import parse_funnel
 from gateway.report.kpis import Report, build_report
 from gateway.report.period import ACCEPTED_FORMS, resolve, time_arg
 from gateway.report.query import read_period
 from gateway.report.render import CSV_COLUMNS, REPORT_VERSION, as_json, render
-from gateway.store import Store
 from gateway.store.database import missing_sqlite_file
+from gateway.store.repo import Store
 from gateway.textformat import Format
 
 __all__ = [

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from shapely.geometry import Polygon
 
-from gateway.config import Zone
+from gateway.config.model import Zone
 from gateway.errors import RuntimeFailure
 from gateway.report.kpis import Report
 from gateway.report.offers import Conversion, RuleOffers
 from gateway.report.table import duration, percent, points
-from gateway.zones import STORE_ZONE_ID
+from gateway.zones.tracker import STORE_ZONE_ID
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

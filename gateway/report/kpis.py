@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gateway.config import Zone
+from gateway.config.model import Zone
 from gateway.report.funnel import (
     FunnelStep,
     Step,

@@ -23,7 +23,7 @@ from gateway.report.rows import (
     Stay,
     VisitRecord,
 )
-from gateway.store import Store
+from gateway.store.repo import Store
 from gateway.store.tables import (
     CodeRow,
     FeedbackRow,

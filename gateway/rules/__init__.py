@@ -15,7 +15,8 @@ check_rules(config) -> list[Diagnostic]            load + run every rule's inlin
 from __future__ import annotations
 
 from gateway.rules.codepools import CodePools, MemoryCodePools
-from gateway.rules.engine import Evaluation, RuleEngine, in_holdout, offer_id
+from gateway.rules.decide import Evaluation, offer_id
+from gateway.rules.engine import RuleEngine
 from gateway.rules.explain import explain_at, trigger_event
 from gateway.rules.explanation import (
     Explanation,
@@ -25,6 +26,7 @@ from gateway.rules.explanation import (
     Verdict,
     format_explanation,
 )
+from gateway.rules.gates import in_holdout
 from gateway.rules.ledger import Ledger
 from gateway.rules.load import load_rules, read_rules
 from gateway.rules.model import Limits, Period, Policy, Rule, RuleSet, Trigger, TriggerKind

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date
 
 from gateway.events import EventKind, ZoneEvent
-from gateway.rules.conditions import Context
+from gateway.rules.context import Context
 from gateway.rules.gates import (
     ALREADY_FIRED,
     budget_used,

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
+from gateway.config.yamlsrc import MapNode, Mark, Node, ScalarNode, SeqNode, did_you_mean
 from gateway.rules.context import Condition, Context, VisitInfo, all_of
 from gateway.rules.located import Reader, all_entries
 from gateway.rules.operators import (
@@ -31,7 +32,6 @@ from gateway.rules.operators import (
     show_value,
 )
 from gateway.rules.timewindow import DateRange, TimeWindow, read_dates, read_window
-from gateway.yamlsrc import MapNode, Mark, Node, ScalarNode, SeqNode, did_you_mean
 
 # The context and the operators live in rules/context.py and rules/operators.py; importable
 # from here.

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gateway.events import ZoneEvent
-from gateway.identity import Customer
+from gateway.identity.model import Customer
 
 
 @dataclass(frozen=True, slots=True)

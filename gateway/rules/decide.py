@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
-from gateway.config import Config
+from gateway.config.model import Config
 from gateway.events import EventKind, Offer
 from gateway.rules.checks import (
     limit_failure,
@@ -23,7 +23,7 @@ from gateway.rules.checks import (
     validity_failure,
 )
 from gateway.rules.codepools import CodePools
-from gateway.rules.conditions import Context
+from gateway.rules.context import Context
 from gateway.rules.explanation import Line, RuleExplanation, apply_event_cap, verdict_of
 from gateway.rules.gates import (
     code_line,

@@ -37,13 +37,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway.config import Config
+from gateway.config.model import Config
 from gateway.events import EventKind, Offer, ZoneEvent
-from gateway.identity import Customer
+from gateway.identity.model import Customer
 from gateway.livestate import Changes
 from gateway.rules.absent import AbsentSchedule
 from gateway.rules.codepools import CodePools, MemoryCodePools
-from gateway.rules.conditions import Context
+from gateway.rules.context import Context
 from gateway.rules.decide import Decider, Evaluation, offer_id
 from gateway.rules.explanation import (
     Explanation,

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gateway.config import Config
+from gateway.config.model import Config
+from gateway.config.yamlsrc import did_you_mean
 from gateway.errors import InvalidInput
 from gateway.events import EventKind, ZoneEvent
-from gateway.identity import Customer
+from gateway.identity.model import Customer
 from gateway.rules.engine import RuleEngine
 from gateway.rules.explanation import Explanation
 from gateway.rules.model import Rule, RuleSet
-from gateway.yamlsrc import did_you_mean
 
 
 def explain_at(

@@ -14,9 +14,9 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from gateway.events import EventKind, ZoneEvent
-from gateway.identity import Customer
+from gateway.identity.model import Customer
 from gateway.rules.codepools import CodePools
-from gateway.rules.conditions import Context
+from gateway.rules.context import Context
 from gateway.rules.explanation import Line, Section
 from gateway.rules.ledger import Ledger
 from gateway.rules.model import Period, Policy, Rule, show_duration

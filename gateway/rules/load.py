@@ -21,10 +21,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from gateway.config import Config
+from gateway.config.model import Config
+from gateway.config.yamlsrc import MapNode, Node, ScalarNode, SeqNode, did_you_mean
 from gateway.errors import ConfigError, Diagnostic, Severity
 from gateway.events import Purpose
-from gateway.rules.conditions import ConditionCompiler, all_of, unknown_place
+from gateway.rules.conditions import ConditionCompiler, unknown_place
+from gateway.rules.context import all_of
 from gateway.rules.located import Reader, tag
 from gateway.rules.model import (
     Limits,
@@ -40,7 +42,6 @@ from gateway.rules.model import (
 )
 from gateway.rules.policy import POLICY_FILE, read_period, read_policy
 from gateway.rules.testspec import InlineTestReader
-from gateway.yamlsrc import MapNode, Node, ScalarNode, SeqNode, did_you_mean
 
 _RULE_KEYS = (
     "id",

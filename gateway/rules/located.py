@@ -1,7 +1,8 @@
 """The rule files' reader: typed values from located YAML, in the rules' own words.
 
-Built on the shared layer (`gateway.yamlsrc` for nodes and diagnostics, `parse_duration` from
-`gateway.yamlconv`).  `Reader` turns the nodes of one rule file into typed values, collecting a
+Built on the shared layer (`gateway.config.yamlsrc` for nodes and diagnostics, `parse_duration` from
+`gateway.config.yamlconv`).  `Reader` turns the nodes of one rule file into typed values,
+collecting a
 `Diagnostic` (file:line:col, key path, "did you mean") for each problem instead of raising, so
 one pass reports every mistake of a file.  Its messages are the rules' own (`expected a text,
 got a list`, `bad duration '1x' (write e.g. 30s, 5m, 2h, 90d)`, `duplicate operator 'is'`), so
@@ -20,9 +21,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from gateway.errors import Diagnostic
-from gateway.yamlconv import parse_duration
-from gateway.yamlsrc import (
+from gateway.config.yamlconv import parse_duration
+from gateway.config.yamlsrc import (
     Diagnostics,
     Dialect,
     KeyValue,
@@ -35,6 +35,7 @@ from gateway.yamlsrc import (
     load_yaml,
     parse_yaml,
 )
+from gateway.errors import Diagnostic
 
 T = TypeVar("T")
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")

@@ -11,8 +11,8 @@ from typing import Any
 
 from gateway.errors import Diagnostic
 from gateway.events import Purpose
-from gateway.identity import Customer
-from gateway.rules.conditions import Condition, Context
+from gateway.identity.model import Customer
+from gateway.rules.context import Condition, Context
 from gateway.rules.timewindow import TimeWindow
 
 _SPACES = re.compile(r" {2,}")

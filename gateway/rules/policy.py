@@ -17,10 +17,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from gateway.config.yamlsrc import Node, ScalarNode, did_you_mean
 from gateway.rules.located import Reader
 from gateway.rules.model import Period, Policy
 from gateway.rules.timewindow import read_window
-from gateway.yamlsrc import Node, ScalarNode, did_you_mean
 
 POLICY_FILE = "policy.yaml"
 _KEYS = (

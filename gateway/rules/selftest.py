@@ -14,14 +14,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from gateway.config import Config
+from gateway.config.model import Config
+from gateway.config.yamlsrc import did_you_mean
 from gateway.errors import Diagnostic
 from gateway.events import EventKind, Offer, ZoneEvent
 from gateway.rules.codepools import MemoryCodePools
 from gateway.rules.engine import RuleEngine
 from gateway.rules.load import read_rules
 from gateway.rules.model import InlineTest, Rule, RuleSet, Step, StepKind
-from gateway.yamlsrc import did_you_mean
 
 TEST_DEVICE = "phone:test-token"
 _KINDS = {

@@ -35,11 +35,11 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway.identity import Consent, Customer
+from gateway.config.yamlsrc import MapNode, Node, ScalarNode
+from gateway.identity.model import Consent, Customer
 from gateway.rules.conditions import unknown_place
 from gateway.rules.located import Reader, all_entries, scalar_value, tag
 from gateway.rules.model import InlineTest, Step, StepKind
-from gateway.yamlsrc import MapNode, Node, ScalarNode
 
 _TEST_KEYS = ("name", "customer", "pools", "events", "expect", "expect_rule")
 _CUSTOMER_KEYS = (

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from enum import IntEnum
 
+from gateway.config.yamlsrc import MapNode, Node, ScalarNode, did_you_mean
 from gateway.rules.located import Reader
-from gateway.yamlsrc import MapNode, Node, ScalarNode, did_you_mean
 
 
 class Weekday(IntEnum):

@@ -25,7 +25,7 @@ from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.exc import BleakBluetoothNotAvailableError, BleakDBusError, BleakError
 
 from gateway.clock import Clock, ManualClock
-from gateway.config import ScanningMode
+from gateway.config.model import ScanningMode
 from gateway.errors import RuntimeFailure
 from gateway.events import Advertisement
 

@@ -6,7 +6,8 @@ with `enqueue_offers` before any publish; the outbox publisher reads `due_offers
 
 from __future__ import annotations
 
-from gateway.store.repo import FeedbackRecord, OfferRecord, Store, Visit
+from gateway.store.outbox import OfferRecord
+from gateway.store.repo import FeedbackRecord, Store, Visit
 from gateway.store.tables import OfferState
 
 __all__ = ["FeedbackRecord", "OfferRecord", "OfferState", "Store", "Visit"]

@@ -23,7 +23,7 @@ from sqlmodel import Session, col, delete, select
 
 from gateway.deliver.payloads import FeedbackState
 from gateway.events import EventKind, Offer, ZoneEvent
-from gateway.identity import Customer
+from gateway.identity.model import Customer
 from gateway.livestate import StateDelta, merge, whole
 from gateway.rules.codepools import Assignment
 from gateway.store.database import BUSY_TIMEOUT_MS, CHUNK, BulkInsert, dialect_insert, rowcount

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 
 from sqlmodel import Session, col, delete, select, update
 
-from gateway.config import RetentionConfig
+from gateway.config.model import RetentionConfig
 from gateway.errors import RuntimeFailure
 from gateway.store.database import rowcount
 from gateway.store.repo import Store

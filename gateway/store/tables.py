@@ -22,7 +22,7 @@ from sqlmodel import Field, SQLModel
 
 from gateway.deliver.payloads import jsonable
 from gateway.events import EventKind, Offer, Purpose, ZoneEvent
-from gateway.identity import Consent, Customer
+from gateway.identity.model import Consent, Customer
 
 
 class OfferState(StrEnum):

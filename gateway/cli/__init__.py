@@ -1,0 +1,1 @@
+"""`rayon`, the command line."""

@@ -1,0 +1,191 @@
+"""config.yaml (operator-owned, DESIGN.md §3) parsed once into typed, frozen values.
+
+`load_config(path)` returns a `Config` or raises `ConfigError` listing every problem with
+file:line:col, the key path and a "did you mean" where a near name exists.
+Durations are float seconds; polygons are shapely geometries; UUIDs are lowercase strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from shapely.geometry import Polygon
+
+
+@dataclass(frozen=True, slots=True)
+class LatLon:
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    id: str
+    name: str
+    timezone: ZoneInfo
+    origin: LatLon | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoginConfig:
+    """A login of its own for one of the gateway's connections (`mqtt.crm`)."""
+
+    username: str | None = None
+    password_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MqttConfig:
+    host: str = "localhost"
+    port: int = 1883
+    username: str | None = None
+    password_file: Path | None = None
+    tls: TlsConfig | None = None
+    topic_prefix: str = "rayon"
+    client_id: str | None = None
+    keepalive_s: int = 30
+    # The CRM's consent-bearing records are read on a connection of their own (its own client
+    # id and persistent session); None: that connection logs in as the gateway does.
+    crm: LoginConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    url: str
+
+
+class ScanningMode(StrEnum):
+    ACTIVE = "active"
+    PASSIVE = "passive"
+
+
+@dataclass(frozen=True, slots=True)
+class BleSourceConfig:
+    """The Pi's own radio.  `anchor` names the scanner anchor it stands for."""
+
+    adapter: str = "hci0"
+    scanning_mode: ScanningMode = ScanningMode.ACTIVE
+    anchor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourcesConfig:
+    ble: BleSourceConfig | None = None
+    scanner_nodes: bool = True
+    espresense: bool = False
+    phone_reports: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityConfig:
+    proximity_uuids: tuple[str, ...] = ()
+    eddystone_namespaces: tuple[str, ...] = ()
+
+
+class AnchorKind(StrEnum):
+    SCANNER = "scanner"
+    BEACON = "beacon"
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """A fixed end of observations: a scanner (mode A) or a store beacon (mode B)."""
+
+    id: str
+    kind: AnchorKind
+    x: float
+    y: float
+    rssi_at_1m: float = -59.0
+    path_loss_exponent: float = 2.0
+    beacon: str | None = None  # canonical device id of a store beacon (kind beacon only)
+
+
+@dataclass(frozen=True, slots=True)
+class Zone:
+    """A polygon in floor-plan metres with hysteresis (seconds) and an optional margin."""
+
+    id: str
+    name: str
+    polygon: Polygon
+    enter_after: float = 2.0
+    exit_after: float = 10.0
+    margin_m: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Geofence:
+    """A WGS84 area: `polygon` has (lon, lat) coordinates; a circle is centre + radius."""
+
+    id: str
+    name: str
+    polygon: Polygon | None = None
+    center: LatLon | None = None
+    radius_m: float | None = None
+    enter_after: float = 0.0
+    exit_after: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class VisitsConfig:
+    gap: float = 1800.0
+    timeout: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    observations: float = 86400.0
+    events: float = 90 * 86400.0
+    offers: float = 3 * 365 * 86400.0
+
+
+DEFAULT_TRACKED_DEVICES = 5_000  # the memory budget is set at 5,000 devices (docs/performance.md)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """What one store's gateway holds at most, whatever its inputs: beyond `tracked_devices`
+    (radio devices located at once) the least recently heard is forgotten, and counted."""
+
+    tracked_devices: int = DEFAULT_TRACKED_DEVICES
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """Where the Prometheus endpoint listens (`GET /metrics`); off when the section is absent."""
+
+    host: str = "127.0.0.1"
+    port: int = 9108
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    store: StoreConfig
+    mqtt: MqttConfig
+    database: DatabaseConfig
+    sources: SourcesConfig
+    identity: IdentityConfig
+    anchors: tuple[Anchor, ...]
+    zones: tuple[Zone, ...]
+    geofences: tuple[Geofence, ...]
+    visits: VisitsConfig
+    retention: RetentionConfig
+    rules_dir: Path
+    metrics: MetricsConfig | None = None
+    limits: LimitsConfig = LimitsConfig()
+
+    def zone(self, zone_id: str) -> Zone | None:
+        return next((z for z in self.zones if z.id == zone_id), None)
+
+    def anchor(self, anchor_id: str) -> Anchor | None:
+        return next((a for a in self.anchors if a.id == anchor_id), None)

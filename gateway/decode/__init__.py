@@ -1,0 +1,2 @@
+"""Untrusted bytes and messages to domain values: beacon frames, the privacy filter, inbound
+MQTT payloads.  Pure."""

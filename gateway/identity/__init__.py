@@ -1,0 +1,1 @@
+"""Who a device belongs to and what they consented to; the CRM's customer records.  Pure."""

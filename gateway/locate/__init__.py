@@ -1,0 +1,1 @@
+"""Observations to position fixes: RSSI filters, the centroid, the grid.  Pure."""

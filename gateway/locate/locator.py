@@ -1,0 +1,389 @@
+"""Locate: observations → position fixes (DESIGN.md §2, Locate).  Pure.
+
+Per (device, anchor) link an RSSI filter, then a distance from the log-distance path-loss
+model, then a position:
+
+* **Filter** — one per link, chosen with `rssi_filter` (`FilterKind`): a 1-D Kalman filter
+  (the default: level with random-walk noise per second, a smaller measurement variance for
+  rises so an approach is believed faster than a retreat, an innovation gate that skips a
+  lone outlier and restarts on a confirmed step); the median-of-3 + asymmetric EMA; a
+  time-window median inside Tukey's IQR fences; or raw.  Measured by `rayon bench accuracy`
+  on five recorded data sets (docs/accuracy.md), choices made on training splits only: the
+  Kalman filter has the best mean training zone accuracy, each filter with its best position
+  method and freshness (53.9 % vs 52.7 median-EMA, 52.4 window-IQR, 50.9 raw); it helps
+  most where samples are dense (tetam) and little on sparse phone scans (UCI, UJI).  A link
+  not heard for `fresh_s` restarts from its next sample rather than blending with stale data.
+* **Distance** — `d = 10 ** ((rssi_at_1m - rssi) / (10 n))` with the anchor's calibration.
+* **Position** — one of three `PositionMethod`s:
+  - `CENTROID` (the default): with ≥ 3 fresh links, over the `max_anchors` strongest, a
+    weighted centroid with weights 1/d^k (`centroid_power`, 3 by default); `MULTILATERATION`:
+    weighted non-linear least squares on the ranges (damped Gauss–Newton from the centroid,
+    weights 1/d²), which never won a training split (RSSI ranges are off by metres).  The
+    accuracy is the weighted RMS range residual at the estimate (floored).  With fewer
+    links, the strongest fresh anchor's own position ("nearest aisle"), accuracy = its
+    estimated distance.  A speed gate then clamps a jump faster than `max_speed` m/s.
+  - `GRID`: a recursive Bayes (grid HMM) filter per device over cells covering the anchors
+    (`GridSettings`): the previous belief blurred by a Gaussian of σ = max_speed · dt (the
+    motion model; flat after a long silence), times the likelihood of every fresh filtered
+    RSSI under the log-normal path-loss model (σ dB, fitted per site by the benchmark);
+    position = posterior mean (or MAP cell), accuracy = the posterior's RMS spread.  It
+    uses every fresh link (`max_anchors` is ignored: a weak link still rules cells out) and
+    needs no speed gate.  On the recorded data sets it wins the training split of 4 of 5
+    (mean training zone accuracy 51.7 % vs 46.3 % for the default centroid, both Kalman,
+    σ 6 dB); on the test splits it brings the tetam office to 1.96 m mean error and the
+    kolakowski flat to 1.38–1.47 m (docs/accuracy.md).  It is not the default: with it the
+    pipeline replays ~82,000 adverts/s instead of ~121,000, and a consent test's scripted
+    walk (1–2 beacons, where the centroid snaps to the nearest anchor) raises no zone event.
+    Cost per fix ~35 µs (1 m cells: a 40 × 25 m store is ~1,100 cells, 4.4 KB of float32
+    per device); the anchors' model grids are precomputed, the update is one matrix-vector
+    product, an exp and two small matrix products for the blur.
+  `locate(device, at)` computes a fix on demand from every fresh link (a scan whose adverts
+  share one time; an evaluation at ground-truth instants).
+
+Cost: every observation updates its link (no numpy, no allocation beyond the first sample of
+a link), but a device's position is recomputed at most once per `min_interval_s`: `observe`
+returns None in between.  Range positions use plain floats: for a handful of anchors numpy's
+per-call overhead costs more than the arithmetic (~10x, measured); the grid is numpy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+from gateway.config.model import Anchor
+from gateway.events import Fix, Observation
+from gateway.locate.grid import (
+    MIN_ACCURACY_M,
+    MIN_DISTANCE_M,
+    GridSettings,
+    PositionGrid,
+    anchor_bounds,
+)
+from gateway.locate.rssifilter import (
+    DEFAULT_FILTER,
+    FILTERS,
+    FilterKind,
+    KalmanFilter,
+    LinkFilter,
+    RawFilter,
+    RssiFilter,
+    WindowIqrFilter,
+)
+
+# The filters live in rssifilter.py; importable from here.
+__all__ = [
+    "DEFAULT_FILTER",
+    "FILTERS",
+    "FilterKind",
+    "GridSettings",
+    "KalmanFilter",
+    "LinkFilter",
+    "Locator",
+    "PositionMethod",
+    "RawFilter",
+    "RssiFilter",
+    "WindowIqrFilter",
+    "rssi_to_distance",
+    "weighted_centroid",
+    "weighted_multilateration",
+]
+
+MAX_DISTANCE_M = 60.0
+CENTROID_POWER = 3.0
+
+
+class PositionMethod(StrEnum):
+    """How ≥ 3 fresh links become a position."""
+
+    CENTROID = "centroid"
+    MULTILATERATION = "multilateration"
+    GRID = "grid"
+
+
+def rssi_to_distance(rssi: float, rssi_at_1m: float, path_loss_exponent: float) -> float:
+    """Distance in metres from the log-distance path-loss model, clamped to a sane range."""
+    exponent = max(path_loss_exponent, 0.5)
+    d = math.pow(10.0, (rssi_at_1m - rssi) / (10.0 * exponent))
+    return min(max(d, MIN_DISTANCE_M), MAX_DISTANCE_M)
+
+
+@dataclass(slots=True)
+class _Link:
+    anchor: Anchor
+    at: float
+    filter: LinkFilter
+    tenfold_n: float  # 10 n, n the anchor's path-loss exponent (floored as rssi_to_distance)
+
+    def distance(self) -> float:
+        """`rssi_to_distance` of the filtered level, with the anchor's calibration."""
+        d = 10.0 ** ((self.anchor.rssi_at_1m - self.filter.value) / self.tenfold_n)
+        return MIN_DISTANCE_M if d < MIN_DISTANCE_M else MAX_DISTANCE_M if d > MAX_DISTANCE_M else d
+
+
+@dataclass(slots=True)
+class _Track:
+    links: dict[str, _Link] = field(default_factory=dict)
+    computed_at: float = -math.inf
+    last: Fix | None = None
+    ref: Fix | None = None  # the speed gate's reference: the last fix of an earlier instant
+    posterior: np.ndarray | None = None  # PositionMethod.GRID: the belief over the cells
+    posterior_at: float = -math.inf
+
+
+class Locator:
+    """Turns observations into position fixes, one filtered link per (device, anchor).
+
+    `fresh_s`: a link counts only if heard that recently.  `min_interval_s`: a device's
+    position is recomputed at most that often (`observe` returns None in between).
+    `max_speed`: the speed gate in m/s.  `max_anchors`: how many of the strongest fresh
+    links a position uses; `method` how it combines them; `rssi_filter` a `FilterKind` or a
+    factory of configured filters, one per link; `centroid_power` the k of the
+    centroid's 1/d^k weights.  Unknown anchors are ignored.
+    """
+
+    def __init__(
+        self,
+        anchors: Sequence[Anchor],
+        fresh_s: float = 4.0,
+        min_interval_s: float = 0.5,
+        max_speed: float = 2.0,
+        max_anchors: int = 4,
+        method: PositionMethod = PositionMethod.CENTROID,
+        rssi_filter: FilterKind | Callable[[], LinkFilter] = DEFAULT_FILTER,
+        centroid_power: float = CENTROID_POWER,
+        grid: GridSettings | None = None,
+    ) -> None:
+        self._centroid_power = centroid_power
+        self._anchors = {a.id: a for a in anchors}
+        self._new_filter = (
+            FILTERS[rssi_filter] if isinstance(rssi_filter, FilterKind) else rssi_filter
+        )
+        self._fresh_s = fresh_s
+        self._min_interval_s = min_interval_s
+        self._max_speed = max_speed
+        self._max_anchors = max(3, max_anchors)
+        self._method = method
+        self._tracks: dict[str, _Track] = {}
+        self.anchor_bounds = anchor_bounds(anchors, margin=3.0)
+        self._grid = (
+            PositionGrid(anchors, grid or GridSettings()) if method is PositionMethod.GRID else None
+        )
+
+    def observe(self, obs: Observation) -> Fix | None:
+        """Update the link of `obs`; return the device's new position, or None if not due."""
+        return self.observe_link(obs.at, obs.device, obs.anchor, obs.rssi)
+
+    def observe_link(self, at: float, device: str, anchor_id: str, rssi: float) -> Fix | None:
+        """`observe` of the observation's fields, without building one (the per-advert path:
+        every advert updates its link, a position is due at most every `min_interval_s`)."""
+        anchor = self._anchors.get(anchor_id)
+        if anchor is None or not (math.isfinite(rssi) and math.isfinite(at)):
+            return None
+        track = self._tracks.get(device)
+        if track is None:
+            track = self._tracks[device] = _Track()
+        link = track.links.get(anchor_id)
+        if link is None:
+            track.links[anchor_id] = self._new_link(anchor, rssi, at)
+        elif at - link.at > self._fresh_s:
+            link.filter.reset(rssi, at)  # stale: restart rather than blend with old data
+            link.at = at
+        else:
+            link.filter.update(rssi, at)
+            if at > link.at:
+                link.at = at
+        if at - track.computed_at < self._min_interval_s:
+            return None
+        track.computed_at = at
+        if track.last is not None and track.last.at < at:
+            track.ref = track.last  # else a refinement of the same instant: same reference
+        fix = self._position(device, at, track)
+        track.last = fix
+        return fix
+
+    def locate(self, device: str, at: float) -> Fix | None:
+        """The device's position at `at` from every link fresh then, or None without one.
+
+        For callers that decide when to ask (an evaluation at ground-truth instants, a scan
+        whose adverts all share one time): `observe` only computes once per `min_interval_s`.
+        """
+        track = self._tracks.get(device)
+        if track is None or not any(at - link.at <= self._fresh_s for link in track.links.values()):
+            return None
+        track.computed_at = at
+        if track.last is not None and track.last.at < at:
+            track.ref = track.last
+        track.last = self._position(device, at, track)
+        return track.last
+
+    def __contains__(self, device: object) -> bool:
+        """Whether `device` has link state."""
+        return device in self._tracks
+
+    def forget(self, device: str) -> None:
+        """Drop everything known about `device`."""
+        self._tracks.pop(device, None)
+
+    def prune(self, now: float, idle_s: float = 60.0) -> int:
+        """Forget devices with no link heard for `idle_s`; return how many were dropped."""
+        idle = [
+            d
+            for d, t in self._tracks.items()
+            if all(now - link.at > idle_s for link in t.links.values())
+        ]
+        for device in idle:
+            del self._tracks[device]
+        return len(idle)
+
+    def devices(self) -> int:
+        """How many devices have link state."""
+        return len(self._tracks)
+
+    def _new_link(self, anchor: Anchor, rssi: float, at: float) -> _Link:
+        link = _Link(anchor, at, self._new_filter(), 10.0 * max(anchor.path_loss_exponent, 0.5))
+        link.filter.reset(rssi, at)
+        return link
+
+    def _position(self, device: str, at: float, track: _Track) -> Fix:
+        since = at - self._fresh_s
+        fresh = [link for link in track.links.values() if link.at >= since]
+        fresh.sort(key=_level, reverse=True)
+        if self._grid is not None:
+            return self._grid_fix(device, at, track, fresh)
+        if len(fresh) >= 3:
+            strongest = fresh[: self._max_anchors]
+            x, y, acc = self._multilaterate(strongest)
+            used = tuple([link.anchor.id for link in strongest])
+        else:
+            best = fresh[0].anchor
+            x, y = best.x, best.y
+            acc = max(fresh[0].distance(), 1.0)
+            used = (best.id,)
+        x, y, acc = self._speed_gate(track.ref, at, x, y, acc)
+        return Fix(at=at, device=device, x=x, y=y, accuracy_m=acc, anchors=used)
+
+    def _grid_fix(self, device: str, at: float, track: _Track, heard: Sequence[_Link]) -> Fix:
+        """Bayes update of the device's grid belief; no speed gate: the blur is the motion."""
+        assert self._grid is not None
+        levels = [(link.anchor.id, link.filter.value) for link in heard]
+        post = self._grid.update(track.posterior, at - track.posterior_at, self._max_speed, levels)
+        if at >= track.posterior_at:
+            track.posterior, track.posterior_at = post, at
+        x, y, acc = self._grid.estimate(post)
+        used = tuple(link.anchor.id for link in heard)
+        return Fix(at=at, device=device, x=x, y=y, accuracy_m=acc, anchors=used)
+
+    def _multilaterate(self, links: Sequence[_Link]) -> tuple[float, float, float]:
+        if self._method is PositionMethod.MULTILATERATION:
+            pts = [(link.anchor.x, link.anchor.y) for link in links]
+            x, y, rms = weighted_multilateration(pts, [link.distance() for link in links])
+        else:
+            x, y, rms = _centroid_fit(links, self._centroid_power)
+        lo_x, lo_y, hi_x, hi_y = self.anchor_bounds
+        x, y = min(max(x, lo_x), hi_x), min(max(y, lo_y), hi_y)
+        return x, y, max(rms, MIN_ACCURACY_M)
+
+    def _speed_gate(
+        self, last: Fix | None, at: float, x: float, y: float, acc: float
+    ) -> tuple[float, float, float]:
+        if last is None:
+            return x, y, acc
+        dx, dy = x - last.x, y - last.y
+        jump = math.hypot(dx, dy)
+        allowed = self._max_speed * max(at - last.at, 0.0)
+        if jump <= allowed:
+            return x, y, acc
+        k = allowed / jump
+        # The clamped point is short of the estimate by (jump - allowed): that much less sure.
+        return last.x + dx * k, last.y + dy * k, max(acc, jump - allowed)
+
+
+def weighted_centroid(
+    points: Sequence[tuple[float, float]], distances: Sequence[float], power: float = CENTROID_POWER
+) -> tuple[float, float]:
+    """Centroid of `points` weighted by 1/d**power (nearer anchors pull harder)."""
+    w = [1.0 / max(d, MIN_DISTANCE_M) ** power for d in distances]
+    total = sum(w, 0.0)
+    x = sum((wi * p[0] for wi, p in zip(w, points, strict=True)), 0.0) / total
+    y = sum((wi * p[1] for wi, p in zip(w, points, strict=True)), 0.0) / total
+    return x, y
+
+
+def weighted_multilateration(
+    points: Sequence[tuple[float, float]], distances: Sequence[float], iterations: int = 8
+) -> tuple[float, float, float]:
+    """Point minimising Σ w (|p - a_i| - d_i)² with w = 1/d²; also the weighted RMS residual.
+
+    n ≥ 3 points.  Damped Gauss–Newton from the weighted centroid (so collinear anchors give
+    a finite, if uncertain, answer), in plain floats: for n ≤ ~8, numpy's per-call overhead
+    costs more than the arithmetic (measured: ~10x slower per fix).
+    """
+    w = [1.0 / max(d, MIN_DISTANCE_M) ** 2 for d in distances]
+    total = sum(w, 0.0)
+    w = [wi / total for wi in w]
+    x = sum((wi * p[0] for wi, p in zip(w, points, strict=True)), 0.0)
+    y = sum((wi * p[1] for wi, p in zip(w, points, strict=True)), 0.0)
+    for _ in range(iterations):
+        dx, dy = _gauss_newton_step(x, y, points, distances, w)
+        x, y = x - dx, y - dy
+        if dx * dx + dy * dy < 1e-6:
+            break
+    return x, y, _range_rms(x, y, points, distances)
+
+
+def _range_rms(
+    x: float, y: float, points: Sequence[tuple[float, float]], distances: Sequence[float]
+) -> float:
+    """RMS of |p - a_i| - d_i weighted by 1/d²: how well the ranges agree with (x, y)."""
+    w = [1.0 / max(d, MIN_DISTANCE_M) ** 2 for d in distances]
+    sq = sum(
+        (
+            wi * (math.hypot(x - p[0], y - p[1]) - d) ** 2
+            for wi, p, d in zip(w, points, distances, strict=True)
+        ),
+        0.0,
+    )
+    return math.sqrt(sq / sum(w, 0.0))
+
+
+def _gauss_newton_step(
+    x: float, y: float, points: Sequence[tuple[float, float]], dist: Sequence[float], w: list[float]
+) -> tuple[float, float]:
+    """Solve (JᵀWJ + λI) step = JᵀW r for the range residuals r at (x, y)."""
+    a = b = c = gx = gy = 0.0
+    for (px, py), d, wi in zip(points, dist, w, strict=True):
+        ux, uy = x - px, y - py
+        r = max(math.hypot(ux, uy), 1e-6)
+        ux, uy = ux / r, uy / r
+        res = wi * (r - d)
+        a, b, c = a + wi * ux * ux, b + wi * ux * uy, c + wi * uy * uy
+        gx, gy = gx + res * ux, gy + res * uy
+    a, c = a + 1e-3, c + 1e-3
+    det = a * c - b * b
+    return (c * gx - b * gy) / det, (a * gy - b * gx) / det
+
+
+def _level(link: _Link) -> float:
+    return link.filter.value
+
+
+def _centroid_fit(links: Sequence[_Link], power: float) -> tuple[float, float, float]:
+    """`weighted_centroid` of the links' anchors and ranges, and `_range_rms` there, in one
+    pass over the few links of a fix (the per-fix path; same arithmetic as those two)."""
+    sw = sx = sy = sw2 = 0.0
+    found = []
+    for link in links:
+        a, d = link.anchor, link.distance()
+        w, w2 = 1.0 / d**power, 1.0 / d**2  # d ≥ MIN_DISTANCE_M already
+        sw, sx, sy, sw2 = sw + w, sx + w * a.x, sy + w * a.y, sw2 + w2
+        found.append((a.x, a.y, d, w2))
+    x, y = sx / sw, sy / sw
+    sq = 0.0
+    for ax, ay, d, w2 in found:
+        sq += w2 * (math.hypot(x - ax, y - ay) - d) ** 2
+    return x, y, math.sqrt(sq / sw2)

@@ -1,0 +1,1 @@
+"""Tools over recorded traces: replay, backtest, calibrate, explain."""

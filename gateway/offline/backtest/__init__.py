@@ -1,0 +1,1 @@
+"""`rayon backtest`: what the rules would have done over a trace."""

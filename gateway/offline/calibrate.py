@@ -1,0 +1,435 @@
+"""`rayon calibrate`: fit each anchor's `rssi_at_1m` and `path_loss_exponent` from a trace.
+
+    rayon calibrate TRACE -c config.yaml                 # (a) store beacons heard by scanners
+    rayon calibrate TRACE -c config.yaml --truth TRUTH   # (b) a walk with known positions
+
+The model is the locator's: `rssi = rssi_at_1m − 10 n log10(d)`.  Each sample is one RSSI with
+the distance it was measured at:
+
+* (a) a store beacon (an anchor of kind beacon) heard by a scanner anchor: the distance between
+  the two anchors; the RSSI is corrected by the beacon's advertised power at 1 m relative to the
+  phones' −59 dBm, so a beacon set louder than the phones does not bias the scanner.  Only
+  scanner anchors are fitted.
+* (b) a walk: the device's true position at the advert's time, interpolated linearly in the
+  ground-truth JSONL (`{"at","device","x","y"}`, as `rayon simulate --truth` writes; no sample
+  where the truth has a gap over 5 s).  Scanner anchors are fitted from the adverts; store beacons
+  from the phones' sightings when `--customers` maps their tokens to the walking devices.
+
+Distances are in the floor plan, as the locator uses them; `--height` adds a vertical
+difference (√(d² + h²)) when the physical model is wanted.  Samples nearer than 0.3 m or farther
+than `--max-distance` are left out (far away, the adverts that are heard are the lucky ones, which
+would flatten the slope).  The fit is a Huber M-estimate (iteratively reweighted least squares,
+scale from the MAD), so reflections and deep fades do not drag it.  An anchor needs
+`--min-samples` samples and distances spanning a factor of `--min-spread`, or it is reported
+with what it lacks.  The output is a YAML snippet of the fitted anchors, to paste into
+config.yaml, with the fit quality of each as a comment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from gateway.config.model import Anchor, AnchorKind, Config
+from gateway.decode.inbound import parse_scanner_adv, parse_sightings
+from gateway.decode.jsonvalues import InboundError
+from gateway.decode.privacy import PrivacyFilter
+from gateway.errors import InvalidInput
+from gateway.events import Advertisement, Observation, TraceItem
+from gateway.sources.trace import TraceError, read_trace
+from gateway.topics import TopicKind, Topics
+
+PHONE_TX_POWER_1M = -59
+MIN_DISTANCE_M = 0.3
+MAX_TRUTH_GAP_S = 5.0
+PLAUSIBLE_EXPONENT = (1.0, 6.0)
+HUBER_K = 1.345
+TRIMMED_SPREAD = 1.5  # the distance factor a fit trimmed of the floor's samples still needs
+
+
+@dataclass(frozen=True, slots=True)
+class Criteria:
+    """What a fit needs, and which samples it uses."""
+
+    min_samples: int = 30
+    min_spread: float = 2.0  # d_max / d_min
+    max_distance_m: float = 15.0
+    height_m: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorFit:
+    """The fitted calibration of one anchor and how well the model fits its samples."""
+
+    anchor: Anchor
+    rssi_at_1m: float
+    path_loss_exponent: float
+    rms_db: float
+    samples: int
+    min_distance_m: float
+    max_distance_m: float
+
+
+@dataclass(frozen=True, slots=True)
+class Shortfall:
+    """An anchor that could not be fitted, and why (what it lacks, how to get it)."""
+
+    anchor: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.anchor}: {self.reason}"
+
+
+@dataclass(slots=True)
+class Samples:
+    """(distance m, rssi dBm) pairs per anchor id."""
+
+    by_anchor: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
+    bad_lines: int = 0
+
+    def add(self, anchor: str, distance: float, rssi: float) -> None:
+        d, r = self.by_anchor.setdefault(anchor, ([], []))
+        d.append(distance)
+        r.append(rssi)
+
+
+def fit_log_distance(
+    distances: Iterable[float], rssi: Iterable[float]
+) -> tuple[float, float, float]:
+    """(rssi_at_1m, path_loss_exponent, RMS residual dB) by Huber IRLS on
+    rssi = A + n·(−10 log10 d).  Needs ≥ 2 distinct distances."""
+    x = -10.0 * np.log10(np.asarray(list(distances), dtype=float))
+    y = np.asarray(list(rssi), dtype=float)
+    design = np.column_stack([np.ones_like(x), x])
+    w = np.ones_like(y)
+    coef = np.zeros(2)
+    for _ in range(30):
+        sw = np.sqrt(w)
+        new, *_ = np.linalg.lstsq(design * sw[:, None], y * sw, rcond=None)
+        done = bool(np.allclose(new, coef, atol=1e-4))
+        coef = new
+        res = y - design @ coef
+        scale = 1.4826 * float(np.median(np.abs(res - np.median(res)))) or 1e-6
+        w = np.minimum(1.0, HUBER_K * scale / np.maximum(np.abs(res), 1e-12))
+        if done:
+            break
+    res = y - design @ coef
+    return float(coef[0]), float(coef[1]), float(np.sqrt(np.mean(res * res)))
+
+
+def fit_anchors(
+    anchors: Iterable[Anchor], samples: Samples, criteria: Criteria
+) -> tuple[list[AnchorFit], list[Shortfall]]:
+    """Fit every anchor that has samples; say what each of the others lacks."""
+    fits: list[AnchorFit] = []
+    short: list[Shortfall] = []
+    for anchor in anchors:
+        d, r = samples.by_anchor.get(anchor.id, ([], []))
+        got = _fit_one(anchor, d, r, criteria)
+        if isinstance(got, AnchorFit):
+            fits.append(got)
+        else:
+            short.append(got)
+    return fits, short
+
+
+def _fit_one(
+    anchor: Anchor, distances: list[float], rssi: list[float], c: Criteria
+) -> AnchorFit | Shortfall:
+    d = np.asarray(distances, dtype=float)
+    keep = (d >= MIN_DISTANCE_M) & (d <= c.max_distance_m)
+    d, r = d[keep], np.asarray(rssi, dtype=float)[keep]
+    if len(d) < c.min_samples:
+        far = len(distances) - len(d)
+        note = f" ({far} beyond {c.max_distance_m:g} m left out)" if far else ""
+        return Shortfall(
+            anchor.id,
+            f"{len(d)} sample(s) within {c.max_distance_m:g} m{note}, needs at least "
+            f"{c.min_samples}: record longer, or walk (or place beacons) nearer to it",
+        )
+    lo, hi = float(d.min()), float(d.max())
+    if hi < c.min_spread * lo:
+        return Shortfall(
+            anchor.id,
+            f"distances only span {lo:.1f}–{hi:.1f} m, needs a factor of {c.min_spread:g} "
+            f"(e.g. {lo:.1f}–{lo * c.min_spread:.1f} m): add samples nearer to and farther from it",
+        )
+    a, n, rms = _fit_above_floor(d, r, c)
+    if not PLAUSIBLE_EXPONENT[0] <= n <= PLAUSIBLE_EXPONENT[1]:
+        return Shortfall(
+            anchor.id,
+            f"the fit gives an implausible path-loss exponent {n:.2f} (RMS {rms:.1f} dB over "
+            f"{len(d)} samples): check the anchor's x, y in the config and that it is not hidden",
+        )
+    return AnchorFit(anchor, round(a, 1), round(n, 2), round(rms, 2), len(d), lo, hi)
+
+
+def _fit_above_floor(d: np.ndarray, r: np.ndarray, c: Criteria) -> tuple[float, float, float]:
+    """Fit, then refit without the distances where the model's RSSI comes within three
+    residual deviations of the weakest RSSI heard (the receiver's floor, 1st percentile):
+    there only the adverts that happened to be loud are heard, which flattens the slope.
+    The trimmed fit is kept only if it still meets the criteria."""
+    a, n, rms = fit_log_distance(d.tolist(), r.tolist())
+    floor = float(np.percentile(r, 1))
+    for _ in range(3):
+        res = r - (a - 10.0 * n * np.log10(d))
+        scale = 1.4826 * float(np.median(np.abs(res - np.median(res))))
+        keep = a - 10.0 * n * np.log10(d) >= floor + 3.0 * scale
+        if keep.all() or keep.sum() < c.min_samples or _spread(d[keep]) < TRIMMED_SPREAD:
+            break
+        a, n, rms = fit_log_distance(d[keep].tolist(), r[keep].tolist())
+    return a, n, rms
+
+
+def _spread(d: np.ndarray) -> float:
+    return float(d.max() / d.min()) if len(d) else 0.0
+
+
+# -- samples from a trace ----------------------------------------------------------------------
+
+
+def observations(
+    config: Config, items: Iterable[TraceItem | TraceError], allow: PrivacyFilter, samples: Samples
+) -> Iterator[Observation]:
+    """Every observation of an allowed beacon in the trace: adverts, scanner nodes' MQTT
+    adverts and phones' sightings.  Bad lines are counted in `samples.bad_lines`."""
+    topics = Topics(config.mqtt.topic_prefix, config.store.id)
+    beacon_anchor = {
+        a.beacon: a.id for a in config.anchors if a.kind is AnchorKind.BEACON and a.beacon
+    }
+    for item in items:
+        if isinstance(item, TraceError):
+            samples.bad_lines += 1
+            continue
+        if isinstance(item, Advertisement):
+            obs = allow.observe(item)
+            if obs is not None:
+                yield obs
+            continue
+        parsed = topics.parse(item.topic)
+        if parsed is None:
+            continue
+        kind, arg = parsed
+        if kind is TopicKind.SCANNER_ADV:
+            adverts = parse_scanner_adv(item.payload, arg, item.at)
+            if not isinstance(adverts, InboundError):
+                yield from (o for a in adverts if (o := allow.observe(a)) is not None)
+        elif kind is TopicKind.PHONE_SIGHTINGS:
+            got = parse_sightings(item.payload, arg, item.at, beacon_anchor)
+            if not isinstance(got, InboundError):
+                yield from got.observations
+
+
+def beacon_samples(
+    config: Config, items: Iterable[TraceItem | TraceError], height_m: float = 0.0
+) -> Samples:
+    """(a): store beacons heard by scanner anchors, at the distance between the two."""
+    beacons = {a.beacon: a for a in config.anchors if a.kind is AnchorKind.BEACON and a.beacon}
+    scanners = {a.id: a for a in config.anchors if a.kind is AnchorKind.SCANNER}
+    if not beacons:
+        raise InvalidInput(
+            f"{config.path}: no anchor of kind beacon with a `beacon` id: calibrating from fixed "
+            "beacons needs them (or pass --truth TRUTH to calibrate from a walk)"
+        )
+    uuids = [b.split(":")[1] for b in beacons if b.startswith("ibeacon:")]
+    uuids += [b[10:42] for b in beacons if b.startswith("altbeacon:")]
+    namespaces = [b.split(":")[1] for b in beacons if b.startswith("eddystone:")]
+    samples = Samples()
+    for obs in observations(config, items, PrivacyFilter(uuids, namespaces), samples):
+        beacon, scanner = beacons.get(obs.device), scanners.get(obs.anchor)
+        if beacon is None or scanner is None:
+            continue
+        tx = obs.tx_power if obs.tx_power is not None else PHONE_TX_POWER_1M
+        d = math.hypot(beacon.x - scanner.x, beacon.y - scanner.y, height_m)
+        samples.add(scanner.id, d, obs.rssi - (tx - PHONE_TX_POWER_1M))
+    return samples
+
+
+class Truth:
+    """Each device's true track, read from ground-truth JSON Lines; positions interpolated."""
+
+    def __init__(self, tracks: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+        self._tracks = dict(tracks)
+
+    @classmethod
+    def read(cls, path: Path) -> Truth:
+        """Parse `path`; InvalidInput naming the file and line of the first bad record."""
+        rows: dict[str, list[tuple[float, float, float]]] = {}
+        try:
+            with path.open(encoding="utf-8") as fh:
+                for lineno, text in enumerate(fh, start=1):
+                    if text.strip():
+                        device, row = _truth_row(text, f"{path}:{lineno}")
+                        rows.setdefault(device, []).append(row)
+        except OSError as exc:
+            raise InvalidInput(f"{path}: cannot read the truth file: {exc.strerror}") from None
+        tracks = {}
+        for device, got in rows.items():
+            arr = np.array(sorted(got))
+            tracks[device] = (arr[:, 0], arr[:, 1], arr[:, 2])
+        return cls(tracks)
+
+    def devices(self) -> set[str]:
+        return set(self._tracks)
+
+    def positions(self, device: str, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Where `device` was at each time of `at`: (x, y, known), where `known` is False
+        outside its track and within a gap of the truth over MAX_TRUTH_GAP_S."""
+        track = self._tracks.get(device)
+        if track is None:
+            nothing = np.zeros(len(at))
+            return nothing, nothing, nothing.astype(bool)
+        t, x, y = track
+        k = np.clip(np.searchsorted(t, at), 1, max(len(t) - 1, 1))
+        gap = t[k] - t[k - 1] if len(t) > 1 else np.zeros(len(at))
+        known = (at >= t[0]) & (at <= t[-1]) & (gap <= MAX_TRUTH_GAP_S)
+        return np.interp(at, t, x), np.interp(at, t, y), known
+
+
+def _truth_row(text: str, where: str) -> tuple[str, tuple[float, float, float]]:
+    try:
+        obj = json.loads(text)
+        device, at, x, y = obj["device"], float(obj["at"]), float(obj["x"]), float(obj["y"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise InvalidInput(
+            f'{where}: a truth line must be {{"at", "device", "x", "y", "zones"}} '
+            "(as `rayon simulate --truth` writes)"
+        ) from None
+    if not isinstance(device, str) or not all(map(math.isfinite, (at, x, y))):
+        raise InvalidInput(f"{where}: 'device' must be a string and at, x, y finite numbers")
+    return device, (at, x, y)
+
+
+def walk_samples(
+    config: Config,
+    items: Iterable[TraceItem | TraceError],
+    truth: Truth,
+    height_m: float = 0.0,
+    token_devices: Mapping[str, str] | None = None,
+) -> Samples:
+    """(b): every observation of a walking device, at its true distance from the anchor.
+    `token_devices` maps `phone:<token>` to the truth's device id of that customer."""
+    anchors = {a.id: a for a in config.anchors}
+    allow = PrivacyFilter(config.identity.proximity_uuids, config.identity.eddystone_namespaces)
+    alias = token_devices or {}
+    seen: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+    samples = Samples()
+    for obs in observations(config, items, allow, samples):
+        if obs.anchor in anchors:
+            at, rssi = seen.setdefault((alias.get(obs.device, obs.device), obs.anchor), ([], []))
+            at.append(obs.at)
+            rssi.append(obs.rssi)
+    for (device, anchor_id), (at, rssi) in sorted(seen.items()):
+        anchor = anchors[anchor_id]
+        x, y, known = truth.positions(device, np.asarray(at))
+        d = np.hypot(np.hypot(x - anchor.x, y - anchor.y), height_m)[known]
+        for dist, r in zip(d.tolist(), np.asarray(rssi)[known].tolist(), strict=True):
+            samples.add(anchor_id, dist, r)
+    return samples
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+def format_yaml(fits: list[AnchorFit], short: list[Shortfall], source: str) -> str:
+    """The snippet to paste over the matching `anchors:` entries, fit quality as comments."""
+    lines = [
+        f"# rayon calibrate: {source}",
+        "# paste over the matching entries of `anchors:` in config.yaml",
+        "anchors:" if fits else "anchors: []",
+    ]
+    for f in fits:
+        a = f.anchor
+        lines.append(
+            f"  # RMS {f.rms_db:.1f} dB, {f.samples} samples, {f.min_distance_m:.1f}–"
+            f"{f.max_distance_m:.1f} m (config had rssi_at_1m {a.rssi_at_1m:g}, "
+            f"path_loss_exponent {a.path_loss_exponent:g})"
+        )
+        beacon = f", beacon: {json.dumps(a.beacon)}" if a.beacon else ""
+        lines.append(
+            f"  - {{id: {json.dumps(a.id)}, kind: {a.kind.value}{beacon}, x: {a.x:g}, "
+            f"y: {a.y:g}, rssi_at_1m: {f.rssi_at_1m:g}, path_loss_exponent: "
+            f"{f.path_loss_exponent:g}}}"
+        )
+    if short:
+        lines.append("# not fitted:")
+        lines.extend(f"#   {s}" for s in short)
+    return "\n".join(lines) + "\n"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `rayon calibrate` (the caller adds -c/--config)."""
+    c = Criteria()
+    parser.add_argument("trace", help="trace file (JSON Lines, DESIGN §6)")
+    parser.add_argument(
+        "--truth", help="ground truth of a walk (JSON Lines); without it, fixed store beacons"
+    )
+    parser.add_argument(
+        "--customers", help="with --truth: customers file mapping phone tokens to devices"
+    )
+    parser.add_argument("--height", type=float, default=c.height_m, help="vertical offset, m")
+    parser.add_argument("--min-samples", type=int, default=c.min_samples)
+    parser.add_argument("--min-spread", type=float, default=c.min_spread, help="d_max / d_min")
+    parser.add_argument("--max-distance", type=float, default=c.max_distance_m, help="metres")
+
+
+def run_calibrate(config: Config, args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Collect the samples, fit, print the YAML; 0 when at least one anchor was fitted."""
+    criteria = Criteria(args.min_samples, args.min_spread, args.max_distance, args.height)
+    if criteria.min_samples < 2 or criteria.min_spread <= 1.0 or criteria.max_distance_m <= 0:
+        raise InvalidInput("--min-samples must be ≥ 2, --min-spread > 1 and --max-distance > 0")
+    trace = Path(args.trace)
+    if not trace.is_file():
+        raise InvalidInput(f"{trace}: no such trace file")
+    if args.truth:
+        truth = Truth.read(Path(args.truth))
+        aliases = _token_devices(Path(args.customers)) if args.customers else None
+        samples = walk_samples(config, read_trace(trace), truth, criteria.height_m, aliases)
+        anchors = list(config.anchors)
+        source = f"a walk, {trace} with the truth {args.truth}"
+    else:
+        samples = beacon_samples(config, read_trace(trace), criteria.height_m)
+        anchors = [a for a in config.anchors if a.kind is AnchorKind.SCANNER]
+        source = f"fixed store beacons heard in {trace}"
+    if not samples.by_anchor:
+        raise InvalidInput(f"{trace}: {_nothing_heard(bool(args.truth))}")
+    fits, short = fit_anchors(anchors, samples, criteria)
+    if samples.bad_lines:
+        print(f"rayon: {trace}: {samples.bad_lines} bad line(s) skipped", file=sys.stderr)
+    for s in short:
+        print(f"rayon: not fitted: {s}", file=sys.stderr)
+    if not fits:
+        raise InvalidInput(f"{trace}: no anchor could be fitted (see above)")
+    (out or sys.stdout).write(format_yaml(fits, short, source))
+    return 0
+
+
+def _nothing_heard(walk: bool) -> str:
+    if walk:
+        return (
+            "no advert or sighting of a device of the truth file (at a time its truth covers): "
+            "check that the trace and the truth are of the same walk, and that the device ids "
+            "match (phones' sightings need --customers)"
+        )
+    return (
+        "no store beacon (anchor of kind beacon) was heard by a scanner anchor: record while "
+        "the store beacons advertise, or calibrate from a walk with --truth TRUTH"
+    )
+
+
+def _token_devices(path: Path) -> dict[str, str]:
+    from gateway.identity.customers import read_customers
+
+    customers, errors = read_customers(path)
+    if errors:
+        raise InvalidInput("\n".join(errors))
+    return {c.phone: c.devices[0] for c in customers if c.devices}

@@ -1,0 +1,152 @@
+"""`rayon replay` wired to the world: customers from the store, outputs to files and the outbox,
+then the outbox published on the trace's clock (an offer is sent with the expiry it has left at
+the trace's end, and an expired one is dropped)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from gateway.clock import ManualClock
+from gateway.config.model import Config
+from gateway.deliver.connect import connect_link
+from gateway.deliver.payloads import event_record, offer_payload
+from gateway.identity.model import Customer, CustomerRegistry
+from gateway.offline.replay import ReplayStats, fix_record, replay, write_jsonl
+from gateway.pipeline import Output, Pipeline
+from gateway.rules.codepools import MemoryCodePools
+from gateway.rules.load import load_rules
+from gateway.runtime.app import tune_gc
+from gateway.runtime.persist import PositionSampler, load_pools, persist
+from gateway.sources.trace import read_trace
+from gateway.store.repo import Position, Store
+from gateway.zones.index import ZoneIndex
+
+BATCH = 5000
+
+
+class OutputWriter:
+    """Writes what the pipeline decided to the --*-out files and, unless dry, to the store."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store | None,
+        files: dict[str, IO[str] | None],
+        pools: MemoryCodePools,
+        customer_of: Callable[[str], Customer | None],
+    ) -> None:
+        self._config = config
+        self._pools = pools
+        self._store = store
+        self._out = (files.get("fixes"), files.get("events"), files.get("offers"))
+        self._zones = ZoneIndex(config.zones) if files.get("fixes") else None
+        self._pending = Output()
+        self._customer_of = customer_of
+        self._sampler = PositionSampler()
+        self._positions: list[Position] = []
+
+    def __call__(self, out: Output) -> None:
+        if self._out != (None, None, None):
+            self._write_files(out)
+        if self._store is not None:
+            self._positions.extend(self._sampler.sample(out.fixes, self._customer_of))
+            pending = self._pending  # fixes are sampled above, not all kept
+            if out.erased:
+                pending.forget(out.erased)
+            pending.events.extend(out.events)
+            pending.offers.extend(out.offers)
+            pending.upserted.extend(out.upserted)
+            pending.erased.extend(out.erased)
+            if len(self._pending.events) + len(self._pending.offers) >= BATCH:
+                self.flush()
+
+    def _write_files(self, out: Output) -> None:
+        fixes, events, offers = self._out
+        if fixes is not None and self._zones is not None:
+            for fix in out.fixes:
+                write_jsonl(fixes, fix_record(fix, self._zones))
+        if events is not None:
+            for event in out.events:
+                write_jsonl(events, event_record(event))
+        if offers is not None:
+            tz = self._config.store.timezone
+            for offer in out.offers:
+                if not offer.holdout:
+                    write_jsonl(offers, {**offer_payload(offer, tz), "token": offer.token})
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, Output()
+        if self._store is not None and pending:
+            positions, self._positions = self._positions, []
+            persist(self._store, pending, assignments=self._pools.take_new(), positions=positions)
+
+
+def run_replay(config: Config, args: argparse.Namespace) -> int:
+    tune_gc()
+    store = Store(config.database.url)
+    try:
+        stats = _replay_into(config, store, args)
+        _report(stats, args)
+        if args.dry_run or stats.last_at is None:
+            return 0
+        return asyncio.run(publish_outbox(config, store, stats.last_at))
+    finally:
+        store.close()
+
+
+def _replay_into(config: Config, store: Store, args: argparse.Namespace) -> ReplayStats:
+    pools = load_pools(store)
+    customers = CustomerRegistry(store.load_customers())
+    pipeline = Pipeline(config, load_rules(config.rules_dir, config), customers, pools=pools)
+    with contextlib.ExitStack() as stack:
+        files: dict[str, IO[str] | None] = {
+            key: stack.enter_context(open(path, "w", encoding="utf-8")) if path else None
+            for key, path in (
+                ("fixes", args.fixes_out),
+                ("events", args.events_out),
+                ("offers", args.offers_out),
+            )
+        }
+        target = None if args.dry_run else store
+        writer = OutputWriter(config, target, files, pools, customers.by_device)
+        stats = replay(pipeline, read_trace(Path(args.trace)), writer)
+        writer.flush()
+    return stats
+
+
+def _report(stats: ReplayStats, args: argparse.Namespace) -> None:
+    say: Callable[[str], object] = lambda s: print(s, file=sys.stderr)  # noqa: E731
+    say(
+        f"replayed {stats.inputs} inputs ({stats.adverts} adverts) in {stats.seconds:.2f} s "
+        f"= {stats.adverts_per_s:,.0f} adverts/s; {stats.bad_lines} bad line(s)"
+    )
+    say(
+        f"{stats.fixes} fixes, {stats.events} events, {stats.offers} offers "
+        f"(+{stats.holdout} holdout){' — dry run, nothing published' if args.dry_run else ''}"
+    )
+    for rule, n in sorted(stats.offers_by_rule.items()):
+        say(f"  {rule}: {n}")
+
+
+async def publish_outbox(config: Config, store: Store, now: float) -> int:
+    """Publish the outbox once, on a clock stopped at the trace's last input."""
+    from gateway.deliver.outbox import OutboxPublisher
+    from gateway.topics import Topics
+
+    link = await connect_link(config, client_suffix="replay")
+    try:
+        topics = Topics(config.mqtt.topic_prefix, config.store.id)
+        publisher = OutboxPublisher(store, link, topics, ManualClock(now), config.store.timezone)
+        result = await publisher.drain()
+        print(
+            f"published {result.sent} offer(s), dropped {result.expired} expired", file=sys.stderr
+        )
+    finally:
+        await link.disconnect()
+    return 0

@@ -1,0 +1,1 @@
+"""The store's ops team's tools: doctor, firmware, forget."""

@@ -1,0 +1,1 @@
+"""The JSON Schemas of the marketers' files, for editors."""

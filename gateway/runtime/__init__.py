@@ -1,0 +1,2 @@
+"""The daemon's shell: its tasks around the pipeline, persistence, health, metrics, systemd,
+logs."""

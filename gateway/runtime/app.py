@@ -1,0 +1,678 @@
+"""The gateway: its tasks around the pipeline (the daemon's root is gateway/runtime/daemon.py).
+
+    sources ─────────────────────▶ inbox ─▶ pipeline ─▶ writer (store) ─▶ outbox publisher ─▶ MQTT
+    MQTT in (phones, scanner nodes) ─▶ inbox (one bounded queue per sender, served in turn)
+    MQTT in, own connection (CRM) ──▶ inbox (consent: never dropped, served first)
+    MQTT in (feedback) ─────────────▶ feedback inbox ─▶ feedback writer (a batch per call)
+
+One TaskGroup, named tasks, bounded per-sender queues with drops counted per topic class
+(`gateway.runtime.inbox`); the pipeline is pure and runs on the event loop, the database is written
+from a worker thread.  Nothing an app sends on its own topics can crash a task, delay another
+sender's input, or push out a CRM update (a consent withdrawal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import gc
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from gateway.clock import MAX_AHEAD_S, Clock
+from gateway.config.load import load_config
+from gateway.config.model import AnchorKind, Config
+from gateway.decode.jsonvalues import InboundError
+from gateway.deliver.announce import Announcer, RulesState
+from gateway.deliver.connect import connect_link
+from gateway.deliver.mqtt import MqttLink
+from gateway.deliver.outbox import OutboxPublisher
+from gateway.deliver.payloads import FeedbackState, parse_feedback
+from gateway.errors import ConfigError, Diagnostic, InvalidInput, RuntimeFailure
+from gateway.events import MqttInput, TraceItem
+from gateway.identity.model import CustomerRegistry
+from gateway.pipeline import Output, Pipeline
+from gateway.rules.codepools import MemoryCodePools
+from gateway.rules.load import load_rules
+from gateway.runtime.health import AnchorWatch
+from gateway.runtime.inbox import Inbox
+from gateway.runtime.metrics import GatewayFigures, MetricsServer, gateway_samples, render
+from gateway.runtime.persist import (
+    NOT_DECIDED,
+    PositionSampler,
+    load_pools,
+    persist,
+    push_withdrawn,
+)
+from gateway.runtime.reconfigure import carried_over, rebuild, restart_needed
+from gateway.runtime.systemd import Notifier
+from gateway.store.outbox import RepairedOffer
+from gateway.store.repo import Store
+from gateway.store.retention import Purged, run_retention
+from gateway.throttle import Throttle, held_note
+from gateway.topics import INBOUND_CLASS, OTHER_CLASS, TopicKind, Topics
+
+log = logging.getLogger(__name__)
+
+INBOX_SIZE = 20_000  # inputs waiting for the pipeline, all senders together
+# how many messages one sender may have waiting, by class: an app reports once a second or so,
+# a scanner node batches adverts several times a second, the Pi's radio hears every advert
+SENDER_LIMITS = {
+    "source": 10_000,
+    "scanner": 500,
+    "espresense": 500,
+    "sightings": 50,
+    "transition": 50,
+    "location": 50,
+    OTHER_CLASS: 100,
+}
+FEEDBACK_PER_TOKEN = 100  # feedback messages one app may have waiting
+FEEDBACK_INBOX_SIZE = 10_000
+FEEDBACK_BATCH = 500  # feedback written per database call
+YIELD_EVERY = 1_000  # inputs the pipeline takes (~15 ms) before letting the MQTT readers run
+TICK_S = 1.0
+WRITE_EVERY_S = 0.2
+STATUS_EVERY_S = 60.0
+SOURCE_RETRY_MAX_S = 60.0
+RULES_POLL_S = 2.0
+RULES_SETTLE_S = 0.3
+SNAPSHOT_EVERY_S = 10.0
+RUNTIME_KEY = "pipeline"
+
+
+class Source(Protocol):
+    """Anything that yields inputs: the Pi's radio, a simulator."""
+
+    name: str
+
+    def items(self) -> AsyncIterator[TraceItem]: ...
+
+
+@dataclass(slots=True)
+class GatewayState:
+    counters: Counter[str] = field(default_factory=Counter)
+
+
+def inbound_filters(config: Config, topics: Topics, *, crm: bool = True) -> list[str]:
+    """What the gateway subscribes to, per the enabled sources (DESIGN §5); `crm=False` when
+    the CRM is read on a connection of its own."""
+    filters = [topics.crm_filter()] if crm else []
+    filters.append(topics.feedback_filter())
+    if config.sources.phone_reports:
+        filters.append(topics.phones_filter())
+    if config.sources.scanner_nodes:
+        filters.append(topics.scanners_filter())
+    if config.sources.espresense:
+        filters.append(topics.espresense_filter())
+    return filters
+
+
+def scanner_ids(config: Config) -> list[str]:
+    return [a.id for a in config.anchors if a.kind is AnchorKind.SCANNER]
+
+
+def rules_fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """Names, modification times and sizes of the rule files: changes when any file does."""
+    found = []
+    for path in sorted(folder.glob("*.y*ml")):
+        with contextlib.suppress(OSError):  # removed while we looked
+            st = path.stat()
+            found.append((path.name, st.st_mtime_ns, st.st_size))
+    return tuple(found)
+
+
+def summarize(diagnostics: Sequence[Diagnostic], most: int = 3) -> str:
+    """The first diagnostics of a refused rule set, for the one-line status."""
+    text = "; ".join(str(d) for d in diagnostics[:most])
+    more = len(diagnostics) - most
+    return f"{text} (+{more} more)" if more > 0 else text
+
+
+YOUNG_GC_THRESHOLD = 20_000  # allocations between young collections; CPython's default is 700
+
+
+def tune_gc() -> None:
+    """Collect the young generation every `YOUNG_GC_THRESHOLD` allocations instead of 700:
+    each advert allocates a few short-lived objects, so the default ran a collection (and
+    every 100th a full one) every few dozen adverts, ~9 % of the replay's CPU time (`rayon
+    bench replay`; see docs/performance.md).  Cycles still go, a little later."""
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, older, oldest)
+
+
+def settle_heap() -> None:
+    """Collect, then move every object alive now (config, rules, zone geometry, modules) out
+    of the garbage collector's reach: its full passes over them were the tail of the advert →
+    PUBACK latency (p99 45 → 19 ms with p50 unchanged, `rayon bench latency --customers 200`
+    on an idle 2-core machine).  Called once started and after each reload, after unfreezing,
+    so that a replaced rule set's own cycles are still collected."""
+    tune_gc()
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
+class Gateway:
+    """One store's gateway: the pipeline between its sources and its outbox."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        store: Store,
+        link: MqttLink,
+        clock: Clock,
+        sources: Sequence[Source] = (),
+        notifier: Notifier | None = None,
+        crm_link: MqttLink | None = None,
+    ) -> None:
+        self.config = config
+        self.crm_link = crm_link  # None: the CRM comes on `link` (tests, tools)
+        self.notifier = notifier or Notifier({})
+        self.store = store
+        self.link = link
+        self.clock = clock
+        self.sources = list(sources)
+        self.topics = Topics(config.mqtt.topic_prefix, config.store.id)
+        self.state = GatewayState()
+        self.inbox: Inbox[TraceItem] = Inbox(SENDER_LIMITS, INBOX_SIZE)
+        self.feedback_inbox: Inbox[tuple[str, bytes, float]] = Inbox(
+            {"feedback": FEEDBACK_PER_TOKEN}, FEEDBACK_INBOX_SIZE
+        )
+        self.log_throttle = Throttle()
+        self.pipeline: Pipeline | None = None
+        self._pending = Output()
+        self._wake = asyncio.Event()
+        self.publisher = OutboxPublisher(store, link, self.topics, clock, config.store.timezone)
+        self._offers_due = asyncio.Event()
+        self.started_at = clock.now()
+        self._reload = asyncio.Event()
+        self._saved_at = clock.now()
+        self._reload_config = False
+        self._failing: dict[str, str] = {}  # source name → why it fails
+        self._status_due = False
+        self.pools = MemoryCodePools()
+        self._positions = PositionSampler()
+        self.metrics_port: int | None = None
+        self.anchor_watch = AnchorWatch(scanner_ids(config))
+        self.rules_state: RulesState | None = None
+        self.announcer = Announcer(
+            link,
+            self.topics,
+            clock,
+            config.store.timezone,
+            self.started_at,
+            (z.id for z in config.zones),
+        )
+
+    def counters(self) -> dict[str, int]:
+        """Everything counted so far: inputs, drops, rejections, failures."""
+        out = Counter(self.state.counters)
+        out.update(self.announcer.counters)
+        for inbox in (self.inbox, self.feedback_inbox):
+            out.update({f"inbound_dropped:{k}": n for k, n in inbox.dropped.items()})
+        links = [self.link, *([self.crm_link] if self.crm_link is not None else [])]
+        out["mqtt_queue_dropped"] += sum(link.dropped for link in links)
+        out["log_suppressed"] += self.log_throttle.suppressed
+        out.update(self.publisher.counters)
+        if self.pipeline is not None:
+            out.update(self.pipeline.counters)
+        return dict(out)
+
+    def devices(self) -> dict[str, int]:
+        """Tracked radio devices now, the cap, and how many the cap made us forget."""
+        p = self.pipeline
+        return {
+            "tracked": p.tracked_devices() if p else 0,
+            "max": self.config.limits.tracked_devices,
+            "shed": p.counters["devices_shed"] if p else 0,
+        }
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set, then drain the outbox once and say offline."""
+        customers = await self.store.call(self.store.load_customers)
+        seen = rules_fingerprint(self.config.rules_dir)  # before loading: no change is missed
+        rules = load_rules(self.config.rules_dir, self.config)
+        self.pools = await self.store.call(load_pools, self.store)
+        self.pipeline = Pipeline(self.config, rules, CustomerRegistry(customers), pools=self.pools)
+        await self._restore(self.pipeline)
+        settle_heap()
+        self.rules_state = RulesState(self.clock.now(), len(rules.rules))
+        await self._status("online")
+        crm_link = self.crm_link
+        await self.link.subscribe(inbound_filters(self.config, self.topics, crm=crm_link is None))
+        if crm_link is not None:
+            await crm_link.subscribe([self.topics.crm_filter()])
+        publisher = self.publisher
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [
+                    tg.create_task(self._pump(s), name=f"source:{s.name}") for s in self.sources
+                ]
+                if crm_link is not None:
+                    tasks.append(tg.create_task(self._pump_crm(crm_link), name="crm-in"))
+                tasks += [
+                    tg.create_task(self._pump_mqtt(), name="mqtt-in"),
+                    tg.create_task(self._feedback(), name="feedback"),
+                    tg.create_task(self._process(), name="pipeline"),
+                    tg.create_task(self._ticker(), name="ticker"),
+                    tg.create_task(self._writer(), name="writer"),
+                    tg.create_task(publisher.run(self._wake), name="outbox"),
+                    tg.create_task(self._watch_rules(seen), name="rules-watch"),
+                    tg.create_task(self._retention(), name="retention"),
+                ]
+                metrics = await self._start_metrics()
+                self.notifier.ready(self.summary())
+                await stop.wait()
+                if metrics is not None:
+                    await metrics.close()
+                self.notifier.stopping()
+                for task in tasks:
+                    task.cancel()
+        finally:
+            try:
+                await self._flush(final=True)
+                await publisher.drain()
+            finally:  # a failed last write (disk full …) must not leave us "online"
+                await self._status("offline")
+
+    def _retention(self) -> Coroutine[None, None, None]:
+        def count(purged: Purged) -> None:
+            for kind, n in dataclasses.asdict(purged).items():
+                self.state.counters[f"retention_{kind}"] += n
+
+        return run_retention(self.store, lambda: self.config.retention, self.clock.now, count)
+
+    async def _restore(self, pipeline: Pipeline) -> None:
+        """Carry on where the last run stopped, even after a kill -9: the offers already
+        decided count against the caps, and visits and zone timers continue.
+
+        What a gateway without the live time window may have saved dated ahead of our
+        clock is repaired first (`_repair_future`), so that no clock starts ahead."""
+        now = self.clock.now()
+        repaired = await self.store.call(self.store.repair_offers, now, MAX_AHEAD_S)
+        state = await self.store.call(self.store.load_runtime, RUNTIME_KEY)
+        log_ = await self.store.call(self.store.offer_log)
+        decided = [r.offer for r in log_ if r.state not in NOT_DECIDED]
+        offered = [o for o in decided if o.created_at <= now + MAX_AHEAD_S]
+        try:
+            pipeline.restore(state, offered)
+        except InvalidInput as exc:
+            log.warning("saved live state ignored, starting afresh: %s", exc)
+            pipeline.restore(None, offered)
+        fixed = pipeline.drop_future(now)
+        if len(offered) < len(decided):
+            fixed["offers left out of the caps"] = len(decided) - len(offered)
+        self._repair_future(fixed, repaired)
+        log.info(
+            "restored %d offers into the caps%s",
+            len(offered),
+            ", and the live state" if state else "",
+        )
+
+    def _repair_future(self, state: dict[str, int], offers: Sequence[RepairedOffer]) -> None:
+        """Count (`repaired_future_state`, `repaired_offers`) and log, once, what `_restore`
+        repaired of a store poisoned by times ahead of the gateway's clock."""
+        if state:
+            self.state.counters["repaired_future_state"] += sum(state.values())
+            what = ", ".join(f"{n} {kind}" for kind, n in state.items())
+            log.warning(
+                "live state dated more than %.0f s ahead of the clock repaired: %s (saved by "
+                "a gateway without the live time window, or a clock set back since)",
+                MAX_AHEAD_S,
+                what,
+            )
+        if offers:
+            self.state.counters["repaired_offers"] += len(offers)
+            log.warning(
+                "%d pending offer(s) no publish can carry cancelled: %s",
+                len(offers),
+                "; ".join(f"{o.id} ({o.reason})" for o in offers[:5]),
+            )
+
+    async def _start_metrics(self) -> MetricsServer | None:
+        m = self.config.metrics
+        if m is None:
+            return None
+        server = MetricsServer(m.host, m.port, self.metrics_text)
+        try:
+            await server.start()
+        except OSError as exc:  # the port is taken: no metrics, still a gateway
+            self.state.counters["metrics_failed"] += 1
+            log.error("metrics endpoint %s:%d not started: %s", m.host, m.port, exc)
+            return None
+        self.metrics_port = server.port
+        return server
+
+    async def _status(self, state: str) -> None:
+        await self.announcer.status(
+            state, self.counters(), self.rules_state, self.degraded(), self.devices()
+        )
+        if state == "online":
+            self.notifier.status(self.summary())
+
+    async def metrics_text(self) -> str:
+        """The Prometheus exposition of this gateway, now."""
+        by_state = await self.store.call(self.store.counts_by_state)
+        p = self.pipeline
+        figures = GatewayFigures(
+            now=self.clock.now(),
+            counters=self.counters(),
+            anchor_adverts=p.anchor_adverts if p else {},
+            anchor_last=p.anchor_last if p else {},
+            anchors=scanner_ids(self.config),
+            queue_depth=len(self.inbox),
+            offers_by_state={str(k): v for k, v in by_state.items()},
+            rules_in_force=self.rules_state.count if self.rules_state else 0,
+            devices=self.devices(),
+        )
+        return render(gateway_samples(figures))
+
+    def degraded(self) -> list[str]:
+        """What is wrong while we keep running, one line each (empty when all is well)."""
+        silent = [f"anchor {a} silent" for a in sorted(self.anchor_watch.silent)]
+        return silent + [f"source {n} failing: {why}" for n, why in sorted(self._failing.items())]
+
+    def summary(self) -> str:
+        """One line for `systemctl status`."""
+        rules = self.rules_state
+        text = f"{rules.count} rules" if rules else "no rules"
+        if rules and rules.error:
+            text += f" (reload refused: {rules.error[:120]})"
+        customers = len(self.pipeline.customers) if self.pipeline else 0
+        state = "online"
+        if self.degraded():
+            state = f"degraded ({'; '.join(self.degraded())})"
+        return f"{state}: {text}, {customers} customers, {self.state.counters['inputs']} inputs"
+
+    # -- rules reload -----------------------------------------------------------------------
+
+    def request_reload(self) -> None:
+        """Reload config.yaml and the rules soon (SIGHUP)."""
+        self._reload_config = True
+        self._reload.set()
+
+    async def _watch_rules(self, seen: tuple[tuple[str, int, int], ...]) -> None:
+        """Reload when a rule file changes (once it has stopped changing) or on request."""
+        folder = self.config.rules_dir
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RULES_POLL_S):
+                    await self._reload.wait()
+            now = await asyncio.to_thread(rules_fingerprint, folder)
+            if now == seen and not self._reload.is_set():
+                continue
+            await asyncio.sleep(RULES_SETTLE_S)  # an editor may still be writing
+            seen = await asyncio.to_thread(rules_fingerprint, folder)
+            self._reload.clear()
+            config_too, self._reload_config = self._reload_config, False
+            await self.reload_rules(config_too=config_too)
+
+    async def reload_rules(self, *, config_too: bool = False) -> bool:
+        """Load the rules (and with `config_too`, config.yaml) again, all or nothing: what is
+        refused leaves the running set in force, its errors logged and on gateway/status."""
+        assert self.pipeline is not None
+        config = self.config
+        try:
+            if config_too:
+                config = await asyncio.to_thread(self._fresh_config)
+            rules = await asyncio.to_thread(load_rules, config.rules_dir, config)
+        except ConfigError as exc:
+            return await self._refused(exc)
+        if config != self.config:
+            self.pipeline = rebuild(self.pipeline, config, rules, self.pools)
+            self.config = config
+            self.anchor_watch = AnchorWatch(scanner_ids(config))
+        else:
+            self.pipeline.reload_rules(rules)
+        self.rules_state = RulesState(self.clock.now(), len(rules.rules))
+        self.state.counters["rules_reloaded"] += 1
+        settle_heap()  # the old set's cycles are collected, the new set is frozen
+        log.info(
+            "%s reloaded: %d rules in force",
+            "config and rules" if config_too else "rules",
+            len(rules.rules),
+        )
+        await self._status("online")
+        return True
+
+    def _fresh_config(self) -> Config:
+        fresh = load_config(self.config.path)
+        needs = restart_needed(self.config, fresh)
+        if needs:
+            log.warning(
+                "config: %s changed; restart the gateway to apply that "
+                "(systemctl restart rayon-gateway)",
+                ", ".join(needs),
+            )
+        return carried_over(self.config, fresh)
+
+    async def _refused(self, exc: ConfigError) -> bool:
+        self.state.counters["rules_reload_failed"] += 1
+        for diagnostic in exc.diagnostics:
+            log.error("not reloaded: %s", diagnostic)
+        if self.rules_state is not None:
+            self.rules_state = dataclasses.replace(
+                self.rules_state, error=summarize(exc.diagnostics)
+            )
+        await self._status("online")
+        return False
+
+    # -- inputs -----------------------------------------------------------------------------
+
+    def offer_input(self, item: TraceItem, sender: str = "source") -> None:
+        """Queue an input of one of our sources (the Pi's radio, a simulator)."""
+        if not self.inbox.put("source", sender, item):
+            self.state.counters["input_dropped"] += 1
+
+    async def _pump(self, source: Source) -> None:
+        """Feed one source's inputs; a failing source (adapter gone, bluetoothd down) is
+        retried with capped, jittered backoff and never stops the gateway."""
+        failures = 0
+        while True:
+            try:
+                async for item in source.items():
+                    if failures:
+                        failures = 0
+                        await self._source_health(source.name, None)
+                    self.offer_input(item, source.name)
+                return
+            except RuntimeFailure as exc:
+                failures += 1
+                self.state.counters[f"source_failures:{source.name}"] += 1
+                await self._source_health(source.name, str(exc)[:160])
+                delay = min(SOURCE_RETRY_MAX_S, 2.0**failures) * random.uniform(0.8, 1.2)
+                log.error("source %s failed: %s; retrying in %.0f s", source.name, exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _pump_mqtt(self) -> None:
+        """Sort what the apps, nodes (and without a CRM link, the CRM) send into the inboxes:
+        nothing here waits, so the link's own queue never fills behind a slow consumer."""
+        crm_apart = self.crm_link is not None
+        async for topic, payload, _retained in self.link.messages():
+            self.route(topic, payload, crm=not crm_apart)
+
+    async def _pump_crm(self, link: MqttLink) -> None:
+        """The CRM's records, from their own connection: never dropped, served first."""
+        async for topic, payload, _retained in link.messages():
+            self.route(topic, payload, crm=True)
+
+    def route(self, topic: str, payload: bytes, *, crm: bool = True) -> None:
+        """Queue one inbound message for whoever handles it.  `crm=False`: a CRM record on the
+        app connection is a copy (its old persistent session's subscription) and is skipped:
+        the CRM connection brings the same record."""
+        parsed = self.topics.parse(topic)
+        now = self.clock.now()
+        if parsed is None:
+            self.inbox.put(OTHER_CLASS, "", MqttInput(now, topic, payload))
+            return
+        kind, sender = parsed
+        if kind is TopicKind.CRM_CUSTOMER:
+            if crm:
+                self.state.counters["inbound_received:crm"] += 1
+                self.inbox.put_consent(MqttInput(now, topic, payload))
+            return
+        cls = INBOUND_CLASS.get(kind, OTHER_CLASS)
+        self.state.counters[f"inbound_received:{cls}"] += 1
+        if kind is TopicKind.FEEDBACK:
+            queued = self.feedback_inbox.put(cls, sender, (sender, payload, now))
+        else:
+            queued = self.inbox.put(cls, sender, MqttInput(now, topic, payload))
+        if not queued:
+            self._dropped(cls, sender)
+
+    def _dropped(self, cls: str, sender: str) -> None:
+        held = self.log_throttle.allow(f"dropped:{cls}")
+        if held is not None:
+            log.warning(
+                "%s message from %s dropped: that sender has too many waiting (a flood?)%s",
+                cls,
+                sender,
+                held_note(held),
+            )
+
+    async def _feedback(self) -> None:
+        """Record the apps' feedback, a batch per database call; each only for an offer sent
+        to that same token."""
+        while True:
+            batch = [await self.feedback_inbox.get()]
+            while len(batch) < FEEDBACK_BATCH and (more := self.feedback_inbox.get_nowait()):
+                batch.append(more)
+            good: list[tuple[str, str, FeedbackState, float]] = []
+            for token, payload, received in batch:
+                fb = parse_feedback(payload, received)
+                if isinstance(fb, InboundError):
+                    self._reject_feedback(token, fb.reason)
+                else:
+                    good.append((token, fb.offer, fb.state, fb.at))
+            if good:
+                for i in await self.store.call(self.store.record_feedbacks, good):
+                    token, offer = good[i][0], good[i][1]
+                    self._reject_feedback(token, f"no offer {offer[:40]!r} was sent to this token")
+            await asyncio.sleep(0)  # a flood of feedback must not starve the other tasks
+
+    def _reject_feedback(self, token: str, why: str) -> None:
+        self.state.counters["feedback_rejected"] += 1
+        self.state.counters["inbound_rejected:feedback"] += 1
+        held = self.log_throttle.allow("rejected:feedback")
+        if held is not None:
+            log.warning("rejected feedback/%s: %s%s", token, why, held_note(held))
+
+    async def _source_health(self, name: str, failing: str | None) -> None:
+        """A source started failing or recovered: say it on gateway/status at once."""
+        if failing is None:
+            self._failing.pop(name, None)
+        else:
+            self._failing[name] = failing
+        await self._status("online")
+
+    # -- processing -------------------------------------------------------------------------
+
+    async def _process(self) -> None:
+        assert self.pipeline is not None
+        taken = 0
+        while True:
+            item = await self.inbox.get()
+            out = self.pipeline.feed(item)
+            self._pending.extend(out)
+            self.state.counters["inputs"] += 1
+            if out.offers:  # an offer waits for no batch: write it, then it is published
+                self._offers_due.set()
+            taken += 1
+            if taken % YIELD_EVERY == 0:  # a full inbox never returns to the loop by itself
+                await asyncio.sleep(0)
+
+    async def _ticker(self) -> None:
+        """Time passes: zone timers, occupancy, the periodic status, and the watchdog ping —
+        sent from here so that a stuck pipeline stops it and systemd restarts us."""
+        assert self.pipeline is not None
+        last_status, last_ping = self.clock.now(), 0.0
+        while True:
+            await asyncio.sleep(TICK_S)
+            if (
+                self.notifier.watchdog_s
+                and time.monotonic() - last_ping >= self.notifier.watchdog_s
+            ):
+                last_ping = time.monotonic()
+                self.notifier.watchdog()
+            now = self.clock.now()
+            ticked = self.pipeline.tick(now)
+            self._pending.extend(ticked)
+            if ticked.offers:
+                self._offers_due.set()
+            self._watch_anchors(now)
+            await self.announcer.occupancy(self.pipeline.zones.occupancy())
+            if self._status_due or now - last_status >= STATUS_EVERY_S:
+                last_status, self._status_due = now, False
+                await self._status("online")
+
+    def _watch_anchors(self, now: float) -> None:
+        assert self.pipeline is not None
+        changes = self.anchor_watch.check(now, self.pipeline.anchor_last)
+        for anchor in changes.fell_silent:
+            self.state.counters["anchor_silent_alarms"] += 1
+            log.error(
+                "anchor %s has heard nothing for %.0f s: check its power, Wi-Fi and "
+                "MQTT login (rayon doctor)",
+                anchor,
+                self.anchor_watch.silent_after_s,
+            )
+        for anchor in changes.came_back:
+            log.warning("anchor %s hears adverts again", anchor)
+        if changes.fell_silent or changes.came_back:
+            self._status_due = True
+
+    async def _writer(self) -> None:
+        """Write pending outputs every WRITE_EVERY_S, or at once when an offer is decided
+        (the advert → PUBACK latency: a batch interval would be added to every offer)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(WRITE_EVERY_S):
+                    await self._offers_due.wait()
+            self._offers_due.clear()
+            await self._flush()
+
+    async def _flush(self, *, final: bool = False) -> None:
+        """Write pending outputs; with them, the live state when offers were decided (so a
+        crash can never split the two), every SNAPSHOT_EVERY_S, and at the end."""
+        pending, self._pending = self._pending, Output()
+        now = self.clock.now()
+        snapshot_due = bool(pending.offers) or final or now - self._saved_at >= SNAPSHOT_EVERY_S
+        if not pending and not snapshot_due:
+            return
+        runtime = None
+        pipeline = self.pipeline
+        if snapshot_due and pipeline is not None:  # only what changed since the last write
+            runtime, self._saved_at = {RUNTIME_KEY: pipeline.snapshot_changes()}, now
+        assigned = self.pools.take_new()
+        positions = (
+            self._positions.sample(pending.fixes, pipeline.customers.by_device)
+            if pipeline is not None
+            else []
+        )
+        try:
+            result = await self.store.call(
+                persist, self.store, pending, runtime, now, assigned, positions
+            )
+        except BaseException:
+            if runtime is not None and pipeline is not None:
+                pipeline.resave()  # those changes are not saved: the next write has them all
+            raise
+        self.state.counters["offers"] += sum(not o.holdout for o in pending.offers)
+        self.state.counters["offers_dropped"] += result.dropped
+        if result.pending:  # sent at once, without reading them back
+            self.publisher.hand(result.pending)
+            self._wake.set()
+        if pending.erased or pending.upserted:  # what persist cancelled must not go out
+            self.publisher.withdraw({*push_withdrawn(pending), *pending.erased})
+        await self.announcer.events(pending.events)
+
+
+__all__ = ["NOT_DECIDED", "Gateway", "Source", "connect_link", "load_pools", "persist"]

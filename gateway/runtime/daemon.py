@@ -1,0 +1,75 @@
+"""`rayon run`: the daemon's composition root, from the config to signals."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from gateway.clock import Clock, SystemClock
+from gateway.config.model import AnchorKind, Config
+from gateway.deliver.connect import connect_crm_link, connect_link
+from gateway.deliver.mqtt import MqttLink
+from gateway.runtime.app import Gateway, Source
+from gateway.runtime.systemd import Notifier
+from gateway.store.repo import Store
+
+LINK_QUEUE_SIZE = 5_000  # inbound messages paho may hold before the pump sorts them
+
+
+def build_sources(config: Config, clock: Clock) -> list[Source]:
+    """The Pi's own radio when the config enables it."""
+    if config.sources.ble is None:
+        return []
+    from gateway.decode.privacy import PrivacyFilter
+    from gateway.sources.ble import BleSource
+
+    ble = config.sources.ble
+    anchor = ble.anchor or next(a.id for a in config.anchors if a.kind is AnchorKind.SCANNER)
+    ours = PrivacyFilter(config.identity.proximity_uuids, config.identity.eddystone_namespaces)
+    # Foreign adverts are dropped in the scanner callback: never queued, never kept (DESIGN §1).
+    return [
+        BleSource(
+            anchor,
+            clock=clock,
+            adapter=ble.adapter,
+            scanning_mode=ble.scanning_mode,
+            accept=ours.identify,
+        )
+    ]
+
+
+async def run_daemon(config: Config) -> int:
+    """`rayon run`: until SIGTERM or SIGINT."""
+    clock = SystemClock()
+    store = Store(config.database.url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        link = await connect_link(config, persistent=True, queue_size=LINK_QUEUE_SIZE)
+        crm_link: MqttLink | None = None
+        failed = True
+        try:
+            crm_link = await connect_crm_link(config)
+            gateway = Gateway(
+                config,
+                store=store,
+                link=link,
+                crm_link=crm_link,
+                clock=clock,
+                sources=build_sources(config, clock),
+                notifier=Notifier(),
+            )
+            loop.add_signal_handler(signal.SIGHUP, gateway.request_reload)
+            await gateway.run(stop)
+            failed = False
+        finally:
+            # exiting on an error: the broker publishes our will ("offline") even if the
+            # gateway could not publish it itself
+            await link.disconnect(with_will=failed)
+            if crm_link is not None:
+                await crm_link.disconnect()
+    finally:
+        store.close()
+    return 0

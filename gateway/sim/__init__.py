@@ -1,0 +1,1 @@
+"""The simulated store: shoppers, radio, walks, the demo and its embedded broker."""

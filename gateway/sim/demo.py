@@ -1,0 +1,275 @@
+"""`rayon demo`: the reference store simulated, through the same Gateway as `rayon run`.
+
+Shoppers walk the floor on an accelerated clock; an embedded broker stands in when none answers
+at the configured address; a phone-like subscriber prints each offer as the app would show it;
+a live view shows who is in which zone; a summary per rule closes the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import random
+import socket
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import AsyncExitStack
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from gateway.cli.commands import local_time
+from gateway.clock import AcceleratedClock, Clock
+from gateway.config.model import Config, DatabaseConfig
+from gateway.deliver.connect import connect_link
+from gateway.events import Advertisement, TraceItem
+from gateway.identity.model import Consent, Customer
+from gateway.runtime.app import Gateway
+from gateway.sim.simulator import StoreSimulator
+from gateway.store.repo import Store
+from gateway.topics import Topics
+
+FIRST_NAMES = (
+    "Camille",
+    "Léa",
+    "Hugo",
+    "Louis",
+    "Chloé",
+    "Nathan",
+    "Inès",
+    "Jules",
+    "Manon",
+    "Lucas",
+    "Sarah",
+    "Gabriel",
+    "Zoé",
+    "Arthur",
+    "Emma",
+    "Raphaël",
+)
+INTERESTS = ("tv", "audio", "smartphones", "computing", "gaming", "photo", "appliances")
+
+
+def demo_customers(devices: Sequence[str], seed: int) -> list[Customer]:
+    """Plausible CRM profiles for the simulated shoppers' phones (seeded, reproducible)."""
+    rng = random.Random(seed)
+    out = []
+    for i, device in enumerate(devices, start=1):
+        interests = frozenset(rng.sample(INTERESTS, rng.randint(1, 3)))
+        if i % 3 == 1:
+            interests |= {"tv"}
+        attrs: dict[str, Any] = {}
+        if rng.random() < 0.25:
+            attrs["cart_zone"] = f"aisle-{rng.choice(INTERESTS)}"
+        if rng.random() < 0.1:
+            attrs["order_ready"] = True
+        out.append(
+            Customer(
+                id=f"c-{i:04d}",
+                token=f"t{rng.getrandbits(64):016x}",
+                devices=(device,),
+                consent=Consent(
+                    instore_location=rng.random() < 0.95, marketing_push=rng.random() < 0.9
+                ),
+                first_name=rng.choice(FIRST_NAMES),
+                interests=interests,
+                tier=rng.choice((None, "silver", "gold")),
+                visits=rng.choice((0, 0, 1, 3, 8, 20)),
+                attributes=attrs,
+            )
+        )
+    return out
+
+
+def broker_answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class SimulatorSource:
+    """Plays a simulation's adverts when the (accelerated) clock reaches their time."""
+
+    name = "simulator"
+
+    def __init__(self, adverts: Iterator[Advertisement], clock: Clock) -> None:
+        self._adverts = adverts
+        self._clock = clock
+        self.done = asyncio.Event()
+
+    async def items(self) -> AsyncIterator[TraceItem]:
+        for adv in self._adverts:
+            delay = adv.at - self._clock.now()
+            if delay > 0.005:
+                await asyncio.sleep(delay)
+            yield adv
+        self.done.set()
+
+
+class Phone:
+    """What the store's app would show: a paho v5 subscriber on every offers/<token> topic."""
+
+    def __init__(self, host: str, port: int, topics: Topics, names: dict[str, str]) -> None:
+        self.received: list[dict[str, Any]] = []
+        self._names = names
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id="rayon-demo-phone", protocol=paho.MQTTv5
+        )
+        self._client.on_message = self._on_message
+        self._client.connect(host, port)
+        self._client.subscribe(topics.offers_filter(), qos=1)
+        self._client.loop_start()
+
+    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        offer = json.loads(msg.payload)
+        self.received.append(offer)
+        token = msg.topic.rsplit("/", 1)[-1]
+        expiry = getattr(msg.properties, "MessageExpiryInterval", None)
+        at = offer["created_at"][11:16]
+        who = self._names.get(token, token[:8])
+        code = f"  code {offer['code']}" if offer.get("code") else ""
+        left = f"  (expires in {expiry // 60} min)" if expiry else ""
+        print(f"  📱 {at} {who:<17} « {offer['title']} » — {offer['body']}{code}{left}", flush=True)
+
+    def close(self) -> None:
+        self._client.loop_stop()
+        self._client.disconnect()
+
+
+def live_view(config: Config, gateway: Gateway, clock: Clock) -> str:
+    occ = gateway.pipeline.zones.occupancy() if gateway.pipeline else {}
+    local = datetime.fromtimestamp(clock.now(), config.store.timezone).strftime("%H:%M:%S")
+    cells = [
+        f"{z.id.removeprefix('aisle-')}:{occ.get(z.id, 0)}"
+        for z in config.zones
+        if occ.get(z.id, 0)
+    ]
+    return f"  [{local}] in store: {occ.get('store', 0):>3} | " + "  ".join(cells)
+
+
+async def run_demo(config: Config, args: argparse.Namespace) -> int:
+    if not args.verbose:  # the live view and the phone are the demo's output, not the logs
+        logging.getLogger("gateway").setLevel(logging.WARNING)
+    workdir = Path(tempfile.mkdtemp(prefix="rayon-demo-"))
+    config = dataclasses.replace(config, database=DatabaseConfig(f"sqlite:///{workdir}/demo.db"))
+    start = local_time(args.start, config)
+    sim = StoreSimulator(
+        config, shoppers=args.shoppers, minutes=args.minutes, seed=args.seed, start_at=start
+    )
+    customers = demo_customers(sim.devices(), args.seed)
+    store = Store(config.database.url)
+    for customer in customers:
+        store.upsert_customer(customer)
+    async with AsyncExitStack() as stack:
+        config = await _with_broker(config, stack)
+        print(
+            f"Rayon demo — {config.store.name}: {args.shoppers} shoppers, {args.minutes:g} "
+            f"simulated minutes at ×{args.speed:g}; broker {config.mqtt.host}:{config.mqtt.port}; "
+            f"database {workdir}/demo.db",
+            flush=True,
+        )
+        return await _run(config, args, sim, customers, store, start)
+
+
+async def _with_broker(config: Config, stack: AsyncExitStack) -> Config:
+    m = config.mqtt
+    secret_missing = m.password_file is not None and not m.password_file.is_file()
+    if not secret_missing and broker_answers(m.host, m.port):
+        return config
+    from gateway.sim.devbroker import DevBroker
+
+    broker = await stack.enter_async_context(DevBroker("127.0.0.1", 0))
+    why = (
+        f"the password file {m.password_file} is missing"
+        if secret_missing
+        else f"no broker answers at {m.host}:{m.port}"
+    )
+    print(f"({why}: using an embedded broker on port {broker.port})")
+    mqtt = dataclasses.replace(
+        m, host="127.0.0.1", port=broker.port, username=None, password_file=None, tls=None
+    )
+    return dataclasses.replace(config, mqtt=mqtt)
+
+
+async def _run(
+    config: Config,
+    args: argparse.Namespace,
+    sim: StoreSimulator,
+    customers: list[Customer],
+    store: Store,
+    start: float,
+) -> int:
+    clock = AcceleratedClock(start, args.speed)
+    source = SimulatorSource(sim.adverts(), clock)
+    topics = Topics(config.mqtt.topic_prefix, config.store.id)
+    phone = Phone(
+        config.mqtt.host,
+        config.mqtt.port,
+        topics,
+        {c.token: f"{c.first_name or ''} ({c.id})".strip() for c in customers},
+    )
+    link = await connect_link(config, client_suffix="demo")
+    gateway = Gateway(config, store=store, link=link, clock=clock, sources=[source])
+    stop = asyncio.Event()
+    runner = asyncio.create_task(gateway.run(stop), name="gateway")
+    try:
+        await _watch(config, args, gateway, source, clock)
+        stop.set()
+        await runner
+    finally:
+        await link.disconnect()
+        await asyncio.sleep(0.3)
+        phone.close()
+        store.close()
+    _summary(gateway, store_url=config.database.url, phone=phone)
+    return 0
+
+
+async def _watch(
+    config: Config,
+    args: argparse.Namespace,
+    gateway: Gateway,
+    source: SimulatorSource,
+    clock: Clock,
+) -> None:
+    last = 0.0
+    while not source.done.is_set():
+        await asyncio.sleep(0.25)
+        if not args.quiet and time.monotonic() - last >= 3.0:
+            last = time.monotonic()
+            print(live_view(config, gateway, clock), flush=True)
+    await asyncio.sleep(1.5)  # the last adverts through the pipeline, the outbox drained
+
+
+def _summary(gateway: Gateway, *, store_url: str, phone: Phone) -> None:
+    store = Store(store_url)
+    try:
+        offers = store.offers()
+    finally:
+        store.close()
+    per_rule: Counter[str] = Counter()
+    holdout: Counter[str] = Counter()
+    reached: dict[str, set[str]] = {}
+    for o in offers:
+        (holdout if o.holdout else per_rule)[o.rule] += 1
+        reached.setdefault(o.rule, set()).add(o.customer)
+    print("\nSummary per rule (offers sent / holdout / customers reached):")
+    for rule in sorted(set(per_rule) | set(holdout)):
+        print(f"  {rule:<24} {per_rule[rule]:>4} / {holdout[rule]:>3} / {len(reached[rule]):>3}")
+    print(
+        f"The phone received {len(phone.received)} offer(s); "
+        f"{gateway.state.counters['inputs']} inputs processed.",
+        file=sys.stdout,
+        flush=True,
+    )

@@ -1,0 +1,578 @@
+"""Zones and visits: position fixes → zone and visit events (DESIGN.md §2).  Pure.
+
+Each zone is tracked per device, with hysteresis:
+
+* `enter` once a device has been inside for `enter_after` (at = the fix that completes it);
+* `exit` once it has been outside (beyond `margin_m`) for `exit_after` with no fix back
+  inside (at = first outside fix + exit_after); `dwell_s` = first outside − first inside fix;
+* `dwell` when the time in the zone crosses a threshold asked for that zone, once per stay
+  (at = first inside fix + threshold, or the enter if later; not while the device is on its
+  way out — if it comes back before the exit, the threshold fires then);
+* `visit_start` at a device's first fix when it had no visit or its last one ended more than
+  `visits.gap` ago; `visit_end` at last fix + `visits.timeout` (dwell_s = last fix − start),
+  after exiting every zone; a device seen again within `gap` re-opens its visit silently.
+
+Zones that overlap (the store outline, a promo end-cap over an aisle) hold independently.
+Zones that do not are *rivals* (`ZoneIndex`: two aisles side by side, the entrance and the
+checkout): a device is in at most one of a set of rivals, and the incumbent keeps it until a
+challenger clearly wins.  While a device is in zone A, a fix inside a rival B counts for B
+only if
+
+1. it is possible (adjacency): walking from where the device was last confirmed in A (A's
+   polygon grown by its margin) to B's polygon, in a straight line as walls are not in the
+   config, needs at most `max_speed` (2 m/s, the locator's) over the time since.  Else the
+   fix is noise for B — B's pending stay neither starts, grows nor breaks — and is counted
+   (`zone_fixes_too_fast`).  This holds for any fix in B, from every rival the device is in
+   or has left too recently to have reached B since (an exit_after shorter than the walk
+   does not open the way);
+2. it is clearly inside B: at least `max(challenge_depth_m, B's margin, A's margin)` from
+   B's edge (capped at half B's inradius, so a narrow zone can still win).  A fix shallower
+   than that restarts B's challenge, as a fix outside B does.
+
+B enters once such fixes have held for B's `enter_after` counted from the later of B's first
+such fix and A's last confirmation (a fix inside A's grown polygon): B has held while A was
+not confirmed.  A then exits at the same instant (`cause: superseded`, `dwell_s` up to its
+first fix outside); B's entry needs no exit_after of A.  A device dithering on the border of
+A and B never holds B long enough, so nothing flaps; one walking from A to B leaves A when it
+enters B.  With no rival held, B enters as any zone does.
+
+Every event's `reason` says why: `x`, `y`, `accuracy_m`, `anchors` of the fix that decided
+it (the last fix for timed events), the timers behind it, and `runner_up`: the rival that was
+the next best candidate — the rival held (or the one that took over, for `superseded`), else
+the rival with a pending stay, else the nearest rival within the fix's accuracy — or null.
+
+Timers live in one heap of deadlines, so `update` and `tick` cost O(log n) per event
+whatever the number of devices, and events come out in time order across calls.  A fix
+older than the last processed time is processed as of that time.
+
+The tracker's clock (`now`) is the latest time it has seen, of a fix or a `tick`, for every
+device at once: a fix dated ahead moves every device's time ahead.  So it must only ever see
+times the gateway can vouch for.  The pipeline refuses inbound messages dated more than
+`clock.MAX_AHEAD_S` after they were received (the live window, gateway/pipeline.py), adverts
+heard by the Pi carry their receive time, and `tick` is given the gateway's clock: one device
+can move the clock at most MAX_AHEAD_S (30 s) ahead of the gateway's.  A state saved by an
+older gateway that had no window is repaired on restore (`drop_future`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from enum import IntEnum
+from math import isfinite
+from typing import Any
+
+from gateway.clock import MAX_AHEAD_S
+from gateway.config.model import VisitsConfig, Zone
+from gateway.errors import InvalidInput
+from gateway.events import EventKind, Fix, ZoneEvent
+from gateway.livestate import Changes
+from gateway.zones.index import ZoneIndex
+from gateway.zones.state import (
+    NO_THRESHOLDS,
+    DeviceState,
+    Stay,
+    device_from_json,
+    device_to_json,
+    fix_reason,
+)
+
+# ZoneIndex lives in zoneindex; importable from here.
+__all__ = ["SNAPSHOT_VERSION", "STORE_ZONE_ID", "ZoneIndex", "ZoneTracker"]
+
+STORE_ZONE_ID = "store"
+SNAPSHOT_VERSION = 1  # stays gained `last_in` within it: older snapshots restore (zonestate)
+MAX_SPEED_M_S = 2.0  # as the locator's speed gate: people walk at most ~2 m/s
+CHALLENGE_DEPTH_M = 1.0  # how deep inside a rival a fix must be to challenge the incumbent
+_OUT = (False, False)  # a zone a fix is not in, even with the margin
+
+
+class _Due(IntEnum):
+    """What a heap deadline is for."""
+
+    EXIT = 0
+    DWELL = 1
+    VISIT = 2
+    PURGE = 3
+
+
+# (due, seq, kind, device, zone index, token a, token b): tokens tell a stale deadline.
+_Entry = tuple[float, int, _Due, str, int, float, float]
+
+
+class ZoneTracker:
+    """Per device and zone hysteresis, dwell thresholds and visits (see the module docstring).
+
+    `dwell_thresholds` maps a zone id to the times in zone (seconds) some rule asks about.
+    Visit events carry the zone id `store` when the config has such a zone, else None.
+    `max_speed` (m/s) and `challenge_depth_m` tune the rivals' rules; `counters` counts the
+    fixes refused as too fast and the takeovers (the pipeline drains it into its own).
+    """
+
+    def __init__(
+        self,
+        zones: Sequence[Zone],
+        visits: VisitsConfig,
+        dwell_thresholds: Mapping[str, Sequence[float]] | None = None,
+        *,
+        max_speed: float = MAX_SPEED_M_S,
+        challenge_depth_m: float = CHALLENGE_DEPTH_M,
+    ) -> None:
+        self._index = ZoneIndex(zones)
+        self._hits = self._index.hits
+        self._rival_matrix, self._n_zones = self._index.rival_matrix, len(self._index.zones)
+        self._reach_s = self._index.span_m() / max_speed  # any walk in the store takes less
+        self._zones = self._index.zones
+        self._pos = {z.id: i for i, z in enumerate(self._zones)}
+        self._visits = visits
+        self._max_speed = max_speed
+        self.counters: Counter[str] = Counter()
+        self._has_rivals = [bool(js) for js in self._index.rivals]
+        self._enter_after = [z.enter_after for z in self._zones]
+        self._margins = [z.margin_m for z in self._zones]
+        self._need = [max(challenge_depth_m, z.margin_m) for z in self._zones]
+        self._need_cap = [0.5 * self._index.inradius(i) for i in range(len(self._zones))]
+        self._store = STORE_ZONE_ID if STORE_ZONE_ID in self._pos else None
+        self._thresholds: list[tuple[float, ...]] = [() for _ in self._zones]
+        self._devices: dict[str, DeviceState] = {}
+        self._changes = Changes()  # the devices changed since the last `changes()`
+        self._heap: list[_Entry] = []
+        self._seq = 0
+        self._now = -math.inf
+        self._counts = [0] * len(self._zones)
+        self._out: list[ZoneEvent] = []  # events decided during the current call
+        self._handlers: dict[_Due, Callable[[float, str, DeviceState, int, float, float], None]] = {
+            _Due.EXIT: self._on_exit,
+            _Due.DWELL: self._on_dwell,
+            _Due.VISIT: self._on_visit,
+            _Due.PURGE: self._on_purge,
+        }
+        if dwell_thresholds:
+            self.set_dwell_thresholds(dwell_thresholds)
+
+    @property
+    def index(self) -> ZoneIndex:
+        """The prepared zone geometry (e.g. for the zones containing a fix)."""
+        return self._index
+
+    def update(self, fix: Fix) -> list[ZoneEvent]:
+        """Account for one fix; return the events it (and the time it brings) decided."""
+        at, x, y = fix.at, fix.x, fix.y
+        if not (isfinite(at) and isfinite(x) and isfinite(y)):
+            return []
+        t = self._now if self._now > at else at  # max(at, now), without the call
+        heap = self._heap
+        if heap and heap[0][0] <= t:
+            self._advance(t)
+        self._now = t
+        self._changes.keys.add(fix.device)
+        dev = self._devices.get(fix.device)
+        if dev is not None and dev.visit_open:
+            dev.last, dev.last_seen = fix, t  # _see's common case
+        else:
+            dev = self._see(fix, t)
+        hits = self._hits(x, y)  # only the zones whose grown polygon holds the fix
+        stays = dev.stays
+        if stays:
+            for i, held in stays.items():
+                if held.inside and i in hits:
+                    held.last_in = t  # confirmed before any rival is weighed against it
+            zones = sorted(hits.keys() | stays.keys())
+        else:
+            zones = sorted(hits)
+        for i in zones:
+            hit = hits.get(i, _OUT)
+            stay = stays.get(i)
+            if stay is None or not stay.inside:
+                if hit[0]:
+                    self._pending(fix, t, dev, i, stay)
+                elif stay is not None:
+                    del stays[i]  # a fix outside breaks a pending stay
+            elif hit[1] == (stay.out_since is not None):  # else still in, or still out
+                self._in_or_out(fix.device, t, i, stay, hit[1])
+        if heap and heap[0][0] <= t:
+            self._advance(t)
+        return self._flush() if self._out else []
+
+    def tick(self, now: float) -> list[ZoneEvent]:
+        """Let time pass with no fix: exits, dwell thresholds and visit ends due by `now`."""
+        if math.isfinite(now):
+            self._advance(max(now, self._now))
+        return self._flush()
+
+    def set_dwell_thresholds(self, thresholds: Mapping[str, Sequence[float]]) -> None:
+        """Replace the dwell thresholds (zone id → seconds); unknown zone ids are ignored.
+
+        A new threshold already passed by a current stay fires at the next update or tick.
+        """
+        self._thresholds = [() for _ in self._zones]
+        for zone_id, values in thresholds.items():
+            if zone_id in self._pos:
+                clean = sorted({float(v) for v in values if math.isfinite(v) and v >= 0})
+                self._thresholds[self._pos[zone_id]] = tuple(clean)
+        now = self._now if math.isfinite(self._now) else 0.0
+        for device, dev in self._devices.items():
+            for i, stay in dev.stays.items():
+                if stay.inside and stay.out_since is None:
+                    self._schedule_dwell(device, i, stay, now)
+
+    def occupancy(self) -> dict[str, int]:
+        """Devices currently in each zone (after hysteresis), by zone id."""
+        return dict(zip(self._index.ids, self._counts, strict=True))
+
+    def devices(self) -> int:
+        """Devices with an open visit."""
+        return sum(1 for d in self._devices.values() if d.visit_open)
+
+    def tracked(self) -> int:
+        """Devices with any state: an open visit, or one ended less than `visits.gap` ago
+        (kept so that a return within the gap re-opens it; forgotten after)."""
+        return len(self._devices)
+
+    def __contains__(self, device: object) -> bool:
+        """Whether `device` has any state here (see `tracked`)."""
+        return device in self._devices
+
+    def zones_of(self, device: str) -> tuple[str, ...]:
+        """Ids of the zones `device` is currently in (after hysteresis), in config order."""
+        dev = self._devices.get(device)
+        if dev is None:
+            return ()
+        return tuple(self._index.ids[i] for i in sorted(dev.stays) if dev.stays[i].inside)
+
+    def forget(self, device: str) -> None:
+        """Drop everything about `device`, silently (no exit, no visit_end)."""
+        dev = self._devices.pop(device, None)
+        self._changes.keys.add(device)
+        for i, stay in (dev.stays if dev else {}).items():
+            self._counts[i] -= stay.inside
+
+    def snapshot(self) -> dict[str, Any]:
+        """The dwell timers and visits as plain JSON-able values (see `restore`)."""
+        devices = {d: device_to_json(dev, self._index.ids) for d, dev in self._devices.items()}
+        return self._snapshot_base() | {"devices": devices}
+
+    def _snapshot_base(self) -> dict[str, Any]:
+        """`snapshot()` without its devices."""
+        now = self._now if math.isfinite(self._now) else None
+        return {"v": SNAPSHOT_VERSION, "now": now, "devices": {}}
+
+    @property
+    def all_changed(self) -> bool:
+        """Whether the next `changes()` holds every device (see `resave`)."""
+        return self._changes.all
+
+    def changes(
+        self, everything: bool = False
+    ) -> tuple[dict[str, Any], dict[str, dict[str, Any] | None]]:
+        """The snapshot with no devices, and the devices changed since the last call (their
+        `snapshot()` entry; None for a device forgotten): every device when `everything`, on
+        the first call and after `restore` or `resave`."""
+        ids = self._index.ids
+        devices = self._changes.take(self._devices, lambda d: device_to_json(d, ids), everything)
+        return self._snapshot_base(), devices
+
+    def resave(self) -> None:
+        """The changes last taken were not saved: the next `changes()` holds every device."""
+        self._changes.everything()
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Replace the state with a `snapshot()`; stays in zones no longer configured drop.
+
+        Raises InvalidInput, saying what is wrong, if `state` is not a snapshot.
+        """
+        if not isinstance(state, Mapping) or state.get("v") != SNAPSHOT_VERSION:
+            raise InvalidInput(
+                f"zone tracker snapshot: expected an object with v={SNAPSHOT_VERSION}; "
+                "discard the saved state to start afresh"
+            )
+        devices: dict[str, DeviceState] = {}
+        for device, raw in dict(state.get("devices") or {}).items():
+            try:
+                devices[str(device)] = device_from_json(str(device), raw, self._pos)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise InvalidInput(
+                    f"zone tracker snapshot: device {device!r} is malformed ({exc!r}); "
+                    "discard the saved state to start afresh"
+                ) from None
+        now = state.get("now")
+        self._now = float(now) if isinstance(now, int | float) else -math.inf
+        self._devices, self._heap, self._counts = devices, [], [0] * len(self._zones)
+        self._changes.everything()
+        for device, dev in devices.items():
+            self._rearm(device, dev)
+
+    def drop_future(self, now: float, ahead: float = MAX_AHEAD_S) -> dict[str, int]:
+        """Repair a restored state dated ahead of the gateway's clock `now` (by more than
+        `ahead` seconds), as a clock pushed ahead before the live window existed left it:
+        every device with a time after `now + ahead` is forgotten silently (its times cannot
+        be trusted; its next fix starts a new visit), and the clock comes back to the latest
+        time of the devices kept, at most `now` (the next tick brings it to the gateway's).
+        Returns what was repaired, by kind (empty when nothing was)."""
+        limit = now + ahead
+        repaired: dict[str, int] = {}
+        future = [d for d, dev in self._devices.items() if _latest(dev) > limit]
+        for device in future:
+            self.forget(device)
+        if future:
+            repaired["zone devices"] = len(future)
+        if self._now > limit:
+            kept = max((_latest(dev) for dev in self._devices.values()), default=-math.inf)
+            self._now = min(kept, now)
+            repaired["zone clock"] = 1
+        return repaired
+
+    def _rearm(self, device: str, dev: DeviceState) -> None:
+        if dev.visit_open:
+            self._push(dev.last_seen + self._visits.timeout, _Due.VISIT, device, 0, dev.visit_start)
+        else:
+            self._push(dev.visit_end + self._visits.gap, _Due.PURGE, device, 0, dev.visit_end)
+        now = self._now if math.isfinite(self._now) else dev.last_seen
+        for i, stay in dev.stays.items():
+            if not stay.inside:
+                continue
+            self._counts[i] += 1
+            if stay.out_since is not None:
+                due = stay.out_since + self._zones[i].exit_after
+                self._push(due, _Due.EXIT, device, i, stay.out_since, stay.since)
+            else:
+                self._schedule_dwell(device, i, stay, now)
+
+    def _see(self, fix: Fix, t: float) -> DeviceState:
+        dev = self._devices.get(fix.device)
+        if dev is None:
+            dev = self._devices[fix.device] = DeviceState(last=fix, last_seen=t, visit_start=t)
+        elif dev.visit_open:
+            dev.last, dev.last_seen = fix, t
+            return dev
+        else:
+            dev.last, dev.last_seen, dev.visit_open = fix, t, True
+            if t - dev.visit_end < self._visits.gap:
+                self._push(t + self._visits.timeout, _Due.VISIT, fix.device, 0, dev.visit_start)
+                return dev
+            dev.visit_start = t
+        reason = {**fix_reason(fix), "runner_up": None}
+        self._visit_event(EventKind.VISIT_START, t, fix.device, None, reason)
+        self._push(t + self._visits.timeout, _Due.VISIT, fix.device, 0, t)
+        return dev
+
+    def _in_or_out(self, device: str, t: float, i: int, stay: Stay, grown: bool) -> None:
+        """A device in zone `i` is back inside the grown polygon (`grown`) before its exit,
+        or has its first fix outside it: then the exit is due after `exit_after`."""
+        if grown:
+            stay.out_since = None
+            self._schedule_dwell(device, i, stay, t)
+        else:
+            stay.out_since = t
+            self._push(t + self._zones[i].exit_after, _Due.EXIT, device, i, t, stay.since)
+
+    def _pending(self, fix: Fix, t: float, dev: DeviceState, i: int, stay: Stay | None) -> None:
+        """A fix inside zone `i`, which the device is not in (yet): it starts or grows i's
+        stay, unless rule 1 or 2 of the module docstring says otherwise, and enters i once
+        the stay is long enough."""
+        held: list[int] | None = self._rivals_held(t, dev, i) if self._has_rivals[i] else []
+        if held is None:
+            self.counters["zone_fixes_too_fast"] += 1
+            return  # noise for zone i
+        if held and self._shallow(fix, i, held):
+            dev.stays.pop(i, None)  # i's challenge restarts
+            return
+        if stay is None:
+            stay = dev.stays[i] = Stay(t, last_in=t)
+        start = max([stay.since, *(dev.stays[j].last_in for j in held)]) if held else stay.since
+        if t - start >= self._enter_after[i]:
+            self._enter(fix, t, dev, i, stay, start, held)
+
+    def _rivals_held(self, t: float, dev: DeviceState, i: int) -> list[int] | None:
+        """The rivals of zone `i` the device is in, in index order; None if reaching `i` by
+        `t` from one of them, or from a rival it has recently left, needs walking faster than
+        `max_speed` (rule 1 of the module docstring).  The device's few stays are scanned, not
+        the zone's rivals (every other cell of a grid of 200 aisles)."""
+        left = dev.left
+        if left:
+            for j in [j for j, last_in in left.items() if t - last_in > self._reach_s]:
+                del left[j]  # long enough ago to have walked anywhere since
+        index, rival, n, speed = self._index, self._rival_matrix, self._n_zones, self._max_speed
+        held = []
+        for j, s in dev.stays.items():
+            if s.inside and rival[j * n + i]:
+                if index.gap(j, i) > speed * (t - s.last_in) + 1e-6:
+                    return None
+                held.append(j)
+        for j, last_in in left.items():
+            if rival[j * n + i] and index.gap(j, i) > speed * (t - last_in) + 1e-6:
+                return None
+        if len(held) > 1:
+            held.sort()
+        return held
+
+    def _shallow(self, fix: Fix, i: int, held: list[int]) -> bool:
+        """Whether `fix`, inside zone `i` while the device is in its rivals `held`, is too
+        shallow to count for `i` (rule 2 of the module docstring)."""
+        need = self._need[i]  # max(challenge depth, i's margin, the held rivals' margins) …
+        for k in held:
+            if self._margins[k] > need:
+                need = self._margins[k]
+        cap = self._need_cap[i]  # … capped at half i's inradius
+        return self._index.shallower(i, fix.x, fix.y, cap if cap < need else need)
+
+    def _enter(
+        self,
+        fix: Fix,
+        t: float,
+        dev: DeviceState,
+        i: int,
+        stay: Stay,
+        start: float,
+        held: list[int],
+    ) -> None:
+        """Enter zone `i`; the rivals `held` (beaten by this challenge) exit at once."""
+        reason = {**fix_reason(fix), "inside_since": start}
+        reason |= {
+            "enter_after_s": self._zones[i].enter_after,
+            "runner_up": self._runner_up(i, dev),
+        }
+        for j in held:
+            self._supersede(fix, t, dev, j, i)
+        stay.since, stay.inside, stay.entered_at, stay.last_in = start, True, t, t
+        self._counts[i] += 1
+        self._emit(t, EventKind.ENTER, self._index.ids[i], fix.device, None, reason)
+        self._schedule_dwell(fix.device, i, stay, t)
+
+    def _supersede(self, fix: Fix, t: float, dev: DeviceState, j: int, by: int) -> None:
+        """Zone `j` exits now: its rival `by` took over (dwell up to j's first fix outside)."""
+        stay = dev.stays.pop(j)
+        dev.left[j] = stay.last_in
+        self._counts[j] -= 1
+        self.counters["zone_takeovers"] += 1
+        left = stay.out_since if stay.out_since is not None else t
+        reason = {**fix_reason(fix), "cause": "superseded", "inside_since": stay.since}
+        reason |= {"outside_since": stay.out_since, "runner_up": self._index.ids[by]}
+        self._emit(t, EventKind.EXIT, self._index.ids[j], fix.device, left - stay.since, reason)
+
+    def _runner_up(self, i: int, dev: DeviceState) -> str | None:
+        """The rival of zone `i` next best placed for the device (see the module docstring)."""
+        index, stays = self._index, dev.stays
+        mine = sorted(j for j in stays if index.are_rivals(i, j))  # few stays, not 199 rivals
+        held = [j for j in mine if stays[j].inside]
+        pending = [j for j in mine if not stays[j].inside]
+        if held:
+            best: int | None = max(held, key=lambda j: stays[j].last_in)
+        elif pending:
+            best = min(pending, key=lambda j: stays[j].since)
+        else:
+            last = dev.last
+            best = index.nearest(index.rivals[i], last.x, last.y, last.accuracy_m)
+        return None if best is None else self._index.ids[best]
+
+    def _schedule_dwell(self, device: str, i: int, stay: Stay, t: float) -> None:
+        for th in self._thresholds[i]:
+            if th not in stay.fired and th not in stay.scheduled:
+                stay.scheduled |= {th}
+                self._push(max(stay.since + th, t), _Due.DWELL, device, i, th, stay.since)
+
+    def _push(self, due: float, kind: _Due, device: str, i: int, a: float, b: float = 0.0) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (due, self._seq, kind, device, i, a, b))
+
+    def _advance(self, t: float) -> None:
+        """Fire every deadline due by `t`, in time order."""
+        heap = self._heap
+        while heap and heap[0][0] <= t:
+            due, _, kind, device, i, a, b = heapq.heappop(heap)
+            dev = self._devices.get(device)
+            if dev is not None:
+                self._changes.keys.add(device)
+                self._handlers[kind](due, device, dev, i, a, b)
+        self._now = t
+
+    def _on_exit(
+        self, due: float, device: str, dev: DeviceState, i: int, a: float, b: float
+    ) -> None:
+        stay = dev.stays.get(i)
+        if stay is None or not stay.inside or stay.out_since != a or stay.since != b:
+            return
+        del dev.stays[i]
+        dev.left[i] = stay.last_in
+        self._counts[i] -= 1
+        reason = {**fix_reason(dev.last), "cause": "left", "inside_since": stay.since}
+        reason |= {"outside_since": a, "exit_after_s": self._zones[i].exit_after}
+        reason["runner_up"] = self._runner_up(i, dev)
+        self._emit(due, EventKind.EXIT, self._index.ids[i], device, a - stay.since, reason)
+
+    def _on_dwell(
+        self, due: float, device: str, dev: DeviceState, i: int, a: float, b: float
+    ) -> None:
+        stay = dev.stays.get(i)
+        if stay is None or not stay.inside or stay.since != b or a not in stay.scheduled:
+            return
+        stay.scheduled = stay.scheduled - {a} or NO_THRESHOLDS
+        if stay.out_since is not None or a in stay.fired or a not in self._thresholds[i]:
+            return  # on its way out: rescheduled if it comes back before the exit
+        stay.fired |= {a}
+        reason = {**fix_reason(dev.last), "inside_since": stay.since, "threshold_s": a}
+        reason["runner_up"] = self._runner_up(i, dev)
+        self._emit(due, EventKind.DWELL, self._index.ids[i], device, a, reason)
+
+    def _on_visit(
+        self, due: float, device: str, dev: DeviceState, i: int, a: float, b: float
+    ) -> None:
+        if not dev.visit_open or dev.visit_start != a:
+            return
+        if dev.last_seen + self._visits.timeout > due:
+            self._push(dev.last_seen + self._visits.timeout, _Due.VISIT, device, 0, a)
+            return
+        for j, stay in sorted(dev.stays.items()):
+            if stay.inside:
+                self._counts[j] -= 1
+                left = stay.out_since if stay.out_since is not None else dev.last_seen
+                reason = {**fix_reason(dev.last), "cause": "visit_end", "inside_since": stay.since}
+                reason |= {"last_seen": left, "runner_up": self._runner_up(j, dev)}
+                self._emit(
+                    due, EventKind.EXIT, self._index.ids[j], device, left - stay.since, reason
+                )
+        dev.stays.clear()
+        dev.visit_open, dev.visit_end = False, due
+        reason = {**fix_reason(dev.last), "started_at": a, "last_seen": dev.last_seen}
+        reason |= {"timeout_s": self._visits.timeout, "runner_up": None}
+        self._visit_event(EventKind.VISIT_END, due, device, dev.last_seen - a, reason)
+        self._push(due + self._visits.gap, _Due.PURGE, device, 0, due)
+
+    def _on_purge(
+        self, due: float, device: str, dev: DeviceState, i: int, a: float, b: float
+    ) -> None:
+        if not dev.visit_open and dev.visit_end == a:
+            del self._devices[device]
+
+    def _visit_event(
+        self, kind: EventKind, at: float, device: str, dwell: float | None, reason: dict[str, Any]
+    ) -> None:
+        self._emit(at, kind, self._store, device, dwell, reason)
+
+    def _emit(
+        self,
+        at: float,
+        kind: EventKind,
+        zone: str | None,
+        device: str,
+        dwell: float | None,
+        reason: dict[str, Any],
+    ) -> None:
+        self._out.append(ZoneEvent(at, kind, zone, device, None, dwell, reason))
+
+    def _flush(self) -> list[ZoneEvent]:
+        out, self._out = self._out, []
+        out.sort(key=lambda e: e.at)
+        return out
+
+
+def _latest(dev: DeviceState) -> float:
+    """The latest time a device's state holds (NaN, for a time not set, never counts)."""
+    times = [dev.last.at, dev.last_seen, dev.visit_start, dev.visit_end, *dev.left.values()]
+    for stay in dev.stays.values():
+        times += [stay.since, stay.entered_at, stay.last_in]
+        if stay.out_since is not None:
+            times.append(stay.out_since)
+    return max((t for t in times if not math.isnan(t)), default=-math.inf)

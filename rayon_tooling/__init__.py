@@ -1,0 +1,1 @@
+"""Rayon's tooling: benchmarks and accuracy evaluation.  The product never imports it."""
