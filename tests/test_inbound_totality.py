@@ -103,8 +103,9 @@ def hostile_field(draw: st.DrawFn, seed: dict[str, Any]) -> Any:
     doc = json.loads(json.dumps(seed))
     for _ in range(draw(st.integers(1, 3))):
         target = doc
-        if "beacons" in doc and isinstance(doc["beacons"], list) and draw(st.booleans()):
-            target = doc["beacons"][0] if doc["beacons"] else doc
+        beacons = doc.get("beacons")
+        if isinstance(beacons, list) and beacons and isinstance(beacons[0], dict):
+            target = beacons[0] if draw(st.booleans()) else doc
         key = draw(st.sampled_from(sorted(target)) | st.text(max_size=4))
         target[key] = draw(JSON)
     return doc

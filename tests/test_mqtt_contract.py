@@ -20,6 +20,7 @@ import gateway.deliver.schemas as schemas
 from gateway.clock import parse_local_time
 from gateway.config.load import load_config
 from gateway.config.model import AnchorKind, Config
+from gateway.decode.jsonvalues import InboundError
 from gateway.deliver.payloads import (
     encode,
     event_payload,
@@ -265,7 +266,7 @@ def _beacon_anchor(config: Config) -> dict[str, str]:
 
 
 def _feedback_ok(payload: Any, _config: Config) -> bool:
-    return not isinstance(parse_feedback(encode(payload), RECEIVED_AT), inbound.InboundError)
+    return not isinstance(parse_feedback(encode(payload), RECEIVED_AT), InboundError)
 
 
 def _customer_ok(payload: Any, _config: Config) -> bool:
@@ -279,22 +280,22 @@ def _customer_ok(payload: Any, _config: Config) -> bool:
 def _sightings_ok(payload: Any, config: Config) -> bool:
     raw = json.dumps(payload).encode()
     parsed = inbound.parse_sightings(raw, "k3v9q2x7m1p8", RECEIVED_AT, _beacon_anchor(config))
-    return not isinstance(parsed, inbound.InboundError)
+    return not isinstance(parsed, InboundError)
 
 
 def _scanner_ok(payload: Any, _config: Config) -> bool:
     parsed = inbound.parse_scanner_adv(json.dumps(payload).encode(), "node-tv", RECEIVED_AT)
-    return not isinstance(parsed, inbound.InboundError)
+    return not isinstance(parsed, InboundError)
 
 
 def _transition_ok(payload: Any, _config: Config) -> bool:
     parsed = inbound.parse_owntracks_transition(json.dumps(payload).encode(), RECEIVED_AT)
-    return not isinstance(parsed, inbound.InboundError)
+    return not isinstance(parsed, InboundError)
 
 
 def _location_ok(payload: Any, _config: Config) -> bool:
     parsed = inbound.parse_owntracks_location(json.dumps(payload).encode(), RECEIVED_AT)
-    return not isinstance(parsed, inbound.InboundError)
+    return not isinstance(parsed, InboundError)
 
 
 PARSERS: dict[str, Parser] = {
@@ -444,17 +445,17 @@ def test_a_single_scanner_advert_is_accepted_by_both(config: Config) -> None:
 
 def test_the_examples_mean_what_the_doc_says(config: Config) -> None:
     fb = parse_feedback(encode(schemas.example("feedback")), RECEIVED_AT)
-    assert not isinstance(fb, inbound.InboundError) and fb.offer == schemas.example("offer")["id"]
+    assert not isinstance(fb, InboundError) and fb.offer == schemas.example("offer")["id"]
     raw = json.dumps(schemas.example("sightings")).encode()
     seen = inbound.parse_sightings(raw, "k3v9q2x7m1p8", RECEIVED_AT, _beacon_anchor(config))
-    assert not isinstance(seen, inbound.InboundError)
+    assert not isinstance(seen, InboundError)
     assert [o.anchor for o in seen.observations] == ["beacon-04", "beacon-05"]
     customer = customer_from_obj(schemas.example("customer"), "crm/customers/cust-42")
     assert customer_to_obj(customer)["devices"] == schemas.example("customer")["devices"]
     adverts = inbound.parse_scanner_adv(
         json.dumps(schemas.example("scanner_adv")).encode(), "node-tv", RECEIVED_AT
     )
-    assert not isinstance(adverts, inbound.InboundError) and len(adverts) == 2
+    assert not isinstance(adverts, InboundError) and len(adverts) == 2
 
 
 def test_the_pipeline_takes_sightings_with_an_iso_time(config: Config) -> None:

@@ -23,6 +23,7 @@ import gateway.decode.inbound as inbound
 import gateway.deliver.schemas as schemas
 from gateway.config.load import load_config
 from gateway.config.model import AnchorKind
+from gateway.decode.jsonvalues import InboundError
 from tests.broker import Mosquitto, Subscriber, free_port
 
 pytestmark = pytest.mark.mqtt
@@ -191,7 +192,7 @@ def test_sightings_are_reported_in_the_design_format(
         check.validate(report)
         assert report["beacons"] == beacons and report["at"] >= before - 1
         parsed = inbound.parse_sightings(message.payload, TOKEN, time.time(), anchors)
-        assert not isinstance(parsed, inbound.InboundError), parsed
+        assert not isinstance(parsed, InboundError), parsed
         assert [(o.device, o.anchor) for o in parsed.observations] == [
             (f"phone:{TOKEN}", "beacon-04"),
             (f"phone:{TOKEN}", "beacon-05"),

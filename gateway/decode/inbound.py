@@ -25,9 +25,6 @@ from typing import Any
 
 from gateway.decode.adverts import parse_adv
 from gateway.decode.jsonvalues import (
-    MAX_EPOCH_S,
-    MAX_PAYLOAD_BYTES,
-    InboundError,
     Problem,
     check_size,
     decode,
@@ -47,15 +44,10 @@ from gateway.decode.jsonvalues import (
 from gateway.events import Advertisement, Observation
 from gateway.ids import canonical_device_id, ibeacon_id, token_problem
 
-# The errors and the JSON readers live in jsonvalues; importable from here.
 __all__ = [
     "MAX_ADVERTS",
     "MAX_BEACONS",
-    "MAX_EPOCH_S",
-    "MAX_PAYLOAD_BYTES",
-    "InboundError",
     "Location",
-    "Problem",
     "Sightings",
     "Transition",
     "TransitionEvent",

@@ -13,28 +13,10 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Mapping
 
-from gateway.cli.decode import beacon_to_json, check_line, decode_line, decode_stream
 from gateway.decode.beacons import (
     APPLE,
     EDDYSTONE_0M_TO_1M,
     EDDYSTONE_KEYS,
-    EDDYSTONE_SERVICE,
-    URL_EXPANSIONS,
-    URL_SCHEMES,
-    AltBeacon,
-    Beacon,
-    EddystoneTLM,
-    EddystoneUID,
-    EddystoneURL,
-    IBeacon,
-    decode_all,
-    decode_manufacturer,
-    decode_service,
-    encode_altbeacon,
-    encode_eddystone_tlm,
-    encode_eddystone_uid,
-    encode_eddystone_url,
-    encode_ibeacon,
     hex_bytes,
     signed,
     uuid_bytes,
@@ -42,32 +24,7 @@ from gateway.decode.beacons import (
 )
 from gateway.events import Advertisement, Observation
 
-__all__ = [
-    "APPLE",
-    "EDDYSTONE_0M_TO_1M",
-    "EDDYSTONE_SERVICE",
-    "URL_EXPANSIONS",
-    "URL_SCHEMES",
-    "AltBeacon",
-    "Beacon",
-    "EddystoneTLM",
-    "EddystoneUID",
-    "EddystoneURL",
-    "IBeacon",
-    "PrivacyFilter",
-    "beacon_to_json",
-    "check_line",
-    "decode_all",
-    "decode_line",
-    "decode_manufacturer",
-    "decode_service",
-    "decode_stream",
-    "encode_altbeacon",
-    "encode_eddystone_tlm",
-    "encode_eddystone_uid",
-    "encode_eddystone_url",
-    "encode_ibeacon",
-]
+__all__ = ["PrivacyFilter"]
 
 
 class PrivacyFilter:

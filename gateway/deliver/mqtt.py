@@ -37,8 +37,7 @@ from gateway.deliver.mqttio import ExpiryProperties, SocketBridge, set_tls, shut
 
 log = logging.getLogger(__name__)
 
-# The errors live in mqtterrors (imported by mqttio too); importable from here.
-__all__ = ["Announcement", "Backoff", "LinkError", "Message", "MqttLink", "Refused"]
+__all__ = ["Announcement", "Backoff", "Message", "MqttLink"]
 
 _WITH_WILL = ReasonCode(PacketTypes.DISCONNECT, identifier=4)  # "Disconnect with Will Message"
 

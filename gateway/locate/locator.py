@@ -68,26 +68,12 @@ from gateway.locate.rssifilter import (
     DEFAULT_FILTER,
     FILTERS,
     FilterKind,
-    KalmanFilter,
     LinkFilter,
-    RawFilter,
-    RssiFilter,
-    WindowIqrFilter,
 )
 
-# The filters live in rssifilter.py; importable from here.
 __all__ = [
-    "DEFAULT_FILTER",
-    "FILTERS",
-    "FilterKind",
-    "GridSettings",
-    "KalmanFilter",
-    "LinkFilter",
     "Locator",
     "PositionMethod",
-    "RawFilter",
-    "RssiFilter",
-    "WindowIqrFilter",
     "rssi_to_distance",
     "weighted_centroid",
     "weighted_multilateration",

@@ -23,23 +23,12 @@ from gateway.report.funnel import parse_funnel
 from gateway.report.kpis import Report, build_report
 from gateway.report.period import ACCEPTED_FORMS, resolve, time_arg
 from gateway.report.query import read_period
-from gateway.report.render import CSV_COLUMNS, REPORT_VERSION, as_json, render
+from gateway.report.render import render
 from gateway.store.database import missing_sqlite_file
 from gateway.store.repo import Store
 from gateway.textformat import Format
 
-__all__ = [
-    "CSV_COLUMNS",
-    "REPORT_VERSION",
-    "Format",
-    "Report",
-    "UsageError",
-    "add_arguments",
-    "as_json",
-    "build_report",
-    "render",
-    "run_report",
-]
+__all__ = ["add_arguments", "run_report"]
 
 DEFAULT_GOAL_ZONE = "checkout"
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from gateway.config.yamlsrc import MapNode, Mark, Node, ScalarNode, SeqNode, did_you_mean
-from gateway.rules.context import Condition, Context, VisitInfo, all_of
+from gateway.rules.context import Condition, Context
 from gateway.rules.located import Reader, all_entries
 from gateway.rules.operators import (
     FIELDS,
@@ -24,7 +24,6 @@ from gateway.rules.operators import (
     ZONE_PLACEHOLDER,
     Field,
     Operand,
-    Operator,
     attribute_field,
     is_number,
     needs_zone,
@@ -33,23 +32,7 @@ from gateway.rules.operators import (
 )
 from gateway.rules.timewindow import DateRange, TimeWindow, read_dates, read_window
 
-# The context and the operators live in rules/context.py and rules/operators.py; importable
-# from here.
-__all__ = [
-    "FIELDS",
-    "OPERATORS",
-    "ZONE_PLACEHOLDER",
-    "Condition",
-    "ConditionCompiler",
-    "Context",
-    "Field",
-    "Operand",
-    "Operator",
-    "VisitInfo",
-    "all_of",
-    "show_value",
-    "unknown_place",
-]
+__all__ = ["ConditionCompiler", "unknown_place"]
 
 _ATTRIBUTES = "customer.attributes."
 _BLOCKS = ("any", "not", "time", "date")

@@ -44,7 +44,7 @@ from gateway.livestate import Changes
 from gateway.rules.absent import AbsentSchedule
 from gateway.rules.codepools import CodePools, MemoryCodePools
 from gateway.rules.context import Context
-from gateway.rules.decide import Decider, Evaluation, offer_id
+from gateway.rules.decide import Decider, Evaluation
 from gateway.rules.explanation import (
     Explanation,
     RuleExplanation,
@@ -52,7 +52,6 @@ from gateway.rules.explanation import (
 from gateway.rules.gates import (
     absent_line,
     event_text,
-    in_holdout,
 )
 from gateway.rules.ledger import Ledger
 from gateway.rules.model import Rule, RuleSet, TriggerKind
@@ -69,7 +68,7 @@ _ANY_ZONE = "*"
 _VISIT_END = EventKind.VISIT_END
 ABSENT_REASON: Mapping[str, Any] = {"trigger": "absent"}
 
-__all__ = ["Evaluation", "RuleEngine", "in_holdout", "offer_id"]
+__all__ = ["RuleEngine"]
 
 
 class RuleEngine:

@@ -31,7 +31,6 @@ from gateway.config.load import load_config
 from gateway.config.model import AnchorKind, Config
 from gateway.decode.jsonvalues import InboundError
 from gateway.deliver.announce import Announcer, RulesState
-from gateway.deliver.connect import connect_link
 from gateway.deliver.mqtt import MqttLink
 from gateway.deliver.outbox import OutboxPublisher
 from gateway.deliver.payloads import FeedbackState, parse_feedback
@@ -675,4 +674,4 @@ class Gateway:
         await self.announcer.events(pending.events)
 
 
-__all__ = ["NOT_DECIDED", "Gateway", "Source", "connect_link", "load_pools", "persist"]
+__all__ = ["Gateway", "Source"]

@@ -26,8 +26,8 @@ from gateway.events import EventKind, Offer, ZoneEvent
 from gateway.identity.model import Customer
 from gateway.livestate import StateDelta, merge, whole
 from gateway.rules.codepools import Assignment
-from gateway.store.database import BUSY_TIMEOUT_MS, CHUNK, BulkInsert, dialect_insert, rowcount
-from gateway.store.outbox import MAX_PENDING, Enqueued, OfferOutbox, OfferRecord
+from gateway.store.database import CHUNK, BulkInsert, dialect_insert, rowcount
+from gateway.store.outbox import Enqueued, OfferOutbox
 from gateway.store.tables import (
     EVENT_COLUMNS,
     CodeRow,
@@ -46,17 +46,7 @@ from gateway.store.tables import (
 )
 
 # The outbox's and the engine's names live in store/outbox.py and store/database.py;
-# importable from here.
-__all__ = [
-    "BUSY_TIMEOUT_MS",
-    "MAX_PENDING",
-    "Enqueued",
-    "FeedbackRecord",
-    "OfferRecord",
-    "Position",
-    "Store",
-    "Visit",
-]
+__all__ = ["FeedbackRecord", "Position", "Store", "Visit"]
 
 # Core tables of the batch writes (see `table_of`).
 _EVENTS = table_of(ZoneEventRow)

@@ -79,8 +79,7 @@ from gateway.zones.state import (
     fix_reason,
 )
 
-# ZoneIndex lives in zoneindex; importable from here.
-__all__ = ["SNAPSHOT_VERSION", "STORE_ZONE_ID", "ZoneIndex", "ZoneTracker"]
+__all__ = ["SNAPSHOT_VERSION", "STORE_ZONE_ID", "ZoneTracker"]
 
 STORE_ZONE_ID = "store"
 SNAPSHOT_VERSION = 1  # stays gained `last_in` within it: older snapshots restore (zonestate)

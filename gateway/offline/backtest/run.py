@@ -29,20 +29,11 @@ from gateway.errors import ConfigError, InvalidInput
 from gateway.events import TraceItem
 from gateway.identity.model import Customer, CustomerRegistry
 from gateway.offline.backtest.report import (
-    CSV_COLUMNS,
-    REPORT_VERSION,
-    as_json,
     render,
-    render_csv,
-    render_table,
 )
 from gateway.offline.backtest.result import (
-    HOURS,
     BacktestResult,
-    Cause,
-    RuleResult,
     Tally,
-    classify,
 )
 from gateway.offline.progress import Progress, lines_with_progress
 from gateway.offline.replay import replay
@@ -53,26 +44,7 @@ from gateway.rules.model import RuleSet
 from gateway.sources.trace import TraceError, iter_trace
 from gateway.textformat import Format
 
-# The report and the results live in backtestreport and backtestresult; importable from here.
-__all__ = [
-    "CSV_COLUMNS",
-    "HOURS",
-    "REPORT_VERSION",
-    "BacktestResult",
-    "Cause",
-    "Format",
-    "RuleResult",
-    "Tally",
-    "add_arguments",
-    "as_json",
-    "backtest",
-    "classify",
-    "render",
-    "render_csv",
-    "render_table",
-    "run_backtest",
-    "run_from_args",
-]
+__all__ = ["add_arguments", "backtest", "run_backtest", "run_from_args"]
 
 
 # -- running ---------------------------------------------------------------------------------

@@ -26,14 +26,7 @@ from gateway.events import Purpose
 from gateway.rules.model import Period
 from gateway.rules.schema.defs import defs
 from gateway.rules.schema.parts import (
-    CLOCK_PATTERN,
-    CODE_PLACEHOLDER_PATTERN,
-    DATE_PATTERN,
-    DATETIME_PATTERN,
-    DURATION_PATTERN,
-    PERCENT_PATTERN,
     RULE_ID_PATTERN,
-    UNKNOWN_PLACEHOLDER_PATTERN,
     Schema,
     doc,
     enum_of,
@@ -41,21 +34,11 @@ from gateway.rules.schema.parts import (
     ref,
 )
 
-# The patterns live in ruleschemaparts; importable from here too.
 __all__ = [
     "BASE_ID",
-    "CLOCK_PATTERN",
-    "CODE_PLACEHOLDER_PATTERN",
-    "DATETIME_PATTERN",
-    "DATE_PATTERN",
     "DIALECT",
-    "DURATION_PATTERN",
-    "PERCENT_PATTERN",
     "POLICY_SCHEMA_FILE",
-    "RULE_ID_PATTERN",
     "RULE_SCHEMA_FILE",
-    "UNKNOWN_PLACEHOLDER_PATTERN",
-    "Schema",
     "policy_schema",
     "rules_schema",
     "write_schemas",
