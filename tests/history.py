@@ -22,8 +22,7 @@ from gateway.offline.replay import replay
 from gateway.pipeline import Output, Pipeline
 from gateway.rules.codepools import Assignment
 from gateway.rules.load import load_rules
-from gateway.runtime.app import RUNTIME_KEY
-from gateway.runtime.persist import PositionSampler
+from gateway.store.persist import RUNTIME_KEY, PositionSampler
 from gateway.store.repo import Store
 from tests.walks import STORE_UUID, tv_aisle_walk, walk_adverts
 

@@ -22,9 +22,9 @@ from gateway.events import MqttInput, ZoneEvent
 from gateway.identity.customers import customer_from_obj
 from gateway.pipeline import Output
 from gateway.runtime.app import Gateway
-from gateway.runtime.persist import load_pools, persist
 from gateway.sources.ble import BleSource, ReplayScannerBackend
 from gateway.store.outbox import OfferRecord
+from gateway.store.persist import load_pools, persist
 from gateway.store.repo import Position, Store
 from gateway.store.tables import OfferState
 from rayon_tooling.benchmarks.latency import bench_offers
@@ -242,7 +242,7 @@ def test_settle_heap_freezes_what_lives_and_still_collects_what_a_reload_drops()
     import gc
     import weakref
 
-    from gateway.runtime.app import settle_heap
+    from gateway.heap import settle_heap
 
     class Node:
         def __init__(self) -> None:

@@ -27,7 +27,7 @@ from gateway.offline.replay import replay
 from gateway.pipeline import Output, Pipeline
 from gateway.rules.gates import in_holdout
 from gateway.rules.load import load_rules
-from gateway.sim.demo import demo_customers
+from gateway.sim.customers import demo_customers
 from gateway.sim.simulator import StoreSimulator
 from gateway.sources.trace import read_trace, write_trace
 from gateway.store.repo import Store

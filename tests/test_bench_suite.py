@@ -9,10 +9,9 @@ from pathlib import Path
 from gateway.cli.main import build_parser
 from gateway.decode.privacy import PrivacyFilter
 from gateway.store.repo import Store
-from rayon_tooling.benchmarks import memory
+from rayon_tooling.benchmarks import SuiteRow, memory
 from rayon_tooling.benchmarks.suite import (
     HOOKS,
-    SuiteRow,
     hook_rows,
     render,
     replay_into_store,

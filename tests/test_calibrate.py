@@ -27,7 +27,7 @@ from gateway.offline.calibrate import (
     fit_log_distance,
     walk_samples,
 )
-from gateway.sim.demo import demo_customers
+from gateway.sim.customers import demo_customers
 from gateway.sim.radio import RadioModel
 from gateway.sim.simulator import StoreSimulator
 from tests.stores import reference_store

@@ -16,7 +16,7 @@ from gateway.identity.customers import customer_to_obj
 from gateway.identity.model import Customer, CustomerRegistry
 from gateway.pipeline import Output, Pipeline
 from gateway.rules.load import load_rules
-from gateway.runtime.persist import PositionSampler, persist
+from gateway.store.persist import PositionSampler, persist
 from gateway.store.repo import Store
 from gateway.store.tables import OfferState
 from tests.stores import ROOT

@@ -13,7 +13,7 @@ import pytest
 from gateway.cli.main import main
 from gateway.config.load import load_config
 from gateway.identity.model import Customer
-from gateway.runtime.app import RUNTIME_KEY
+from gateway.store.persist import RUNTIME_KEY
 from gateway.store.repo import Store
 from tests.broker import Mosquitto, Subscriber
 from tests.history import CUSTOMERS, dump, fill, traces_of

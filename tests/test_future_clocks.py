@@ -24,7 +24,8 @@ from gateway.identity.customers import customer_from_obj
 from gateway.identity.model import CustomerRegistry
 from gateway.pipeline import Output, Pipeline
 from gateway.rules.load import load_rules
-from gateway.runtime.app import RUNTIME_KEY, Gateway
+from gateway.runtime.app import Gateway
+from gateway.store.persist import RUNTIME_KEY
 from gateway.store.repo import Store
 from gateway.store.tables import OfferState
 from rayon_tooling.benchmarks.latency import bench_offers

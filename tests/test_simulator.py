@@ -32,7 +32,7 @@ from gateway.errors import InvalidInput
 from gateway.events import Advertisement, MqttInput, Observation, TraceItem
 from gateway.ids import ibeacon_id
 from gateway.locate.locator import Locator
-from gateway.sim.demo import demo_customers
+from gateway.sim.customers import demo_customers
 from gateway.sim.radio import RadioModel
 from gateway.sim.simulator import PhoneModel, StoreSimulator, TruthRecord
 from gateway.sources.trace import parse_line

@@ -78,7 +78,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from gateway.sim.demo import demo_customers
+    from gateway.sim.customers import demo_customers
     from gateway.sim.simulator import StoreSimulator
 
     config = _config(args)

@@ -21,8 +21,8 @@ from gateway.rules.explain import explain_at
 from gateway.rules.explanation import Explanation, format_explanation
 from gateway.rules.load import load_rules
 from gateway.rules.model import RuleSet
-from gateway.runtime.persist import NOT_DECIDED, load_pools
 from gateway.sources.trace import TraceError, read_trace
+from gateway.store.persist import NOT_DECIDED, load_pools
 from gateway.store.repo import Store
 
 

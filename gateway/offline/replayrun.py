@@ -16,14 +16,14 @@ from gateway.clock import ManualClock
 from gateway.config.model import Config
 from gateway.deliver.connect import connect_link
 from gateway.deliver.payloads import event_record, offer_payload
+from gateway.heap import tune_gc
 from gateway.identity.model import Customer, CustomerRegistry
 from gateway.offline.replay import ReplayStats, fix_record, replay, write_jsonl
 from gateway.pipeline import Output, Pipeline
 from gateway.rules.codepools import MemoryCodePools
 from gateway.rules.load import load_rules
-from gateway.runtime.app import tune_gc
-from gateway.runtime.persist import PositionSampler, load_pools, persist
 from gateway.sources.trace import read_trace
+from gateway.store.persist import PositionSampler, load_pools, persist
 from gateway.store.repo import Position, Store
 from gateway.zones.index import ZoneIndex
 

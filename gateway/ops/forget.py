@@ -27,7 +27,7 @@ from gateway.ids import customer_id_problem
 from gateway.pipeline import Pipeline
 from gateway.rules.load import load_rules
 from gateway.rules.model import RuleSet
-from gateway.runtime.app import RUNTIME_KEY
+from gateway.store.persist import RUNTIME_KEY
 from gateway.store.repo import Store
 from gateway.topics import Topics
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import gc
 import logging
 import random
 import time
@@ -36,6 +35,7 @@ from gateway.deliver.outbox import OutboxPublisher
 from gateway.deliver.payloads import FeedbackState, parse_feedback
 from gateway.errors import ConfigError, Diagnostic, InvalidInput, RuntimeFailure
 from gateway.events import MqttInput, TraceItem
+from gateway.heap import settle_heap
 from gateway.identity.model import CustomerRegistry
 from gateway.pipeline import Output, Pipeline
 from gateway.rules.codepools import MemoryCodePools
@@ -43,16 +43,17 @@ from gateway.rules.load import load_rules
 from gateway.runtime.health import AnchorWatch
 from gateway.runtime.inbox import Inbox
 from gateway.runtime.metrics import GatewayFigures, MetricsServer, gateway_samples, render
-from gateway.runtime.persist import (
+from gateway.runtime.reconfigure import carried_over, rebuild, restart_needed
+from gateway.runtime.systemd import Notifier
+from gateway.store.outbox import RepairedOffer
+from gateway.store.persist import (
     NOT_DECIDED,
+    RUNTIME_KEY,
     PositionSampler,
     load_pools,
     persist,
     push_withdrawn,
 )
-from gateway.runtime.reconfigure import carried_over, rebuild, restart_needed
-from gateway.runtime.systemd import Notifier
-from gateway.store.outbox import RepairedOffer
 from gateway.store.repo import Store
 from gateway.store.retention import Purged, run_retention
 from gateway.throttle import Throttle, held_note
@@ -83,7 +84,6 @@ SOURCE_RETRY_MAX_S = 60.0
 RULES_POLL_S = 2.0
 RULES_SETTLE_S = 0.3
 SNAPSHOT_EVERY_S = 10.0
-RUNTIME_KEY = "pipeline"
 
 
 class Source(Protocol):
@@ -132,30 +132,6 @@ def summarize(diagnostics: Sequence[Diagnostic], most: int = 3) -> str:
     text = "; ".join(str(d) for d in diagnostics[:most])
     more = len(diagnostics) - most
     return f"{text} (+{more} more)" if more > 0 else text
-
-
-YOUNG_GC_THRESHOLD = 20_000  # allocations between young collections; CPython's default is 700
-
-
-def tune_gc() -> None:
-    """Collect the young generation every `YOUNG_GC_THRESHOLD` allocations instead of 700:
-    each advert allocates a few short-lived objects, so the default ran a collection (and
-    every 100th a full one) every few dozen adverts, ~9 % of the replay's CPU time (`rayon
-    bench replay`; see docs/performance.md).  Cycles still go, a little later."""
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(YOUNG_GC_THRESHOLD, older, oldest)
-
-
-def settle_heap() -> None:
-    """Collect, then move every object alive now (config, rules, zone geometry, modules) out
-    of the garbage collector's reach: its full passes over them were the tail of the advert →
-    PUBACK latency (p99 45 → 19 ms with p50 unchanged, `rayon bench latency --customers 200`
-    on an idle 2-core machine).  Called once started and after each reload, after unfreezing,
-    so that a replaced rule set's own cycles are still collected."""
-    tune_gc()
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
 
 
 class Gateway:

@@ -12,13 +12,12 @@ import asyncio
 import dataclasses
 import json
 import logging
-import random
 import socket
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from datetime import datetime
 from pathlib import Path
@@ -32,62 +31,12 @@ from gateway.clock import AcceleratedClock, Clock
 from gateway.config.model import Config, DatabaseConfig
 from gateway.deliver.connect import connect_link
 from gateway.events import Advertisement, TraceItem
-from gateway.identity.model import Consent, Customer
+from gateway.identity.model import Customer
 from gateway.runtime.app import Gateway
+from gateway.sim.customers import demo_customers
 from gateway.sim.simulator import StoreSimulator
 from gateway.store.repo import Store
 from gateway.topics import Topics
-
-FIRST_NAMES = (
-    "Camille",
-    "Léa",
-    "Hugo",
-    "Louis",
-    "Chloé",
-    "Nathan",
-    "Inès",
-    "Jules",
-    "Manon",
-    "Lucas",
-    "Sarah",
-    "Gabriel",
-    "Zoé",
-    "Arthur",
-    "Emma",
-    "Raphaël",
-)
-INTERESTS = ("tv", "audio", "smartphones", "computing", "gaming", "photo", "appliances")
-
-
-def demo_customers(devices: Sequence[str], seed: int) -> list[Customer]:
-    """Plausible CRM profiles for the simulated shoppers' phones (seeded, reproducible)."""
-    rng = random.Random(seed)
-    out = []
-    for i, device in enumerate(devices, start=1):
-        interests = frozenset(rng.sample(INTERESTS, rng.randint(1, 3)))
-        if i % 3 == 1:
-            interests |= {"tv"}
-        attrs: dict[str, Any] = {}
-        if rng.random() < 0.25:
-            attrs["cart_zone"] = f"aisle-{rng.choice(INTERESTS)}"
-        if rng.random() < 0.1:
-            attrs["order_ready"] = True
-        out.append(
-            Customer(
-                id=f"c-{i:04d}",
-                token=f"t{rng.getrandbits(64):016x}",
-                devices=(device,),
-                consent=Consent(
-                    instore_location=rng.random() < 0.95, marketing_push=rng.random() < 0.9
-                ),
-                first_name=rng.choice(FIRST_NAMES),
-                interests=interests,
-                tier=rng.choice((None, "silver", "gold")),
-                visits=rng.choice((0, 0, 1, 3, 8, 20)),
-                attributes=attrs,
-            )
-        )
-    return out
 
 
 def broker_answers(host: str, port: int, timeout: float = 0.5) -> bool:

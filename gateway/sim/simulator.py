@@ -143,7 +143,7 @@ class StoreSimulator:
     """Shoppers in the store of `config`, for `minutes` from `start_at` (epoch seconds).
 
     `tokens` are the shoppers' delivery tokens, by index, for their sightings topics (default:
-    those of `gateway.sim.demo.demo_customers(devices(), seed)`, the `--customers` file).
+    those of `gateway.sim.customers.demo_customers(devices(), seed)`, the `--customers` file).
     """
 
     def __init__(
@@ -191,7 +191,7 @@ class StoreSimulator:
     def tokens(self) -> list[str]:
         """The shoppers' delivery tokens, by shopper index (their sightings topics)."""
         if self._tokens is None:
-            from gateway.sim.demo import demo_customers  # the demo imports this module
+            from gateway.sim.customers import demo_customers
 
             self._tokens = [c.token for c in demo_customers(self.devices(), self._seed)]
         if len(self._tokens) < self._n:

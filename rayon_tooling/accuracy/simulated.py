@@ -215,7 +215,7 @@ class _State:
 
 def _customers(sim: StoreSimulator, seed: int) -> tuple[dict[str, str], CustomerRegistry]:
     """The demo's customers, all consenting; customer id → the shopper's device id."""
-    from gateway.sim.demo import demo_customers
+    from gateway.sim.customers import demo_customers
 
     people = [
         dataclasses.replace(c, consent=Consent(instore_location=True, marketing_push=True))

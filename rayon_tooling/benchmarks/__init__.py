@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from gateway.errors import RuntimeFailure
 
@@ -22,3 +23,14 @@ def python_child(args: Sequence[str], what: str) -> str:
         lines = done.stderr.strip().splitlines() or ["(no output)"]
         raise RuntimeFailure(f"{what} failed ({done.returncode}): {lines[-1]}")
     return done.stdout
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteRow:
+    """One line of the table; `met` is None when there is no target or no measure."""
+
+    name: str
+    value: str
+    target: str
+    met: bool | None
+    command: str

@@ -58,7 +58,7 @@ HOT_MODULES: tuple[str, ...] = (
     "gateway.offline.replay",
     "gateway.identity.model",
     "gateway.events",
-    "gateway.runtime.persist",
+    "gateway.store.persist",
     "gateway.deliver.payloads",
     "gateway.rules.engine",
     "gateway.rules.absent",

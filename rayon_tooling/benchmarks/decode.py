@@ -47,6 +47,7 @@ from gateway.decode.beacons import (
     encode_eddystone_url,
     encode_ibeacon,
 )
+from rayon_tooling.benchmarks import SuiteRow
 
 TARGET = 3.0
 FRAMES = 20_000
@@ -300,7 +301,7 @@ def bench_decode(
     return 0
 
 
-def suite_rows(quick: bool) -> list[Any]:
+def suite_rows(quick: bool) -> list[SuiteRow]:
     """Rows for the one-table `rayon bench`: Rayon's lead over the faster peer per frame set
     (not met when any result differs), or one row saying how to install the peers."""
     count, repeats = (2_000, 3) if quick else (FRAMES, REPEATS)
@@ -316,14 +317,9 @@ def suite_rows(quick: bool) -> list[Any]:
     return rows
 
 
-def _suite_row(name: str, value: str, met: bool | None) -> Any:
-    fields = {"name": name, "value": value, "target": f"≥ {TARGET:g}×, identical",
-              "met": met, "command": COMMAND}  # fmt: skip
-    try:
-        suite = importlib.import_module("rayon_tooling.benchmarks.suite")
-    except ImportError:
-        return fields
-    return suite.SuiteRow(**fields)
+def _suite_row(name: str, value: str, met: bool | None) -> SuiteRow:
+    target = f"≥ {TARGET:g}×, identical"
+    return SuiteRow(name=name, value=value, target=target, met=met, command=COMMAND)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -427,7 +427,7 @@ def bench_latency(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 def suite_rows(quick: bool) -> list[Any]:
     """The two rows of `rayon bench`'s table (helper E's `SuiteRow`)."""
-    from rayon_tooling.benchmarks.suite import SuiteRow
+    from rayon_tooling.benchmarks import SuiteRow
 
     quiet = logging.getLogger("gateway")  # the live gateway's INFO lines would bury the table
     level = quiet.level

@@ -37,7 +37,7 @@ import gateway.runtime.daemon
 import gateway.sources.ble  # noqa: F401  (the daemon imports it, and bleak, with the radio on)
 from gateway.clock import parse_local_time
 from gateway.config.load import load_config
-from gateway.runtime.app import RUNTIME_KEY
+from gateway.store.persist import RUNTIME_KEY
 from gateway.store.repo import Store
 from rayon_tooling.benchmarks import python_child
 from rayon_tooling.benchmarks.soak import start_pipeline

@@ -21,7 +21,7 @@ from gateway.identity.model import CustomerRegistry
 from gateway.offline.replay import replay
 from gateway.pipeline import Output, Pipeline
 from gateway.rules.load import load_rules
-from gateway.sim.demo import demo_customers
+from gateway.sim.customers import demo_customers
 from gateway.sim.simulator import StoreSimulator
 
 

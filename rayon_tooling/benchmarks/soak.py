@@ -42,12 +42,12 @@ from gateway.offline.replay import TICK_S, flush_horizon
 from gateway.offline.replayrun import OutputWriter
 from gateway.pipeline import LOCATOR_IDLE_S, PRUNE_EVERY_S, Output, Pipeline
 from gateway.rules.load import load_rules
-from gateway.runtime.app import RUNTIME_KEY
-from gateway.runtime.persist import NOT_DECIDED, load_pools
-from gateway.sim.demo import demo_customers
+from gateway.sim.customers import demo_customers
+from gateway.store.persist import NOT_DECIDED, RUNTIME_KEY, load_pools
 from gateway.store.repo import Store
 from rayon_tooling.benchmarks import python_child, soakstream
 from rayon_tooling.benchmarks.soakcheck import (
+    Sample,
     Verdict,
     check_caps,
     check_evicted,
@@ -58,17 +58,6 @@ from rayon_tooling.benchmarks.soakcheck import (
 HOUR_S = 3600.0
 DAY = "2026-03-03"  # a Tuesday, inside the shipped TV campaign's validity
 REFERENCE = Path(__file__).resolve().parents[2] / "config.example.yaml"
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """The state after one simulated hour."""
-
-    hour: int
-    rss_mb: float
-    sizes: dict[str, int]
-    adverts: int
-    offers: int
 
 
 @dataclass(slots=True)
@@ -307,7 +296,7 @@ def suite_rows(quick: bool) -> list[Any]:
 
 def _as_rows(rows: list[tuple[str, str, str, bool, str]]) -> list[Any]:
     try:
-        from rayon_tooling.benchmarks.suite import SuiteRow
+        from rayon_tooling.benchmarks import SuiteRow
     except ImportError:
         keys = ("name", "value", "target", "met", "command")
         return [dict(zip(keys, row, strict=True)) for row in rows]

@@ -13,17 +13,24 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from gateway.rules.model import Period, RuleSet
 
-if TYPE_CHECKING:
-    from rayon_tooling.benchmarks.soak import Sample
-
 RSS_SLACK_MB = 4.0  # the last hours may not grow past the busy hours' peak by more than this
 D30_S = 30 * 86400.0
 COUNTED = "state NOT IN ('cancelled', 'dropped')"  # as the ledger: holdout offers count
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """The state after one simulated hour."""
+
+    hour: int
+    rss_mb: float
+    sizes: dict[str, int]
+    adverts: int
+    offers: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,15 +27,15 @@ from pathlib import Path
 from typing import TextIO
 
 from gateway.events import Advertisement
+from gateway.heap import tune_gc
 from gateway.identity.model import CustomerRegistry
 from gateway.offline.replay import ReplayStats, replay
 from gateway.offline.replayrun import OutputWriter
 from gateway.pipeline import Pipeline
 from gateway.rules.load import load_rules
-from gateway.runtime.app import tune_gc
-from gateway.runtime.persist import load_pools
+from gateway.store.persist import load_pools
 from gateway.store.repo import Store
-from rayon_tooling.benchmarks import memory, rules
+from rayon_tooling.benchmarks import SuiteRow, memory, rules
 from rayon_tooling.benchmarks.workload import Workload, build
 
 TARGET_ADVERTS_S = 100_000
@@ -45,17 +45,6 @@ HOOKS = (  # (module, the rows it owns, how to run it meanwhile)
     ("decode", "decode speed against ibeacon-ble and beacontools", "rayon bench decode"),
     ("soak", "24 h soak, 2,000 devices", "rayon bench soak"),
 )
-
-
-@dataclass(frozen=True, slots=True)
-class SuiteRow:
-    """One line of the table; `met` is None when there is no target or no measure."""
-
-    name: str
-    value: str
-    target: str
-    met: bool | None
-    command: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +182,7 @@ def ready(config_path: Path, url: str) -> None:
     import gateway.runtime.daemon  # noqa: F401  (what `rayon run` imports counts too)
     from gateway.config.load import load_config
     from gateway.config.model import DatabaseConfig
-    from gateway.runtime.persist import NOT_DECIDED
+    from gateway.store.persist import NOT_DECIDED
 
     config = dataclasses.replace(load_config(config_path), database=DatabaseConfig(url))
     store = Store(config.database.url)
