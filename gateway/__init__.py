@@ -1,7 +1,7 @@
 """Rayon: an edge gateway for in-store proximity marketing.
 
 BLE advertisements and phone reports become observations, positions, zone events,
-rule decisions and finally offers published over MQTT.  See DESIGN.md for the contract.
+rule decisions and finally offers published over MQTT.  See docs/design.md for the contract.
 """
 
 from __future__ import annotations

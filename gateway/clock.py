@@ -7,7 +7,7 @@ from datetime import datetime, tzinfo
 from enum import StrEnum
 from typing import Protocol
 
-# The live time window (issue 16).  An inbound message dated by its sender (a phone's `at` or
+# The live time window (docs/mqtt.md).  An inbound message dated by its sender (a phone's `at` or
 # `tst`, a scanner node's advert `at`) is used only if that time lies within
 # [received - MAX_AGE_S, received + MAX_AHEAD_S] of when the gateway received it; the daemon
 # stamps the receive time with its own clock and a trace line carries it, so a replay applies

@@ -1,4 +1,4 @@
-"""The few typed values that flow through the pipeline (DESIGN.md §2).
+"""The few typed values that flow through the pipeline (docs/design.md §2).
 
 sources ─Advertisement─▶ decode ─Observation─▶ locate ─Fix─▶ zones ─ZoneEvent─▶ rules ─Offer─▶
 deliver

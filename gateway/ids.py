@@ -1,4 +1,4 @@
-"""Canonical device ids (DESIGN.md §2) and the aliases other systems use.
+"""Canonical device ids (docs/design.md §2) and the aliases other systems use.
 
     ibeacon:<uuid lowercase 8-4-4-4-12>:<major>:<minor>
     eddystone:<namespace 20 hex>:<instance 12 hex>
@@ -70,7 +70,7 @@ _NUMBER_LIKE = re.compile(r"[0-9_.~-]*")  # digits and separators only: a card n
 CUSTOMER_ID_RULE = "1 to 128 of A-Z a-z 0-9 _ . ~ - @ : (one MQTT topic level)"
 _OPAQUE = (
     "an opaque random token such as 22 URL-safe base64 characters, never a loyalty number "
-    "(DESIGN.md §5)"
+    "(docs/mqtt.md)"
 )
 TOKEN_RULE = f"1 to 128 of A-Z a-z 0-9 _ . ~ -, not only digits: {_OPAQUE}"
 

@@ -2,7 +2,7 @@
 
 The pipeline's live state (zone and visit timers, the rules' visit contexts) is one JSON
 document, `Pipeline.snapshot()`.  Most of it is two maps, one entry per tracked device and per
-customer in a visit; the daemon saves it with every offer (DESIGN §2), so writing it whole
+customer in a visit; the daemon saves it with every offer (docs/design.md §2), so writing it whole
 cost the advert → PUBACK path time in proportion to the devices tracked (157 kB and ~5 ms for
 200 devices on a slow core; ~4 MB at 5,000).  A `StateDelta` carries the document without
 those maps' entries (`base`) and only the entries that changed; the store keeps one row per

@@ -1,4 +1,4 @@
-"""The pure pipeline: inputs in, fixes, zone events and offers out (DESIGN.md §2).
+"""The pure pipeline: inputs in, fixes, zone events and offers out (docs/design.md §2).
 
 sources ─▶ decode ─▶ identity ─▶ locate ─▶ zones ─▶ rules
 

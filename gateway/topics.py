@@ -1,6 +1,6 @@
 """Every MQTT topic Rayon publishes or listens to, built and parsed in one place.
 
-DESIGN.md §5 is the contract: all topics live under `<topic_prefix>/<store>/`, e.g.
+docs/mqtt.md is the contract: all topics live under `<topic_prefix>/<store>/`, e.g.
 `rayon/paris-11/offers/<token>`.  ESPresense rooms publish outside the prefix, on
 `espresense/devices/<device>/<room>`.
 """

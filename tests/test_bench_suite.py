@@ -59,7 +59,9 @@ def test_the_memory_probe_tracks_every_device(tmp_path: Path) -> None:
 def test_a_missing_hook_says_how_to_measure_it() -> None:
     rows = hook_rows(False, (("no_such_bench", "offers/s", "rayon bench offers"),))
     assert rows == [
-        SuiteRow("offers/s", "not measured here", "see issue 8", None, "rayon bench offers")
+        SuiteRow(
+            "offers/s", "not measured here", "see docs/performance.md", None, "rayon bench offers"
+        )
     ]
 
 

@@ -1,4 +1,4 @@
-"""`rayon` as a user runs it: exit codes, located errors, the JSON Lines contracts of DESIGN §6."""
+"""`rayon` as a user runs it: exit codes, located errors, the JSON Lines of docs/trace.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Customer files (DESIGN.md §6): objects, JSONL and CSV, bad lines, aliases, round-trips."""
+"""Customer files (docs/trace.md): objects, JSONL and CSV, bad lines, aliases, round-trips."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def test_last_visit_forms(value: object, seconds: float) -> None:
          f"{TOKEN_RULE}, got a string of 3 characters"),
         ({"id": "c", "token": "4970123456789"}, "crm/c9: error: 'token': a delivery token must "
          "not be only digits: use an opaque random token such as 22 URL-safe base64 characters,"
-         " never a loyalty number (DESIGN.md §5), got a string of 13 characters"),
+         " never a loyalty number (docs/mqtt.md), got a string of 13 characters"),
         ({"id": "a/b+c", "token": "t"}, f"crm/c9: error: 'id': a customer id must be "
          f"{CUSTOMER_ID_RULE}, got a string of 5 characters"),
         ({"id": "c", "token": "t", "intrests": []}, "crm/c9: error: 'intrests': unknown field "

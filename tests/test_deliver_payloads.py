@@ -1,4 +1,4 @@
-"""Outbound payloads exactly as DESIGN.md §5 writes them; inbound feedback never raises."""
+"""Outbound payloads exactly as docs/mqtt.md writes them; inbound feedback never raises."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Topic names of DESIGN.md §5, built and parsed in one place."""
+"""Topic names of docs/mqtt.md, built and parsed in one place."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def test_ids_that_are_not_one_level_are_refused(bad: str) -> None:
 
 @pytest.mark.parametrize("token", ["4970123456789", "4970-1234-5678", "t 1", "t\n1", "é", "t@1"])
 def test_a_token_breaking_the_rule_is_no_topic_of_ours(token: str) -> None:
-    """DESIGN §5: a token is opaque, never a loyalty number; the probe saw an offer sent to
+    """docs/mqtt.md: a token is opaque, never a loyalty number; the probe saw an offer sent to
     offers/4970123456789.  No topic is built on such a token, none is read from one."""
     with pytest.raises(ValueError, match="delivery token") as info:
         T.offers(token)

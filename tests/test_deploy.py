@@ -14,9 +14,9 @@ import pytest
 from tests.stores import ROOT
 
 DEPLOY = ROOT / "deploy"
-UNIT = DEPLOY / "rayon-gateway.service"  # where DESIGN §8 puts it
+UNIT = DEPLOY / "rayon-gateway.service"  # where docs/design.md §8 puts it
 INSTALL = DEPLOY / "install.sh"
-DRAIN_S = 5  # SIGTERM drains the outbox for at most this long (DESIGN §8)
+DRAIN_S = 5  # SIGTERM drains the outbox for at most this long (docs/design.md §8)
 
 
 def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:

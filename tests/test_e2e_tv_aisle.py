@@ -1,7 +1,7 @@
 """End to end: the TV-aisle walk replayed through `rayon replay` against a real Mosquitto.
 
 A customer interested in TV enters on a Tuesday at 15:00 Paris time and spends 40 s in the TV
-aisle: the phone, subscribed to his token's topic, gets exactly one offer with the DESIGN §5
+aisle: the phone, subscribed to his token's topic, gets exactly one offer with the docs/mqtt.md
 fields and an MQTT v5 expiry.  The same walk on a Saturday, or without push consent, gets none.
 """
 

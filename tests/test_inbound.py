@@ -434,7 +434,7 @@ def test_no_payload_makes_a_parser_raise(payload: Any, name: str, device: str) -
 
 
 def test_a_loyalty_number_is_no_phone_token() -> None:
-    """DESIGN §5: a token is opaque; one of digits only may be a loyalty number, refused
+    """docs/mqtt.md: a token is opaque; one of digits only may be a loyalty number, refused
     without being repeated in the message (which is logged)."""
     for token in ("4970123456789", "4970-1234-5678"):
         error = _error(parse_sightings({"beacons": []}, token, RECEIVED, ANCHORS))

@@ -1,6 +1,6 @@
 """examples/phone.py, the reference app client, run as a user would against a private Mosquitto:
 offers shown once per id across restarts, acknowledged once, queued while offline, sightings
-in the DESIGN format."""
+in the format of docs/mqtt.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Conditions: every operator of DESIGN §4, fields, `any`/`not`, and DST-correct time windows."""
+"""Conditions: every operator of docs/rules.md, fields, `any`/`not`, DST-correct time windows."""
 
 from __future__ import annotations
 

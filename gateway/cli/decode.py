@@ -1,7 +1,7 @@
 """`rayon decode`: JSON Lines in, one decoded beacon (or null) per line out.
 
 Each input line is an advertisement's `manufacturer_data` (decimal company id → hex) and
-`service_data` (UUID → hex), or a trace line (DESIGN.md §6) holding one as `adv`.  A bad line
+`service_data` (UUID → hex), or a trace line (docs/trace.md) holding one as `adv`.  A bad line
 gives `null` and a located error on stderr; the diagnostic never stops on one.
 """
 
@@ -84,7 +84,7 @@ def check_line(line: str) -> tuple[str, str | None]:
         where = f" at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         return "null", f"not JSON: {getattr(exc, 'msg', 'too deep or too large')}{where}"
     if isinstance(obj, dict) and isinstance(obj.get("adv"), dict):
-        obj = obj["adv"]  # a trace line (DESIGN.md §6) decodes too
+        obj = obj["adv"]  # a trace line (docs/trace.md) decodes too
     if not isinstance(obj, dict):
         return "null", "a line must be a JSON object with 'manufacturer_data' or 'service_data'"
     try:

@@ -1,4 +1,4 @@
-"""`rayon` — the command line (DESIGN.md §7).
+"""`rayon` — the command line (docs/design.md §7).
 
 Exit codes: 0 ok, 1 invalid input, 2 usage, 3 runtime failure.
 """
@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
     rep = _add(sub, "replay", "run a recorded or simulated trace through the gateway", "replay")
-    rep.add_argument("trace", help="trace file (JSON Lines, DESIGN §6)")
+    rep.add_argument("trace", help="trace file (JSON Lines, docs/trace.md)")
     rep.add_argument("--dry-run", action="store_true", help="publish nothing")
     rep.add_argument("--fixes-out", help="write every position fix (JSON Lines)")
     rep.add_argument("--events-out", help="write every zone and visit event (JSON Lines)")
@@ -234,7 +234,7 @@ def _bench_commands(bench: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     bench.required = False  # `rayon bench` alone: every figure (_bench_by_default)
     for name, module, help_ in (
-        ("all", bench_suite, "every figure of issue 8 in one table (also: `rayon bench`)"),
+        ("all", bench_suite, "every performance figure in one table (also: `rayon bench`)"),
         ("rules", bench_rules, "per-event rule cost with 10, 1,000 and 10,000 rules"),
         ("replay", bench_replay, "replay throughput of a simulated trace, adverts/s"),
         ("accuracy", bench_accuracy, "zone accuracy and position error on recorded data sets"),

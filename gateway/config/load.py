@@ -1,4 +1,4 @@
-"""config.yaml -> `Config` (DESIGN.md §3), reporting every problem with file:line:col and key path.
+"""config.yaml -> `Config` (docs/config.md); every problem reported with file:line:col, key path.
 
 `parse_config(path)` reads one file and has no other effect: it checks nothing on disk besides
 the config itself (the files it names are resolved, not opened), so `rayon check` can run it on a
@@ -6,8 +6,8 @@ laptop.  Relative paths in the file (`rules_dir`, `mqtt.password_file`, `mqtt.tl
 sqlite `database.url`) are resolved against the folder of the config file.  The floor plan
 (anchors, zones, geofences) is read by `gateway.config.floorplan`.
 
-Extension of DESIGN §3: `sources.ble.anchor` names the scanner anchor the Pi's own radio stands
-for (default: the first anchor of kind scanner).
+Beyond the contract (docs/design.md §3): `sources.ble.anchor` names the scanner anchor the Pi's
+own radio stands for (default: the first anchor of kind scanner).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""config.yaml (operator-owned, DESIGN.md §3) parsed once into typed, frozen values.
+"""config.yaml (operator-owned, docs/config.md) parsed once into typed, frozen values.
 
 `load_config(path)` returns a `Config` or raises `ConfigError` listing every problem with
 file:line:col, the key path and a "did you mean" where a near name exists.

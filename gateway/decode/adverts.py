@@ -1,5 +1,5 @@
-"""An advertisement as JSON (DESIGN §6's `adv` object): how a trace line and a scanner node's
-message write one, and how it is read back (ValueError says what is malformed).  Pure."""
+"""An advertisement as JSON (the `adv` object of docs/trace.md): how a trace line and a scanner
+node's message write one, and how it is read back (ValueError says what is malformed).  Pure."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Inbound MQTT payloads from phones and scanner nodes, parsed and validated.  Pure.
 
-DESIGN.md §5 topics, one parser each:
+The inbound topics of docs/mqtt.md, one parser each:
 
     phones/<token>/sightings      parse_sightings           → Sightings (mode B observations)
     scanners/<node>/adv           parse_scanner_adv         → list[Advertisement] (mode A)
@@ -11,7 +11,7 @@ DESIGN.md §5 topics, one parser each:
 No parser raises on untrusted input: each returns its value or an `InboundError` whose `reason`
 says what is wrong, where, and how to fix it ("'beacons[2].rssi' must be a number of dBm …").
 A payload is either bytes (live MQTT), JSON text, or an already parsed JSON value (trace files,
-DESIGN.md §6).  Bytes and text longer than `MAX_PAYLOAD_BYTES` are rejected before any parsing.
+docs/trace.md).  Bytes and text longer than `MAX_PAYLOAD_BYTES` are rejected before any parsing.
 Inbound times are epoch seconds or ISO 8601 with a UTC offset; a message without one takes the
 receive time the caller gives.  Signal strengths are dBm from -127 to 20.
 """

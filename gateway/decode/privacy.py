@@ -1,4 +1,4 @@
-"""Decode BLE beacon frames and keep only ours (DESIGN.md §1, §2 "Decode").
+"""Decode BLE beacon frames and keep only ours (docs/design.md §1, §2 "Decode").
 
 Pure and fast: lengths are checked before anything else, fields are sliced or unpacked with
 `struct`, and untrusted bytes never raise — "not a beacon" is `None`.
@@ -30,7 +30,7 @@ __all__ = ["PrivacyFilter"]
 class PrivacyFilter:
     """Keeps only the beacons of the configured proximity UUIDs and Eddystone namespaces.
 
-    Everything else is dropped before anything about it is built (DESIGN.md §1): the UUID or
+    Everything else is dropped before anything about it is built (docs/design.md §1): the UUID or
     namespace is compared as raw bytes, and only a match is turned into a canonical id.  An
     AltBeacon is ours when the first 16 bytes of its id, as a UUID, are a proximity UUID.
     The returned tx power is in dBm at 1 m for every kind (Eddystone's 0 m value − 41 dB).

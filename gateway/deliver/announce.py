@@ -1,4 +1,4 @@
-"""What the gateway tells the store besides offers (DESIGN §5): its status, the anonymous
+"""What the gateway tells the store besides offers (docs/mqtt.md): its status, the anonymous
 occupancy per zone, and the stream of zone events for analytics.
 
 All best effort: a lost announcement is replaced by the next one, so a broker hiccup is

@@ -1,4 +1,4 @@
-"""MQTT payloads, exactly as DESIGN.md §5 writes them.  Pure: values in, JSON-able dicts out.
+"""MQTT payloads, exactly as docs/mqtt.md writes them.  Pure: values in, JSON-able dicts out.
 
 Outbound times are ISO 8601 with the store's UTC offset (`2026-03-03T15:00:40+01:00`);
 inbound times may be ISO 8601 with an offset or epoch seconds.  Inbound payloads are
@@ -152,7 +152,7 @@ def occupancy_payload(count: int, at: float, tz: ZoneInfo) -> dict[str, Any]:
 
 def event_record(event: ZoneEvent) -> dict[str, Any]:
     """A zone event as plain values, `at` in epoch seconds: `rayon replay --events-out`
-    (DESIGN §6) and the zone_events table."""
+    (docs/trace.md) and the zone_events table."""
     return {
         "at": event.at,
         "kind": event.kind.value,

@@ -1,4 +1,4 @@
-"""Customer files (DESIGN.md §6): the CRM's view of customers, as JSON objects, JSONL or CSV.
+"""Customer files (docs/trace.md): the CRM's view of customers, as JSON objects, JSONL or CSV.
 
     {"id", "token", "devices": ["ibeacon:…"], "consent": {"instore_location", "marketing_push"},
      "first_name", "segments": [], "interests": [], "tier", "visits", "last_visit",

@@ -1,4 +1,4 @@
-"""Who a device belongs to, and what that customer consented to (DESIGN.md §1, §6).
+"""Who a device belongs to, and what that customer consented to (docs/design.md §1, docs/trace.md).
 
 Pure: the registry is an in-memory index filled from the store, the CRM topic or an import.
 """

@@ -1,4 +1,4 @@
-"""Locate: observations → position fixes (DESIGN.md §2, Locate).  Pure.
+"""Locate: observations → position fixes (docs/design.md §2, Locate).  Pure.
 
 Per (device, anchor) link an RSSI filter, then a distance from the log-distance path-loss
 model, then a position:

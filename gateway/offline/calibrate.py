@@ -369,7 +369,7 @@ def format_yaml(fits: list[AnchorFit], short: list[Shortfall], source: str) -> s
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `rayon calibrate` (the caller adds -c/--config)."""
     c = Criteria()
-    parser.add_argument("trace", help="trace file (JSON Lines, DESIGN §6)")
+    parser.add_argument("trace", help="trace file (JSON Lines, docs/trace.md)")
     parser.add_argument(
         "--truth", help="ground truth of a walk (JSON Lines); without it, fixed store beacons"
     )

@@ -2,7 +2,7 @@
 frozen values out (docs/report.md defines each figure).
 
 Footfall and visits count the visits of tracked devices, that is of customers who consented
-to in-store location: anonymous devices are never stored (DESIGN §1), so they are not here.
+to in-store location: anonymous devices are never stored (docs/design.md §1), so they are not here.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Marketers' rules (DESIGN §4): format, loader, compiled engine, policy, inline tests, explain.
+"""Marketers' rules (docs/rules.md): format, loader, compiled engine, policy, inline tests, explain.
 
 load_rules(rules_dir, config) -> RuleSet          all-or-nothing, ConfigError lists every error
 RuleEngine(rules, config, ledger, pools)

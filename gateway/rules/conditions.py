@@ -1,6 +1,6 @@
 """Rule conditions (`if:`) compiled once into predicates over an evaluation `Context`.
 
-Every operator of DESIGN §4 is in `OPERATORS`; `FIELDS` says which operators apply to which
+Every operator of docs/rules.md is in `OPERATORS`; `FIELDS` says which operators apply to which
 field.  Operators are total: a CRM attribute of an unexpected type makes the condition false,
 never raises.  The operand `"{zone}"` stands for the zone of the event being evaluated; zone
 operands may name a zone or a geofence of the config (one namespace).  Besides fields:

@@ -1,4 +1,4 @@
-"""Loading `rules/*.yaml` (DESIGN §4) all-or-nothing into a compiled `RuleSet`.
+"""Loading `rules/*.yaml` (docs/rules.md) all-or-nothing into a compiled `RuleSet`.
 
 Every problem of every file is collected with file:line:col, key path and a "did you mean";
 `load_rules` raises one `ConfigError` carrying them all, so a bad edit on reload keeps the

@@ -1,4 +1,4 @@
-"""The operators of rule conditions (DESIGN §4) and the fields they apply to.  Pure.
+"""The operators of rule conditions (docs/rules.md) and the fields they apply to.  Pure.
 
 Operators are total: a CRM attribute of an unexpected type makes the condition false, never
 raises.  The operand `"{zone}"` (`ZONE_PLACEHOLDER`) stands for the zone of the event being

@@ -100,7 +100,7 @@ class GatewayState:
 
 
 def inbound_filters(config: Config, topics: Topics, *, crm: bool = True) -> list[str]:
-    """What the gateway subscribes to, per the enabled sources (DESIGN §5); `crm=False` when
+    """What the gateway subscribes to, per the enabled sources (docs/mqtt.md); `crm=False` when
     the CRM is read on a connection of its own."""
     filters = [topics.crm_filter()] if crm else []
     filters.append(topics.feedback_filter())

@@ -26,7 +26,8 @@ def build_sources(config: Config, clock: Clock) -> list[Source]:
     ble = config.sources.ble
     anchor = ble.anchor or next(a.id for a in config.anchors if a.kind is AnchorKind.SCANNER)
     ours = PrivacyFilter(config.identity.proximity_uuids, config.identity.eddystone_namespaces)
-    # Foreign adverts are dropped in the scanner callback: never queued, never kept (DESIGN §1).
+    # Foreign adverts are dropped in the scanner callback: never queued, never kept
+    # (docs/design.md §1).
     return [
         BleSource(
             anchor,

@@ -122,8 +122,8 @@ class GatewayFigures:
 
 
 def gateway_samples(f: GatewayFigures) -> list[Sample]:
-    """The metric families of DESIGN-issue 'ops': adverts and silence per anchor, queue depth,
-    offers by state, rules in force, and every counter."""
+    """The metric families of `metrics.listen` (docs/config.md): adverts and silence per anchor,
+    queue depth, offers by state, rules in force, and every counter."""
     adverts = Sample("anchor_adverts_total", "counter", "Adverts heard by each anchor")
     age = Sample(
         "anchor_last_advert_age_seconds",

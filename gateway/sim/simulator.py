@@ -1,4 +1,4 @@
-"""A simulated store (DESIGN.md §6): shoppers walking the floor plan, heard by the scanners, and
+"""A simulated store (docs/trace.md): shoppers walking the floor plan, heard by the scanners, and
 iOS phones reporting the store beacons they hear.
 
 **Shoppers.**  They arrive spread over the period and walk entrance → 2–4 aisles (20–120 s each,
@@ -7,10 +7,10 @@ Walks between places are straight lines (shelves are not obstacles).  Shopper i'
 advertises an iBeacon (the config's first proximity UUID, major 1000, minor i + 1, tx power −59)
 every 0.3 s if it is an iPhone (`PhoneModel.ios_share`, app in the foreground) or every 0.8–1 s
 (Android).  An iPhone also ranges the store beacons (anchors of kind beacon with an iBeacon id)
-and reports them about once a second as `phones/<token>/sightings` MQTT items (mode B, DESIGN.md
-§5); the tokens are those of the customers file `rayon simulate --customers` writes.  A share of
-iPhones (`1 - ios_advertising_share`) has the app in the background: it reports sightings but
-does not advertise.
+and reports them about once a second as `phones/<token>/sightings` MQTT items (mode B,
+docs/mqtt.md); the tokens are those of the customers file `rayon simulate --customers`
+writes.  A share of iPhones (`1 - ios_advertising_share`) has the app in the background: it
+reports sightings but does not advertise.
 
 **Radio** (`RadioModel`), the same for every link between a phone and an anchor (a scanner
 hearing the phone, or the phone hearing a store beacon):
@@ -90,7 +90,7 @@ class TruthRecord:
     zones: tuple[str, ...]
 
     def to_json(self) -> dict[str, Any]:
-        """The ground-truth line of DESIGN.md §6."""
+        """The ground-truth line of docs/trace.md."""
         return {"at": self.at, "device": self.device, "x": self.x, "y": self.y,
                 "zones": list(self.zones)}  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""The Pi's own radio (DESIGN.md §1, mode A) through bleak's real `BleakScanner`.
+"""The Pi's own radio (docs/design.md §1, mode A) through bleak's real `BleakScanner`.
 
 bleak calls a detection callback on the event loop for each advertisement; `BleSource` turns
 each into an `Advertisement` stamped with the injected clock and puts it in a bounded queue
@@ -50,7 +50,7 @@ class BleSource:
     `dropped` counts adverts lost because the queue was full; `ignored` those refused by
     `accept`, called on each advert before it is queued, which refuses it by returning a
     falsy value: pass `PrivacyFilter(...).identify` so that nothing but our beacons is ever
-    kept in memory (DESIGN.md §1).
+    kept in memory (docs/design.md §1).
     """
 
     def __init__(

@@ -1,4 +1,4 @@
-"""Trace files (DESIGN.md §6): JSON Lines, one input per line, in the order received.
+"""Trace files (docs/trace.md): JSON Lines, one input per line, in the order received.
 
     {"at": 1772550031.25, "adv": {"anchor": "pi-tv", "address": "..", "rssi": -67,
         "manufacturer_data": {"76": "0215…"}, "service_data": {}, "local_name": null}}

@@ -65,10 +65,10 @@ def persist(
 ) -> Enqueued:
     """Write what the pipeline decided: CRM erasures, then updates (each its own
     transaction), then in one transaction events, offers (into the outbox, before anything is
-    published: DESIGN §2), the codes they handed out, sampled positions and the live state.
+    published: docs/design.md §2), the codes they handed out, sampled positions and the live state.
 
     Only the events of customers are stored: a device bound to no customer is at most
-    counted anonymously (occupancy), never kept (DESIGN §1).  Erasures go first: the events
+    counted anonymously (occupancy), never kept (docs/design.md §1).  Erasures go first: the events
     and offers `out` still holds of an erased customer came after it (`Output.forget`); the
     codes and positions, gathered beside `out`, are unlinked or dropped here."""
     if out.erased:

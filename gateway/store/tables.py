@@ -50,7 +50,7 @@ METADATA: MetaData = RayonTable.metadata
 
 class RuntimeRow(RayonTable, table=True):
     """Live state that must survive a restart: zone and visit timers, the rules' visit
-    contexts (DESIGN §2: dwell timers and visit state are persisted)."""
+    contexts (docs/design.md §2: dwell timers and visit state are persisted)."""
 
     __tablename__ = "runtime_state"
 

@@ -1,4 +1,4 @@
-"""Zones and visits: position fixes → zone and visit events (DESIGN.md §2).  Pure.
+"""Zones and visits: position fixes → zone and visit events (docs/design.md §2).  Pure.
 
 Each zone is tracked per device, with hysteresis:
 

@@ -1,5 +1,5 @@
 """An optional mypyc-compiled copy of the hot modules, and the end-to-end replay on it beside
-pure Python (issue 8: pure Python first, measured before any compiled code).
+pure Python (docs/performance.md: pure Python first, measured before any compiled code).
 
     python -m rayon_tooling.benchmarks.compiled [--seconds 20] [--runs 3]
         [--modules gateway.zones.tracker,...]

@@ -1,5 +1,5 @@
-"""Resident memory of a gateway process with 1,000 and 5,000 tracked devices (issue 8: ≤ 100 MB
-at 5,000).
+"""Resident memory of a gateway process with 1,000 and 5,000 tracked devices (the target of
+docs/performance.md: ≤ 100 MB at 5,000).
 
     python -m rayon_tooling.benchmarks.memory --devices 5000
 

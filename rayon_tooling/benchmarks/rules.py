@@ -2,9 +2,10 @@
 
     rayon bench rules -c config.example.yaml [--sizes 10,1000,10000] [--repeats 7]
 
-DESIGN §4: the engine indexes rules by (trigger, zone), so the cost of an event must not grow
-with the rules that cannot match it.  Each size is a generated rule set, written as YAML files
-and loaded by the real loader (`load_rules`), so the bench measures what production loads:
+docs/design.md §2 (Rules): the engine indexes rules by (trigger, zone), so the cost of an event
+must not grow with the rules that cannot match it.  Each size is a generated rule set, written
+as YAML files and loaded by the real loader (`load_rules`), so the bench measures what
+production loads:
 
 - the same 10 "core" rules in every set, on the triggers and zones the measured events use
   (visit start and end, enter / dwell / exit of the TV aisle and the checkout), with interest

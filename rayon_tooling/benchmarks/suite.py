@@ -1,4 +1,4 @@
-"""`rayon bench` (or `rayon bench all`): every figure of issue 8 in one table.
+"""`rayon bench` (or `rayon bench all`): every figure of docs/performance.md in one table.
 
     rayon bench [-c config.example.yaml] [--runs 3] [--seconds 60] [--quick]
 
@@ -283,7 +283,9 @@ def hook_rows(quick: bool, hooks: Sequence[tuple[str, str, str]] = HOOKS) -> lis
         try:
             module = importlib.import_module(f"rayon_tooling.benchmarks.{name}")
         except ImportError:
-            rows.append(SuiteRow(what, "not measured here", "see issue 8", None, command))
+            rows.append(
+                SuiteRow(what, "not measured here", "see docs/performance.md", None, command)
+            )
             continue
         rows.extend(module.suite_rows(quick))
     return rows

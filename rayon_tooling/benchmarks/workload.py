@@ -1,5 +1,5 @@
-"""The synthetic store of issue 8's end-to-end figure: 10 anchors, 200 zones, 1,000 rules and
-1,000 customers walking, as `Advertisement`s heard by the scanners.
+"""The synthetic store of the end-to-end figure of docs/performance.md: 10 anchors, 200 zones,
+1,000 rules and 1,000 customers walking, as `Advertisement`s heard by the scanners.
 
 Everything goes through the real loaders: the config is written as YAML and read by
 `load_config`, the rules are written as YAML files by `rayon_tooling.benchmarks.rules.generate` (its

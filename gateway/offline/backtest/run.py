@@ -152,7 +152,7 @@ def _customers(config: Config, path: Path | None) -> list[Customer]:
     if path is None:
         return _stored_customers(config.database.url)
     if not path.is_file():
-        raise InvalidInput(f"{path}: no such customers file (JSON Lines or CSV, DESIGN §6)")
+        raise InvalidInput(f"{path}: no such customers file (JSON Lines or CSV, docs/trace.md)")
     customers, errors = read_customers(path)
     if errors:
         raise InvalidInput("\n".join(errors) + f"\n{path}: fix these lines and run again")
@@ -178,7 +178,7 @@ def _stored_customers(url: str) -> list[Customer]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `rayon backtest` (the caller adds -c/--config)."""
-    parser.add_argument("trace", help="trace file (JSON Lines, DESIGN §6)")
+    parser.add_argument("trace", help="trace file (JSON Lines, docs/trace.md)")
     parser.add_argument("--rules", help="backtest the draft rules of this folder instead")
     parser.add_argument(
         "--customers", help="customers from this JSON Lines or CSV file, not the database"

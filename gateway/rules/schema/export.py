@@ -1,4 +1,4 @@
-"""The JSON Schemas of the marketers' files, for editors (DESIGN §4, docs/editor-setup.md).
+"""The JSON Schemas of the marketers' files, for editors (docs/rules.md, docs/editor-setup.md).
 
     rules_schema(config=None) -> dict   one rule file, `rules/<rule>.yaml`
     policy_schema() -> dict             `rules/policy.yaml`
