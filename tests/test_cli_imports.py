@@ -24,7 +24,7 @@ from tests.stores import ROOT
 NOT_FOR_RUN = ("rayon_tooling", "gateway.offline", "gateway.report", "gateway.sim")
 # DESIGN.md §7, the commands that exist
 DESIGN_COMMANDS = (
-    "run", "demo", "check", "decode", "replay", "simulate", "backtest", "explain",
+    "run", "demo", "check", "scan", "decode", "replay", "simulate", "backtest", "explain",
     "report", "customers", "forget", "firmware", "bench", "calibrate",
 )  # fmt: skip
 

@@ -34,6 +34,16 @@ COMMANDS: tuple[Command, ...] = (
         arguments="",
     ),
     Command(
+        "scan",
+        "scan with this machine's Bluetooth adapter and print each advert, decoded (JSON Lines)",
+        "gateway.cli.scan",
+        description="Scan with this machine's Bluetooth adapter, as `rayon run` does, and print "
+        "one JSON line per advert: at, address, rssi, the decoded beacon with its canonical id, "
+        "the scanner anchor this radio stands for (anchor) and the store beacon it is "
+        "(beacon_anchor). Only the store's beacons unless --all. To check the adapter, and to "
+        "measure rssi_at_1m and path_loss_exponent of the Pi's anchor.",
+    ),
+    Command(
         "decode",
         "decode advertisements: JSON Lines in, JSON Lines out",
         "gateway.cli.decode",
