@@ -7,7 +7,9 @@ gives `null` and a located error on stderr; the diagnostic never stops on one.
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from typing import Any, TextIO
 
 from gateway.decode.beacons import (
@@ -110,3 +112,18 @@ def decode_stream(inp: TextIO, out: TextIO, err: TextIO, name: str = "<stdin>") 
             bad += 1
             err.write(f"{name}:{lineno}: error: {problem}\n")
     return bad
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of `rayon decode`."""
+    parser.add_argument("input", nargs="?", default="-", help="file (default stdin)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Decode the file (or stdin) to stdout; 1 when a line was bad, else 0."""
+    if args.input == "-":
+        bad = decode_stream(sys.stdin, sys.stdout, sys.stderr)
+    else:
+        with open(args.input, encoding="utf-8") as fh:
+            bad = decode_stream(fh, sys.stdout, sys.stderr, name=args.input)
+    return 1 if bad else 0

@@ -38,6 +38,7 @@ from typing import TextIO
 
 import numpy as np
 
+from gateway.cli.args import config_of
 from gateway.config.model import Anchor, AnchorKind, Config
 from gateway.decode.inbound import parse_scanner_adv, parse_sightings
 from gateway.decode.jsonvalues import InboundError
@@ -380,6 +381,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-samples", type=int, default=c.min_samples)
     parser.add_argument("--min-spread", type=float, default=c.min_spread, help="d_max / d_min")
     parser.add_argument("--max-distance", type=float, default=c.max_distance_m, help="metres")
+
+
+def run(args: argparse.Namespace) -> int:
+    """`rayon calibrate` with the config that -c names."""
+    return run_calibrate(config_of(args), args)
 
 
 def run_calibrate(config: Config, args: argparse.Namespace, out: TextIO | None = None) -> int:

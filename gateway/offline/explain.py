@@ -8,10 +8,12 @@ customer and rule is explained, with the caps, visits and pools of that replay.
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import sys
 from pathlib import Path
 
+from gateway.cli.args import config_of, local_time
 from gateway.config.model import Config
 from gateway.errors import InvalidInput
 from gateway.identity.model import Customer, CustomerRegistry
@@ -24,6 +26,27 @@ from gateway.rules.model import RuleSet
 from gateway.sources.trace import TraceError, read_trace
 from gateway.store.persist import NOT_DECIDED, load_pools
 from gateway.store.repo import Store
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `rayon explain`."""
+    parser.add_argument("--customer", required=True, help="customer id")
+    parser.add_argument("--rule", required=True, help="rule id")
+    parser.add_argument(
+        "--at",
+        required=True,
+        help="local time in the store's timezone (ISO 8601), e.g. 2026-03-03T15:00:31",
+    )
+    parser.add_argument(
+        "--trace", help="replay this trace up to --at and explain its last decision"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """`rayon explain` with the config that -c names."""
+    config = config_of(args)
+    trace = Path(args.trace) if args.trace else None
+    return run_explain(config, args.customer, args.rule, local_time(args.at, config), trace)
 
 
 def run_explain(

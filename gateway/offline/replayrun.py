@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from gateway.cli.args import config_of
 from gateway.clock import ManualClock
 from gateway.config.model import Config
 from gateway.deliver.connect import connect_link
@@ -85,6 +86,20 @@ class OutputWriter:
         if self._store is not None and pending:
             positions, self._positions = self._positions, []
             persist(self._store, pending, assignments=self._pools.take_new(), positions=positions)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `rayon replay`."""
+    parser.add_argument("trace", help="trace file (JSON Lines, docs/trace.md)")
+    parser.add_argument("--dry-run", action="store_true", help="publish nothing")
+    parser.add_argument("--fixes-out", help="write every position fix (JSON Lines)")
+    parser.add_argument("--events-out", help="write every zone and visit event (JSON Lines)")
+    parser.add_argument("--offers-out", help="write every offer (JSON Lines)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """`rayon replay` with the config that -c names."""
+    return run_replay(config_of(args), args)
 
 
 def run_replay(config: Config, args: argparse.Namespace) -> int:

@@ -10,9 +10,11 @@ so that file permissions are the daemon's.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TextIO
 
+from gateway.cli.args import resolve_config
 from gateway.config.load import load_config
 from gateway.config.model import Config
 from gateway.errors import InvalidInput, RuntimeFailure, Severity
@@ -82,6 +85,11 @@ class Host:
         """This machine, with `timedatectl` when it is installed."""
         found = shutil.which("timedatectl")
         return cls(timedatectl=(found,) if found else None)
+
+
+def run(args: argparse.Namespace) -> int:
+    """`rayon doctor` on the config that -c names (or the default one)."""
+    return run_doctor(resolve_config(args.config), sys.stdout)
 
 
 def run_doctor(config_path: Path, out: TextIO) -> int:

@@ -14,9 +14,11 @@ files of the folder (secrets.yaml) are left alone.  ESPHome's custom tags (`!sec
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import json
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ from pathlib import Path
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
+from gateway.cli.args import config_of
 from gateway.config.model import Anchor, AnchorKind, Config
 from gateway.config.yamlsrc import did_you_mean
 from gateway.errors import Diagnostic, Severity
@@ -74,6 +77,29 @@ def load_esphome(text: str) -> object:
 
 
 # -- rendering -------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `rayon firmware render`."""
+    parser.add_argument("-o", "--output", help="folder (default: firmware/ beside config.yaml)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """`rayon firmware render`: write the files, say how to flash them; 0."""
+    config = config_of(args)
+    folder = Path(args.output) if args.output else firmware_folder(config)
+    for path in render_all(config, folder):
+        print(f"wrote {path}", file=sys.stderr)
+    print(
+        f"flash each with `esphome run <file>`; secrets go in {folder / 'secrets.yaml'}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def firmware_folder(config: Config) -> Path:
+    """Where `rayon firmware render` writes and `rayon check` looks: beside config.yaml."""
+    return config.path.parent / "firmware"
 
 
 def pi_anchor(config: Config) -> str | None:

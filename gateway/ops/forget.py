@@ -16,10 +16,12 @@ the database and the live state, and the broker step is skipped: no topic can na
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 import time
 
+from gateway.cli.args import config_of
 from gateway.config.model import Config
 from gateway.errors import RuntimeFailure
 from gateway.identity.model import Customer, CustomerRegistry
@@ -32,6 +34,21 @@ from gateway.store.repo import Store
 from gateway.topics import Topics
 
 BROKER_TIMEOUT_S = 5.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of `rayon forget`."""
+    parser.add_argument("customer", help="customer id (as in the CRM)")
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="do not contact the broker (the gateway is stopped and no retained record exists)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """`rayon forget` with the config that -c names."""
+    return run_forget(config_of(args), args.customer, broker=not args.offline)
 
 
 def run_forget(config: Config, customer_id: str, *, broker: bool = True) -> int:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from gateway.cli.args import config_of
 from gateway.config.model import Config
 from gateway.errors import InvalidInput, UsageError
 from gateway.report.funnel import parse_funnel
@@ -28,7 +29,7 @@ from gateway.store.database import missing_sqlite_file
 from gateway.store.repo import Store
 from gateway.textformat import Format
 
-__all__ = ["add_arguments", "run_report"]
+__all__ = ["add_arguments", "run", "run_report"]
 
 DEFAULT_GOAL_ZONE = "checkout"
 
@@ -53,6 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"conversion goal: entering this zone while an offer is valid (default: "
         f"{DEFAULT_GOAL_ZONE} when the config has it)",
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    """`rayon report` with the config that -c names."""
+    return run_report(config_of(args), args)
 
 
 def run_report(

@@ -26,7 +26,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.cli.commands import local_time
+from gateway.cli.args import config_of, local_time
 from gateway.clock import AcceleratedClock, Clock
 from gateway.config.model import Config, DatabaseConfig
 from gateway.deliver.connect import connect_link
@@ -105,6 +105,34 @@ def live_view(config: Config, gateway: Gateway, clock: Clock) -> str:
         if occ.get(z.id, 0)
     ]
     return f"  [{local}] in store: {occ.get('store', 0):>3} | " + "  ".join(cells)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `rayon demo`."""
+    parser.add_argument("--shoppers", type=int, default=24, help="simulated shoppers (default 24)")
+    parser.add_argument(
+        "--minutes", type=float, default=30.0, help="simulated minutes (default 30)"
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=30.0,
+        help="how many times faster than real time (default 30)",
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--start",
+        default="2026-03-03T14:45:00",
+        help="simulated local start time in the store's timezone (ISO 8601)",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no live view, only offers and summary"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """`rayon demo`: until the simulated time is over or Ctrl-C."""
+    return asyncio.run(run_demo(config_of(args), args))
 
 
 async def run_demo(config: Config, args: argparse.Namespace) -> int:

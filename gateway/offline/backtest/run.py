@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from gateway.cli.args import config_of
 from gateway.config.model import Config
 from gateway.errors import ConfigError, InvalidInput
 from gateway.events import TraceItem
@@ -188,6 +189,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--progress", action="store_true", default=None, help="draw a progress bar on stderr"
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    """`rayon backtest` with the config that -c names."""
+    return run_from_args(config_of(args), args)
 
 
 def run_from_args(config: Config, args: argparse.Namespace) -> int:
