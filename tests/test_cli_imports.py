@@ -85,7 +85,7 @@ def test_rayon_run_imports_nothing_of_the_tools_up_to_connecting() -> None:
     # module, import the daemon, load the config.
     loaded = modules_after(
         """
-        from gateway.cli.args import config_of
+        from gateway.config.commandline import config_of
         from gateway.cli.main import build_parser
         args = build_parser().parse_args(["run", "-c", "config.example.yaml"])
         assert args.entry.handler().__module__ == "gateway.cli.run"

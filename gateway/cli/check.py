@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gateway.cli.args import resolve_config
+from gateway.config.commandline import resolve_config
 from gateway.config.load import load_config
 from gateway.errors import ConfigError, Severity
 from gateway.ops.firmware import check_firmware, firmware_folder

@@ -19,7 +19,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "demo",
         "the simulated reference store, live, with offers as a phone sees them",
-        "gateway.sim.demo",
+        "gateway.cli.demo",
     ),
     Command(
         "check",

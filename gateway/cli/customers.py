@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gateway.cli.args import config_of
+from gateway.config.commandline import config_of
 from gateway.identity.customers import read_customers
 from gateway.store.repo import Store
 

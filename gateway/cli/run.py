@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the config, run the daemon; its exit code."""
-    from gateway.cli.args import config_of
+    from gateway.config.commandline import config_of
     from gateway.runtime.daemon import run_daemon
 
     return asyncio.run(run_daemon(config_of(args)))

@@ -21,9 +21,9 @@ from typing import Any, TextIO
 
 from bleak.backends.scanner import BaseBleakScanner
 
-from gateway.cli.args import config_of
 from gateway.cli.decode import beacon_to_json
 from gateway.clock import Clock, SystemClock
+from gateway.config.commandline import config_of
 from gateway.config.model import AnchorKind, Config, ScanningMode
 from gateway.decode.beacons import decode_all
 from gateway.decode.privacy import PrivacyFilter

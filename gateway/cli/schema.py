@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gateway.cli.args import config_of
+from gateway.config.commandline import config_of
 from gateway.config.model import Config
 from gateway.errors import InvalidInput
 from gateway.rules.schema.export import write_schemas

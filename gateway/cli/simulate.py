@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from typing import TextIO
 
-from gateway.cli.args import config_of, local_time
+from gateway.config.commandline import config_of, local_time
 from gateway.identity.customers import customer_to_obj
 from gateway.offline.replay import write_jsonl
 from gateway.sim.customers import demo_customers

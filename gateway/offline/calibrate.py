@@ -38,7 +38,7 @@ from typing import TextIO
 
 import numpy as np
 
-from gateway.cli.args import config_of
+from gateway.config.commandline import config_of
 from gateway.config.model import Anchor, AnchorKind, Config
 from gateway.decode.inbound import parse_scanner_adv, parse_sightings
 from gateway.decode.jsonvalues import InboundError

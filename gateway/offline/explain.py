@@ -13,7 +13,7 @@ import itertools
 import sys
 from pathlib import Path
 
-from gateway.cli.args import config_of, local_time
+from gateway.config.commandline import config_of, local_time
 from gateway.config.model import Config
 from gateway.errors import InvalidInput
 from gateway.identity.model import Customer, CustomerRegistry

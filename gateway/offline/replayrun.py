@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from gateway.cli.args import config_of
 from gateway.clock import ManualClock
+from gateway.config.commandline import config_of
 from gateway.config.model import Config
 from gateway.deliver.connect import connect_link
 from gateway.deliver.payloads import event_record, offer_payload

@@ -22,7 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TextIO
 
-from gateway.cli.args import resolve_config
+from gateway.config.commandline import resolve_config
 from gateway.config.load import load_config
 from gateway.config.model import Config
 from gateway.errors import InvalidInput, RuntimeFailure, Severity

@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-from gateway.cli.args import config_of
+from gateway.config.commandline import config_of
 from gateway.config.model import Anchor, AnchorKind, Config
 from gateway.config.yamlsrc import did_you_mean
 from gateway.errors import Diagnostic, Severity

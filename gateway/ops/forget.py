@@ -21,7 +21,7 @@ import asyncio
 import sys
 import time
 
-from gateway.cli.args import config_of
+from gateway.config.commandline import config_of
 from gateway.config.model import Config
 from gateway.errors import RuntimeFailure
 from gateway.identity.model import Customer, CustomerRegistry

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from gateway.cli.args import config_of
+from gateway.config.commandline import config_of
 from gateway.config.model import Config
 from gateway.errors import InvalidInput, UsageError
 from gateway.report.funnel import parse_funnel

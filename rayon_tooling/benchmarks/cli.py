@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from gateway.cli.args import config_of
 from gateway.cli.registry import Command, add_commands
+from gateway.config.commandline import config_of
 
 _HERE = __name__
 BENCHMARKS: tuple[Command, ...] = tuple(

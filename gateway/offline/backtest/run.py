@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from gateway.cli.args import config_of
+from gateway.config.commandline import config_of
 from gateway.config.model import Config
 from gateway.errors import ConfigError, InvalidInput
 from gateway.events import TraceItem

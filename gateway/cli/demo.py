@@ -26,8 +26,8 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.cli.args import config_of, local_time
 from gateway.clock import AcceleratedClock, Clock
+from gateway.config.commandline import config_of, local_time
 from gateway.config.model import Config, DatabaseConfig
 from gateway.deliver.connect import connect_link
 from gateway.events import Advertisement, TraceItem
