@@ -91,15 +91,10 @@ def run_gateway(config: Config, store: Store, clock: ManualClock, scenario: Scen
 
     async def main() -> Gateway:
         link = await connect_link(config)
-        gateway = Gateway(config, store=store, link=link, clock=clock)
+        gateway = await Gateway.start(config, store=store, link=link, clock=clock)
         stop = asyncio.Event()
         running = asyncio.create_task(gateway.run(stop))
         try:
-            async with asyncio.timeout(10):
-                while gateway.rules_state is None:  # restored and online
-                    if running.done():
-                        await running  # it crashed at start: say why
-                    await asyncio.sleep(0.02)
             await subscribed(gateway, link)
             await scenario(gateway, link)
         finally:
