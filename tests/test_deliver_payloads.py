@@ -99,7 +99,7 @@ def test_status_occupancy_and_event_payloads() -> None:
     assert occupancy_payload(4, WINTER, PARIS) == {"count": 4, "at": "2026-03-03T15:00:40+01:00"}
     zone_event = ZoneEvent(
         WINTER, EventKind.EXIT, "aisle-tv", "phone:t1", "c1", 31.5,
-        {"anchors": ("pi-tv", "pi-hifi"), "accuracy_m": float("nan")},
+        {"anchors": ["pi-tv", "pi-hifi"], "accuracy_m": float("nan")},
     )  # fmt: skip
     payload = event_payload(zone_event, PARIS)
     assert payload["kind"] == "exit" and payload["dwell_s"] == 31.5

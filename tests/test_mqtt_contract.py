@@ -7,7 +7,7 @@ import copy
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -30,7 +30,7 @@ from gateway.deliver.payloads import (
     status_payload,
 )
 from gateway.errors import InvalidInput
-from gateway.events import EventKind, Offer, Purpose, ZoneEvent
+from gateway.events import EventKind, Offer, Purpose, Reason, ZoneEvent
 from gateway.identity.customers import customer_from_obj, customer_to_obj
 from gateway.identity.model import Consent, Customer, CustomerRegistry
 from gateway.pipeline import Output, Pipeline
@@ -209,7 +209,9 @@ def test_emitted_events_match_the_schema(
     dwell: float | None,
     reason: dict[str, Any],
 ) -> None:
-    event = ZoneEvent(at, kind, zone, f"ibeacon:{STORE_UUID}:1:2", customer, dwell, reason)
+    event = ZoneEvent(
+        at, kind, zone, f"ibeacon:{STORE_UUID}:1:2", customer, dwell, cast(Reason, reason)
+    )
     payload = json.loads(encode(event_payload(event, PARIS)))
     assert errors("event", payload) == []
 

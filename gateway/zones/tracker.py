@@ -67,7 +67,7 @@ from typing import Any
 from gateway.clock import MAX_AHEAD_S
 from gateway.config.model import VisitsConfig, Zone
 from gateway.errors import InvalidInput
-from gateway.events import EventKind, Fix, ZoneEvent
+from gateway.events import EventKind, Fix, Reason, ZoneEvent
 from gateway.livestate import Changes
 from gateway.zones.index import ZoneIndex
 from gateway.zones.state import (
@@ -379,7 +379,7 @@ class ZoneTracker:
                 self._push(t + self._visits.timeout, _VisitEnd(fix.device, dev.visit_start))
                 return dev
             dev.visit_start = t
-        reason = {**fix_reason(fix), "runner_up": None}
+        reason: Reason = {**fix_reason(fix), "runner_up": None}
         self._visit_event(EventKind.VISIT_START, t, fix.device, None, reason)
         self._push(t + self._visits.timeout, _VisitEnd(fix.device, t))
         return dev
@@ -455,8 +455,9 @@ class ZoneTracker:
         held: list[int],
     ) -> None:
         """Enter zone `i`; the rivals `held` (beaten by this challenge) exit at once."""
-        reason = {**fix_reason(fix), "inside_since": start}
-        reason |= {
+        reason: Reason = {
+            **fix_reason(fix),
+            "inside_since": start,
             "enter_after_s": self._zones[i].enter_after,
             "runner_up": self._runner_up(i, dev),
         }
@@ -474,8 +475,13 @@ class ZoneTracker:
         self._counts[j] -= 1
         self.counters["zone_takeovers"] += 1
         left = stay.out_since if stay.out_since is not None else t
-        reason = {**fix_reason(fix), "cause": "superseded", "inside_since": stay.since}
-        reason |= {"outside_since": stay.out_since, "runner_up": self._index.ids[by]}
+        reason: Reason = {
+            **fix_reason(fix),
+            "cause": "superseded",
+            "inside_since": stay.since,
+            "outside_since": stay.out_since,
+            "runner_up": self._index.ids[by],
+        }
         self._emit(t, EventKind.EXIT, self._index.ids[j], fix.device, left - stay.since, reason)
 
     def _runner_up(self, i: int, dev: DeviceState) -> str | None:
@@ -530,9 +536,14 @@ class ZoneTracker:
         del dev.stays[i]
         dev.left[i] = stay.last_in
         self._counts[i] -= 1
-        reason = {**fix_reason(dev.last), "cause": "left", "inside_since": stay.since}
-        reason |= {"outside_since": a, "exit_after_s": self._zones[i].exit_after}
-        reason["runner_up"] = self._runner_up(i, dev)
+        reason: Reason = {
+            **fix_reason(dev.last),
+            "cause": "left",
+            "inside_since": stay.since,
+            "outside_since": a,
+            "exit_after_s": self._zones[i].exit_after,
+            "runner_up": self._runner_up(i, dev),
+        }
         self._emit(due, EventKind.EXIT, self._index.ids[i], device, a - stay.since, reason)
 
     def _on_dwell(self, due: float, dev: DeviceState, d: _DwellDue) -> None:
@@ -544,8 +555,12 @@ class ZoneTracker:
         if stay.out_since is not None or a in stay.fired or a not in self._thresholds[i]:
             return  # on its way out: rescheduled if it comes back before the exit
         stay.fired |= {a}
-        reason = {**fix_reason(dev.last), "inside_since": stay.since, "threshold_s": a}
-        reason["runner_up"] = self._runner_up(i, dev)
+        reason: Reason = {
+            **fix_reason(dev.last),
+            "inside_since": stay.since,
+            "threshold_s": a,
+            "runner_up": self._runner_up(i, dev),
+        }
         self._emit(due, EventKind.DWELL, self._index.ids[i], device, a, reason)
 
     def _on_visit(self, due: float, dev: DeviceState, d: _VisitEnd) -> None:
@@ -559,16 +574,26 @@ class ZoneTracker:
             if stay.inside:
                 self._counts[j] -= 1
                 left = stay.out_since if stay.out_since is not None else dev.last_seen
-                reason = {**fix_reason(dev.last), "cause": "visit_end", "inside_since": stay.since}
-                reason |= {"last_seen": left, "runner_up": self._runner_up(j, dev)}
+                reason: Reason = {
+                    **fix_reason(dev.last),
+                    "cause": "visit_end",
+                    "inside_since": stay.since,
+                    "last_seen": left,
+                    "runner_up": self._runner_up(j, dev),
+                }
                 self._emit(
                     due, EventKind.EXIT, self._index.ids[j], device, left - stay.since, reason
                 )
         dev.stays.clear()
         dev.visit_open, dev.visit_end = False, due
-        reason = {**fix_reason(dev.last), "started_at": a, "last_seen": dev.last_seen}
-        reason |= {"timeout_s": self._visits.timeout, "runner_up": None}
-        self._visit_event(EventKind.VISIT_END, due, device, dev.last_seen - a, reason)
+        end: Reason = {
+            **fix_reason(dev.last),
+            "started_at": a,
+            "last_seen": dev.last_seen,
+            "timeout_s": self._visits.timeout,
+            "runner_up": None,
+        }
+        self._visit_event(EventKind.VISIT_END, due, device, dev.last_seen - a, end)
         self._push(due + self._visits.gap, _Purge(device, due))
 
     def _on_purge(self, dev: DeviceState, d: _Purge) -> None:
@@ -576,7 +601,7 @@ class ZoneTracker:
             del self._devices[d.device]
 
     def _visit_event(
-        self, kind: EventKind, at: float, device: str, dwell: float | None, reason: dict[str, Any]
+        self, kind: EventKind, at: float, device: str, dwell: float | None, reason: Reason
     ) -> None:
         self._emit(at, kind, self._store, device, dwell, reason)
 
@@ -587,7 +612,7 @@ class ZoneTracker:
         zone: str | None,
         device: str,
         dwell: float | None,
-        reason: dict[str, Any],
+        reason: Reason,
     ) -> None:
         self._out.append(ZoneEvent(at, kind, zone, device, None, dwell, reason))
 
