@@ -19,7 +19,6 @@ from gateway.decode.adverts import adv_to_json
 from gateway.decode.beacons import encode_ibeacon
 from gateway.deliver.connect import connect_link
 from gateway.events import MqttInput, ZoneEvent
-from gateway.identity.customers import customer_from_obj
 from gateway.pipeline import Output
 from gateway.runtime.app import Gateway
 from gateway.runtime.persist import load_pools, persist
@@ -30,7 +29,13 @@ from gateway.store.tables import OfferState
 from rayon_tooling.benchmarks.latency import bench_offers
 from tests.broker import Mosquitto, Subscriber
 from tests.stores import reference_store
-from tests.walks import STORE_UUID, click_collect_customer, walk_adverts, zone_centre
+from tests.walks import (
+    STORE_UUID,
+    click_collect_customer,
+    customer_of,
+    walk_adverts,
+    zone_centre,
+)
 
 BASE = "rayon/paris-11"
 
@@ -101,7 +106,7 @@ def crm_in_the_offers_batch(
 
     async def scenario() -> tuple[list[OfferRecord], list[ZoneEvent]]:
         store = Store(config.database.url)
-        store.upsert_customer(customer_from_obj(customer, "test"))
+        store.upsert_customer(customer_of(customer))
         link = await connect_link(config)
         gateway = await Gateway.start(config, store=store, link=link, clock=clock)
         stop = asyncio.Event()

@@ -20,7 +20,6 @@ from gateway.decode.adverts import adv_to_json
 from gateway.deliver.connect import connect_link
 from gateway.deliver.mqtt import MqttLink
 from gateway.events import Advertisement
-from gateway.identity.customers import customer_from_obj
 from gateway.identity.model import CustomerRegistry
 from gateway.pipeline import Output, Pipeline
 from gateway.rules.load import load_rules
@@ -31,7 +30,7 @@ from rayon_tooling.benchmarks.latency import bench_offers
 from tests.broker import Mosquitto, Subscriber
 from tests.stores import reference_store
 from tests.test_timewindow import beacons_heard
-from tests.walks import click_collect_customer, walk_adverts, zone_centre
+from tests.walks import click_collect_customer, customer_of, walk_adverts, zone_centre
 
 BASE = "rayon/paris-11"
 DAY_S = 86_400.0
@@ -123,7 +122,7 @@ async def until_offered(phones: Subscriber, count: int) -> None:
 
 
 def add_customer(store: Store, cid: str, token: str, minor: int) -> None:
-    store.upsert_customer(customer_from_obj(click_collect_customer(cid, token, minor), "test"))
+    store.upsert_customer(customer_of(click_collect_customer(cid, token, minor)))
 
 
 def test_a_stranger_s_future_sightings_stop_no_one_s_offers_even_after_a_restart(
