@@ -158,6 +158,15 @@ class Offer:
     holdout: bool = False
 
 
+class FeedbackState(StrEnum):
+    """What the app reports about an offer it received (`feedback/<token>`)."""
+
+    DELIVERED = "delivered"
+    OPENED = "opened"
+    REDEEMED = "redeemed"
+    DISMISSED = "dismissed"
+
+
 @dataclass(frozen=True, slots=True)
 class MqttInput:
     """An MQTT message as the gateway received it (payload already parsed from JSON)."""

@@ -15,7 +15,7 @@ from sqlalchemy import MetaData, create_engine, select
 
 from gateway.clock import parse_local_time
 from gateway.config.model import Config
-from gateway.deliver.payloads import FeedbackState
+from gateway.events import FeedbackState
 from gateway.identity.model import Customer, CustomerRegistry
 from gateway.offline.replay import replay
 from gateway.pipeline import Output, Pipeline

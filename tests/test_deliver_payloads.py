@@ -19,18 +19,17 @@ from gateway.decode.jsonvalues import MAX_JSON_DEPTH, InboundError
 from gateway.deliver.payloads import (
     MAX_FEEDBACK_BYTES,
     Feedback,
-    FeedbackState,
     GatewayState,
     encode,
     event_payload,
     iso,
-    jsonable,
     occupancy_payload,
     offer_payload,
     parse_feedback,
     status_payload,
 )
-from gateway.events import EventKind, Offer, Purpose, ZoneEvent
+from gateway.events import EventKind, FeedbackState, Offer, Purpose, ZoneEvent
+from gateway.wire import jsonable
 
 PARIS = ZoneInfo("Europe/Paris")
 WINTER = datetime(2026, 3, 3, 14, 0, 40, tzinfo=UTC).timestamp()

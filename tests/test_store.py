@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import col
 
-from gateway.deliver.payloads import FeedbackState, event_record
+from gateway.deliver.payloads import event_record
 from gateway.errors import RuntimeFailure
-from gateway.events import EventKind, Offer, Purpose, Reason, ZoneEvent
+from gateway.events import EventKind, FeedbackState, Offer, Purpose, Reason, ZoneEvent
 from gateway.identity.model import Consent, Customer
 from gateway.rules.codepools import Assignment
 from gateway.store.outbox import Enqueued

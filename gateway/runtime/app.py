@@ -33,9 +33,9 @@ from gateway.decode.jsonvalues import InboundError
 from gateway.deliver.announce import Announcer, RulesState
 from gateway.deliver.mqtt import MqttLink
 from gateway.deliver.outbox import OutboxPublisher
-from gateway.deliver.payloads import FeedbackState, parse_feedback
+from gateway.deliver.payloads import parse_feedback
 from gateway.errors import ConfigError, Diagnostic, InvalidInput, RuntimeFailure
-from gateway.events import MqttInput, TraceItem
+from gateway.events import FeedbackState, MqttInput, TraceItem
 from gateway.identity.model import CustomerRegistry
 from gateway.pipeline import Output, Pipeline
 from gateway.rules.codepools import MemoryCodePools

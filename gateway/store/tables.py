@@ -20,9 +20,9 @@ from sqlalchemy import JSON, Index, MetaData, Table
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from gateway.deliver.payloads import jsonable
 from gateway.events import EventKind, Offer, Purpose, Reason, ZoneEvent
 from gateway.identity.model import Consent, Customer
+from gateway.wire import jsonable
 
 
 class OfferState(StrEnum):
