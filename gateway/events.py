@@ -11,10 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from types import MappingProxyType
-from typing import Any
-
-_EMPTY: Mapping[Any, Any] = MappingProxyType({})
+from typing import Any, Literal, TypedDict
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +66,51 @@ class EventKind(StrEnum):
     VISIT_END = "visit_end"
 
 
+class Reason(TypedDict, total=False):
+    """Why a zone event was decided: plain JSON values (times in epoch seconds), stored with
+    the event and sent on `events` (docs/mqtt.md).  Which keys an event has depends on who
+    decided it; every one is optional.
+
+    The zone tracker (gateway/zones/tracker.py) gives the fix that decided it (the last fix,
+    for a timed event): `x`, `y`, `accuracy_m`, `anchors`, and `runner_up`; an `enter` adds
+    `inside_since` and `enter_after_s`; an `exit` its `cause`, `inside_since` and, by cause,
+    `outside_since` and `exit_after_s` (left), `outside_since` (superseded) or `last_seen`
+    (visit_end); a `dwell` `inside_since` and `threshold_s`; a `visit_end` `started_at`,
+    `last_seen` and `timeout_s`.
+
+    The GPS geofences (gateway/zones/geofences.py) give `lat`, `lon`, `acc_m`, `source`, a
+    circle's `distance_m` or a transition's `region`, and the times `inside_since`,
+    `outside_since`, `enter_after_s`, `exit_after_s` of the hysteresis.
+    """
+
+    # the fix of the zone tracker
+    x: float  # floor-plan metres
+    y: float
+    accuracy_m: float
+    anchors: list[str]  # the anchors the fix was computed from
+    runner_up: str | None  # the rival zone next best placed for the device, if any
+    # the timers
+    inside_since: float  # first fix inside (of the winning challenge, for an enter)
+    outside_since: float | None  # first fix outside (None: a stay superseded from inside)
+    enter_after_s: float  # the zone's hysteresis
+    exit_after_s: float
+    threshold_s: float  # the dwell threshold crossed
+    cause: Literal["left", "superseded", "visit_end"]  # why an exit happened
+    last_seen: float  # the device's last fix (a visit's end, an exit at a visit's end)
+    started_at: float  # the visit's start
+    timeout_s: float  # `visits.timeout`
+    # a GPS geofence
+    lat: float | None  # WGS 84 degrees, None when the phone did not say
+    lon: float | None
+    acc_m: float | None  # the phone's accuracy, metres
+    source: Literal["gps", "transition"]
+    distance_m: float  # to a circle's centre
+    region: str  # the geofence a transition named
+    # stand-in events the rules engine evaluates, never emitted
+    synthesized: Literal["explain"]  # made up by `rayon explain`
+    trigger: Literal["absent"]  # a daily absent check (gateway/rules/absent.py)
+
+
 @dataclass(frozen=True, slots=True)
 class ZoneEvent:
     """A zone or visit transition of a device, with the reason it was decided.
@@ -85,7 +127,7 @@ class ZoneEvent:
     device: str
     customer: str | None = None
     dwell_s: float | None = None
-    reason: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    reason: Reason = field(default_factory=Reason)
 
 
 class Purpose(StrEnum):
@@ -114,6 +156,15 @@ class Offer:
     url: str | None
     purpose: Purpose
     holdout: bool = False
+
+
+class FeedbackState(StrEnum):
+    """What the app reports about an offer it received (`feedback/<token>`)."""
+
+    DELIVERED = "delivered"
+    OPENED = "opened"
+    REDEEMED = "redeemed"
+    DISMISSED = "dismissed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -330,10 +330,11 @@ class Pipeline:
         if isinstance(body, InboundError):
             return self._reject(msg.topic, body)
         customer = customer_from_obj(body, "the CRM record")  # the log line names the topic
+        if isinstance(customer, InboundError):
+            return self._reject(msg.topic, customer)
         if customer.id != customer_id:
-            raise InvalidInput(
-                f"payload id {customer.id!r} differs from the topic's {customer_id!r}"
-            )
+            why = f"payload id {customer.id!r} differs from the topic's {customer_id!r}"
+            return self._reject(msg.topic, InboundError(why))
         old = self.customers.get(customer.id)
         if old is not None and _tracks_invalidated(old, customer):
             self._forget_devices(old)

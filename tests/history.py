@@ -15,8 +15,7 @@ from sqlalchemy import MetaData, create_engine, select
 
 from gateway.clock import parse_local_time
 from gateway.config.model import Config
-from gateway.deliver.payloads import FeedbackState
-from gateway.identity.customers import customer_from_obj
+from gateway.events import FeedbackState
 from gateway.identity.model import Customer, CustomerRegistry
 from gateway.offline.replay import replay
 from gateway.pipeline import Output, Pipeline
@@ -24,14 +23,14 @@ from gateway.rules.codepools import Assignment
 from gateway.rules.load import load_rules
 from gateway.store.persist import RUNTIME_KEY, PositionSampler
 from gateway.store.repo import Store
-from tests.walks import STORE_UUID, tv_aisle_walk, walk_adverts
+from tests.walks import STORE_UUID, customer_of, tv_aisle_walk, walk_adverts
 
 TUESDAY_3PM = "2026-03-03T15:00:00"
 
 
 def fan(cid: str, token: str, minor: int) -> Customer:
     """A TV fan with the store app, who consented to everything."""
-    return customer_from_obj(
+    return customer_of(
         {
             "id": cid,
             "token": token,
@@ -40,7 +39,6 @@ def fan(cid: str, token: str, minor: int) -> Customer:
             "visits": 4,
             "consent": {"instore_location": True, "marketing_push": True},
         },
-        cid,
     )
 
 

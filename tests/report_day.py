@@ -19,7 +19,7 @@ from typing import Any
 
 from gateway.cli.main import main
 from gateway.config.load import load_config
-from gateway.deliver.payloads import FeedbackState
+from gateway.events import FeedbackState
 from gateway.rules.codepools import Assignment
 from gateway.store.repo import Store
 from tests.stores import ROOT, reference_store

@@ -19,7 +19,6 @@ from gateway.decode.adverts import adv_to_json
 from gateway.decode.beacons import encode_ibeacon
 from gateway.deliver.connect import connect_link
 from gateway.events import MqttInput, ZoneEvent
-from gateway.identity.customers import customer_from_obj
 from gateway.pipeline import Output
 from gateway.runtime.app import Gateway
 from gateway.sources.ble import BleSource, ReplayScannerBackend
@@ -30,7 +29,13 @@ from gateway.store.tables import OfferState
 from rayon_tooling.benchmarks.latency import bench_offers
 from tests.broker import Mosquitto, Subscriber
 from tests.stores import reference_store
-from tests.walks import STORE_UUID, click_collect_customer, walk_adverts, zone_centre
+from tests.walks import (
+    STORE_UUID,
+    click_collect_customer,
+    customer_of,
+    walk_adverts,
+    zone_centre,
+)
 
 BASE = "rayon/paris-11"
 
@@ -59,7 +64,7 @@ def test_a_dead_adapter_degrades_the_gateway_but_never_stops_it(
     async def scenario() -> Gateway:
         store = Store(config.database.url)
         link = await connect_link(config)
-        gateway = Gateway(config, store=store, link=link, clock=clock, sources=[dead])
+        gateway = await Gateway.start(config, store=store, link=link, clock=clock, sources=[dead])
         stop = asyncio.Event()
         running = asyncio.create_task(gateway.run(stop))
         await asyncio.sleep(0.5)  # the retained CRM message reaches the pipeline first
@@ -101,13 +106,11 @@ def crm_in_the_offers_batch(
 
     async def scenario() -> tuple[list[OfferRecord], list[ZoneEvent]]:
         store = Store(config.database.url)
-        store.upsert_customer(customer_from_obj(customer, "test"))
+        store.upsert_customer(customer_of(customer))
         link = await connect_link(config)
-        gateway = Gateway(config, store=store, link=link, clock=clock)
+        gateway = await Gateway.start(config, store=store, link=link, clock=clock)
         stop = asyncio.Event()
         running = asyncio.create_task(gateway.run(stop))
-        while gateway.pipeline is None:
-            await asyncio.sleep(0.01)
         await asyncio.sleep(0.3)  # started: its first drain found nothing
         for adv in adverts:  # queued at once, with the CRM message: one batch
             gateway.offer_input(adv)
@@ -211,11 +214,10 @@ def test_sighup_reloads_the_floor_plan_and_keeps_what_needs_a_restart(
     async def scenario() -> tuple[Gateway, list[bool]]:
         store = Store(config.database.url)
         link = await connect_link(config)
-        gateway = Gateway(config, store=store, link=link, clock=ManualClock(10.0))
+        gateway = await Gateway.start(config, store=store, link=link, clock=ManualClock(10.0))
         stop = asyncio.Event()
         running = asyncio.create_task(gateway.run(stop))
         await asyncio.sleep(0.3)
-        assert gateway.pipeline is not None
         before = gateway.pipeline.feed(MqttInput(10.0, node, advert))
         raw = yaml.safe_load(text)
         raw["anchors"].append({"id": "node-new", "kind": "scanner", "x": 20.0, "y": 12.0})
@@ -235,7 +237,7 @@ def test_sighup_reloads_the_floor_plan_and_keeps_what_needs_a_restart(
     assert checks == [True, True, True, True]
     assert gateway.config.anchor("node-new") is not None  # the floor plan applied at once
     assert gateway.config.mqtt.port == mosquitto.port  # the broker waits for a restart
-    assert gateway.rules_state is not None and "Mars/Olympus" in (gateway.rules_state.error or "")
+    assert "Mars/Olympus" in (gateway.rules_state.error or "")
 
 
 def test_settle_heap_freezes_what_lives_and_still_collects_what_a_reload_drops() -> None:

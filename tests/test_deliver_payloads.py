@@ -19,18 +19,17 @@ from gateway.decode.jsonvalues import MAX_JSON_DEPTH, InboundError
 from gateway.deliver.payloads import (
     MAX_FEEDBACK_BYTES,
     Feedback,
-    FeedbackState,
     GatewayState,
     encode,
     event_payload,
     iso,
-    jsonable,
     occupancy_payload,
     offer_payload,
     parse_feedback,
     status_payload,
 )
-from gateway.events import EventKind, Offer, Purpose, ZoneEvent
+from gateway.events import EventKind, FeedbackState, Offer, Purpose, ZoneEvent
+from gateway.wire import jsonable
 
 PARIS = ZoneInfo("Europe/Paris")
 WINTER = datetime(2026, 3, 3, 14, 0, 40, tzinfo=UTC).timestamp()
@@ -99,7 +98,7 @@ def test_status_occupancy_and_event_payloads() -> None:
     assert occupancy_payload(4, WINTER, PARIS) == {"count": 4, "at": "2026-03-03T15:00:40+01:00"}
     zone_event = ZoneEvent(
         WINTER, EventKind.EXIT, "aisle-tv", "phone:t1", "c1", 31.5,
-        {"anchors": ("pi-tv", "pi-hifi"), "accuracy_m": float("nan")},
+        {"anchors": ["pi-tv", "pi-hifi"], "accuracy_m": float("nan")},
     )  # fmt: skip
     payload = event_payload(zone_event, PARIS)
     assert payload["kind"] == "exit" and payload["dwell_s"] == 31.5

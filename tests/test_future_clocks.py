@@ -20,7 +20,6 @@ from gateway.decode.adverts import adv_to_json
 from gateway.deliver.connect import connect_link
 from gateway.deliver.mqtt import MqttLink
 from gateway.events import Advertisement
-from gateway.identity.customers import customer_from_obj
 from gateway.identity.model import CustomerRegistry
 from gateway.pipeline import Output, Pipeline
 from gateway.rules.load import load_rules
@@ -32,7 +31,7 @@ from rayon_tooling.benchmarks.latency import bench_offers
 from tests.broker import Mosquitto, Subscriber
 from tests.stores import reference_store
 from tests.test_timewindow import beacons_heard
-from tests.walks import click_collect_customer, walk_adverts, zone_centre
+from tests.walks import click_collect_customer, customer_of, walk_adverts, zone_centre
 
 BASE = "rayon/paris-11"
 DAY_S = 86_400.0
@@ -92,15 +91,10 @@ def run_gateway(config: Config, store: Store, clock: ManualClock, scenario: Scen
 
     async def main() -> Gateway:
         link = await connect_link(config)
-        gateway = Gateway(config, store=store, link=link, clock=clock)
+        gateway = await Gateway.start(config, store=store, link=link, clock=clock)
         stop = asyncio.Event()
         running = asyncio.create_task(gateway.run(stop))
         try:
-            async with asyncio.timeout(10):
-                while gateway.rules_state is None:  # restored and online
-                    if running.done():
-                        await running  # it crashed at start: say why
-                    await asyncio.sleep(0.02)
             await subscribed(gateway, link)
             await scenario(gateway, link)
         finally:
@@ -129,7 +123,7 @@ async def until_offered(phones: Subscriber, count: int) -> None:
 
 
 def add_customer(store: Store, cid: str, token: str, minor: int) -> None:
-    store.upsert_customer(customer_from_obj(click_collect_customer(cid, token, minor), "test"))
+    store.upsert_customer(customer_of(click_collect_customer(cid, token, minor)))
 
 
 def test_a_stranger_s_future_sightings_stop_no_one_s_offers_even_after_a_restart(

@@ -47,7 +47,7 @@ def drive_to_an_offer(
     async def scenario() -> dict[str, int]:
         store = Store(config.database.url)
         link = await connect_link(config)
-        gateway = Gateway(config, store=store, link=link, clock=clock)
+        gateway = await Gateway.start(config, store=store, link=link, clock=clock)
         stop = asyncio.Event()
         running = asyncio.create_task(gateway.run(stop))
         await asyncio.sleep(0.5)  # retained CRM messages reach the pipeline first

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gateway.config.load import load_config
-from gateway.deliver.payloads import FeedbackState
 from gateway.errors import UsageError
+from gateway.events import FeedbackState
 from gateway.report.funnel import Step, default_funnel, parse_funnel
 from gateway.report.kpis import build_report, footfall, pool_usage, visit_figures
 from gateway.report.offers import conversions, offers_per_rule

@@ -13,9 +13,8 @@ import pytest
 
 from gateway.config.load import load_config
 from gateway.config.model import RetentionConfig
-from gateway.deliver.payloads import FeedbackState
 from gateway.errors import RuntimeFailure
-from gateway.events import EventKind
+from gateway.events import EventKind, FeedbackState
 from gateway.rules.codepools import Assignment
 from gateway.store.repo import Position, Store
 from gateway.store.retention import Cutoffs, Purged, purge, purge_step, run_retention

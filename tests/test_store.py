@@ -10,15 +10,15 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import update
 from sqlmodel import col
 
-from gateway.deliver.payloads import FeedbackState, event_record
+from gateway.deliver.payloads import event_record
 from gateway.errors import RuntimeFailure
-from gateway.events import EventKind, Offer, Purpose, ZoneEvent
+from gateway.events import EventKind, FeedbackState, Offer, Purpose, Reason, ZoneEvent
 from gateway.identity.model import Consent, Customer
 from gateway.rules.codepools import Assignment
 from gateway.store.outbox import Enqueued
@@ -425,7 +425,7 @@ def test_an_event_row_is_its_record_with_the_reason_as_json() -> None:
         "far": math.inf,
         3: (1, None),
     }
-    e = ZoneEvent(T0, EventKind.EXIT, "aisle-tv", "d1", "c1", 12.25, reason)
+    e = ZoneEvent(T0, EventKind.EXIT, "aisle-tv", "d1", "c1", 12.25, cast(Reason, reason))
     record = event_record(e)
     assert dict(zip(EVENT_COLUMNS, event_row(e), strict=True)) == {
         **record,

@@ -12,7 +12,10 @@ from pathlib import Path
 
 from gateway.config.model import AnchorKind, Config
 from gateway.decode.beacons import encode_ibeacon
+from gateway.decode.jsonvalues import InboundError
 from gateway.events import Advertisement
+from gateway.identity.customers import customer_from_obj
+from gateway.identity.model import Customer
 from gateway.sources.trace import write_trace
 
 STORE_UUID = "8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10"
@@ -98,4 +101,11 @@ def click_collect_customer(
     }
     if first_name is not None:
         customer["first_name"] = first_name
+    return customer
+
+
+def customer_of(obj: object) -> Customer:
+    """The Customer of a CRM record a test knows to be valid (AssertionError if not)."""
+    customer = customer_from_obj(obj, "test")
+    assert not isinstance(customer, InboundError), customer.reason
     return customer

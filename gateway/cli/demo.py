@@ -97,7 +97,7 @@ class Phone:
 
 
 def live_view(config: Config, gateway: Gateway, clock: Clock) -> str:
-    occ = gateway.pipeline.zones.occupancy() if gateway.pipeline else {}
+    occ = gateway.pipeline.zones.occupancy()
     local = datetime.fromtimestamp(clock.now(), config.store.timezone).strftime("%H:%M:%S")
     cells = [
         f"{z.id.removeprefix('aisle-')}:{occ.get(z.id, 0)}"
@@ -197,7 +197,7 @@ async def _run(
         {c.token: f"{c.first_name or ''} ({c.id})".strip() for c in customers},
     )
     link = await connect_link(config, client_suffix="demo")
-    gateway = Gateway(config, store=store, link=link, clock=clock, sources=[source])
+    gateway = await Gateway.start(config, store=store, link=link, clock=clock, sources=[source])
     stop = asyncio.Event()
     runner = asyncio.create_task(gateway.run(stop), name="gateway")
     try:

@@ -27,9 +27,10 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, auto
+from typing import ParamSpec, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from gateway.clock import Clock
@@ -38,15 +39,39 @@ from gateway.deliver.mqtterrors import LinkError, Refused
 from gateway.deliver.payloads import encode, offer_payload
 from gateway.errors import RuntimeFailure
 from gateway.events import Offer
-from gateway.store.outbox import MAX_EXPIRY_S
-from gateway.store.repo import Store
 from gateway.topics import Topics
+from gateway.wire import MAX_EXPIRY_S
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
 WINDOW = 64
 IDLE_WAKE_S = 1.0
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+class Outbox(Protocol):
+    """The offers waiting to be published, as the publisher reads and settles them:
+    the store's `Store` is one (its `OfferOutbox` methods).  A Protocol, so that deliver and
+    the store sit side by side, neither importing the other."""
+
+    async def call(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Run a database call (one of those below) off the event loop."""
+        ...
+
+    def due_offers(self, limit: int = ...) -> list[Offer]:
+        """Pending offers, oldest first, expired ones too."""
+        ...
+
+    def mark_sent_many(self, offer_ids: Sequence[str], at: float) -> int: ...
+
+    def mark_expired_many(self, offer_ids: Sequence[str]) -> int: ...
+
+    def cancel_offer(self, offer_id: str, reason: str | None = None) -> bool: ...
+
+    def mark_failed_many(self, errors: Mapping[str, str]) -> None: ...
 
 
 class Outcome(Enum):
@@ -99,7 +124,7 @@ class OutboxPublisher:
 
     def __init__(
         self,
-        store: Store,
+        store: Outbox,
         link: MqttLink,
         topics: Topics,
         clock: Clock,

@@ -9,13 +9,11 @@ returns an InboundError instead of raising, as every inbound parser does.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from math import isfinite
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,21 +27,13 @@ from gateway.decode.jsonvalues import (
     show,
     timestamp,
 )
-from gateway.events import Offer, ZoneEvent
+from gateway.events import FeedbackState, Offer, ZoneEvent
+from gateway.wire import jsonable
 
 MAX_FEEDBACK_BYTES = 4096
 UTC_ZONE = ZoneInfo("UTC")
 PAYLOAD_VERSION = 1
 _OFFER_ID = re.compile(r"[A-Za-z0-9_.~-]{1,128}")  # a UUID; no byte that could forge a log line
-
-
-class FeedbackState(StrEnum):
-    """What the app reports about an offer it received."""
-
-    DELIVERED = "delivered"
-    OPENED = "opened"
-    REDEEMED = "redeemed"
-    DISMISSED = "dismissed"
 
 
 _STATES = tuple(s.value for s in FeedbackState)
@@ -167,32 +157,6 @@ def event_record(event: ZoneEvent) -> dict[str, Any]:
 def event_payload(event: ZoneEvent, tz: ZoneInfo) -> dict[str, Any]:
     """An `events` payload: ids only (device and CRM customer id), never a name."""
     return {"type": "event", "v": PAYLOAD_VERSION, **event_record(event), "at": iso(event.at, tz)}
-
-
-def jsonable(value: Any) -> Any:
-    """`value` with mappings as dicts, sequences as lists and anything exotic as str."""
-    kind = type(value)
-    if kind is dict:  # an event's reason: plain values, but for the list of anchors
-        out = {}
-        for k, v in value.items():
-            vkind = type(v)
-            if vkind is float:
-                v = v if isfinite(v) else None
-            elif not (vkind is str or vkind is int or v is None or vkind is bool):
-                v = jsonable(v)
-            out[k if type(k) is str else str(k)] = v
-        return out
-    if kind is list and all(type(v) is str for v in value):  # the anchors of a fix
-        return list(value)
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v) for v in value]
-    return str(value)
 
 
 def encode(payload: Mapping[str, Any]) -> bytes:

@@ -5,8 +5,10 @@
      "attributes": {}}
 
 `customer_from_obj` validates one object (from a JSONL line, a CSV row or the CRM topic) and
-raises InvalidInput naming where it came from and every bad field.  `read_customers` reads a whole
-file, keeping the good customers and one error per bad line: a bad line never loses the others.
+returns its Customer, or an `InboundError` naming where it came from and every bad field, as
+every reader of untrusted input does (`gateway.decode.jsonvalues`).  `read_customers` reads a
+whole file, keeping the good customers and one error per bad line: a bad line never loses the
+others.
 
 Device ids are normalised to the canonical form (aliases accepted).  Consent defaults to False for
 both purposes.  `last_visit` is ISO 8601 (without an offset it is taken as UTC) or epoch seconds.
@@ -28,8 +30,15 @@ from types import MappingProxyType
 from typing import Any
 
 from gateway.config.yamlsrc import did_you_mean
-from gateway.decode.jsonvalues import MAX_EPOCH_S, as_number, kind_of, show
-from gateway.errors import InvalidInput
+from gateway.decode.jsonvalues import (
+    MAX_EPOCH_S,
+    InboundError,
+    as_number,
+    fail,
+    guarded,
+    kind_of,
+    show,
+)
 from gateway.identity.model import Consent, Customer
 from gateway.ids import canonical_device_id, customer_id_problem, token_problem
 
@@ -78,13 +87,15 @@ def _key(key: object) -> str:
 # ---------------------------------------------------------------------------------- objects
 
 
+@guarded
 def customer_from_obj(obj: object, where: str) -> Customer:
-    """Validate one customer object; raise InvalidInput naming `where` and every bad field.
+    """Validate one customer object: its Customer, or an InboundError naming `where` and every
+    bad field (`{where}: error: 'visits': …`).
 
-    Never raises anything else, whatever the value: every field is bounded (MAX_* above) and
-    the message names key paths and JSON types, never a customer's values."""
+    Never raises, whatever the value: every field is bounded (MAX_* above) and the message
+    names key paths and JSON types, never a customer's values."""
     if not isinstance(obj, Mapping):
-        raise InvalidInput(f"{where}: error: expected a JSON object, got {kind_of(obj)}")
+        fail(f"{where}: error: expected a JSON object, got {kind_of(obj)}")
     p = _Problems()
     for key in obj:
         if key not in FIELDS:
@@ -104,7 +115,7 @@ def customer_from_obj(obj: object, where: str) -> Customer:
         attributes=_attributes(obj.get("attributes"), p),
     )
     if p.items:
-        raise InvalidInput(f"{where}: error: {p.text()}")
+        fail(f"{where}: error: {p.text()}")
     return customer
 
 
@@ -312,17 +323,23 @@ def read_customers(path: Path) -> tuple[list[Customer], list[str]]:
     errors: list[str] = []
     seen = _Seen()
     for line, obj in rows:
-        where = f"{path}:{line}"
-        try:
-            if isinstance(obj, str):
-                raise InvalidInput(f"{where}: error: {obj}")
-            customer = customer_from_obj(obj, where)
-            seen.check(customer, where, line)
-        except InvalidInput as exc:
-            errors.append(str(exc))
-            continue
-        customers.append(customer)
+        got = _row_customer(obj, f"{path}:{line}", line, seen)
+        if isinstance(got, Customer):
+            customers.append(got)
+        else:
+            errors.append(got)
     return customers, errors
+
+
+def _row_customer(obj: object, where: str, line: int, seen: _Seen) -> Customer | str:
+    """The customer of one line (`obj`: its object, or the text of its parse error), or its
+    `file:line: error: …`."""
+    if isinstance(obj, str):
+        return f"{where}: error: {obj}"
+    got = customer_from_obj(obj, where)
+    if isinstance(got, InboundError):
+        return got.reason
+    return seen.repeated(got, where, line) or got
 
 
 class _Seen:
@@ -331,15 +348,18 @@ class _Seen:
     def __init__(self) -> None:
         self._first: dict[tuple[str, str], int] = {}
 
-    def check(self, c: Customer, where: str, line: int) -> None:
+    def repeated(self, c: Customer, where: str, line: int) -> str | None:
+        """The error of a customer whose id, token or a device came on an earlier line; else
+        None, and the customer's keys are remembered as on `line`."""
         keys = [("id", c.id), ("token", c.token), *(("device", d) for d in c.devices)]
         for key in keys:
             if key in self._first:
                 first = self._first[key]
                 what = key[0] if key[0] == "token" else f"{key[0]} {key[1]!r}"  # a token is secret
-                raise InvalidInput(f"{where}: error: {what} is already on line {first}")
+                return f"{where}: error: {what} is already on line {first}"
         for key in keys:
             self._first[key] = line
+        return None
 
 
 def _jsonl_rows(text: str) -> Iterator[tuple[int, object]]:

@@ -343,7 +343,7 @@ _BLUES = ("#08519c", "#3182bd", "#6baed6", "#9ecae1")
 
 def _stages(rule: RuleOffers) -> list[tuple[str, int, float | None]]:
     """(name, offers, rate over sent) from sent to redeemed."""
-    from gateway.deliver.payloads import FeedbackState as F
+    from gateway.events import FeedbackState as F
 
     stages: list[tuple[str, int, float | None]] = [("sent", rule.sent, None)]
     for state in (F.DELIVERED, F.OPENED, F.REDEEMED):

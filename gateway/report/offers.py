@@ -14,7 +14,7 @@ import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from gateway.deliver.payloads import FeedbackState
+from gateway.events import FeedbackState
 from gateway.report.rows import Enter, Feedback, LoggedOffer
 from gateway.report.stats import newcombe_interval, ratio
 from gateway.store.tables import OfferState

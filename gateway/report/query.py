@@ -11,8 +11,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from gateway.deliver.payloads import FeedbackState
-from gateway.events import EventKind
+from gateway.events import EventKind, FeedbackState
 from gateway.report.period import Period
 from gateway.report.rows import (
     Enter,

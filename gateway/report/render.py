@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from gateway.deliver.payloads import FeedbackState
+from gateway.events import FeedbackState
 from gateway.report.funnel import FunnelStep, ZoneReach
 from gateway.report.kpis import PoolUsage, Report, VisitFigures, ZoneDwell
 from gateway.report.offers import STATES, Conversion, Group, RuleOffers

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.deliver.payloads import FeedbackState
+from gateway.events import FeedbackState
 from gateway.report.period import Period
 from gateway.store.tables import OfferState
 

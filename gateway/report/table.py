@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from gateway.deliver.payloads import FeedbackState
+from gateway.events import FeedbackState
 from gateway.report.kpis import HourCount, Report
 from gateway.report.offers import STATES, Conversion, Group
 from gateway.report.period import Period

@@ -38,7 +38,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.config.model import Config
-from gateway.events import EventKind, Offer, ZoneEvent
+from gateway.events import EventKind, Offer, Reason, ZoneEvent
 from gateway.identity.model import Customer
 from gateway.livestate import Changes
 from gateway.rules.absent import AbsentSchedule
@@ -66,7 +66,7 @@ from gateway.rules.visits import (
 
 _ANY_ZONE = "*"
 _VISIT_END = EventKind.VISIT_END
-ABSENT_REASON: Mapping[str, Any] = {"trigger": "absent"}
+ABSENT_REASON: Reason = {"trigger": "absent"}  # never changed
 
 __all__ = ["RuleEngine"]
 

@@ -53,5 +53,4 @@ def trigger_event(rule: Rule, config: Config, customer: Customer, at: float) -> 
     first = config.zones[0].id if config.zones else None
     zone = rule.trigger.zones[0] if rule.trigger.zones else first
     dwell = rule.trigger.at_least if kind is EventKind.DWELL else None
-    reason = {"synthesized": "explain"}
-    return ZoneEvent(at, kind, zone, customer.phone, customer.id, dwell, reason)
+    return ZoneEvent(at, kind, zone, customer.phone, customer.id, dwell, {"synthesized": "explain"})

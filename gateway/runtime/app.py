@@ -20,7 +20,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -32,9 +32,9 @@ from gateway.decode.jsonvalues import InboundError
 from gateway.deliver.announce import Announcer, RulesState
 from gateway.deliver.mqtt import MqttLink
 from gateway.deliver.outbox import OutboxPublisher
-from gateway.deliver.payloads import FeedbackState, parse_feedback
+from gateway.deliver.payloads import parse_feedback
 from gateway.errors import ConfigError, Diagnostic, InvalidInput, RuntimeFailure
-from gateway.events import MqttInput, TraceItem
+from gateway.events import FeedbackState, MqttInput, TraceItem
 from gateway.heap import settle_heap
 from gateway.identity.model import CustomerRegistry
 from gateway.pipeline import Output, Pipeline
@@ -117,7 +117,10 @@ def scanner_ids(config: Config) -> list[str]:
     return [a.id for a in config.anchors if a.kind is AnchorKind.SCANNER]
 
 
-def rules_fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
+Fingerprint = tuple[tuple[str, int, int], ...]  # `rules_fingerprint`
+
+
+def rules_fingerprint(folder: Path) -> Fingerprint:
     """Names, modification times and sizes of the rule files: changes when any file does."""
     found = []
     for path in sorted(folder.glob("*.y*ml")):
@@ -134,12 +137,89 @@ def summarize(diagnostics: Sequence[Diagnostic], most: int = 3) -> str:
     return f"{text} (+{more} more)" if more > 0 else text
 
 
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """What a gateway starts from (`load`): the pipeline with the rules, the customers and the
+    last run's live state in it; the code pools it shares; the rule files' fingerprint taken
+    before they were read (no change is missed); how many rules are in force; and what was
+    repaired of a store poisoned by times ahead of the clock (counters)."""
+
+    pipeline: Pipeline
+    pools: MemoryCodePools
+    rules_seen: Fingerprint
+    rules: int
+    repaired: Mapping[str, int]
+
+
+async def load(config: Config, store: Store, clock: Clock) -> Loaded:
+    """Read the rules, then the customers, code pools and live state of the last run from
+    `store`, into a restored pipeline (ConfigError for rules that do not load)."""
+    customers = await store.call(store.load_customers)
+    seen = rules_fingerprint(config.rules_dir)  # before loading: no change is missed
+    rules = load_rules(config.rules_dir, config)
+    pools = await store.call(load_pools, store)
+    pipeline = Pipeline(config, rules, CustomerRegistry(customers), pools=pools)
+    repaired = await restore(pipeline, store, clock.now())
+    return Loaded(pipeline, pools, seen, len(rules.rules), repaired)
+
+
+async def restore(pipeline: Pipeline, store: Store, now: float) -> Counter[str]:
+    """Carry on where the last run stopped, even after a kill -9: the offers already
+    decided count against the caps, and visits and zone timers continue.
+
+    What a gateway without the live time window may have saved dated ahead of our
+    clock is repaired first (`repaired`), so that no clock starts ahead."""
+    fixed_offers = await store.call(store.repair_offers, now, MAX_AHEAD_S)
+    state = await store.call(store.load_runtime, RUNTIME_KEY)
+    log_ = await store.call(store.offer_log)
+    decided = [r.offer for r in log_ if r.state not in NOT_DECIDED]
+    offered = [o for o in decided if o.created_at <= now + MAX_AHEAD_S]
+    try:
+        pipeline.restore(state, offered)
+    except InvalidInput as exc:
+        log.warning("saved live state ignored, starting afresh: %s", exc)
+        pipeline.restore(None, offered)
+    fixed = pipeline.drop_future(now)
+    if len(offered) < len(decided):
+        fixed["offers left out of the caps"] = len(decided) - len(offered)
+    log.info(
+        "restored %d offers into the caps%s",
+        len(offered),
+        ", and the live state" if state else "",
+    )
+    return repaired(fixed, fixed_offers)
+
+
+def repaired(state: dict[str, int], offers: Sequence[RepairedOffer]) -> Counter[str]:
+    """Count (`repaired_future_state`, `repaired_offers`) and log, once, what `restore`
+    repaired of a store poisoned by times ahead of the gateway's clock."""
+    counts: Counter[str] = Counter()
+    if state:
+        counts["repaired_future_state"] += sum(state.values())
+        what = ", ".join(f"{n} {kind}" for kind, n in state.items())
+        log.warning(
+            "live state dated more than %.0f s ahead of the clock repaired: %s (saved by "
+            "a gateway without the live time window, or a clock set back since)",
+            MAX_AHEAD_S,
+            what,
+        )
+    if offers:
+        counts["repaired_offers"] += len(offers)
+        log.warning(
+            "%d pending offer(s) no publish can carry cancelled: %s",
+            len(offers),
+            "; ".join(f"{o.id} ({o.reason})" for o in offers[:5]),
+        )
+    return counts
+
+
 class Gateway:
     """One store's gateway: the pipeline between its sources and its outbox."""
 
     def __init__(
         self,
         config: Config,
+        loaded: Loaded,
         *,
         store: Store,
         link: MqttLink,
@@ -148,6 +228,7 @@ class Gateway:
         notifier: Notifier | None = None,
         crm_link: MqttLink | None = None,
     ) -> None:
+        """Around a pipeline `loaded` from the store (`Gateway.start` builds both)."""
         self.config = config
         self.crm_link = crm_link  # None: the CRM comes on `link` (tests, tools)
         self.notifier = notifier or Notifier({})
@@ -156,13 +237,15 @@ class Gateway:
         self.clock = clock
         self.sources = list(sources)
         self.topics = Topics(config.mqtt.topic_prefix, config.store.id)
-        self.state = GatewayState()
+        self.state = GatewayState(Counter(loaded.repaired))
         self.inbox: Inbox[TraceItem] = Inbox(SENDER_LIMITS, INBOX_SIZE)
         self.feedback_inbox: Inbox[tuple[str, bytes, float]] = Inbox(
             {"feedback": FEEDBACK_PER_TOKEN}, FEEDBACK_INBOX_SIZE
         )
         self.log_throttle = Throttle()
-        self.pipeline: Pipeline | None = None
+        self.pipeline = loaded.pipeline
+        self.pools = loaded.pools
+        self._rules_seen = loaded.rules_seen
         self._pending = Output()
         self._wake = asyncio.Event()
         self.publisher = OutboxPublisher(store, link, self.topics, clock, config.store.timezone)
@@ -173,11 +256,10 @@ class Gateway:
         self._reload_config = False
         self._failing: dict[str, str] = {}  # source name → why it fails
         self._status_due = False
-        self.pools = MemoryCodePools()
         self._positions = PositionSampler()
         self.metrics_port: int | None = None
         self.anchor_watch = AnchorWatch(scanner_ids(config))
-        self.rules_state: RulesState | None = None
+        self.rules_state = RulesState(clock.now(), loaded.rules)
         self.announcer = Announcer(
             link,
             self.topics,
@@ -186,6 +268,34 @@ class Gateway:
             self.started_at,
             (z.id for z in config.zones),
         )
+
+    @classmethod
+    async def start(
+        cls,
+        config: Config,
+        *,
+        store: Store,
+        link: MqttLink,
+        clock: Clock,
+        sources: Sequence[Source] = (),
+        notifier: Notifier | None = None,
+        crm_link: MqttLink | None = None,
+    ) -> Gateway:
+        """A gateway ready to `run`: the rules loaded, the customers, code pools and live
+        state of the last run read from `store` (ConfigError for rules that do not load)."""
+        loaded = await load(config, store, clock)
+        gateway = cls(
+            config,
+            loaded,
+            store=store,
+            link=link,
+            clock=clock,
+            sources=sources,
+            notifier=notifier,
+            crm_link=crm_link,
+        )
+        settle_heap()
+        return gateway
 
     def counters(self) -> dict[str, int]:
         """Everything counted so far: inputs, drops, rejections, failures."""
@@ -197,29 +307,19 @@ class Gateway:
         out["mqtt_queue_dropped"] += sum(link.dropped for link in links)
         out["log_suppressed"] += self.log_throttle.suppressed
         out.update(self.publisher.counters)
-        if self.pipeline is not None:
-            out.update(self.pipeline.counters)
+        out.update(self.pipeline.counters)
         return dict(out)
 
     def devices(self) -> dict[str, int]:
         """Tracked radio devices now, the cap, and how many the cap made us forget."""
-        p = self.pipeline
         return {
-            "tracked": p.tracked_devices() if p else 0,
+            "tracked": self.pipeline.tracked_devices(),
             "max": self.config.limits.tracked_devices,
-            "shed": p.counters["devices_shed"] if p else 0,
+            "shed": self.pipeline.counters["devices_shed"],
         }
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then drain the outbox once and say offline."""
-        customers = await self.store.call(self.store.load_customers)
-        seen = rules_fingerprint(self.config.rules_dir)  # before loading: no change is missed
-        rules = load_rules(self.config.rules_dir, self.config)
-        self.pools = await self.store.call(load_pools, self.store)
-        self.pipeline = Pipeline(self.config, rules, CustomerRegistry(customers), pools=self.pools)
-        await self._restore(self.pipeline)
-        settle_heap()
-        self.rules_state = RulesState(self.clock.now(), len(rules.rules))
         await self._status("online")
         crm_link = self.crm_link
         await self.link.subscribe(inbound_filters(self.config, self.topics, crm=crm_link is None))
@@ -240,7 +340,7 @@ class Gateway:
                     tg.create_task(self._ticker(), name="ticker"),
                     tg.create_task(self._writer(), name="writer"),
                     tg.create_task(publisher.run(self._wake), name="outbox"),
-                    tg.create_task(self._watch_rules(seen), name="rules-watch"),
+                    tg.create_task(self._watch_rules(self._rules_seen), name="rules-watch"),
                     tg.create_task(self._retention(), name="retention"),
                 ]
                 metrics = await self._start_metrics()
@@ -264,53 +364,6 @@ class Gateway:
                 self.state.counters[f"retention_{kind}"] += n
 
         return run_retention(self.store, lambda: self.config.retention, self.clock.now, count)
-
-    async def _restore(self, pipeline: Pipeline) -> None:
-        """Carry on where the last run stopped, even after a kill -9: the offers already
-        decided count against the caps, and visits and zone timers continue.
-
-        What a gateway without the live time window may have saved dated ahead of our
-        clock is repaired first (`_repair_future`), so that no clock starts ahead."""
-        now = self.clock.now()
-        repaired = await self.store.call(self.store.repair_offers, now, MAX_AHEAD_S)
-        state = await self.store.call(self.store.load_runtime, RUNTIME_KEY)
-        log_ = await self.store.call(self.store.offer_log)
-        decided = [r.offer for r in log_ if r.state not in NOT_DECIDED]
-        offered = [o for o in decided if o.created_at <= now + MAX_AHEAD_S]
-        try:
-            pipeline.restore(state, offered)
-        except InvalidInput as exc:
-            log.warning("saved live state ignored, starting afresh: %s", exc)
-            pipeline.restore(None, offered)
-        fixed = pipeline.drop_future(now)
-        if len(offered) < len(decided):
-            fixed["offers left out of the caps"] = len(decided) - len(offered)
-        self._repair_future(fixed, repaired)
-        log.info(
-            "restored %d offers into the caps%s",
-            len(offered),
-            ", and the live state" if state else "",
-        )
-
-    def _repair_future(self, state: dict[str, int], offers: Sequence[RepairedOffer]) -> None:
-        """Count (`repaired_future_state`, `repaired_offers`) and log, once, what `_restore`
-        repaired of a store poisoned by times ahead of the gateway's clock."""
-        if state:
-            self.state.counters["repaired_future_state"] += sum(state.values())
-            what = ", ".join(f"{n} {kind}" for kind, n in state.items())
-            log.warning(
-                "live state dated more than %.0f s ahead of the clock repaired: %s (saved by "
-                "a gateway without the live time window, or a clock set back since)",
-                MAX_AHEAD_S,
-                what,
-            )
-        if offers:
-            self.state.counters["repaired_offers"] += len(offers)
-            log.warning(
-                "%d pending offer(s) no publish can carry cancelled: %s",
-                len(offers),
-                "; ".join(f"{o.id} ({o.reason})" for o in offers[:5]),
-            )
 
     async def _start_metrics(self) -> MetricsServer | None:
         m = self.config.metrics
@@ -336,16 +389,15 @@ class Gateway:
     async def metrics_text(self) -> str:
         """The Prometheus exposition of this gateway, now."""
         by_state = await self.store.call(self.store.counts_by_state)
-        p = self.pipeline
         figures = GatewayFigures(
             now=self.clock.now(),
             counters=self.counters(),
-            anchor_adverts=p.anchor_adverts if p else {},
-            anchor_last=p.anchor_last if p else {},
+            anchor_adverts=self.pipeline.anchor_adverts,
+            anchor_last=self.pipeline.anchor_last,
             anchors=scanner_ids(self.config),
             queue_depth=len(self.inbox),
             offers_by_state={str(k): v for k, v in by_state.items()},
-            rules_in_force=self.rules_state.count if self.rules_state else 0,
+            rules_in_force=self.rules_state.count,
             devices=self.devices(),
         )
         return render(gateway_samples(figures))
@@ -358,10 +410,10 @@ class Gateway:
     def summary(self) -> str:
         """One line for `systemctl status`."""
         rules = self.rules_state
-        text = f"{rules.count} rules" if rules else "no rules"
-        if rules and rules.error:
+        text = f"{rules.count} rules"
+        if rules.error:
             text += f" (reload refused: {rules.error[:120]})"
-        customers = len(self.pipeline.customers) if self.pipeline else 0
+        customers = len(self.pipeline.customers)
         state = "online"
         if self.degraded():
             state = f"degraded ({'; '.join(self.degraded())})"
@@ -374,7 +426,7 @@ class Gateway:
         self._reload_config = True
         self._reload.set()
 
-    async def _watch_rules(self, seen: tuple[tuple[str, int, int], ...]) -> None:
+    async def _watch_rules(self, seen: Fingerprint) -> None:
         """Reload when a rule file changes (once it has stopped changing) or on request."""
         folder = self.config.rules_dir
         while True:
@@ -393,7 +445,6 @@ class Gateway:
     async def reload_rules(self, *, config_too: bool = False) -> bool:
         """Load the rules (and with `config_too`, config.yaml) again, all or nothing: what is
         refused leaves the running set in force, its errors logged and on gateway/status."""
-        assert self.pipeline is not None
         config = self.config
         try:
             if config_too:
@@ -433,10 +484,7 @@ class Gateway:
         self.state.counters["rules_reload_failed"] += 1
         for diagnostic in exc.diagnostics:
             log.error("not reloaded: %s", diagnostic)
-        if self.rules_state is not None:
-            self.rules_state = dataclasses.replace(
-                self.rules_state, error=summarize(exc.diagnostics)
-            )
+        self.rules_state = dataclasses.replace(self.rules_state, error=summarize(exc.diagnostics))
         await self._status("online")
         return False
 
@@ -551,7 +599,6 @@ class Gateway:
     # -- processing -------------------------------------------------------------------------
 
     async def _process(self) -> None:
-        assert self.pipeline is not None
         taken = 0
         while True:
             item = await self.inbox.get()
@@ -567,7 +614,6 @@ class Gateway:
     async def _ticker(self) -> None:
         """Time passes: zone timers, occupancy, the periodic status, and the watchdog ping —
         sent from here so that a stuck pipeline stops it and systemd restarts us."""
-        assert self.pipeline is not None
         last_status, last_ping = self.clock.now(), 0.0
         while True:
             await asyncio.sleep(TICK_S)
@@ -589,7 +635,6 @@ class Gateway:
                 await self._status("online")
 
     def _watch_anchors(self, now: float) -> None:
-        assert self.pipeline is not None
         changes = self.anchor_watch.check(now, self.pipeline.anchor_last)
         for anchor in changes.fell_silent:
             self.state.counters["anchor_silent_alarms"] += 1
@@ -624,20 +669,16 @@ class Gateway:
             return
         runtime = None
         pipeline = self.pipeline
-        if snapshot_due and pipeline is not None:  # only what changed since the last write
+        if snapshot_due:  # only what changed since the last write
             runtime, self._saved_at = {RUNTIME_KEY: pipeline.snapshot_changes()}, now
         assigned = self.pools.take_new()
-        positions = (
-            self._positions.sample(pending.fixes, pipeline.customers.by_device)
-            if pipeline is not None
-            else []
-        )
+        positions = self._positions.sample(pending.fixes, pipeline.customers.by_device)
         try:
             result = await self.store.call(
                 persist, self.store, pending, runtime, now, assigned, positions
             )
         except BaseException:
-            if runtime is not None and pipeline is not None:
+            if runtime is not None:
                 pipeline.resave()  # those changes are not saved: the next write has them all
             raise
         self.state.counters["offers"] += sum(not o.holdout for o in pending.offers)
@@ -650,4 +691,4 @@ class Gateway:
         await self.announcer.events(pending.events)
 
 
-__all__ = ["Gateway", "Source"]
+__all__ = ["Gateway", "Loaded", "Source", "load"]

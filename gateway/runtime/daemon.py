@@ -53,7 +53,7 @@ async def run_daemon(config: Config) -> int:
         failed = True
         try:
             crm_link = await connect_crm_link(config)
-            gateway = Gateway(
+            gateway = await Gateway.start(
                 config,
                 store=store,
                 link=link,

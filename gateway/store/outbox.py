@@ -25,13 +25,11 @@ from gateway.store.tables import (
     row_to_offer,
     table_of,
 )
+from gateway.wire import MAX_EXPIRY_S
 
 log = logging.getLogger(__name__)
 
 MAX_PENDING = 10_000
-# The longest an offer can live when sent: MQTT v5 carries the message expiry interval as a
-# four-byte unsigned number of seconds (about 136 years).
-MAX_EXPIRY_S = 2**32 - 1
 _DROP_REASONS = {OfferState.DROPPED: "outbox full"}
 _OFFERS = table_of(OfferRow)
 _insert_offers = BulkInsert(_OFFERS, OFFER_COLUMNS, skip_existing=True)

@@ -21,8 +21,7 @@ from sqlalchemy import Connection, bindparam, func, insert, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, delete, select
 
-from gateway.deliver.payloads import FeedbackState
-from gateway.events import EventKind, Offer, ZoneEvent
+from gateway.events import EventKind, FeedbackState, Offer, ZoneEvent
 from gateway.identity.model import Customer
 from gateway.livestate import StateDelta, merge, whole
 from gateway.rules.codepools import Assignment

@@ -14,15 +14,15 @@ import json
 from dataclasses import fields
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import JSON, Index, MetaData, Table
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from gateway.deliver.payloads import jsonable
-from gateway.events import EventKind, Offer, Purpose, ZoneEvent
+from gateway.events import EventKind, Offer, Purpose, Reason, ZoneEvent
 from gateway.identity.model import Consent, Customer
+from gateway.wire import jsonable
 
 
 class OfferState(StrEnum):
@@ -230,7 +230,7 @@ def row_to_event(row: ZoneEventRow) -> ZoneEvent:
         device=row.device,
         customer=row.customer,
         dwell_s=row.dwell_s,
-        reason=MappingProxyType(dict(row.reason)),
+        reason=cast(Reason, dict(row.reason)),  # as `event_row` wrote it
     )
 
 

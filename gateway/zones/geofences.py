@@ -38,7 +38,7 @@ from shapely.geometry import Point, Polygon
 
 from gateway.config.model import Geofence
 from gateway.errors import InvalidInput
-from gateway.events import EventKind, ZoneEvent
+from gateway.events import EventKind, Reason, ZoneEvent
 
 EARTH_RADIUS_M = 6_371_008.8  # mean radius (IUGG)
 _M_PER_DEG = math.pi / 180 * EARTH_RADIUS_M
@@ -64,7 +64,7 @@ class _Circle:
     def __init__(self, lat: float, lon: float, radius_m: float) -> None:
         self.lat, self.lon, self.radius_m = lat, lon, radius_m
 
-    def side(self, lat: float, lon: float, acc_m: float) -> tuple[Side, dict[str, Any]]:
+    def side(self, lat: float, lon: float, acc_m: float) -> tuple[Side, Reason]:
         d = haversine_m(self.lat, self.lon, lat, lon)
         if d + acc_m <= self.radius_m:
             return Side.INSIDE, {"distance_m": d}
@@ -92,7 +92,7 @@ class _Area:
         out[:, 1] = (coords[:, 1] - self._lat0) * _M_PER_DEG
         return out
 
-    def side(self, lat: float, lon: float, acc_m: float) -> tuple[Side, dict[str, Any]]:
+    def side(self, lat: float, lon: float, acc_m: float) -> tuple[Side, Reason]:
         x, y = (lon - self._lon0) * self._kx, (lat - self._lat0) * _M_PER_DEG
         x0, y0, x1, y1 = self._bounds
         if x < x0 - acc_m or x > x1 + acc_m or y < y0 - acc_m or y > y1 + acc_m:
@@ -122,7 +122,7 @@ class _Track:
     since: float = 0.0  # first inside fix of the stay
     pending: float | None = None  # first fix on the other side, awaiting the hysteresis
     deadline: int = 0  # the heap entry that will settle it (older entries are stale)
-    evidence: dict[str, Any] = field(default_factory=dict)  # the last such fix, for the reason
+    evidence: Reason = field(default_factory=Reason)  # the last such fix, for the reason
 
 
 # (due, seq, device, geofence index): an entry whose seq is not its track's deadline is stale.
@@ -162,11 +162,16 @@ class GeofenceTracker:
         lat, lon = float(lat), float(lon)
         t = self._advance_to(at)
         self._heard[device] = t
-        base = {"lat": lat, "lon": lon, "acc_m": None if acc_m is None else acc, "source": "gps"}
+        base: Reason = {
+            "lat": lat,
+            "lon": lon,
+            "acc_m": None if acc_m is None else acc,
+            "source": "gps",
+        }
         for i, shape in enumerate(self._shapes):
             side, extra = shape.side(lat, lon, acc)
             if side is not Side.BORDER:
-                self._observe(device, i, side is Side.INSIDE, t, {**base, **extra})
+                self._observe(device, i, side is Side.INSIDE, t, base | extra)
         self._advance(t)
         return self._flush()
 
@@ -194,9 +199,9 @@ class GeofenceTracker:
             return []
         t = self._advance_to(at)
         self._heard[device] = t
-        where = {"lat": _finite(lat), "lon": _finite(lon), "acc_m": _finite(acc_m)}
-        reason = {**where, "source": "transition"}
-        self._apply_transition(device, i, enter, t, {**reason, "region": self._fences[i].id})
+        reason: Reason = {"lat": _finite(lat), "lon": _finite(lon), "acc_m": _finite(acc_m)}
+        reason |= {"source": "transition", "region": self._fences[i].id}
+        self._apply_transition(device, i, enter, t, reason)
         self._advance(t)
         return self._flush()
 
@@ -233,9 +238,7 @@ class GeofenceTracker:
 
     # -- hysteresis -----------------------------------------------------------------------
 
-    def _observe(
-        self, device: str, i: int, inside: bool, t: float, evidence: dict[str, Any]
-    ) -> None:
+    def _observe(self, device: str, i: int, inside: bool, t: float, evidence: Reason) -> None:
         tracks = self._devices.get(device)
         track = tracks.get(i) if tracks is not None else None
         if inside == (track is not None and track.inside):
@@ -252,16 +255,16 @@ class GeofenceTracker:
         track.evidence = evidence
 
     def _apply_transition(
-        self, device: str, i: int, enter: bool, t: float, evidence: dict[str, Any]
+        self, device: str, i: int, enter: bool, t: float, evidence: Reason
     ) -> None:
         track = self._devices.get(device, {}).get(i)
         if enter and (track is None or not track.inside):
             track = self._devices.setdefault(device, {}).setdefault(i, _Track())
             track.inside, track.since, track.pending = True, t, None
-            self._emit(t, EventKind.ENTER, i, device, None, {**evidence, "inside_since": t})
+            self._emit(t, EventKind.ENTER, i, device, None, evidence | {"inside_since": t})
         elif not enter and track is not None and track.inside:
             self._drop(device, i)
-            reason = {**evidence, "inside_since": track.since, "outside_since": t}
+            reason = evidence | {"inside_since": track.since, "outside_since": t}
             self._emit(t, EventKind.EXIT, i, device, t - track.since, reason)
         elif track is not None:
             self._settle(device, i, track)
@@ -273,12 +276,12 @@ class GeofenceTracker:
         fence, first = self._fences[i], track.pending
         if track.inside:
             self._drop(device, i)
-            reason = {**track.evidence, "inside_since": track.since, "outside_since": first}
+            reason = track.evidence | {"inside_since": track.since, "outside_since": first}
             reason["exit_after_s"] = fence.exit_after
             self._emit(due, EventKind.EXIT, i, device, first - track.since, reason)
         else:
             track.inside, track.since, track.pending = True, first, None
-            reason = {**track.evidence, "inside_since": first, "enter_after_s": fence.enter_after}
+            reason = track.evidence | {"inside_since": first, "enter_after_s": fence.enter_after}
             self._emit(due, EventKind.ENTER, i, device, None, reason)
 
     def _settle(self, device: str, i: int, track: _Track) -> None:
@@ -330,7 +333,7 @@ class GeofenceTracker:
         i: int,
         device: str,
         dwell: float | None,
-        reason: dict[str, Any],
+        reason: Reason,
     ) -> None:
         zone = self._fences[i].id
         self._out.append(ZoneEvent(at, kind, zone, device, None, dwell, reason))

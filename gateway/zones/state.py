@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.events import Fix
+from gateway.events import Fix, Reason
 
 NO_THRESHOLDS: frozenset[float] = frozenset()  # shared by every stay without any
 
@@ -41,7 +41,7 @@ class DeviceState:
     left: dict[int, float] = field(default_factory=dict)  # zone index → last fix in, once out
 
 
-def fix_reason(fix: Fix) -> dict[str, Any]:
+def fix_reason(fix: Fix) -> Reason:
     """Where a fix put the device, as the `reason` of an event and in snapshots."""
     return {"x": fix.x, "y": fix.y, "accuracy_m": fix.accuracy_m, "anchors": list(fix.anchors)}
 

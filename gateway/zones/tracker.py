@@ -59,15 +59,15 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from enum import IntEnum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from math import isfinite
 from typing import Any
 
 from gateway.clock import MAX_AHEAD_S
 from gateway.config.model import VisitsConfig, Zone
 from gateway.errors import InvalidInput
-from gateway.events import EventKind, Fix, ZoneEvent
+from gateway.events import EventKind, Fix, Reason, ZoneEvent
 from gateway.livestate import Changes
 from gateway.zones.index import ZoneIndex
 from gateway.zones.state import (
@@ -88,17 +88,50 @@ CHALLENGE_DEPTH_M = 1.0  # how deep inside a rival a fix must be to challenge th
 _OUT = (False, False)  # a zone a fix is not in, even with the margin
 
 
-class _Due(IntEnum):
-    """What a heap deadline is for."""
-
-    EXIT = 0
-    DWELL = 1
-    VISIT = 2
-    PURGE = 3
+# The deadlines of the heap, one record per kind.  A deadline is never removed when what it
+# was for changes: it carries the times that identify the stay or visit it was set for, and
+# is ignored when it comes due if they no longer match (a stale deadline).
 
 
-# (due, seq, kind, device, zone index, token a, token b): tokens tell a stale deadline.
-_Entry = tuple[float, int, _Due, str, int, float, float]
+@dataclass(frozen=True, slots=True)
+class _ExitDue:
+    """Zone `zone` exits, unless the device was back inside since its first fix outside
+    (`out_since`) or the stay begun at `since` has ended."""
+
+    device: str
+    zone: int
+    out_since: float
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
+class _DwellDue:
+    """The stay in zone `zone` begun at `since` reaches `threshold_s`."""
+
+    device: str
+    zone: int
+    threshold_s: float
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
+class _VisitEnd:
+    """The visit begun at `started_at` ends, unless the device was seen since (postponed)."""
+
+    device: str
+    started_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Purge:
+    """The device, whose visit ended at `visit_end`, is forgotten (`visits.gap` later)."""
+
+    device: str
+    visit_end: float
+
+
+_Deadline = _ExitDue | _DwellDue | _VisitEnd | _Purge
+_Entry = tuple[float, int, _Deadline]  # (due, sequence number, deadline): time order, then FIFO
 
 
 class ZoneTracker:
@@ -142,12 +175,6 @@ class ZoneTracker:
         self._now = -math.inf
         self._counts = [0] * len(self._zones)
         self._out: list[ZoneEvent] = []  # events decided during the current call
-        self._handlers: dict[_Due, Callable[[float, str, DeviceState, int, float, float], None]] = {
-            _Due.EXIT: self._on_exit,
-            _Due.DWELL: self._on_dwell,
-            _Due.VISIT: self._on_visit,
-            _Due.PURGE: self._on_purge,
-        }
         if dwell_thresholds:
             self.set_dwell_thresholds(dwell_thresholds)
 
@@ -325,9 +352,9 @@ class ZoneTracker:
 
     def _rearm(self, device: str, dev: DeviceState) -> None:
         if dev.visit_open:
-            self._push(dev.last_seen + self._visits.timeout, _Due.VISIT, device, 0, dev.visit_start)
+            self._push(dev.last_seen + self._visits.timeout, _VisitEnd(device, dev.visit_start))
         else:
-            self._push(dev.visit_end + self._visits.gap, _Due.PURGE, device, 0, dev.visit_end)
+            self._push(dev.visit_end + self._visits.gap, _Purge(device, dev.visit_end))
         now = self._now if math.isfinite(self._now) else dev.last_seen
         for i, stay in dev.stays.items():
             if not stay.inside:
@@ -335,7 +362,7 @@ class ZoneTracker:
             self._counts[i] += 1
             if stay.out_since is not None:
                 due = stay.out_since + self._zones[i].exit_after
-                self._push(due, _Due.EXIT, device, i, stay.out_since, stay.since)
+                self._push(due, _ExitDue(device, i, stay.out_since, stay.since))
             else:
                 self._schedule_dwell(device, i, stay, now)
 
@@ -349,12 +376,12 @@ class ZoneTracker:
         else:
             dev.last, dev.last_seen, dev.visit_open = fix, t, True
             if t - dev.visit_end < self._visits.gap:
-                self._push(t + self._visits.timeout, _Due.VISIT, fix.device, 0, dev.visit_start)
+                self._push(t + self._visits.timeout, _VisitEnd(fix.device, dev.visit_start))
                 return dev
             dev.visit_start = t
-        reason = {**fix_reason(fix), "runner_up": None}
+        reason: Reason = {**fix_reason(fix), "runner_up": None}
         self._visit_event(EventKind.VISIT_START, t, fix.device, None, reason)
-        self._push(t + self._visits.timeout, _Due.VISIT, fix.device, 0, t)
+        self._push(t + self._visits.timeout, _VisitEnd(fix.device, t))
         return dev
 
     def _in_or_out(self, device: str, t: float, i: int, stay: Stay, grown: bool) -> None:
@@ -365,7 +392,7 @@ class ZoneTracker:
             self._schedule_dwell(device, i, stay, t)
         else:
             stay.out_since = t
-            self._push(t + self._zones[i].exit_after, _Due.EXIT, device, i, t, stay.since)
+            self._push(t + self._zones[i].exit_after, _ExitDue(device, i, t, stay.since))
 
     def _pending(self, fix: Fix, t: float, dev: DeviceState, i: int, stay: Stay | None) -> None:
         """A fix inside zone `i`, which the device is not in (yet): it starts or grows i's
@@ -428,8 +455,9 @@ class ZoneTracker:
         held: list[int],
     ) -> None:
         """Enter zone `i`; the rivals `held` (beaten by this challenge) exit at once."""
-        reason = {**fix_reason(fix), "inside_since": start}
-        reason |= {
+        reason: Reason = {
+            **fix_reason(fix),
+            "inside_since": start,
             "enter_after_s": self._zones[i].enter_after,
             "runner_up": self._runner_up(i, dev),
         }
@@ -447,8 +475,13 @@ class ZoneTracker:
         self._counts[j] -= 1
         self.counters["zone_takeovers"] += 1
         left = stay.out_since if stay.out_since is not None else t
-        reason = {**fix_reason(fix), "cause": "superseded", "inside_since": stay.since}
-        reason |= {"outside_since": stay.out_since, "runner_up": self._index.ids[by]}
+        reason: Reason = {
+            **fix_reason(fix),
+            "cause": "superseded",
+            "inside_since": stay.since,
+            "outside_since": stay.out_since,
+            "runner_up": self._index.ids[by],
+        }
         self._emit(t, EventKind.EXIT, self._index.ids[j], fix.device, left - stay.since, reason)
 
     def _runner_up(self, i: int, dev: DeviceState) -> str | None:
@@ -470,83 +503,105 @@ class ZoneTracker:
         for th in self._thresholds[i]:
             if th not in stay.fired and th not in stay.scheduled:
                 stay.scheduled |= {th}
-                self._push(max(stay.since + th, t), _Due.DWELL, device, i, th, stay.since)
+                self._push(max(stay.since + th, t), _DwellDue(device, i, th, stay.since))
 
-    def _push(self, due: float, kind: _Due, device: str, i: int, a: float, b: float = 0.0) -> None:
+    def _push(self, due: float, deadline: _Deadline) -> None:
         self._seq += 1
-        heapq.heappush(self._heap, (due, self._seq, kind, device, i, a, b))
+        heapq.heappush(self._heap, (due, self._seq, deadline))
 
     def _advance(self, t: float) -> None:
         """Fire every deadline due by `t`, in time order."""
         heap = self._heap
         while heap and heap[0][0] <= t:
-            due, _, kind, device, i, a, b = heapq.heappop(heap)
-            dev = self._devices.get(device)
-            if dev is not None:
-                self._changes.keys.add(device)
-                self._handlers[kind](due, device, dev, i, a, b)
+            due, _, deadline = heapq.heappop(heap)
+            dev = self._devices.get(deadline.device)
+            if dev is None:
+                continue
+            self._changes.keys.add(deadline.device)
+            if type(deadline) is _ExitDue:
+                self._on_exit(due, dev, deadline)
+            elif type(deadline) is _DwellDue:
+                self._on_dwell(due, dev, deadline)
+            elif type(deadline) is _VisitEnd:
+                self._on_visit(due, dev, deadline)
+            elif type(deadline) is _Purge:
+                self._on_purge(dev, deadline)
         self._now = t
 
-    def _on_exit(
-        self, due: float, device: str, dev: DeviceState, i: int, a: float, b: float
-    ) -> None:
+    def _on_exit(self, due: float, dev: DeviceState, d: _ExitDue) -> None:
+        i, a, device = d.zone, d.out_since, d.device
         stay = dev.stays.get(i)
-        if stay is None or not stay.inside or stay.out_since != a or stay.since != b:
+        if stay is None or not stay.inside or stay.out_since != a or stay.since != d.since:
             return
         del dev.stays[i]
         dev.left[i] = stay.last_in
         self._counts[i] -= 1
-        reason = {**fix_reason(dev.last), "cause": "left", "inside_since": stay.since}
-        reason |= {"outside_since": a, "exit_after_s": self._zones[i].exit_after}
-        reason["runner_up"] = self._runner_up(i, dev)
+        reason: Reason = {
+            **fix_reason(dev.last),
+            "cause": "left",
+            "inside_since": stay.since,
+            "outside_since": a,
+            "exit_after_s": self._zones[i].exit_after,
+            "runner_up": self._runner_up(i, dev),
+        }
         self._emit(due, EventKind.EXIT, self._index.ids[i], device, a - stay.since, reason)
 
-    def _on_dwell(
-        self, due: float, device: str, dev: DeviceState, i: int, a: float, b: float
-    ) -> None:
+    def _on_dwell(self, due: float, dev: DeviceState, d: _DwellDue) -> None:
+        i, a, device = d.zone, d.threshold_s, d.device
         stay = dev.stays.get(i)
-        if stay is None or not stay.inside or stay.since != b or a not in stay.scheduled:
+        if stay is None or not stay.inside or stay.since != d.since or a not in stay.scheduled:
             return
         stay.scheduled = stay.scheduled - {a} or NO_THRESHOLDS
         if stay.out_since is not None or a in stay.fired or a not in self._thresholds[i]:
             return  # on its way out: rescheduled if it comes back before the exit
         stay.fired |= {a}
-        reason = {**fix_reason(dev.last), "inside_since": stay.since, "threshold_s": a}
-        reason["runner_up"] = self._runner_up(i, dev)
+        reason: Reason = {
+            **fix_reason(dev.last),
+            "inside_since": stay.since,
+            "threshold_s": a,
+            "runner_up": self._runner_up(i, dev),
+        }
         self._emit(due, EventKind.DWELL, self._index.ids[i], device, a, reason)
 
-    def _on_visit(
-        self, due: float, device: str, dev: DeviceState, i: int, a: float, b: float
-    ) -> None:
+    def _on_visit(self, due: float, dev: DeviceState, d: _VisitEnd) -> None:
+        a, device = d.started_at, d.device
         if not dev.visit_open or dev.visit_start != a:
             return
         if dev.last_seen + self._visits.timeout > due:
-            self._push(dev.last_seen + self._visits.timeout, _Due.VISIT, device, 0, a)
+            self._push(dev.last_seen + self._visits.timeout, d)  # seen since: postponed
             return
         for j, stay in sorted(dev.stays.items()):
             if stay.inside:
                 self._counts[j] -= 1
                 left = stay.out_since if stay.out_since is not None else dev.last_seen
-                reason = {**fix_reason(dev.last), "cause": "visit_end", "inside_since": stay.since}
-                reason |= {"last_seen": left, "runner_up": self._runner_up(j, dev)}
+                reason: Reason = {
+                    **fix_reason(dev.last),
+                    "cause": "visit_end",
+                    "inside_since": stay.since,
+                    "last_seen": left,
+                    "runner_up": self._runner_up(j, dev),
+                }
                 self._emit(
                     due, EventKind.EXIT, self._index.ids[j], device, left - stay.since, reason
                 )
         dev.stays.clear()
         dev.visit_open, dev.visit_end = False, due
-        reason = {**fix_reason(dev.last), "started_at": a, "last_seen": dev.last_seen}
-        reason |= {"timeout_s": self._visits.timeout, "runner_up": None}
-        self._visit_event(EventKind.VISIT_END, due, device, dev.last_seen - a, reason)
-        self._push(due + self._visits.gap, _Due.PURGE, device, 0, due)
+        end: Reason = {
+            **fix_reason(dev.last),
+            "started_at": a,
+            "last_seen": dev.last_seen,
+            "timeout_s": self._visits.timeout,
+            "runner_up": None,
+        }
+        self._visit_event(EventKind.VISIT_END, due, device, dev.last_seen - a, end)
+        self._push(due + self._visits.gap, _Purge(device, due))
 
-    def _on_purge(
-        self, due: float, device: str, dev: DeviceState, i: int, a: float, b: float
-    ) -> None:
-        if not dev.visit_open and dev.visit_end == a:
-            del self._devices[device]
+    def _on_purge(self, dev: DeviceState, d: _Purge) -> None:
+        if not dev.visit_open and dev.visit_end == d.visit_end:
+            del self._devices[d.device]
 
     def _visit_event(
-        self, kind: EventKind, at: float, device: str, dwell: float | None, reason: dict[str, Any]
+        self, kind: EventKind, at: float, device: str, dwell: float | None, reason: Reason
     ) -> None:
         self._emit(at, kind, self._store, device, dwell, reason)
 
@@ -557,7 +612,7 @@ class ZoneTracker:
         zone: str | None,
         device: str,
         dwell: float | None,
-        reason: dict[str, Any],
+        reason: Reason,
     ) -> None:
         self._out.append(ZoneEvent(at, kind, zone, device, None, dwell, reason))
 

@@ -250,13 +250,9 @@ class Entrance:
 
 async def _gateway(config: Config, link: TimedLink) -> tuple[Gateway, asyncio.Event, Any]:
     store = Store(config.database.url)
-    gateway = Gateway(config, store=store, link=link, clock=SystemClock())
+    gateway = await Gateway.start(config, store=store, link=link, clock=SystemClock())
     stop = asyncio.Event()
     task = asyncio.create_task(gateway.run(stop), name="gateway")
-    while gateway.pipeline is None or gateway.rules_state is None:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
     return gateway, stop, task
 
 
@@ -265,7 +261,7 @@ async def _load_customers(crm: MqttLink, gateway: Gateway, topics: Topics, n: in
         body = json.dumps(customer(i)).encode()
         await crm.publish(f"{topics.base}/crm/customers/c-lat-{i}", body, qos=1, retain=True)
     async with asyncio.timeout(30):
-        while gateway.pipeline is None or len(gateway.pipeline.customers) < n:
+        while len(gateway.pipeline.customers) < n:
             await asyncio.sleep(0.02)
 
 
