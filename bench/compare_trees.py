@@ -5,7 +5,7 @@
 
 Each run is a fresh process with `PYTHONPATH=<tree>`, the trees alternating, on the same
 seeded trace of the synthetic store (`rayon_tooling.benchmarks.workload`), through
-`suite.replay_into_store` (what `rayon bench all` times) with `time.process_time` instead of
+`workload.replay_into_store` (what `rayon bench all` times) with `time.process_time` instead of
 the wall clock: on a shared machine another job's load then moves every tree alike.  Prints
 each run and the median per tree, and each tree's median against the first.
 """
@@ -20,17 +20,35 @@ import sys
 from pathlib import Path
 
 CHILD = """
-import sys, tempfile, time, types
+import importlib, sys, tempfile, time, types
 from pathlib import Path
-import rayon_tooling.benchmarks.suite as suite
-from rayon_tooling.benchmarks.workload import build
+
+
+def first(*names):
+    for name in names:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if hasattr(module, "replay_into_store"):
+            return module
+    raise SystemExit(f"no replay_into_store in {names}")
+
+
+# where the tree keeps the timed replay: today's workload, or an older tree's suite
+timed = first(
+    "rayon_tooling.benchmarks.workload",
+    "rayon_tooling.benchmarks.suite",
+    "gateway.benchmarks.suite",
+)
+build = importlib.import_module(timed.__name__.rsplit(".", 1)[0] + ".workload").build
 # CPU seconds however the tree times it (older trees read only perf_counter)
-suite.time = types.SimpleNamespace(perf_counter=time.process_time, process_time=time.process_time)
+timed.time = types.SimpleNamespace(perf_counter=time.process_time, process_time=time.process_time)
 workload = build(Path(tempfile.mkdtemp()))
 trace = workload.adverts(float(sys.argv[1]))
 with tempfile.TemporaryDirectory() as folder:
-    print(suite.replay_into_store(workload, trace, Path(folder) / "bench.db"), len(trace))
-assert suite.__file__.startswith(sys.argv[2]), f"{suite.__file__} is not in {sys.argv[2]}"
+    print(timed.replay_into_store(workload, trace, Path(folder) / "bench.db"), len(trace))
+assert timed.__file__.startswith(sys.argv[2]), f"{timed.__file__} is not in {sys.argv[2]}"
 """
 
 

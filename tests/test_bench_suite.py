@@ -14,9 +14,8 @@ from rayon_tooling.benchmarks.suite import (
     HOOKS,
     hook_rows,
     render,
-    replay_into_store,
 )
-from rayon_tooling.benchmarks.workload import build
+from rayon_tooling.benchmarks.workload import build, replay_into_store
 from tests.stores import rayon
 
 

@@ -10,7 +10,7 @@ Python.  It needs mypyc (shipped with mypy), a C compiler and the Python headers
 Pi, `sudo apt install build-essential python3-dev`.  A second build of unchanged sources is
 skipped (a hash of the sources, the module list and the tool versions is kept in `dest`).
 
-`compare` replays the synthetic store of `workload` (`suite.replay_into_store`'s path: decode →
+`compare` replays the synthetic store of `workload` (`workload.replay_into_store`'s path: decode →
 identity → locate → zones → rules → the outbox in SQLite) in fresh subprocesses, alternating
 the pure tree and the compiled copy on the same seeded trace, and reports adverts per CPU second
 (`time.process_time`), the median of the runs, and their ratio.  The runs must agree on every
@@ -224,9 +224,9 @@ class Run:
 
 def replay_here(seconds: float, folder: Path) -> Run:
     """In this process: the synthetic store, its trace, one replay into SQLite, as
-    `suite.replay_into_store` does it, timed in CPU time from the first advert to the flush."""
-    from rayon_tooling.benchmarks.suite import timed_replay
+    `workload.replay_into_store` does it, timed in CPU time from the first advert to the flush."""
     from rayon_tooling.benchmarks.workload import build as build_workload
+    from rayon_tooling.benchmarks.workload import timed_replay
 
     workload = build_workload(folder / "store")
     trace = workload.adverts(seconds)

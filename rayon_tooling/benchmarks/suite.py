@@ -26,17 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from gateway.events import Advertisement
-from gateway.heap import tune_gc
 from gateway.identity.model import CustomerRegistry
-from gateway.offline.replay import ReplayStats, replay
-from gateway.offline.replayrun import OutputWriter
 from gateway.pipeline import Pipeline
 from gateway.rules.load import load_rules
-from gateway.store.persist import load_pools
 from gateway.store.repo import Store
 from rayon_tooling.benchmarks import SuiteRow, memory, rules
-from rayon_tooling.benchmarks.workload import Workload, build
+from rayon_tooling.benchmarks.workload import Workload, build, replay_into_store
 
 TARGET_ADVERTS_S = 100_000
 REFERENCE = Path(__file__).resolve().parents[2] / "config.example.yaml"
@@ -137,33 +132,6 @@ def compiled_rows(sizes: Sizes) -> list[SuiteRow]:
             "rayon bench all --compiled (python -m rayon_tooling.benchmarks.compiled)",
         )
     ]
-
-
-def replay_into_store(workload: Workload, trace: Sequence[Advertisement], db: Path) -> float:
-    """One replay as `rayon replay` without --dry-run does it, minus the publish: adverts/s."""
-    stats, _, wall = timed_replay(workload, trace, db)
-    return stats.adverts / wall
-
-
-def timed_replay(
-    workload: Workload, trace: Sequence[Advertisement], db: Path
-) -> tuple[ReplayStats, float, float]:
-    """`replay_into_store`'s replay: its stats, and the CPU and wall seconds from the first
-    advert to the end of the final flush (the customers are written before)."""
-    tune_gc()
-    store = Store(f"sqlite:///{db}")
-    try:
-        store.upsert_customers(workload.customers)
-        pools = load_pools(store)
-        registry = CustomerRegistry(workload.customers)
-        pipeline = Pipeline(workload.config, workload.rules, registry, pools=pools)
-        writer = OutputWriter(workload.config, store, {}, pools, registry.by_device)
-        cpu, wall = time.process_time(), time.perf_counter()
-        stats = replay(pipeline, trace, writer)
-        writer.flush()
-        return stats, time.process_time() - cpu, time.perf_counter() - wall
-    finally:
-        store.close()
 
 
 STARTUP_PROBE = """

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +24,14 @@ from gateway.clock import parse_local_time
 from gateway.config.load import load_config
 from gateway.config.model import Config
 from gateway.events import Advertisement
-from gateway.identity.model import Customer
+from gateway.heap import tune_gc
+from gateway.identity.model import Customer, CustomerRegistry
+from gateway.offline.replay import ReplayStats, replay
+from gateway.offline.replayrun import OutputWriter
+from gateway.pipeline import Pipeline
 from gateway.rules.model import RuleSet
+from gateway.store.persist import load_pools
+from gateway.store.repo import Store
 from rayon_tooling.benchmarks.rules import customers, generate
 
 UUID = "8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10"  # the proximity UUID of rules.customers()
@@ -177,3 +184,30 @@ def _anchor_points() -> Sequence[tuple[float, float]]:
 
 
 ANCHOR_POINTS = tuple((x, y) for y in ANCHOR_YS for x in ANCHOR_XS)
+
+
+def replay_into_store(workload: Workload, trace: Sequence[Advertisement], db: Path) -> float:
+    """One replay as `rayon replay` without --dry-run does it, minus the publish: adverts/s."""
+    stats, _, wall = timed_replay(workload, trace, db)
+    return stats.adverts / wall
+
+
+def timed_replay(
+    workload: Workload, trace: Sequence[Advertisement], db: Path
+) -> tuple[ReplayStats, float, float]:
+    """`replay_into_store`'s replay: its stats, and the CPU and wall seconds from the first
+    advert to the end of the final flush (the customers are written before)."""
+    tune_gc()
+    store = Store(f"sqlite:///{db}")
+    try:
+        store.upsert_customers(workload.customers)
+        pools = load_pools(store)
+        registry = CustomerRegistry(workload.customers)
+        pipeline = Pipeline(workload.config, workload.rules, registry, pools=pools)
+        writer = OutputWriter(workload.config, store, {}, pools, registry.by_device)
+        cpu, wall = time.process_time(), time.perf_counter()
+        stats = replay(pipeline, trace, writer)
+        writer.flush()
+        return stats, time.process_time() - cpu, time.perf_counter() - wall
+    finally:
+        store.close()
