@@ -114,11 +114,10 @@ def test_a_0_1_sqlite_database_is_upgraded_and_keeps_its_data(tmp_path: Path) ->
         store.close()
     assert _versions(url) == [m.version for m in MIGRATIONS]
     backup = tmp_path / "rayon.db.v1.bak"
-    with sqlite3.connect(backup) as db:  # the copy is the database as it was: 0.1, whole
+    with closing(sqlite3.connect(backup)) as db:  # the copy is the database as it was: 0.1
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
         assert "rayon_schema" not in tables and "offers" in tables
         assert db.execute("SELECT id, state FROM offers").fetchall() == [("o1", "sent")]
-    db.close()
 
 
 def test_the_upgraded_schema_is_the_schema_of_a_new_database(tmp_path: Path) -> None:

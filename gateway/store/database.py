@@ -167,17 +167,22 @@ class Database:
         """Open `url`, creating or upgrading its schema (`upgraded`: the versions applied);
         RuntimeFailure with a hint if it cannot."""
         self.url = url
+        engine: Engine | None = None
         try:
-            self._engine = _make_engine(url)
-            self.upgraded = upgrade(self._engine)
+            engine = self._engine = _make_engine(url)
+            self.upgraded = upgrade(engine)
             # The daemon's one database thread: writes never race each other for SQLite's
             # lock, and the event loop never waits on the disk.
             self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rayon-db")
-        except (SQLAlchemyError, ImportError) as exc:
-            raise RuntimeFailure(
-                f"cannot open the database {_where(url)}: {exc}; check `database.url` in "
-                "config.yaml, that the server runs and that the file's folder is writable"
-            ) from exc
+        except BaseException as exc:
+            if engine is not None:
+                engine.dispose()  # a database that did not open keeps no connection open
+            if isinstance(exc, SQLAlchemyError | ImportError):
+                raise RuntimeFailure(
+                    f"cannot open the database {_where(url)}: {exc}; check `database.url` in "
+                    "config.yaml, that the server runs and that the file's folder is writable"
+                ) from exc
+            raise
 
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn(*args, **kwargs)` (a database call) on the database thread, off the
