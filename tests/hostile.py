@@ -10,6 +10,7 @@ import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from urllib.request import urlopen
 
@@ -50,9 +51,8 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 def consents(db: Path) -> dict[str, bool]:
     """customer id → marketing_push, as the daemon stored them."""
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn:
         rows = conn.execute("SELECT id, consent_marketing_push FROM customers").fetchall()
-    conn.close()
     return {cid: bool(push) for cid, push in rows}
 
 

@@ -17,6 +17,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -156,10 +157,9 @@ def test_a_gateway_that_dies_on_an_error_says_offline(
     shopper = click_collect_customer("c-5", "t-5", 5)
     node.publish(f"{BASE}/crm/customers/c-5", json.dumps(shopper).encode(), retain=True)
     wait_for(lambda: len(consents(db)) == 1, 20, "the customer stored")
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn, conn:  # closed, and committed
         conn.execute("DROP TABLE zone_events")
         conn.execute("DROP TABLE runtime_state")  # so the last write, at exit, fails too
-    conn.close()
     for n, bodies in scanner_batches(config_path, [5], time.time()).items():
         for body in bodies:
             node.publish(f"{BASE}/scanners/{n}/adv", body, qos=1)

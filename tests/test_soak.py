@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,7 @@ def test_devices_are_tracked_while_open_and_evicted_after(soaked: tuple[SoakResu
 def test_every_decided_offer_is_in_the_outbox(soaked: tuple[SoakResult, Path]) -> None:
     result, db = soaked
     assert result.offers > 50
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn:
         states = dict(conn.execute("SELECT state, COUNT(*) FROM offers GROUP BY state").fetchall())
     assert sum(states.values()) == result.offers
     assert "dropped" not in states and states.get("pending", 0) == 0  # drained hourly
@@ -69,7 +70,7 @@ def test_caps_hold_and_bind(soaked: tuple[SoakResult, Path]) -> None:
 
 def test_every_visit_row_is_closed(soaked: tuple[SoakResult, Path]) -> None:
     _, db = soaked
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn:
         total, open_ = conn.execute("SELECT COUNT(*), SUM(ended_at IS NULL) FROM visits").fetchone()
     assert total >= 200 and open_ == 0
 
@@ -83,7 +84,7 @@ def test_the_checks_catch_a_lost_offer_and_a_broken_cap(
     assert not check_lost(db, ["never-written"]).ok
     copy = tmp_path / "tampered.db"
     shutil.copy(db, copy)
-    with sqlite3.connect(copy) as conn:
+    with closing(sqlite3.connect(copy)) as conn, conn:  # closed, and committed
         names = [row[1] for row in conn.execute("PRAGMA table_info(offers)")]
         values = [
             "'forged'" if n == "id" else "created_at + 60" if n == "created_at" else n

@@ -146,9 +146,10 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
     )
     customers = demo_customers(sim.devices(), args.seed)
     store = Store(config.database.url)
-    for customer in customers:
-        store.upsert_customer(customer)
     async with AsyncExitStack() as stack:
+        stack.callback(store.close)  # also if the demo stops before it runs (_run closes it too)
+        for customer in customers:
+            store.upsert_customer(customer)
         config = await _with_broker(config, stack)
         print(
             f"Rayon demo — {config.store.name}: {args.shoppers} shoppers, {args.minutes:g} "

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -44,10 +46,35 @@ CHUNK = 500  # rows per statement in a batch write
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    cursor.close()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        _switch_to_wal(cursor)
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def _switch_to_wal(cursor: sqlite3.Cursor) -> None:
+    """`PRAGMA journal_mode=WAL`, retried while another connection holds the lock.
+
+    Switching a file (a new one, or one in rollback-journal mode) to WAL writes its header:
+    the connection first reads the header, then needs the write lock.  When another
+    connection is doing the same at that moment, SQLite answers SQLITE_BUSY at once, without
+    waiting the busy timeout (waiting while holding a read lock could deadlock), so processes
+    that open one new database together (the daemon and `rayon report`, or four threads in
+    tests/test_migrations.py) failed now and then with "database is locked".  Once the file
+    is in WAL mode (it stays so) the statement changes nothing and takes no write lock.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL").fetchall()
+            return
+        except sqlite3.OperationalError as exc:
+            busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.002)
 
 
 def _make_engine(url: str) -> Engine:
@@ -140,17 +167,22 @@ class Database:
         """Open `url`, creating or upgrading its schema (`upgraded`: the versions applied);
         RuntimeFailure with a hint if it cannot."""
         self.url = url
+        engine: Engine | None = None
         try:
-            self._engine = _make_engine(url)
-            self.upgraded = upgrade(self._engine)
+            engine = self._engine = _make_engine(url)
+            self.upgraded = upgrade(engine)
             # The daemon's one database thread: writes never race each other for SQLite's
             # lock, and the event loop never waits on the disk.
             self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rayon-db")
-        except (SQLAlchemyError, ImportError) as exc:
-            raise RuntimeFailure(
-                f"cannot open the database {_where(url)}: {exc}; check `database.url` in "
-                "config.yaml, that the server runs and that the file's folder is writable"
-            ) from exc
+        except BaseException as exc:
+            if engine is not None:
+                engine.dispose()  # a database that did not open keeps no connection open
+            if isinstance(exc, SQLAlchemyError | ImportError):
+                raise RuntimeFailure(
+                    f"cannot open the database {_where(url)}: {exc}; check `database.url` in "
+                    "config.yaml, that the server runs and that the file's folder is writable"
+                ) from exc
+            raise
 
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn(*args, **kwargs)` (a database call) on the database thread, off the

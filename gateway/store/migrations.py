@@ -20,6 +20,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,9 +195,8 @@ def _backup(engine: Engine, version: int) -> Path | None:
         return None
     source = Path(database)
     target = source.with_name(f"{source.name}.v{version}.bak")
-    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+    # closing(): a sqlite3 connection's own `with` ends its transaction, it does not close it
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
         src.backup(dst)
-    src.close()
-    dst.close()
     log.info("copied the database to %s before upgrading its schema", target)
     return target

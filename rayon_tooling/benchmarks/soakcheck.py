@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter, defaultdict
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -120,8 +121,12 @@ def check_caps(db: Path, rules: RuleSet, tz: ZoneInfo) -> Verdict:
     return Verdict("caps hold", not problems, detail, "0 violations")
 
 
-def _connect(db: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+@contextmanager
+def _connect(db: Path) -> Iterator[sqlite3.Connection]:
+    """The database read only, closed on leaving (a sqlite3 connection used as a context
+    manager only ends its transaction)."""
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        yield conn
 
 
 def _load(db: Path) -> tuple[list[_Row], Callable[[_Row], int | None]]:
