@@ -5,9 +5,9 @@
     MQTT in, own connection (CRM) ──▶ inbox (consent: never dropped, served first)
     MQTT in (feedback) ─────────────▶ feedback inbox ─▶ feedback writer (a batch per call)
 
-One TaskGroup, named tasks, bounded per-sender queues with drops counted per topic class
-(`gateway.runtime.inbox`); the pipeline is pure and runs on the event loop, the database is written
-from a worker thread.  Nothing an app sends on its own topics can crash a task, delay another
+One TaskGroup, named tasks; MQTT is sorted into the inboxes by `runtime/inbound.py`, and what
+a gateway starts from is read by `runtime/startup.py`.  The pipeline is pure and runs on the
+event loop; the database is written from a worker thread.  Nothing an app sends on its own topics can crash a task, delay another
 sender's input, or push out a CRM update (a consent withdrawal).
 """
 
@@ -20,62 +20,39 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
-from gateway.clock import MAX_AHEAD_S, Clock
+from gateway.clock import Clock
 from gateway.config.load import load_config
 from gateway.config.model import AnchorKind, Config
-from gateway.decode.jsonvalues import InboundError
 from gateway.deliver.announce import Announcer, RulesState
 from gateway.deliver.mqtt import MqttLink
 from gateway.deliver.outbox import OutboxPublisher
-from gateway.deliver.payloads import parse_feedback
-from gateway.errors import ConfigError, Diagnostic, InvalidInput, RuntimeFailure
-from gateway.events import FeedbackState, MqttInput, TraceItem
+from gateway.errors import ConfigError, Diagnostic, RuntimeFailure
+from gateway.events import TraceItem
 from gateway.heap import settle_heap
-from gateway.identity.model import CustomerRegistry
-from gateway.pipeline import Output, Pipeline
-from gateway.rules.codepools import MemoryCodePools
+from gateway.pipeline import Output
 from gateway.rules.load import load_rules
 from gateway.runtime.health import AnchorWatch
-from gateway.runtime.inbox import Inbox
+from gateway.runtime.inbound import Inbound
 from gateway.runtime.metrics import GatewayFigures, MetricsServer, gateway_samples, render
 from gateway.runtime.reconfigure import carried_over, rebuild, restart_needed
+from gateway.runtime.startup import Fingerprint, Loaded, load, rules_fingerprint
 from gateway.runtime.systemd import Notifier
-from gateway.store.outbox import RepairedOffer
 from gateway.store.persist import (
-    NOT_DECIDED,
     RUNTIME_KEY,
     PositionSampler,
-    load_pools,
     persist,
     push_withdrawn,
 )
 from gateway.store.repo import Store
 from gateway.store.retention import Purged, run_retention
-from gateway.throttle import Throttle, held_note
-from gateway.topics import INBOUND_CLASS, OTHER_CLASS, TopicKind, Topics
+from gateway.topics import Topics
 
 log = logging.getLogger(__name__)
 
-INBOX_SIZE = 20_000  # inputs waiting for the pipeline, all senders together
-# how many messages one sender may have waiting, by class: an app reports once a second or so,
-# a scanner node batches adverts several times a second, the Pi's radio hears every advert
-SENDER_LIMITS = {
-    "source": 10_000,
-    "scanner": 500,
-    "espresense": 500,
-    "sightings": 50,
-    "transition": 50,
-    "location": 50,
-    OTHER_CLASS: 100,
-}
-FEEDBACK_PER_TOKEN = 100  # feedback messages one app may have waiting
-FEEDBACK_INBOX_SIZE = 10_000
-FEEDBACK_BATCH = 500  # feedback written per database call
 YIELD_EVERY = 1_000  # inputs the pipeline takes (~15 ms) before letting the MQTT readers run
 TICK_S = 1.0
 WRITE_EVERY_S = 0.2
@@ -117,100 +94,11 @@ def scanner_ids(config: Config) -> list[str]:
     return [a.id for a in config.anchors if a.kind is AnchorKind.SCANNER]
 
 
-Fingerprint = tuple[tuple[str, int, int], ...]  # `rules_fingerprint`
-
-
-def rules_fingerprint(folder: Path) -> Fingerprint:
-    """Names, modification times and sizes of the rule files: changes when any file does."""
-    found = []
-    for path in sorted(folder.glob("*.y*ml")):
-        with contextlib.suppress(OSError):  # removed while we looked
-            st = path.stat()
-            found.append((path.name, st.st_mtime_ns, st.st_size))
-    return tuple(found)
-
-
 def summarize(diagnostics: Sequence[Diagnostic], most: int = 3) -> str:
     """The first diagnostics of a refused rule set, for the one-line status."""
     text = "; ".join(str(d) for d in diagnostics[:most])
     more = len(diagnostics) - most
     return f"{text} (+{more} more)" if more > 0 else text
-
-
-@dataclass(frozen=True, slots=True)
-class Loaded:
-    """What a gateway starts from (`load`): the pipeline with the rules, the customers and the
-    last run's live state in it; the code pools it shares; the rule files' fingerprint taken
-    before they were read (no change is missed); how many rules are in force; and what was
-    repaired of a store poisoned by times ahead of the clock (counters)."""
-
-    pipeline: Pipeline
-    pools: MemoryCodePools
-    rules_seen: Fingerprint
-    rules: int
-    repaired: Mapping[str, int]
-
-
-async def load(config: Config, store: Store, clock: Clock) -> Loaded:
-    """Read the rules, then the customers, code pools and live state of the last run from
-    `store`, into a restored pipeline (ConfigError for rules that do not load)."""
-    customers = await store.call(store.load_customers)
-    seen = rules_fingerprint(config.rules_dir)  # before loading: no change is missed
-    rules = load_rules(config.rules_dir, config)
-    pools = await store.call(load_pools, store)
-    pipeline = Pipeline(config, rules, CustomerRegistry(customers), pools=pools)
-    repaired = await restore(pipeline, store, clock.now())
-    return Loaded(pipeline, pools, seen, len(rules.rules), repaired)
-
-
-async def restore(pipeline: Pipeline, store: Store, now: float) -> Counter[str]:
-    """Carry on where the last run stopped, even after a kill -9: the offers already
-    decided count against the caps, and visits and zone timers continue.
-
-    What a gateway without the live time window may have saved dated ahead of our
-    clock is repaired first (`repaired`), so that no clock starts ahead."""
-    fixed_offers = await store.call(store.repair_offers, now, MAX_AHEAD_S)
-    state = await store.call(store.load_runtime, RUNTIME_KEY)
-    log_ = await store.call(store.offer_log)
-    decided = [r.offer for r in log_ if r.state not in NOT_DECIDED]
-    offered = [o for o in decided if o.created_at <= now + MAX_AHEAD_S]
-    try:
-        pipeline.restore(state, offered)
-    except InvalidInput as exc:
-        log.warning("saved live state ignored, starting afresh: %s", exc)
-        pipeline.restore(None, offered)
-    fixed = pipeline.drop_future(now)
-    if len(offered) < len(decided):
-        fixed["offers left out of the caps"] = len(decided) - len(offered)
-    log.info(
-        "restored %d offers into the caps%s",
-        len(offered),
-        ", and the live state" if state else "",
-    )
-    return repaired(fixed, fixed_offers)
-
-
-def repaired(state: dict[str, int], offers: Sequence[RepairedOffer]) -> Counter[str]:
-    """Count (`repaired_future_state`, `repaired_offers`) and log, once, what `restore`
-    repaired of a store poisoned by times ahead of the gateway's clock."""
-    counts: Counter[str] = Counter()
-    if state:
-        counts["repaired_future_state"] += sum(state.values())
-        what = ", ".join(f"{n} {kind}" for kind, n in state.items())
-        log.warning(
-            "live state dated more than %.0f s ahead of the clock repaired: %s (saved by "
-            "a gateway without the live time window, or a clock set back since)",
-            MAX_AHEAD_S,
-            what,
-        )
-    if offers:
-        counts["repaired_offers"] += len(offers)
-        log.warning(
-            "%d pending offer(s) no publish can carry cancelled: %s",
-            len(offers),
-            "; ".join(f"{o.id} ({o.reason})" for o in offers[:5]),
-        )
-    return counts
 
 
 class Gateway:
@@ -238,11 +126,8 @@ class Gateway:
         self.sources = list(sources)
         self.topics = Topics(config.mqtt.topic_prefix, config.store.id)
         self.state = GatewayState(Counter(loaded.repaired))
-        self.inbox: Inbox[TraceItem] = Inbox(SENDER_LIMITS, INBOX_SIZE)
-        self.feedback_inbox: Inbox[tuple[str, bytes, float]] = Inbox(
-            {"feedback": FEEDBACK_PER_TOKEN}, FEEDBACK_INBOX_SIZE
-        )
-        self.log_throttle = Throttle()
+        self.inbound = Inbound(self.topics, clock, store, crm_apart=crm_link is not None)
+        self.inbox = self.inbound.inbox  # what the pipeline task takes from
         self.pipeline = loaded.pipeline
         self.pools = loaded.pools
         self._rules_seen = loaded.rules_seen
@@ -301,11 +186,9 @@ class Gateway:
         """Everything counted so far: inputs, drops, rejections, failures."""
         out = Counter(self.state.counters)
         out.update(self.announcer.counters)
-        for inbox in (self.inbox, self.feedback_inbox):
-            out.update({f"inbound_dropped:{k}": n for k, n in inbox.dropped.items()})
+        out.update(self.inbound.counted())
         links = [self.link, *([self.crm_link] if self.crm_link is not None else [])]
         out["mqtt_queue_dropped"] += sum(link.dropped for link in links)
-        out["log_suppressed"] += self.log_throttle.suppressed
         out.update(self.publisher.counters)
         out.update(self.pipeline.counters)
         return dict(out)
@@ -332,10 +215,11 @@ class Gateway:
                     tg.create_task(self._pump(s), name=f"source:{s.name}") for s in self.sources
                 ]
                 if crm_link is not None:
-                    tasks.append(tg.create_task(self._pump_crm(crm_link), name="crm-in"))
+                    crm_in = self.inbound.pump(crm_link, crm_link=True)
+                    tasks.append(tg.create_task(crm_in, name="crm-in"))
                 tasks += [
-                    tg.create_task(self._pump_mqtt(), name="mqtt-in"),
-                    tg.create_task(self._feedback(), name="feedback"),
+                    tg.create_task(self.inbound.pump(self.link), name="mqtt-in"),
+                    tg.create_task(self.inbound.write_feedback(), name="feedback"),
                     tg.create_task(self._process(), name="pipeline"),
                     tg.create_task(self._ticker(), name="ticker"),
                     tg.create_task(self._writer(), name="writer"),
@@ -515,79 +399,6 @@ class Gateway:
                 log.error("source %s failed: %s; retrying in %.0f s", source.name, exc, delay)
                 await asyncio.sleep(delay)
 
-    async def _pump_mqtt(self) -> None:
-        """Sort what the apps, nodes (and without a CRM link, the CRM) send into the inboxes:
-        nothing here waits, so the link's own queue never fills behind a slow consumer."""
-        crm_apart = self.crm_link is not None
-        async for topic, payload, _retained in self.link.messages():
-            self.route(topic, payload, crm=not crm_apart)
-
-    async def _pump_crm(self, link: MqttLink) -> None:
-        """The CRM's records, from their own connection: never dropped, served first."""
-        async for topic, payload, _retained in link.messages():
-            self.route(topic, payload, crm=True)
-
-    def route(self, topic: str, payload: bytes, *, crm: bool = True) -> None:
-        """Queue one inbound message for whoever handles it.  `crm=False`: a CRM record on the
-        app connection is a copy (its old persistent session's subscription) and is skipped:
-        the CRM connection brings the same record."""
-        parsed = self.topics.parse(topic)
-        now = self.clock.now()
-        if parsed is None:
-            self.inbox.put(OTHER_CLASS, "", MqttInput(now, topic, payload))
-            return
-        kind, sender = parsed
-        if kind is TopicKind.CRM_CUSTOMER:
-            if crm:
-                self.state.counters["inbound_received:crm"] += 1
-                self.inbox.put_consent(MqttInput(now, topic, payload))
-            return
-        cls = INBOUND_CLASS.get(kind, OTHER_CLASS)
-        self.state.counters[f"inbound_received:{cls}"] += 1
-        if kind is TopicKind.FEEDBACK:
-            queued = self.feedback_inbox.put(cls, sender, (sender, payload, now))
-        else:
-            queued = self.inbox.put(cls, sender, MqttInput(now, topic, payload))
-        if not queued:
-            self._dropped(cls, sender)
-
-    def _dropped(self, cls: str, sender: str) -> None:
-        held = self.log_throttle.allow(f"dropped:{cls}")
-        if held is not None:
-            log.warning(
-                "%s message from %s dropped: that sender has too many waiting (a flood?)%s",
-                cls,
-                sender,
-                held_note(held),
-            )
-
-    async def _feedback(self) -> None:
-        """Record the apps' feedback, a batch per database call; each only for an offer sent
-        to that same token."""
-        while True:
-            batch = [await self.feedback_inbox.get()]
-            while len(batch) < FEEDBACK_BATCH and (more := self.feedback_inbox.get_nowait()):
-                batch.append(more)
-            good: list[tuple[str, str, FeedbackState, float]] = []
-            for token, payload, received in batch:
-                fb = parse_feedback(payload, received)
-                if isinstance(fb, InboundError):
-                    self._reject_feedback(token, fb.reason)
-                else:
-                    good.append((token, fb.offer, fb.state, fb.at))
-            if good:
-                for i in await self.store.call(self.store.record_feedbacks, good):
-                    token, offer = good[i][0], good[i][1]
-                    self._reject_feedback(token, f"no offer {offer[:40]!r} was sent to this token")
-            await asyncio.sleep(0)  # a flood of feedback must not starve the other tasks
-
-    def _reject_feedback(self, token: str, why: str) -> None:
-        self.state.counters["feedback_rejected"] += 1
-        self.state.counters["inbound_rejected:feedback"] += 1
-        held = self.log_throttle.allow("rejected:feedback")
-        if held is not None:
-            log.warning("rejected feedback/%s: %s%s", token, why, held_note(held))
-
     async def _source_health(self, name: str, failing: str | None) -> None:
         """A source started failing or recovered: say it on gateway/status at once."""
         if failing is None:
@@ -691,4 +502,4 @@ class Gateway:
         await self.announcer.events(pending.events)
 
 
-__all__ = ["Gateway", "Loaded", "Source", "load"]
+__all__ = ["Gateway", "Source"]
