@@ -7,8 +7,9 @@
 
 One TaskGroup, named tasks; MQTT is sorted into the inboxes by `runtime/inbound.py`, and what
 a gateway starts from is read by `runtime/startup.py`.  The pipeline is pure and runs on the
-event loop; the database is written from a worker thread.  Nothing an app sends on its own topics can crash a task, delay another
-sender's input, or push out a CRM update (a consent withdrawal).
+event loop; the database is written from a worker thread.  Nothing an app sends on its own
+topics can crash a task, delay another sender's input, or push out a CRM update (a consent
+withdrawal).
 """
 
 from __future__ import annotations
