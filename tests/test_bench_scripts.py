@@ -51,3 +51,18 @@ def test_bench_hostile_runs_the_flood_and_the_invented_ids_and_prints_its_figure
     run = lines[2].split()
     assert run[2] == "30/30" and run[3] == "0" and run[4] == "yes", lines
     assert lines[-1].startswith("median: ") and "30/30 withdrawals applied" in lines[-1]
+
+
+def test_import_footprint_counts_what_rayon_run_loads() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "import_footprint.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    header, row = result.stdout.splitlines()
+    assert "run --help" in header
+    help_ours = int(row.split()[1])
+    assert help_ours < 20, row  # the parser alone: no command's module, no tooling
