@@ -165,7 +165,6 @@ def main() -> None:
     print(
         "run      sent  applied  offers→withdrawn  control  fb dropped  fb rejected"
         "    RSS MB  tracked     shed"
-        "    RSS MB  tracked     shed"
     )
     for i in range(args.runs):
         with tempfile.TemporaryDirectory() as tmp, private_broker(Path(tmp)) as port:
