@@ -3,8 +3,8 @@ to the point where `rayon run` would connect; each in a fresh interpreter.
 
     .venv/bin/python bench/import_footprint.py [TREE ...]
 
-With source trees (git worktrees), each is measured with `PYTHONPATH=<tree>`, side by side; an
-older tree whose CLI lived in `gateway/cli.py` and daemon in `gateway/daemon.py` is understood.
+With source trees (git worktrees), each is measured with `PYTHONPATH=<tree>`, side by side; a
+tree from before the package layout (the CLI and the daemon as single modules) is understood.
 """
 
 from __future__ import annotations
