@@ -90,6 +90,19 @@ def test_position_is_recomputed_at_most_every_min_interval() -> None:
     assert loc.observe(Observation(10.5, DEV, "a", -60.0)) is not None
 
 
+def test_the_default_centroid_weighs_by_inverse_square_distance() -> None:
+    """1/d² (chosen on the training splits, docs/accuracy.md), not the steeper 1/d³."""
+    target = (4.0, 7.0)
+    loc = Locator(SQUARE, rssi_filter=FilterKind.RAW)
+    dist = [math.hypot(target[0] - a.x, target[1] - a.y) for a in SQUARE]
+    for a, d in zip(SQUARE, dist, strict=True):
+        loc.observe(Observation(50.0, DEV, a.id, rssi_at(a, d)))
+    fix = loc.locate(DEV, 50.0)
+    pts = [(a.x, a.y) for a in SQUARE]
+    assert fix is not None
+    assert (fix.x, fix.y) == pytest.approx(weighted_centroid(pts, dist, power=2.0), abs=1e-6)
+
+
 def test_multilateration_on_exact_distances_recovers_the_point() -> None:
     target = (7.0, 12.5)
     pts = [(a.x, a.y) for a in SQUARE]
@@ -115,7 +128,7 @@ def test_locator_multilaterates_exact_rssi() -> None:
 def test_centroid_leans_towards_the_nearest_anchors() -> None:
     pts = [(0.0, 0.0), (10.0, 0.0), (0.0, 10.0)]
     assert weighted_centroid(pts, [5.0, 5.0, 5.0]) == pytest.approx((10 / 3, 10 / 3))
-    x, y = weighted_centroid(pts, [1.0, 9.0, 9.0])
+    x, y = weighted_centroid(pts, [1.0, 9.0, 9.0], power=3.0)
     assert math.hypot(x, y) < 0.1
 
 
