@@ -16,8 +16,7 @@ model, then a position:
 * **Distance** — `d = 10 ** ((rssi_at_1m - rssi) / (10 n))` with the anchor's calibration.
 * **Position** — one of three `PositionMethod`s:
   - `CENTROID` (the default): with ≥ 3 fresh links, over the `max_anchors` strongest, a
-    weighted centroid with weights 1/d^k (`centroid_power`, 2 by default: it won the
-    training splits, 47.2 % mean zone accuracy vs 46.3 % for 1/d³); `MULTILATERATION`:
+    weighted centroid with weights 1/d^k (`centroid_power`, 3 by default); `MULTILATERATION`:
     weighted non-linear least squares on the ranges (damped Gauss–Newton from the centroid,
     weights 1/d²), which never won a training split (RSSI ranges are off by metres).  The
     accuracy is the weighted RMS range residual at the estimate (floored).  With fewer
@@ -38,19 +37,29 @@ model, then a position:
     Cost per fix ~35 µs (1 m cells: a 40 × 25 m store is ~1,100 cells, 4.4 KB of float32
     per device); the anchors' model grids are precomputed, the update is one matrix-vector
     product, an exp and two small matrix products for the blur.
-  `locate(device, at)` computes a fix on demand from every fresh link (a scan whose adverts
-  share one time; an evaluation at ground-truth instants).
+* **When** — mode A: the scanners that hear one advert report it within a few ms, a
+  *burst*; a packet at least `min_interval_s` after the device's last burst opened opens
+  one, and its fix is computed once it has settled (`settle_s` of event time after its first
+  packet), at the first packet after that or by `settle(now)` (the pipeline's tick), dated
+  at the burst's last packet: every link of the fix is of that burst.  `min_interval_s`
+  (0.3 s) is under a tag's usual 0.455 s interval, so every burst gets its fix (a 0.5 s
+  interval measured from the first packet aliased with it: a fix every second burst, from
+  its first packet, with the other links a burst old).  Mode B: `observe_scan` takes a
+  phone's whole scan and returns one fix from all its beacons.  `locate(device, at)`
+  computes a fix on demand from every fresh link (an evaluation at ground-truth instants).
 
 Cost: every observation updates its link (no numpy, no allocation beyond the first sample of
-a link), but a device's position is recomputed at most once per `min_interval_s`: `observe`
-returns None in between.  Range positions use plain floats: for a handful of anchors numpy's
-per-call overhead costs more than the arithmetic (~10x, measured); the grid is numpy.
+a link), but a device's position is computed once per burst, at most once per
+`min_interval_s`: `observe` returns None in between.  Range positions use plain floats: for
+a handful of anchors numpy's per-call overhead costs more than the arithmetic (~10x,
+measured); the grid is numpy.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -82,6 +91,8 @@ __all__ = [
 
 MAX_DISTANCE_M = 60.0
 CENTROID_POWER = 2.0  # 1/d² won the training splits (docs/accuracy.md); 1/d³ was steeper
+MIN_INTERVAL_S = 0.3  # below a tag's ~0.45 s advertising interval: a fix per burst
+SETTLE_S = 0.08  # the scanners hearing one advert report it within a few ms of each other
 
 
 class PositionMethod(StrEnum):
@@ -115,7 +126,9 @@ class _Link:
 @dataclass(slots=True)
 class _Track:
     links: dict[str, _Link] = field(default_factory=dict)
-    computed_at: float = -math.inf
+    opened_at: float = -math.inf  # when the last burst opened (or a fix was asked for)
+    open: bool = False  # a burst is open: its fix is due once `settle_s` has passed
+    burst_last: float = -math.inf  # the latest packet of the open burst: its fix's time
     last: Fix | None = None
     ref: Fix | None = None  # the speed gate's reference: the last fix of an earlier instant
     posterior: np.ndarray | None = None  # PositionMethod.GRID: the belief over the cells
@@ -126,7 +139,8 @@ class Locator:
     """Turns observations into position fixes, one filtered link per (device, anchor).
 
     `fresh_s`: a link counts only if heard that recently.  `min_interval_s`: a device's
-    position is recomputed at most that often (`observe` returns None in between).
+    bursts open at most that often; `settle_s`: a burst's fix waits that long for its other
+    packets (0: the fix is computed at the opening packet; `observe` returns None between).
     `max_speed`: the speed gate in m/s.  `max_anchors`: how many of the strongest fresh
     links a position uses; `method` how it combines them; `rssi_filter` a `FilterKind` or a
     factory of configured filters, one per link; `centroid_power` the k of the
@@ -137,13 +151,14 @@ class Locator:
         self,
         anchors: Sequence[Anchor],
         fresh_s: float = 4.0,
-        min_interval_s: float = 0.5,
+        min_interval_s: float = MIN_INTERVAL_S,
         max_speed: float = 2.0,
         max_anchors: int = 4,
         method: PositionMethod = PositionMethod.CENTROID,
         rssi_filter: FilterKind | Callable[[], LinkFilter] = DEFAULT_FILTER,
         centroid_power: float = CENTROID_POWER,
         grid: GridSettings | None = None,
+        settle_s: float = SETTLE_S,
     ) -> None:
         self._centroid_power = centroid_power
         self._anchors = {a.id: a for a in anchors}
@@ -152,61 +167,96 @@ class Locator:
         )
         self._fresh_s = fresh_s
         self._min_interval_s = min_interval_s
+        self._settle_s = settle_s
         self._max_speed = max_speed
         self._max_anchors = max(3, max_anchors)
         self._method = method
         self._tracks: dict[str, _Track] = {}
+        # open bursts in the order they opened, so in the order they are due: (opened, device)
+        self._bursts: deque[tuple[float, str]] = deque()
         self.anchor_bounds = anchor_bounds(anchors, margin=3.0)
         self._grid = (
             PositionGrid(anchors, grid or GridSettings()) if method is PositionMethod.GRID else None
         )
 
     def observe(self, obs: Observation) -> Fix | None:
-        """Update the link of `obs`; return the device's new position, or None if not due."""
+        """Update the link of `obs`; return a fix of the device if one became due."""
         return self.observe_link(obs.at, obs.device, obs.anchor, obs.rssi)
 
     def observe_link(self, at: float, device: str, anchor_id: str, rssi: float) -> Fix | None:
-        """`observe` of the observation's fields, without building one (the per-advert path:
-        every advert updates its link, a position is due at most every `min_interval_s`)."""
+        """`observe` of the observation's fields, without building one (the per-advert path).
+
+        Every advert updates its link.  A packet at least `min_interval_s` after the device's
+        last burst opened opens a burst; the burst's fix is computed once it has settled
+        (`settle_s` later in event time: the other scanners' reports of the same advert are
+        in), at the first packet after that — which is not part of it — or by `settle`.
+        With `settle_s` 0 the fix is computed at the opening packet itself."""
         anchor = self._anchors.get(anchor_id)
         if anchor is None or not (math.isfinite(rssi) and math.isfinite(at)):
             return None
         track = self._tracks.get(device)
         if track is None:
             track = self._tracks[device] = _Track()
-        link = track.links.get(anchor_id)
-        if link is None:
-            track.links[anchor_id] = self._new_link(anchor, rssi, at)
-        elif at - link.at > self._fresh_s:
-            link.filter.reset(rssi, at)  # stale: restart rather than blend with old data
-            link.at = at
-        else:
-            link.filter.update(rssi, at)
-            if at > link.at:
-                link.at = at
-        if at - track.computed_at < self._min_interval_s:
-            return None
-        track.computed_at = at
-        if track.last is not None and track.last.at < at:
-            track.ref = track.last  # else a refinement of the same instant: same reference
-        fix = self._position(device, at, track)
-        track.last = fix
+        fix = None
+        if track.open and at - track.opened_at >= self._settle_s:
+            track.open = False
+            fix = self._fix(device, track, track.burst_last)
+        self._update(track, anchor, rssi, at)
+        if track.open:
+            if at > track.burst_last:
+                track.burst_last = at
+        elif at - track.opened_at >= self._min_interval_s:
+            track.opened_at = track.burst_last = at
+            if self._settle_s > 0.0:
+                track.open = True
+                self._bursts.append((at, device))
+            else:
+                fix = self._fix(device, track, at)
         return fix
+
+    def observe_scan(
+        self, at: float, device: str, links: Iterable[tuple[str, float]]
+    ) -> Fix | None:
+        """One scan of a phone (mode B): every (anchor id, RSSI) it heard at `at` updates its
+        link, then one fix from all of them; None when no anchor of the scan is known."""
+        known = [
+            (anchor, rssi)
+            for anchor_id, rssi in links
+            if (anchor := self._anchors.get(anchor_id)) is not None and math.isfinite(rssi)
+        ]
+        if not known or not math.isfinite(at):
+            return None
+        track = self._tracks.get(device)
+        if track is None:
+            track = self._tracks[device] = _Track()
+        for anchor, rssi in known:
+            self._update(track, anchor, rssi, at)
+        track.open, track.opened_at = False, at  # the scan's fix covers an open burst
+        return self._fix(device, track, at)
+
+    def settle(self, now: float) -> list[Fix]:
+        """The fixes of the bursts settled by `now` whose device sent nothing since (the
+        `tick` of a quiet moment), in the order they opened."""
+        fixes: list[Fix] = []
+        bursts = self._bursts
+        while bursts and now - bursts[0][0] >= self._settle_s:
+            opened, device = bursts.popleft()
+            track = self._tracks.get(device)
+            if track is not None and track.open and track.opened_at == opened:
+                track.open = False
+                fixes.append(self._fix(device, track, track.burst_last))
+        return fixes
 
     def locate(self, device: str, at: float) -> Fix | None:
         """The device's position at `at` from every link fresh then, or None without one.
 
-        For callers that decide when to ask (an evaluation at ground-truth instants, a scan
-        whose adverts all share one time): `observe` only computes once per `min_interval_s`.
-        """
+        For callers that decide when to ask (an evaluation at ground-truth instants); an
+        open burst is closed by it."""
         track = self._tracks.get(device)
         if track is None or not any(at - link.at <= self._fresh_s for link in track.links.values()):
             return None
-        track.computed_at = at
-        if track.last is not None and track.last.at < at:
-            track.ref = track.last
-        track.last = self._position(device, at, track)
-        return track.last
+        track.open, track.opened_at = False, at
+        return self._fix(device, track, at)
 
     def __contains__(self, device: object) -> bool:
         """Whether `device` has link state."""
@@ -230,6 +280,27 @@ class Locator:
     def devices(self) -> int:
         """How many devices have link state."""
         return len(self._tracks)
+
+    def _update(self, track: _Track, anchor: Anchor, rssi: float, at: float) -> None:
+        link = track.links.get(anchor.id)
+        if link is None:
+            track.links[anchor.id] = self._new_link(anchor, rssi, at)
+        elif at - link.at > self._fresh_s:
+            link.filter.reset(rssi, at)  # stale: restart rather than blend with old data
+            link.at = at
+        else:
+            link.filter.update(rssi, at)
+            if at > link.at:
+                link.at = at
+
+    def _fix(self, device: str, track: _Track, at: float) -> Fix:
+        """The fix at `at`; the previous fix becomes the speed gate's reference if it is of
+        an earlier instant."""
+        last = track.last
+        if last is not None and last.at < at:
+            track.ref = last  # else a refinement of the same instant: same reference
+        track.last = fix = self._position(device, at, track)
+        return fix
 
     def _new_link(self, anchor: Anchor, rssi: float, at: float) -> _Link:
         link = _Link(anchor, at, self._new_filter(), 10.0 * max(anchor.path_loss_exponent, 0.5))
