@@ -133,6 +133,17 @@ def test_a_scanner_burst_gives_one_fix_once_settled_from_all_its_links() -> None
     assert loc.settle(200.0) == []  # each burst once
 
 
+def test_the_speed_gate_is_not_anchored_on_a_one_anchor_fix() -> None:
+    """A first fix from one anchor is that anchor's position, a guess: no gate from it."""
+    loc = Locator(SQUARE, rssi_filter=FilterKind.RAW)
+    loc.observe(Observation(0.0, DEV, "a", -60.0))
+    for obs in exact_burst(0.5, (10.0, 10.0)):
+        loc.observe(obs)
+    fix = loc.locate(DEV, 0.506)
+    assert fix is not None and len(fix.anchors) == 4
+    assert (fix.x, fix.y) == pytest.approx((10.0, 10.0), abs=0.5)  # not 1 cm from (0, 0)
+
+
 def test_the_default_centroid_weighs_by_inverse_square_distance() -> None:
     """1/d² (chosen on the training splits, docs/accuracy.md), not the steeper 1/d³."""
     target = (4.0, 7.0)

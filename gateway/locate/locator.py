@@ -21,7 +21,9 @@ model, then a position:
     weights 1/d²), which never won a training split (RSSI ranges are off by metres).  The
     accuracy is the weighted RMS range residual at the estimate (floored).  With fewer
     links, the strongest fresh anchor's own position ("nearest aisle"), accuracy = its
-    estimated distance.  A speed gate then clamps a jump faster than `max_speed` m/s.
+    estimated distance.  A speed gate then clamps a jump faster than `max_speed` m/s from
+    the last earlier fix of ≥ 3 anchors: a fix of fewer is that anchor's position, a guess,
+    and a gate anchored on it held whole tracks near the wrong point (issue 19).
   - `GRID`: a recursive Bayes (grid HMM) filter per device over cells covering the anchors
     (`GridSettings`): the previous belief blurred by a Gaussian of σ = max_speed · dt (the
     motion model; flat after a long silence), times the likelihood of every fresh filtered
@@ -93,6 +95,7 @@ MAX_DISTANCE_M = 60.0
 CENTROID_POWER = 2.0  # 1/d² won the training splits (docs/accuracy.md); 1/d³ was steeper
 MIN_INTERVAL_S = 0.3  # below a tag's ~0.45 s advertising interval: a fix per burst
 SETTLE_S = 0.08  # the scanners hearing one advert report it within a few ms of each other
+GATE_ANCHORS = 3  # a fix from fewer anchors is the nearest anchor's position, a guess
 
 
 class PositionMethod(StrEnum):
@@ -130,7 +133,7 @@ class _Track:
     open: bool = False  # a burst is open: its fix is due once `settle_s` has passed
     burst_last: float = -math.inf  # the latest packet of the open burst: its fix's time
     last: Fix | None = None
-    ref: Fix | None = None  # the speed gate's reference: the last fix of an earlier instant
+    ref: Fix | None = None  # the speed gate's reference: an earlier fix of ≥ 3 anchors
     posterior: np.ndarray | None = None  # PositionMethod.GRID: the belief over the cells
     posterior_at: float = -math.inf
 
@@ -295,10 +298,10 @@ class Locator:
 
     def _fix(self, device: str, track: _Track, at: float) -> Fix:
         """The fix at `at`; the previous fix becomes the speed gate's reference if it is of
-        an earlier instant."""
+        an earlier instant and a measurement (≥ `GATE_ANCHORS` anchors), not a guess."""
         last = track.last
-        if last is not None and last.at < at:
-            track.ref = last  # else a refinement of the same instant: same reference
+        if last is not None and last.at < at and len(last.anchors) >= GATE_ANCHORS:
+            track.ref = last  # else a refinement of the same instant, or a guess: keep it
         track.last = fix = self._position(device, at, track)
         return fix
 
