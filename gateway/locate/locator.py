@@ -204,7 +204,16 @@ class Locator:
         if track.open and at - track.opened_at >= self._settle_s:
             track.open = False
             fix = self._fix(device, track, track.burst_last)
-        self._update(track, anchor, rssi, at)
+        link = track.links.get(anchor_id)  # `_update`, inline: the per-advert path
+        if link is None:
+            track.links[anchor_id] = self._new_link(anchor, rssi, at)
+        elif at - link.at > self._fresh_s:
+            link.filter.reset(rssi, at)  # stale: restart rather than blend with old data
+            link.at = at
+        else:
+            link.filter.update(rssi, at)
+            if at > link.at:
+                link.at = at
         if track.open:
             if at > track.burst_last:
                 track.burst_last = at
