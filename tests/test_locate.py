@@ -386,3 +386,12 @@ def test_grid_with_one_link_stays_on_its_ring_and_says_it_is_unsure() -> None:
     fix = loc.locate(DEV, 0.0)
     assert fix is not None and fix.anchors == ("a",)
     assert fix.accuracy_m > 3.0  # a ring of 6 m around "a": the mean alone says little
+
+
+def test_bursts_never_settled_do_not_pile_up() -> None:
+    """A caller that only asks `locate` (never `settle`) keeps the burst queue bounded."""
+    loc = Locator(SQUARE)
+    for k in range(2000):
+        loc.observe(Observation(k * 0.5, DEV, "a", -60.0))
+        loc.locate(DEV, k * 0.5 + 0.01)
+    assert len(loc._bursts) <= 4 * loc.devices() + 65

@@ -222,6 +222,8 @@ class Locator:
             if self._settle_s > 0.0:
                 track.open = True
                 self._bursts.append((at, device))
+                if len(self._bursts) > 4 * len(self._tracks) + 64:  # `settle` is not called
+                    self._drop_closed_bursts()
             else:
                 fix = self._fix(device, track, at)
         return fix
@@ -258,6 +260,16 @@ class Locator:
                 track.open = False
                 fixes.append(self._fix(device, track, track.burst_last))
         return fixes
+
+    def _drop_closed_bursts(self) -> None:
+        """Keep only the open bursts (at most one per track), for callers that never
+        `settle` (an evaluation asking `locate`): the queue stays bounded."""
+        tracks = self._tracks
+        self._bursts = deque(
+            (opened, device)
+            for opened, device in self._bursts
+            if (t := tracks.get(device)) is not None and t.open and t.opened_at == opened
+        )
 
     def locate(self, device: str, at: float) -> Fix | None:
         """The device's position at `at` from every link fresh then, or None without one.
