@@ -23,7 +23,7 @@ model, then a position:
     links, the strongest fresh anchor's own position ("nearest aisle"), accuracy = its
     estimated distance.  A speed gate then clamps a jump faster than `max_speed` m/s from
     the last earlier fix of ≥ 3 anchors: a fix of fewer is that anchor's position, a guess,
-    and a gate anchored on it held whole tracks near the wrong point (issue 19).
+    and a gate anchored on it held whole tracks near the wrong point.
   - `GRID`: a recursive Bayes (grid HMM) filter per device over cells covering the anchors
     (`GridSettings`): the previous belief blurred by a Gaussian of σ = max_speed · dt (the
     motion model; flat after a long silence), times the likelihood of every fresh filtered
@@ -40,14 +40,15 @@ model, then a position:
     per device); the anchors' model grids are precomputed, the update is one matrix-vector
     product, an exp and two small matrix products for the blur.
 * **When** — mode A: the scanners that hear one advert report it within a few ms, a
-  *burst*; a packet at least `min_interval_s` after the device's last burst opened opens
-  one, and its fix is computed once it has settled (`settle_s` of event time after its first
-  packet), at the first packet after that or by `settle(now)` (the pipeline's tick), dated
-  at the burst's last packet: every link of the fix is of that burst.  `min_interval_s`
-  (0.3 s) is under a tag's usual 0.455 s interval, so every burst gets its fix (a 0.5 s
-  interval measured from the first packet aliased with it: a fix every second burst, from
-  its first packet, with the other links a burst old).  Mode B: `observe_scan` takes a
-  phone's whole scan and returns one fix from all its beacons.  `locate(device, at)`
+  *burst*; a packet at least `min_interval_s` (0.5 s) after the device's last burst opened
+  opens one, and by default (`settle_s` 0) its fix is computed at that first packet, as
+  before.  The burst option (`min_interval_s` 0.3, `settle_s` 0.08)
+  waits `settle_s` of event time for the burst's other packets and computes the fix at the
+  first packet after that or by `settle(now)` (the pipeline's tick), dated at the burst's
+  last packet: a fix per 0.455 s burst from that burst's links only; it is off because it
+  raised the simulator's false enters (4.30 → 6.07 per device-hour, docs/accuracy.md).
+  Mode B: `observe_scan` takes a phone's whole scan and returns one fix from all its
+  beacons.  `locate(device, at)`
   computes a fix on demand from every fresh link (an evaluation at ground-truth instants).
 
 Cost: every observation updates its link (no numpy, no allocation beyond the first sample of
@@ -92,9 +93,9 @@ __all__ = [
 ]
 
 MAX_DISTANCE_M = 60.0
-CENTROID_POWER = 2.0  # 1/d² won the training splits (docs/accuracy.md); 1/d³ was steeper
-MIN_INTERVAL_S = 0.3  # below a tag's ~0.45 s advertising interval: a fix per burst
-SETTLE_S = 0.08  # the scanners hearing one advert report it within a few ms of each other
+CENTROID_POWER = 3.0  # 1/d² is an option: it costs the simulator 6 points
+MIN_INTERVAL_S = 0.5  # 0.3 with SETTLE_S 0.08 is the burst option
+SETTLE_S = 0.0  # off: a fix at a burst's first packet; 0.08 adds simulator false enters
 GATE_ANCHORS = 3  # a fix from fewer anchors is the nearest anchor's position, a guess
 
 
