@@ -200,11 +200,28 @@ class Pipeline:
 
     def _observe(self, at: float, device: str, anchor: str, rssi: float) -> Output:
         """One link measurement (an Observation's fields) → locate → zones → rules."""
+        track = self._track_of(device)
+        if track is None:
+            return Output()
+        fix = self._locator.observe_link(at, track, anchor, rssi)
+        return self._fixed([fix]) if fix is not None else Output()
+
+    def _observe_scan(self, at: float, device: str, links: list[tuple[str, float]]) -> Output:
+        """One phone scan (mode B): all its links, then one fix → zones → rules."""
+        track = self._track_of(device)
+        if track is None:
+            return Output()
+        fix = self._locator.observe_scan(at, track, links)
+        return self._fixed([fix]) if fix is not None else Output()
+
+    def _track_of(self, device: str) -> str | None:
+        """The track key `device` feeds (None without in-store location consent); marks it
+        recently heard, shedding the least recently heard track beyond the cap."""
         customer = self.customers.by_device(device)
         if customer is not None:
             if not customer.consent.instore_location:
                 self.counters["observations_without_consent"] += 1
-                return Output()
+                return None
             device = track_key(customer)
         try:
             self._recent.move_to_end(device)
@@ -212,11 +229,13 @@ class Pipeline:
             self._recent[device] = None
             if len(self._recent) > self.max_devices:
                 self._shed()
-        fix = self._locator.observe_link(at, device, anchor, rssi)
-        if fix is None:
-            return Output()
-        out = Output(fixes=[fix])
-        self._decide(self.zones.update(fix), out)
+        return device
+
+    def _fixed(self, fixes: list[Fix]) -> Output:
+        """Fixes → zones → rules."""
+        out = Output(fixes=fixes)
+        for fix in fixes:
+            self._decide(self.zones.update(fix), out)
         if self.zones.counters:  # the rivals' refusals and takeovers, for metrics and status
             self.counters.update(self.zones.counters)
             self.zones.counters.clear()
@@ -229,7 +248,8 @@ class Pipeline:
         (their RSSI links, GPS geofence stays, rules' visit contexts), so memory follows the
         devices in the store, not every device ever seen; the zone tracker forgets its own
         (`visits.gap` after a visit ends)."""
-        out = Output()
+        settled = self._locator.settle(now)  # bursts that ended in silence
+        out = self._fixed(settled) if settled else Output()
         self._decide(self.zones.tick(now), out)
         self._decide(self.geofences.tick(now), out)
         out.offers.extend(self.engine.on_schedule(now, self.customers.values()))  # win-back
@@ -401,10 +421,10 @@ class Pipeline:
         if self._outside(msg, at, "sightings"):
             return self._refuse_late(msg, at)
         self.counters["sightings_unknown_beacon"] += got.unknown_beacons
-        out = Output()
-        for obs in got.observations:
-            out.extend(self.on_observation(obs))
-        return out
+        if not got.observations:
+            return Output()
+        links = [(obs.anchor, obs.rssi) for obs in got.observations]  # one device, one time
+        return self._observe_scan(at, got.observations[0].device, links)
 
     def _scanner_adv(self, msg: MqttInput, node: str) -> Output:
         if node not in self._scanners:

@@ -137,7 +137,7 @@ def test_an_erase_forgets_the_fused_track(config: Config) -> None:
     assert p.snapshot()["zones"]["devices"] == {} and p.tick(at + 1000).events == []
     # Bound again: the next observation starts a new track (no link of before is left).
     p.feed(MqttInput(at, f"{PREFIX}/crm/customers/c-both", customer_to_obj(customer())))
-    again = run(p, items[middle : middle + 1], then_s=0)
+    again = run(p, items[middle : middle + 1], then_s=2)  # a tick settles its burst
     assert len(again.fixes) == 1 and len(again.fixes[0].anchors) == 1
     assert [e.kind for e in again.events] == [EventKind.VISIT_START]
 

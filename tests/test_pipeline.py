@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -144,6 +145,28 @@ def test_phone_sightings_mode_b_locate_the_phone(config: Config) -> None:
     assert abs(fixes[-1].x - near.x) < 0.5 and abs(fixes[-1].y - near.y) < 0.5
 
 
+def test_one_sightings_message_gives_one_fix_from_all_its_beacons(config: Config) -> None:
+    """A phone's scan is located after all its beacons, not at the first one listed."""
+    p = pipeline(config, fan())
+    by_id = {a.id: a for a in config.anchors}
+    heard = {"beacon-03": -85, "beacon-04": -55, "beacon-05": -80, "beacon-07": -82}
+    beacons = []
+    for anchor_id, rssi in heard.items():
+        beacon = by_id[anchor_id].beacon
+        assert beacon is not None
+        _, uuid, major, minor = beacon.split(":")
+        beacons.append(
+            {"uuid": uuid, "major": int(major), "minor": int(minor), "rssi": rssi, "tx_power": -59}
+        )
+    body = {"at": 100.0, "beacons": beacons}
+    out = p.feed(MqttInput(100.0, "rayon/paris-11/phones/t-tv-1/sightings", body))
+    assert len(out.fixes) == 1
+    fix = out.fixes[0]
+    assert sorted(fix.anchors) == sorted(heard)
+    near, first = by_id["beacon-04"], by_id["beacon-03"]  # the loudest, the first listed
+    assert math.hypot(fix.x - near.x, fix.y - near.y) < math.hypot(fix.x - first.x, fix.y - first.y)
+
+
 def test_scanner_node_adverts_over_mqtt_feed_the_same_pipeline(config: Config) -> None:
     p = pipeline(config, fan())
     payload = encode_ibeacon(STORE_UUID, 1000, 1, -59).hex()
@@ -202,6 +225,7 @@ def test_espresense_reports_feed_the_pipeline_when_ours(config: Config) -> None:
     device = f"iBeacon:{STORE_UUID}-1000-1"
     body = {"id": device, "rssi": -60, "rssi@1m": -59, "distance": 1.2}
     out = p.feed(MqttInput(10.0, f"espresense/devices/{device}/node-tv", json.dumps(body)))
+    out.extend(p.tick(10.5))  # its burst settled: no other scanner reported it
     assert out.fixes and out.fixes[0].anchors == ("node-tv",)
     foreign = "iBeacon:00000000-1111-2222-3333-444444444444-1-2"
     p.feed(MqttInput(11.0, f"espresense/devices/{foreign}/node-tv", {**body, "id": foreign}))
