@@ -342,9 +342,7 @@ class Pipeline:
     def _crm(self, msg: MqttInput, customer_id: str) -> Output:
         payload = msg.payload
         if payload is None or payload == "" or payload == b"":
-            old = self.customers.remove(customer_id)
-            if old is not None:
-                self._forget_devices(old)
+            self.erase(customer_id)
             return Output(erased=[customer_id])
         body = read_json(payload)
         if isinstance(body, InboundError):
