@@ -52,10 +52,13 @@ assert timed.__file__.startswith(sys.argv[2]), f"{timed.__file__} is not in {sys
 """
 
 
-def run(tree: Path, seconds: float) -> tuple[float, int]:
+def in_tree(tree: Path, code: str, *args: str) -> str:
+    """Run `code` in a fresh interpreter inside source tree `tree` (`PYTHONPATH=<tree>`, and
+    `-c` puts the working directory first on sys.path); its standard output, or exit naming
+    the tree with the child's standard error."""
     env = {**os.environ, "PYTHONPATH": str(tree.resolve())}
-    done = subprocess.run(  # in the tree: `-c` puts the working directory first on sys.path
-        [sys.executable, "-c", CHILD, str(seconds), str(tree.resolve())],
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
         cwd=tree,
         env=env,
         capture_output=True,
@@ -63,8 +66,12 @@ def run(tree: Path, seconds: float) -> tuple[float, int]:
         check=False,
     )
     if done.returncode != 0:
-        sys.exit(f"compare_trees: the replay of {tree} failed:\n{done.stderr}")
-    rate, adverts = done.stdout.split()
+        sys.exit(f"{Path(sys.argv[0]).name}: {tree} failed:\n{done.stderr}")
+    return done.stdout
+
+
+def run(tree: Path, seconds: float) -> tuple[float, int]:
+    rate, adverts = in_tree(tree, CHILD, str(seconds), str(tree.resolve())).split()
     return float(rate), int(adverts)
 
 

@@ -10,12 +10,13 @@ tree from before the package layout (the CLI and the daemon as single modules) i
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from compare_trees import in_tree  # noqa: E402  (the script beside this one)
 
 CHILD = """
 import contextlib, importlib, io, sys
@@ -41,18 +42,7 @@ print(len(ours), len(sys.modules))
 
 
 def count(tree: Path, what: str) -> tuple[int, int]:
-    env = {**os.environ, "PYTHONPATH": str(tree.resolve())}
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, what],
-        cwd=tree,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        sys.exit(f"import_footprint: {tree}: {done.stderr.strip().splitlines()[-1:]}")
-    ours, total = done.stdout.split()
+    ours, total = in_tree(tree, CHILD, what).split()
     return int(ours), int(total)
 
 
