@@ -45,7 +45,7 @@ from gateway.locate.locator import Locator
 from gateway.rules.codepools import CodePools
 from gateway.rules.engine import RuleEngine
 from gateway.rules.model import RuleSet
-from gateway.throttle import Throttle, held_note
+from gateway.throttle import Throttle
 from gateway.topics import INBOUND_CLASS, OTHER_CLASS, TopicKind, Topics
 from gateway.zones.geofences import GeofenceTracker
 from gateway.zones.tracker import ZoneTracker
@@ -313,11 +313,8 @@ class Pipeline:
             return Output()
         self.counters["inbound_rejected"] += 1
         self.counters[f"inbound_rejected:{cls}"] += 1
-        held = self.log_throttle.allow(cls)
-        if held is None:
+        if not self.log_throttle.warn(log, cls, "rejected message on %s: %s", topic, error.reason):
             self.counters["log_suppressed"] += 1
-        else:
-            log.warning("rejected message on %s: %s%s", topic, error.reason, held_note(held))
         return Output()
 
     # -- decisions ------------------------------------------------------------------------
@@ -402,13 +399,12 @@ class Pipeline:
 
     def _refuse_late(self, msg: MqttInput, at: float, refused: int = 1, of: int = 1) -> Output:
         """Log a message refused (or `refused` adverts of `of`) for its time, as rejections."""
-        held = self.log_throttle.allow("window")
-        if held is None:
-            self.counters["log_suppressed"] += 1
-            return Output()
         what = f"{refused} of {of} adverts refused, the first because " if of > 1 else ""
         problem = window_problem(at, msg.at)
-        log.warning("rejected message on %s: %s%s%s", msg.topic, what, problem, held_note(held))
+        if not self.log_throttle.warn(
+            log, "window", "rejected message on %s: %s%s", msg.topic, what, problem
+        ):
+            self.counters["log_suppressed"] += 1
         return Output()
 
     def _sightings(self, msg: MqttInput, token: str) -> Output:

@@ -3,6 +3,7 @@ counted.  Pure (the clock is injected; by default the monotonic clock)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -34,6 +35,15 @@ class Throttle:
             return None
         self._windows[key] = (start, let + 1, 0)
         return held
+
+    def warn(self, log: logging.Logger, key: str, message: str, *args: object) -> bool:
+        """Log `message % args` as a warning of kind `key`, with the note of how many like it
+        were held back, unless this one must be held back itself: then False."""
+        held = self.allow(key)
+        if held is None:
+            return False
+        log.warning(message + "%s", *args, held_note(held))
+        return True
 
 
 def held_note(held: int) -> str:

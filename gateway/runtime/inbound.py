@@ -22,7 +22,7 @@ from gateway.deliver.payloads import parse_feedback
 from gateway.events import FeedbackState, MqttInput, TraceItem
 from gateway.runtime.inbox import Inbox
 from gateway.store.repo import Store
-from gateway.throttle import Throttle, held_note
+from gateway.throttle import Throttle
 from gateway.topics import INBOUND_CLASS, OTHER_CLASS, TopicKind, Topics
 
 log = logging.getLogger(__name__)
@@ -97,14 +97,13 @@ class Inbound:
             self._dropped(cls, sender)
 
     def _dropped(self, cls: str, sender: str) -> None:
-        held = self.throttle.allow(f"dropped:{cls}")
-        if held is not None:
-            log.warning(
-                "%s message from %s dropped: that sender has too many waiting (a flood?)%s",
-                cls,
-                sender,
-                held_note(held),
-            )
+        self.throttle.warn(
+            log,
+            f"dropped:{cls}",
+            "%s message from %s dropped: that sender has too many waiting (a flood?)",
+            cls,
+            sender,
+        )
 
     async def write_feedback(self) -> None:
         """Record the apps' feedback, a batch per database call; each only for an offer sent
@@ -129,6 +128,4 @@ class Inbound:
     def _reject_feedback(self, token: str, why: str) -> None:
         self.counters["feedback_rejected"] += 1
         self.counters["inbound_rejected:feedback"] += 1
-        held = self.throttle.allow("rejected:feedback")
-        if held is not None:
-            log.warning("rejected feedback/%s: %s%s", token, why, held_note(held))
+        self.throttle.warn(log, "rejected:feedback", "rejected feedback/%s: %s", token, why)
