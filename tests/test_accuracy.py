@@ -9,10 +9,8 @@ from pathlib import Path
 import pytest
 
 from gateway.cli.main import main
-from gateway.config.model import Anchor, AnchorKind
+from gateway.config.model import Anchor, AnchorKind, FilterKind, PositionMethod
 from gateway.events import Observation
-from gateway.locate.locator import PositionMethod
-from gateway.locate.rssifilter import FilterKind
 from rayon_tooling.accuracy.baselines import centroid, strongest_anchor, window_means
 from rayon_tooling.accuracy.catalog import LOADERS
 from rayon_tooling.accuracy.datasets import (

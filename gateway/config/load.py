@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from gateway.config.floorplan import latlon, read_floor_plan
+from gateway.config.floorplan import latlon, read_floor_plan, walls
 from gateway.config.model import (
     DEFAULT_TRACKED_DEVICES,
     Anchor,
@@ -26,11 +26,14 @@ from gateway.config.model import (
     BleSourceConfig,
     Config,
     DatabaseConfig,
+    FilterKind,
     IdentityConfig,
     LimitsConfig,
+    LocateConfig,
     LoginConfig,
     MetricsConfig,
     MqttConfig,
+    PositionMethod,
     RetentionConfig,
     ScanningMode,
     SourcesConfig,
@@ -46,6 +49,7 @@ from gateway.config.yamlconv import (
     MapReader,
     duration_in,
     enum_of,
+    float_in,
     int_in,
     list_of,
     path_under,
@@ -64,7 +68,7 @@ from gateway.ids import format_uuid
 
 _TOP = (
     "store mqtt database sources identity anchors zones geofences visits retention rules_dir "
-    "metrics limits"
+    "metrics limits locate walls"
 )
 _NAMESPACE = re.compile(r"^[0-9a-fA-F]{20}$")
 _SQLITE = re.compile(r"^(sqlite(?:\+\w+)?):///(?!/)([^?]+)(\?.*)?$")
@@ -111,6 +115,8 @@ def _build(top: MapReader, path: Path, diags: Diagnostics) -> Config | None:
         rules_dir=top.opt("rules_dir", _rules_dir(base), base / "rules"),
         metrics=_metrics(top.value("metrics"), diags),
         limits=_limits(top.value("limits"), diags),
+        locate=_locate(top.value("locate"), diags),
+        walls=top.opt("walls", walls, ()),
     )
     return config if store is not None else None
 
@@ -195,6 +201,22 @@ def _limits(node: Node | None, diags: Diagnostics) -> LimitsConfig:
         return LimitsConfig()
     devices = r.opt("tracked_devices", int_in(100, 1_000_000), DEFAULT_TRACKED_DEVICES)
     return LimitsConfig(tracked_devices=devices)
+
+
+def _locate(node: Node | None, diags: Diagnostics) -> LocateConfig:
+    keys = ("method", "filter", "fresh", "max_speed", "cell", "centroid_power")
+    r = MapReader.of(node, "locate", diags, keys)
+    if r is None:
+        return LocateConfig()
+    d = LocateConfig()
+    return LocateConfig(
+        method=r.opt("method", enum_of(PositionMethod), d.method),
+        filter=r.opt("filter", enum_of(FilterKind), d.filter),
+        fresh_s=r.opt("fresh", duration_in(0.5, 60.0), d.fresh_s),
+        max_speed=r.opt("max_speed", float_in(0.3, 10.0), d.max_speed),
+        cell_m=r.opt("cell", float_in(0.25, 5.0), d.cell_m),
+        centroid_power=r.opt("centroid_power", float_in(0.5, 6.0), d.centroid_power),
+    )
 
 
 def _topic_prefix(node: Node, path: str, diags: Diagnostics) -> str | None:

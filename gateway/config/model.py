@@ -159,6 +159,44 @@ class LimitsConfig:
     tracked_devices: int = DEFAULT_TRACKED_DEVICES
 
 
+class PositionMethod(StrEnum):
+    """How the fresh links of a device become a position (`locate.method`; gateway/locate/)."""
+
+    AUTO = "auto"
+    GRID = "grid"
+    CENTROID = "centroid"
+    STRONGEST = "strongest"
+    MULTILATERATION = "multilateration"
+
+
+class FilterKind(StrEnum):
+    """The RSSI filters a link can use (`locate.filter`; compared in docs/accuracy.md)."""
+
+    MEDIAN_EMA = "median-ema"
+    WINDOW_IQR = "window-iqr"
+    KALMAN = "kalman"
+    RAW = "raw"
+
+
+Polyline = tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LocateConfig:
+    """How positions are computed (`locate:`, docs/config.md).  `method` centroid: the 1/d^k
+    weighted centroid of the strongest fresh links (two or more); auto: the grid when a device
+    has ≥ 3 fresh links, else that centroid; `fresh_s`: how long a link counts; `max_speed`
+    (m/s): the walking model (speed gate, grid blur); `cell_m`: the grid's cell size;
+    `centroid_power`: the k of the centroid's weights."""
+
+    method: PositionMethod = PositionMethod.CENTROID
+    filter: FilterKind = FilterKind.KALMAN
+    fresh_s: float = 4.0
+    max_speed: float = 2.0
+    cell_m: float = 1.0
+    centroid_power: float = 3.0
+
+
 @dataclass(frozen=True, slots=True)
 class MetricsConfig:
     """Where the Prometheus endpoint listens (`GET /metrics`); off when the section is absent."""
@@ -183,6 +221,8 @@ class Config:
     rules_dir: Path
     metrics: MetricsConfig | None = None
     limits: LimitsConfig = LimitsConfig()
+    locate: LocateConfig = LocateConfig()
+    walls: tuple[Polyline, ...] = ()  # floor metres; the grid's motion does not cross them
 
     def zone(self, zone_id: str) -> Zone | None:
         return next((z for z in self.zones if z.id == zone_id), None)

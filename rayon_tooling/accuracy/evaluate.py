@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gateway.config.model import Anchor
+from gateway.config.model import Anchor, FilterKind, LocateConfig, PositionMethod
 from gateway.locate.grid import GridSettings
-from gateway.locate.locator import CENTROID_POWER, Locator, PositionMethod
-from gateway.locate.rssifilter import DEFAULT_FILTER, FilterKind
+from gateway.locate.locator import CENTROID_POWER, Locator
 from rayon_tooling.accuracy.baselines import Point, centroid, strongest_anchor, window_means
 from rayon_tooling.accuracy.datasets import Dataset, Part, Stream, ZoneMap
 from rayon_tooling.accuracy.fit import fit_path_loss, fit_sigma
@@ -69,6 +68,8 @@ class RayonSetup:
     def describe(self) -> str:
         """Short form for the table."""
         fresh = f"fresh {self.fresh_s:g} s"
+        if self.method is PositionMethod.AUTO:
+            return f"auto, grid σ {self.grid.sigma_db:.1f} dB, {fresh}"
         if self.method is PositionMethod.GRID:
             estimate = "MAP" if self.grid.use_map else "mean"
             return f"grid σ {self.grid.sigma_db:.1f} dB, {estimate}, {fresh}"
@@ -175,16 +176,22 @@ def evaluate(dataset: Dataset, filters: Sequence[FilterKind]) -> list[Row]:
         best = max(setups, key=lambda s: train[s])
         test = run(dataset.test, rayon(anchors, best), zmap)
         rows.append(Row(dataset.name, f"rayon {kind.value}", best.describe(), train[best], test))
-    default = RayonSetup(DEFAULT_FILTER)  # the Locator as shipped: only path loss is fitted
-    rows.append(
-        Row(
-            dataset.name,
-            "rayon default",
-            f"{DEFAULT_FILTER.value}, {default.describe()}",
-            run(dataset.train, rayon(anchors, default), zmap).zone_accuracy,
-            run(dataset.test, rayon(anchors, default), zmap),
+    shipped = (
+        LocateConfig()
+    )  # the Locator as shipped (and its `auto` option): only path loss fitted
+    for label, method in (("rayon default", shipped.method), ("rayon auto", PositionMethod.AUTO)):
+        setup = RayonSetup(
+            shipped.filter, method, power=shipped.centroid_power, fresh_s=shipped.fresh_s
         )
-    )
+        rows.append(
+            Row(
+                dataset.name,
+                label,
+                f"{shipped.filter.value}, {setup.describe()}",
+                run(dataset.train, rayon(anchors, setup), zmap).zone_accuracy,
+                run(dataset.test, rayon(anchors, setup), zmap),
+            )
+        )
     return rows
 
 

@@ -23,9 +23,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TextIO
 
-from gateway.config.model import Config
+from gateway.config.model import Config, FilterKind
 from gateway.errors import InvalidInput, UsageError
-from gateway.locate.rssifilter import FilterKind
 from rayon_tooling.accuracy.catalog import LOADERS
 from rayon_tooling.accuracy.datasets import Dataset, datasets_root
 from rayon_tooling.accuracy.evaluate import Row, evaluate
