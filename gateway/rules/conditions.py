@@ -200,6 +200,7 @@ def _time_condition(window: TimeWindow) -> Condition:
         f"time {window.describe()}",
         lambda ctx: window.contains(ctx.local),
         lambda ctx: f"local time {ctx.local:%a %H:%M}",
+        window,
     )
 
 

@@ -9,8 +9,9 @@ With a `Config`, zone operands and triggers get an enum of the store's zone and 
 from __future__ import annotations
 
 from gateway.config.model import Config
-from gateway.rules.model import Period, Placeholder, StepKind
+from gateway.rules.model import Placeholder, StepKind
 from gateway.rules.operators import FIELDS, OPERATORS, ZONE_PLACEHOLDER, Field, Operand
+from gateway.rules.policy import PERIOD_WORDS
 from gateway.rules.schema.parts import (
     CODE_PLACEHOLDER_PATTERN,
     DATETIME_PATTERN,
@@ -224,12 +225,15 @@ _PERIOD_DOCS = {
     "week": "week: per calendar week (Monday to Sunday), store time",
     "30d": "30d: over the last 30 days",
     "lifetime": "lifetime: ever",
+    "jour": "jour: day, in French",
+    "semaine": "semaine: week, in French",
+    "mois": "mois: 30d (the last 30 days), in French",
 }
 
 
 def _limits() -> dict[str, Schema]:
     at_least_one = {"type": "integer", "minimum": 1}
-    per = enum_of([p.value for p in Period], _PERIOD_DOCS) | doc("The period the cap counts over.")
+    per = enum_of(list(PERIOD_WORDS), _PERIOD_DOCS) | doc("The period the cap counts over.")
     per_customer = obj({"max": at_least_one, "per": per}, ("max",))
     text = "How often one customer may get the offer."
     return {

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.rules.model import Placeholder
-from gateway.rules.timewindow import Weekday
+from gateway.rules.timewindow import DAY_WORDS, ENGLISH_DAYS, FRENCH_DAYS
 
 Schema = dict[str, Any]
 
@@ -37,7 +37,7 @@ UNKNOWN_PLACEHOLDER_PATTERN = r"\{(?!\s*(?:" + _NAMES + r")\s*\})[^{}]*\}"
 CODE_PLACEHOLDER_PATTERN = r"\{\s*code\s*\}"
 
 SCALAR = ["string", "number", "boolean", "null"]
-_DAYS = [d.name.lower() for d in Weekday]
+_DAYS = list(DAY_WORDS)
 
 
 def doc(text: str, example: str | None = None) -> Schema:
@@ -101,7 +101,13 @@ def scalars() -> dict[str, Schema]:
                     "pattern": "^(?:" + "|".join(_any_case(d) for d in _DAYS) + ")$",
                 },
             ],
-            **doc("A day of the week: mon, tue, wed, thu, fri, sat, sun."),
+            **doc(
+                "A day of the week: "
+                + ", ".join(ENGLISH_DAYS)
+                + ", or in French "
+                + ", ".join(FRENCH_DAYS)
+                + "."
+            ),
         },
     }
 
