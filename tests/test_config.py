@@ -123,13 +123,14 @@ BAD = [
     (
         "yaml syntax error",
         "store:\n  id: s1\n   timezone: UTC\n",
-        ["3:12: error: invalid YAML: mapping values are not allowed here"],
+        ["3:4: error: invalid YAML: 'timezone' is indented more than 'id' above, which already "
+         "has a value: align 'timezone' with 'id' (2 spaces)"],
     ),
     (
         "tabs",
         "store:\n\tid: s1\n",
-        ["2:1: error: invalid YAML: while scanning for the next token, found character '\\t' "
-         "that cannot start any token; indent with spaces, not tabs"],
+        ["2:1: error: invalid YAML: a tab character: YAML is indented with spaces only; "
+         "replace the tab by spaces"],
     ),
     (
         "unknown locate method",

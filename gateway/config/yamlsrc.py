@@ -24,13 +24,14 @@ their own wording of syntax errors and report duplicate keys and unbuildable val
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 from yaml.constructor import SafeConstructor
 
+from gateway.config.yamlerrors import explain
 from gateway.errors import ConfigError, Diagnostic, Severity
 
 _TAG = "tag:yaml.org,2002:"
@@ -178,25 +179,18 @@ def did_you_mean(word: str, choices: Collection[str]) -> str:
 # ---------------------------------------------------------------------------------- loading
 
 
-def syntax_message(exc: yaml.MarkedYAMLError) -> str:
-    """`invalid YAML: <context>, <problem>`, with a hint when a tab broke the indentation."""
-    parts = [p for p in (exc.context, exc.problem) if p]
-    message = "invalid YAML: " + (", ".join(parts) if parts else "syntax error")
-    if "'\\t'" in message:
-        message += "; indent with spaces, not tabs"
-    return message
-
-
 @dataclass(frozen=True, slots=True)
 class Dialect:
     """What composing a document reports, and in which words.
 
-    `syntax` words a syntax error; with `duplicates` a repeated key is an error (else it waits
-    in `MapNode.repeats` for the reader); with `bad_values` a scalar PyYAML cannot build (an
-    unknown tag, `2026-02-30`) is an error (else its `value` is None and its `tag` kept).
+    `syntax` starts the message of a syntax error (`explain` of `gateway.config.yamlerrors`
+    gives the rest, at the line of the mistake); with `duplicates` a repeated key is an error
+    (else it waits in `MapNode.repeats` for the reader); with `bad_values` a scalar PyYAML
+    cannot build (an unknown tag, `2026-02-30`) is an error (else its `value` is None and its
+    `tag` kept).
     """
 
-    syntax: Callable[[yaml.MarkedYAMLError], str] = syntax_message
+    syntax: str = "invalid YAML"
     duplicates: bool = True
     bad_values: bool = True
 
@@ -224,7 +218,8 @@ def parse_yaml(text: str, diags: Diagnostics, dialect: Dialect = CONFIG_DIALECT)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        diags.add(_mark(exc.problem_mark or exc.context_mark), dialect.syntax(exc))
+        where, message = explain(exc, text)
+        diags.add(Mark(where.line, where.col), f"{dialect.syntax}: {message}")
         return None
     except yaml.reader.ReaderError as exc:
         diags.add(_offset_mark(text, exc.position), f"invalid character: {exc.reason}")
