@@ -23,9 +23,8 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "check",
-        "validate config and rules, run the rules' inline tests",
+        "validate config and rules, run the rules' inline tests, warn about rules that cannot fire",
         "gateway.cli.check",
-        arguments="",
     ),
     Command(
         "doctor",

@@ -170,6 +170,26 @@ def index(path: str, i: int) -> str:
     return f"{path}[{i}]"
 
 
+def find(root: Node, path: str) -> Node | None:
+    """The node at a key path such as `zones[3].enter_after` or `if[0].customer.tier` (keys
+    may hold dots: the longest key that fits is taken), or None."""
+    node: Node | None = root
+    rest = path
+    while rest and node is not None:
+        if rest.startswith("["):
+            end = rest.find("]")
+            items = node.items if isinstance(node, SeqNode) else ()
+            i = int(rest[1:end]) if end > 1 and rest[1:end].isdigit() else len(items)
+            node, rest = (items[i] if i < len(items) else None), rest[end + 1 :].lstrip(".")
+            continue
+        entries = node.entries if isinstance(node, MapNode) else ()
+        fits = [e for e in entries if rest == e.key or rest.startswith((f"{e.key}.", f"{e.key}["))]
+        best = max(fits, key=lambda e: len(e.key), default=None)
+        node = best.value if best is not None else None
+        rest = rest[len(best.key) :].lstrip(".") if best is not None else ""
+    return node
+
+
 def did_you_mean(word: str, choices: Collection[str]) -> str:
     """` (did you mean 'x'?)` when a close name exists, else an empty string."""
     close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)

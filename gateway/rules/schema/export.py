@@ -65,7 +65,7 @@ def _rule_properties() -> dict[str, Schema]:
         "purpose": enum_of([p.value for p in Purpose], _PURPOSE_DOCS)
         | doc("commercial or transactional.", "purpose: commercial"),
         "valid": obj({"from": ref("date"), "until": ref("date")})
-        | doc("The campaign dates, both included.", "valid: {from: 2026-03-02, until: 2026-04-26}"),
+        | doc("The campaign dates, both included.", "valid: {from: 2026-03-02, until: 2026-12-31}"),
         "when": ref("trigger"),
         "if": ref("conditions"),
         "then": obj({"offer": ref("offer")}, ("offer",)) | doc("What to send."),
