@@ -42,6 +42,9 @@ class Condition:
     test: Callable[[Context], bool]
     observe: Callable[[Context], str] = _nothing  # e.g. "customer.interests = [audio, tv]"
     window: TimeWindow | None = None  # a `time:` condition's window, for `rayon check`'s lints
+    # True when it reads the event or the visit (`zone`, `visit.*`, "{zone}"): explain without
+    # an observed event cannot evaluate it
+    needs_event: bool = False
 
     def failing(self, ctx: Context) -> str | None:
         """None when the condition holds, else the text of what failed."""
