@@ -16,6 +16,7 @@ import re
 import zoneinfo
 from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 from gateway.config.floorplan import latlon, read_floor_plan, walls
@@ -23,8 +24,10 @@ from gateway.config.model import (
     DEFAULT_TRACKED_DEVICES,
     Anchor,
     AnchorKind,
+    AttributeType,
     BleSourceConfig,
     Config,
+    CustomersConfig,
     DatabaseConfig,
     FilterKind,
     IdentityConfig,
@@ -56,6 +59,7 @@ from gateway.config.yamlconv import (
 )
 from gateway.config.yamlsrc import (
     Diagnostics,
+    MapNode,
     Mark,
     Node,
     ScalarNode,
@@ -68,8 +72,10 @@ from gateway.ids import format_uuid
 
 _TOP = (
     "store mqtt database sources identity anchors zones geofences visits retention rules_dir "
-    "metrics limits locate walls"
+    "metrics limits locate walls customers"
 )
+# As many attributes as one CRM record may carry (gateway/identity/customers.py).
+MAX_ATTRIBUTES = 50
 _NAMESPACE = re.compile(r"^[0-9a-fA-F]{20}$")
 _SQLITE = re.compile(r"^(sqlite(?:\+\w+)?):///(?!/)([^?]+)(\?.*)?$")
 _DEFAULT_DB = "sqlite:///rayon.db"
@@ -117,6 +123,7 @@ def _build(top: MapReader, path: Path, diags: Diagnostics) -> Config | None:
         limits=_limits(top.value("limits"), diags),
         locate=_locate(top.value("locate"), diags),
         walls=top.opt("walls", walls, ()),
+        customers=_customers(top.value("customers"), diags),
     )
     return config if store is not None else None
 
@@ -217,6 +224,29 @@ def _locate(node: Node | None, diags: Diagnostics) -> LocateConfig:
         cell_m=r.opt("cell", float_in(0.25, 5.0), d.cell_m),
         centroid_power=r.opt("centroid_power", float_in(0.5, 6.0), d.centroid_power),
     )
+
+
+def _customers(node: Node | None, diags: Diagnostics) -> CustomersConfig:
+    """`customers: {attributes: {order_id: string, locker: string}}`."""
+    r = MapReader.of(node, "customers", diags, ("attributes",))
+    attributes = r.value("attributes") if r is not None else None
+    if attributes is None or is_null(attributes):
+        return CustomersConfig()
+    path = "customers.attributes"
+    if not isinstance(attributes, MapNode):
+        diags.at(attributes, "expected a mapping of name: type, e.g. {order_id: string}", path)
+        return CustomersConfig()
+    if len(attributes.entries) > MAX_ATTRIBUTES:
+        msg = f"at most {MAX_ATTRIBUTES} attributes (a CRM record carries no more)"
+        diags.at(attributes, msg, path)
+    declared: dict[str, AttributeType] = {}
+    for entry in attributes.entries:
+        where = f"{path}.{entry.key}"
+        name = ID(ScalarNode(entry.key, entry.key, entry.key_mark), where, diags)
+        kind = enum_of(AttributeType)(entry.value, where, diags)
+        if name is not None and kind is not None:
+            declared[name] = kind
+    return CustomersConfig(MappingProxyType(declared))
 
 
 def _topic_prefix(node: Node, path: str, diags: Diagnostics) -> str | None:

@@ -7,9 +7,11 @@ Durations are float seconds; polygons are shapely geometries; UUIDs are lowercas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 from shapely.geometry import Polygon
@@ -205,6 +207,22 @@ class MetricsConfig:
     port: int = 9108
 
 
+class AttributeType(StrEnum):
+    """The type a CRM attribute is declared with (`customers.attributes`)."""
+
+    STRING = "string"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+
+
+@dataclass(frozen=True, slots=True)
+class CustomersConfig:
+    """What the CRM's records carry beyond the fixed fields: `attributes` declares the
+    `customer.attributes.<name>` offer texts may cite (`{customer.attributes.order_id}`)."""
+
+    attributes: Mapping[str, AttributeType] = field(default_factory=lambda: MappingProxyType({}))
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     path: Path
@@ -223,6 +241,7 @@ class Config:
     limits: LimitsConfig = LimitsConfig()
     locate: LocateConfig = LocateConfig()
     walls: tuple[Polyline, ...] = ()  # floor metres; the grid's motion does not cross them
+    customers: CustomersConfig = CustomersConfig()
 
     def zone(self, zone_id: str) -> Zone | None:
         return next((z for z in self.zones if z.id == zone_id), None)

@@ -25,6 +25,7 @@ class Section(StrEnum):
     CONDITION = "condition"
     LIMIT = "limit"
     POLICY = "policy"
+    ATTRIBUTES = "offer text"  # the CRM attributes its placeholders cite
     CODE_POOL = "code pool"
     HOLDOUT = "holdout"
 
@@ -37,6 +38,7 @@ BLOCKING_ORDER = (
     Section.CONDITION,
     Section.LIMIT,
     Section.POLICY,
+    Section.ATTRIBUTES,
     Section.CODE_POOL,
 )
 

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from gateway.config.model import Config
+from gateway.config.model import AttributeType, Config
 from gateway.config.yamlsrc import MapNode, Node, ScalarNode, SeqNode, did_you_mean
 from gateway.errors import ConfigError, Diagnostic, Severity
 from gateway.events import Purpose
@@ -29,6 +29,8 @@ from gateway.rules.conditions import ConditionCompiler, unknown_place
 from gateway.rules.context import all_of
 from gateway.rules.located import Reader, tag
 from gateway.rules.model import (
+    ATTRIBUTE_PREFIX,
+    Attribute,
     Limits,
     OfferTemplate,
     Period,
@@ -350,17 +352,20 @@ class RuleReader:
 
     def _template(self, node: Node | None, path: str, has_code: bool) -> Template:
         text = self._text(node, path) if node is not None else ""
-        parts: list[str | Placeholder] = []
+        parts: list[str | Placeholder | Attribute] = []
         names = [p.value for p in Placeholder]
         pos = 0
         for match in _PLACEHOLDER.finditer(text or ""):
             parts.append(match.string[pos : match.start()])
             pos = match.end()
             name = match[1].strip()
-            if name not in names:
-                hint = (
-                    did_you_mean(f"{{{name}}}", [f"{{{n}}}" for n in names])
-                    or " (use {zone_name}, {store_name}, {code}, {customer.first_name})"
+            if name.startswith(ATTRIBUTE_PREFIX):
+                attribute = self._attribute(name.removeprefix(ATTRIBUTE_PREFIX), node, path)
+                parts.extend([attribute] if attribute else [])
+            elif name not in names:
+                hint = did_you_mean(f"{{{name}}}", [f"{{{n}}}" for n in names]) or (
+                    " (use {zone_name}, {store_name}, {code}, {customer.first_name} or "
+                    "{customer.attributes.NAME})"
                 )
                 self.reader.error(node, path, f"unknown placeholder '{{{name}}}'{hint}")
             elif name == Placeholder.CODE and not has_code:
@@ -371,6 +376,27 @@ class RuleReader:
                 parts.append(Placeholder(name))
         parts.append((text or "")[pos:])
         return Template(tuple(p for p in parts if p != ""))
+
+    def _attribute(self, name: str, node: Node | None, path: str) -> Attribute | None:
+        """`{customer.attributes.NAME}`: NAME must be declared in config.yaml, as a string or
+        a number (a boolean reads as nothing in a sentence)."""
+        declared = self.config.customers.attributes
+        kind = declared.get(name)
+        if kind is None:
+            hint = did_you_mean(name, declared) or (
+                f" (declared: {', '.join(declared)})" if declared else ""
+            )
+            msg = (
+                f"attribute '{name}' is not declared in config.yaml{hint}: add it under "
+                f"customers.attributes (e.g. {name or 'order_id'}: string)"
+            )
+            self.reader.error(node, path, msg)
+            return None
+        if kind is AttributeType.BOOLEAN:
+            msg = f"attribute '{name}' is a boolean: an offer text shows strings and numbers only"
+            self.reader.error(node, path, msg)
+            return None
+        return Attribute(name)
 
     def _limits(self, node: Node | None) -> Limits:
         r = self.reader

@@ -95,12 +95,14 @@ def render_csv(result: BacktestResult) -> str:
     return buf.getvalue()
 
 
-# The table's "why not" columns: caps, then policy, then consent.
+# The table's "why not" columns: caps, then policy, then consent, then a CRM attribute the
+# offer text cites missing.
 _TABLE_CAUSES = (
     *(("per-cust", Cause.CAP_PER_CUSTOMER), ("cooldown", Cause.CAP_COOLDOWN)),
     *(("budget", Cause.CAP_TOTAL), ("pressure", Cause.POLICY_PRESSURE)),
     *(("quiet", Cause.POLICY_QUIET_HOURS), ("min-gap", Cause.POLICY_MIN_GAP)),
     *(("per-visit", Cause.POLICY_MAX_PER_VISIT), ("no-consent", Cause.NO_CONSENT)),
+    ("no-attr", Cause.ATTRIBUTES),
 )
 _TABLE_HEAD = ("offers", "customers", "holdout", *(name for name, _ in _TABLE_CAUSES))
 

@@ -38,6 +38,7 @@ class Cause(StrEnum):
     TRIGGER = "not_met.trigger"
     OUTRANKED = "not_met.outranked"
     CODE_POOL = "not_met.code_pool"
+    ATTRIBUTES = "not_met.attributes"  # the customer lacks a CRM attribute the offer cites
     OTHER = "not_met.other"
 
 
@@ -62,6 +63,7 @@ _PREFIXES: tuple[tuple[str, Cause], ...] = (
     ("seen ", Cause.TRIGGER),
     ("outranked", Cause.OUTRANKED),
     ("code pool", Cause.CODE_POOL),
+    ("the offer text needs", Cause.ATTRIBUTES),
 )
 
 
