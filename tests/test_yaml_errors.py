@@ -38,6 +38,12 @@ CASES = [
         "'title' on line 4 or 2 spaces like 'offer' on line 3",
     ),
     (
+        "a key indented under a key that has its value",
+        'database: {url: "sqlite:///a.db"}\n  url: "sqlite:///b.db"\n',
+        "2:3: 'url' is indented more than 'database' above, which already has a value: "
+        "align 'url' with 'database' (0 spaces)",
+    ),
+    (
         "a list item indented to no level",
         "if:\n  - a: 1\n - b: 2\n",
         "3:2: '- b' is indented 1 space, which matches no line above: use 2 spaces like '- a' "

@@ -161,17 +161,26 @@ def _stray_colon(src: _Source, at: Spot) -> tuple[Spot, str]:
     above = src.previous(at.line)
     if above is None:
         return at, _FALLBACK
-    prev, indent = src.line(above), _indent(line)
-    if _KEY.match(prev) is None:
+    if _KEY.match(src.line(above)) is None:
         return _missing_colon(src, above)
-    if indent > _indent(prev):
-        word, sibling = _first_word(line), _first_word(prev)
-        where = Spot(at.line, indent + 1)
-        return where, (
-            f"'{word}' is indented more than '{sibling}' above, which already has a value: "
-            f"align '{word}' with '{sibling}' ({_spaces(_indent(prev))})"
-        )
-    return at, _FALLBACK
+    return _under_a_value(src, at.line) or (at, _FALLBACK)
+
+
+def _under_a_value(src: _Source, number: int) -> tuple[Spot, str] | None:
+    """A line indented under the line above when that line's key already has its value."""
+    above = src.previous(number)
+    if above is None:
+        return None
+    line, prev = src.line(number), src.line(above)
+    key = _KEY.match(prev)
+    has_value = key is not None and prev[key.end() :].split(" #")[0].strip() != ""
+    if not has_value or _indent(line) <= _indent(prev):
+        return None
+    word, sibling = _first_word(line), _first_word(prev)
+    return Spot(number, _indent(line) + 1), (
+        f"'{word}' is indented more than '{sibling}' above, which already has a value: "
+        f"align '{word}' with '{sibling}' ({_spaces(_indent(prev))})"
+    )
 
 
 def _flow(src: _Source, problem: str, at: Spot, opened: Spot) -> tuple[Spot, str]:
@@ -188,6 +197,9 @@ def _flow(src: _Source, problem: str, at: Spot, opened: Spot) -> tuple[Spot, str
 
 def _bad_indent(src: _Source, number: int) -> tuple[Spot, str]:
     """A line whose indentation matches no block above it."""
+    under = _under_a_value(src, number)
+    if under is not None:
+        return under
     line = src.line(number)
     indent, word = _indent(line), _first_word(line)
     levels = src.indents_above(number)
