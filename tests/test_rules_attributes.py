@@ -6,6 +6,7 @@ explain and backtest)."""
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
@@ -13,11 +14,14 @@ from types import MappingProxyType
 import pytest
 from jsonschema import Draft202012Validator
 
-from gateway.config.load import parse_config
+from gateway.clock import parse_local_time
+from gateway.config.load import load_config, parse_config
 from gateway.config.model import AttributeType, Config, CustomersConfig
 from gateway.errors import ConfigError
 from gateway.events import EventKind
+from gateway.offline.backtest.report import as_json, render_table
 from gateway.offline.backtest.result import Cause, classify
+from gateway.offline.backtest.run import backtest
 from gateway.rules.checks import attribute_failure
 from gateway.rules.engine import RuleEngine
 from gateway.rules.explanation import Section, Verdict
@@ -25,7 +29,16 @@ from gateway.rules.gates import attribute_line, first_failure
 from gateway.rules.load import load_rules
 from gateway.rules.schema.export import rules_schema
 from gateway.rules.schema.parts import unknown_placeholder_pattern
-from tests.test_rules_support import customer, event, rule_file, store_config, write_rules
+from tests.stores import reference_store
+from tests.test_rules_support import (
+    ROOT,
+    customer,
+    event,
+    rule_file,
+    store_config,
+    write_rules,
+)
+from tests.walks import STORE_UUID, walk_adverts, zone_centre
 
 DECLARED = {"order_id": AttributeType.STRING, "locker": AttributeType.NUMBER}
 DECLARED["order_ready"] = AttributeType.BOOLEAN
@@ -165,6 +178,29 @@ def test_the_explain_line_shows_the_values(tmp_path: Path) -> None:
     assert line is not None
     assert (line.value, line.passed) == ("order_id = A-1; locker = 3.5", True)
     assert attribute_failure(rule, who, DECLARED) is None
+
+
+ORDER = COLLECT.replace("id: collect", "id: order").replace("aisle-tv", "click-collect")
+
+
+def test_the_backtest_counts_the_offers_it_held_back(tmp_path: Path) -> None:
+    rules_dir = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules_dir)
+    (rules_dir / "order.yaml").write_text(ORDER, encoding="utf-8")
+    config = load_config(reference_store(tmp_path, rules_dir="rules"))
+    start = parse_local_time("2026-03-03T11:00:00", config.store.timezone)
+    (ex, ey), (cx, cy) = zone_centre(config, "entrance"), zone_centre(config, "click-collect")
+    legs = [(ex, ey, 0.0), (ex, ey, 5.0), (cx, cy, 12.0), (cx, cy, 60.0), (ex, ey, 12.0)]
+    device = f"ibeacon:{STORE_UUID}:1000:2"
+    who = replace(customer("c-cc", attributes={"order_id": "CC-1"}), devices=(device,))
+    items = walk_adverts(config, 2, legs, start)
+    result = backtest(config, load_rules(config.rules_dir, config), [who], items)
+    order = next(r for r in result.rules if r.rule == "order")
+    assert (order.offers, order.causes[Cause.ATTRIBUTES]) == (0, 1)
+    (reported,) = [r for r in as_json(result)["rules"] if r["rule"] == "order"]
+    assert reported["not_met"]["attributes"] == 1
+    table = render_table(result)
+    assert "no-attr" in table.splitlines()[4] and "no-attr: the customer lacks" in table
 
 
 # -- the editor's schema -------------------------------------------------------------------

@@ -123,7 +123,8 @@ def render_table(result: BacktestResult) -> str:
     lines += [
         "",
         "why not — caps: per-customer limit, cooldown, campaign budget; policy: pressure, "
-        "quiet hours, min_gap, max_offers_per_visit; no-consent: no marketing_push consent",
+        "quiet hours, min_gap, max_offers_per_visit; no-consent: no marketing_push consent; "
+        "no-attr: the customer lacks a CRM attribute the offer text cites",
     ]
     return "\n".join([*lines, "", *_hours(result)]) + "\n"
 
