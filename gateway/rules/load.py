@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from gateway.config.model import AttributeType, Config
+from gateway.config.model import Config
 from gateway.config.yamlsrc import MapNode, Node, ScalarNode, SeqNode, did_you_mean
 from gateway.errors import ConfigError, Diagnostic, Severity
 from gateway.events import Purpose
@@ -29,12 +29,9 @@ from gateway.rules.conditions import ConditionCompiler, unknown_place
 from gateway.rules.context import all_of
 from gateway.rules.located import Reader, tag
 from gateway.rules.model import (
-    ATTRIBUTE_PREFIX,
-    Attribute,
     Limits,
     OfferTemplate,
     Period,
-    Placeholder,
     Policy,
     Rule,
     RuleSet,
@@ -43,6 +40,7 @@ from gateway.rules.model import (
     TriggerKind,
 )
 from gateway.rules.policy import POLICY_FILE, read_period, read_policy
+from gateway.rules.templates import read_template
 from gateway.rules.testspec import InlineTestReader
 
 _RULE_KEYS = (
@@ -63,7 +61,6 @@ _FENCE_TRIGGERS = (TriggerKind.ENTER, TriggerKind.EXIT)
 _OFFER_KEYS = ("title", "body", "code", "code_pool", "url", "expires_in")
 _PURPOSES = [p.value for p in Purpose]
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 DEFAULT_EXPIRES_IN = 3600.0
 # MQTT v5 carries the expiry as whole seconds, ≥ 1 (0 would mean "never expires" to some
 # brokers); its 32-bit field holds 136 years, but no in-store offer should outlive a year,
@@ -352,51 +349,8 @@ class RuleReader:
 
     def _template(self, node: Node | None, path: str, has_code: bool) -> Template:
         text = self._text(node, path) if node is not None else ""
-        parts: list[str | Placeholder | Attribute] = []
-        names = [p.value for p in Placeholder]
-        pos = 0
-        for match in _PLACEHOLDER.finditer(text or ""):
-            parts.append(match.string[pos : match.start()])
-            pos = match.end()
-            name = match[1].strip()
-            if name.startswith(ATTRIBUTE_PREFIX):
-                attribute = self._attribute(name.removeprefix(ATTRIBUTE_PREFIX), node, path)
-                parts.extend([attribute] if attribute else [])
-            elif name not in names:
-                hint = did_you_mean(f"{{{name}}}", [f"{{{n}}}" for n in names]) or (
-                    " (use {zone_name}, {store_name}, {code}, {customer.first_name} or "
-                    "{customer.attributes.NAME})"
-                )
-                self.reader.error(node, path, f"unknown placeholder '{{{name}}}'{hint}")
-            elif name == Placeholder.CODE and not has_code:
-                self.reader.error(
-                    node, path, "{code} is used but the offer sets no code nor code_pool"
-                )
-            else:
-                parts.append(Placeholder(name))
-        parts.append((text or "")[pos:])
-        return Template(tuple(p for p in parts if p != ""))
-
-    def _attribute(self, name: str, node: Node | None, path: str) -> Attribute | None:
-        """`{customer.attributes.NAME}`: NAME must be declared in config.yaml, as a string or
-        a number (a boolean reads as nothing in a sentence)."""
         declared = self.config.customers.attributes
-        kind = declared.get(name)
-        if kind is None:
-            hint = did_you_mean(name, declared) or (
-                f" (declared: {', '.join(declared)})" if declared else ""
-            )
-            msg = (
-                f"attribute '{name}' is not declared in config.yaml{hint}: add it under "
-                f"customers.attributes (e.g. {name or 'order_id'}: string)"
-            )
-            self.reader.error(node, path, msg)
-            return None
-        if kind is AttributeType.BOOLEAN:
-            msg = f"attribute '{name}' is a boolean: an offer text shows strings and numbers only"
-            self.reader.error(node, path, msg)
-            return None
-        return Attribute(name)
+        return read_template(self.reader, text or "", node, path, has_code, declared)
 
     def _limits(self, node: Node | None) -> Limits:
         r = self.reader
