@@ -205,3 +205,14 @@ def test_check_counts_the_shipped_rules_and_their_tests(capsys: pytest.CaptureFi
     assert main(["check", "-c", str(ROOT / "config.example.yaml"), "--strict"]) == 0
     err = capsys.readouterr().err
     assert ": ok: 7 rule(s), 31 of 31 test(s) passed, 0 error(s), 0 warning(s)" in err
+
+
+def test_check_says_no_rule_was_checked_when_the_config_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("store: {id: s1, timezone: Europe/Pari}\n", encoding="utf-8")
+    assert main(["check", "-c", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert "unknown time zone 'Europe/Pari'" in out
+    assert err.strip() == f"{path}: FAILED: the config has 1 error(s): no rule checked"

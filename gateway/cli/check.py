@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         for d in exc.diagnostics:
             print(d)
+        errors = sum(d.severity is Severity.ERROR for d in exc.diagnostics)
+        print(f"{path}: FAILED: the config has {errors} error(s): no rule checked", file=sys.stderr)
         return 1
     summary = check_summary(config, datetime.now(config.store.timezone).date())
     diagnostics = lint_reach(config) + summary.diagnostics
