@@ -96,6 +96,27 @@ CASES = [
         "id: r\ntitle: @home\n",
         "2:8: a value cannot start with '@' here: put the whole value in quotes",
     ),
+    (
+        "a value starting with a tag sign",
+        "id: r\ntitle: !Nouveau! -20 %\n",
+        "2:8: a value cannot start with '!' here: put the whole value in quotes",
+    ),
+    (
+        "a value starting with a percent sign",
+        "id: r\nbody: % de remise\n",
+        "2:7: a value cannot start with '%' here: put the whole value in quotes",
+    ),
+    (
+        "a value starting with a block sign",
+        "id: r\ntitle: > 50 € offerts\n",
+        "2:8: a value cannot start with '>' here: put the whole value in quotes",
+    ),
+    (
+        "a list item after a key on the same line",
+        "id: r\ntitle: - 20 %\n",
+        "2:8: a '- ' cannot follow a key on the same line: start the list on the next line, "
+        "indented, or put the whole value in quotes",
+    ),
 ]
 JARGON = ("token", "scalar", "<block", "<stream", "simple key", "mapping values", "flow")
 

@@ -22,6 +22,9 @@ import yaml
 _KEY = re.compile(r"^(\s*)(?:-\s+)?([^\s:#'\"][^:#]*?|'[^']*'|\"[^\"]*\")\s*:(?:\s|$)")
 _WORD = re.compile(r"^(\s*)(?:-\s+)?(\S+)")
 _CLOSERS = {"[": "]", "{": "}"}
+# a value starting with * & ! % | > is read as a YAML sign (alias, anchor, tag, directive,
+# block text): the scanner's context names which
+_SIGNS = ("alias", "anchor", "tag", "directive", "block scalar")
 _FALLBACK = (
     "YAML cannot read this line: check its quotes, brackets, colons and indentation "
     "(and those of the line above)"
@@ -114,13 +117,18 @@ def _explained(
         return opened, f"the quote {quote} opened here is never closed: end the text with {quote}"
     if "simple key" in context:
         return _missing_colon(src, opened.line)
+    if "sequence entries are not allowed" in problem:
+        return at, (
+            "a '- ' cannot follow a key on the same line: start the list on the next line, "
+            "indented, or put the whole value in quotes"
+        )
     if "mapping values are not allowed" in problem:
         return _stray_colon(src, at)
     if context.startswith("while parsing a flow"):
         return _flow(src, problem, at, opened)
     if context.startswith("while parsing a block") or "<block end>" in problem:
         return _bad_indent(src, at.line)
-    if "alias" in context or "anchor" in context:
+    if any(word in context for word in _SIGNS):
         char = src.line(opened.line)[opened.col - 1 : opened.col]
         return opened, f"a value cannot start with '{char}' here: put the whole value in quotes"
     if "cannot start any token" in problem:
