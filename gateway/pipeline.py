@@ -128,6 +128,10 @@ class Pipeline:
         # devices with radio state, least recently heard first: beyond the cap, the first goes
         self._recent: OrderedDict[str, None] = OrderedDict()
         self.max_devices = config.limits.tracked_devices
+        # The rolling recording (gateway/store/recording.py): told each input the pipeline
+        # keeps of a customer with in-store location consent — their adverts past the privacy
+        # filter and their phone's sightings, nothing else; None records nothing.
+        self.keep: Callable[[Customer, TraceItem], None] | None = None
         self._handlers: dict[TopicKind, Callable[[MqttInput, str], Output]] = {
             TopicKind.CRM_CUSTOMER: self._crm,
             TopicKind.PHONE_SIGHTINGS: self._sightings,
@@ -136,6 +140,11 @@ class Pipeline:
             TopicKind.SCANNER_ADV: self._scanner_adv,
             TopicKind.ESPRESENSE: self._espresense,
         }
+
+    @property
+    def privacy_filter(self) -> PrivacyFilter:
+        """The first stage: which beacons are the store's."""
+        return self._filter
 
     def snapshot(self) -> dict[str, Any]:
         """The live state a restart must not lose: zone and visit timers, rules' visits."""
@@ -193,7 +202,15 @@ class Pipeline:
         if hit is None:
             self.counters["adverts_not_ours"] += 1
             return Output()
+        if self.keep is not None:
+            self._keep(hit[0], adv)
         return self._observe(adv.at, hit[0], anchor, adv.rssi)
+
+    def _keep(self, device: str, item: TraceItem) -> None:
+        """Hand `item` to the recording when `device` is a consenting customer's."""
+        customer = self.customers.by_device(device)
+        if customer is not None and customer.consent.instore_location and self.keep is not None:
+            self.keep(customer, item)
 
     def on_observation(self, obs: Observation) -> Output:
         return self._observe(obs.at, obs.device, obs.anchor, obs.rssi)
@@ -418,6 +435,8 @@ class Pipeline:
         if not got.observations:
             return Output()
         links = [(obs.anchor, obs.rssi) for obs in got.observations]  # one device, one time
+        if self.keep is not None:
+            self._keep(got.observations[0].device, msg)
         return self._observe_scan(at, got.observations[0].device, links)
 
     def _scanner_adv(self, msg: MqttInput, node: str) -> Output:

@@ -31,6 +31,7 @@ from gateway.config.model import (
     LoginConfig,
     MetricsConfig,
     MqttConfig,
+    RecordConfig,
     RetentionConfig,
     ScanningMode,
     SourcesConfig,
@@ -64,7 +65,7 @@ from gateway.ids import format_uuid
 
 _TOP = (
     "store mqtt database sources identity anchors zones geofences visits retention rules_dir "
-    "metrics limits"
+    "metrics limits record"
 )
 _NAMESPACE = re.compile(r"^[0-9a-fA-F]{20}$")
 _SQLITE = re.compile(r"^(sqlite(?:\+\w+)?):///(?!/)([^?]+)(\?.*)?$")
@@ -111,6 +112,7 @@ def _build(top: MapReader, path: Path, diags: Diagnostics) -> Config | None:
         rules_dir=top.opt("rules_dir", _rules_dir(base), base / "rules"),
         metrics=_metrics(top.value("metrics"), diags),
         limits=_limits(top.value("limits"), diags),
+        record=_record(top.value("record"), base, diags),
     )
     return config if store is not None else None
 
@@ -195,6 +197,44 @@ def _limits(node: Node | None, diags: Diagnostics) -> LimitsConfig:
         return LimitsConfig()
     devices = r.opt("tracked_devices", int_in(100, 1_000_000), DEFAULT_TRACKED_DEVICES)
     return LimitsConfig(tracked_devices=devices)
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|kB|KB|MB|GB)?\s*$")
+_SIZE_UNITS = {None: 1, "B": 1, "kB": 1_000, "KB": 1_000, "MB": 1_000_000, "GB": 1_000_000_000}
+
+
+def _size(node: Node, path: str, diags: Diagnostics) -> int | None:
+    """A size such as `500MB`, `2GB` or a bare number of bytes, at least 1 MB."""
+    text = STR(node, path, diags)
+    m = _SIZE.match(text) if text is not None else None
+    if text is None:
+        return None
+    if m is None:
+        diags.at(node, f"expected a size such as 500MB or 2GB, got {text!r}", path)
+        return None
+    size = int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
+    if size < 1_000_000:
+        diags.at(node, f"{text} is too small: give at least 1MB (a segment alone takes more)", path)
+        return None
+    return size
+
+
+def _record(node: Node | None, base: Path, diags: Diagnostics) -> RecordConfig:
+    """`record: false`, `record: true` or the section (docs/config.md#record)."""
+    d = RecordConfig()
+    if node is not None and isinstance(node, ScalarNode) and not is_null(node):
+        return d if BOOL(node, "record", diags) is not False else RecordConfig(enabled=False)
+    keys = ("enabled", "dir", "retention", "max_size", "segment")
+    r = MapReader.of(node, "record", diags, keys)
+    if r is None:
+        return d
+    return RecordConfig(
+        enabled=r.opt("enabled", BOOL, True),
+        dir=r.maybe("dir", path_under(base)),
+        retention=r.opt("retention", duration_in(60.0, 366 * 86400.0), d.retention),
+        max_bytes=r.opt("max_size", _size, d.max_bytes),
+        segment=r.opt("segment", duration_in(60.0, 86400.0), d.segment),
+    )
 
 
 def _topic_prefix(node: Node, path: str, diags: Diagnostics) -> str | None:
