@@ -20,9 +20,10 @@ from gateway.config.load import load_config
 from gateway.config.model import Config
 from gateway.identity.customers import customer_to_obj, read_customers
 from gateway.identity.model import Consent, Customer, CustomerRegistry
+from gateway.offline.backtest.core import backtest
 from gateway.offline.backtest.report import CSV_COLUMNS, as_json
 from gateway.offline.backtest.result import HOURS, BacktestResult, Cause, classify
-from gateway.offline.backtest.run import backtest, run_backtest
+from gateway.offline.backtest.run import run_backtest
 from gateway.offline.replay import replay
 from gateway.pipeline import Output, Pipeline
 from gateway.rules.gates import in_holdout

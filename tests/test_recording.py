@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from gateway.cli.main import main
 from gateway.clock import ManualClock, parse_local_time
 from gateway.config.load import load_config
 from gateway.config.model import Config, RecordConfig
@@ -136,6 +137,22 @@ def test_segments_are_private_gzip_traces_the_trace_tools_read(
     items = list(read_trace(segment))
     assert len(items) == len(lines) and all(not hasattr(i, "message") for i in items)
     assert segment.name == segment_name(lines[0]["at"])
+
+
+def test_rayon_backtest_reads_a_segment(
+    recorded: tuple[Config, list[dict[str, Any]]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, lines = recorded
+    (segment,) = segments(config.record_dir)
+    args = ["backtest", "-c", str(config.path), str(segment), "--format", "json"]
+    assert main([*args, "--customers", str(_customers_file(config))]) == 0
+    assert json.loads(capsys.readouterr().out)["inputs"] == len(lines)
+
+
+def _customers_file(config: Config) -> Path:
+    path = config.path.parent / "customers.jsonl"
+    path.write_text("\n".join(json.dumps(p) for p in _people()) + "\n", "utf-8")
+    return path
 
 
 def test_a_segment_cut_by_a_crash_reads_up_to_the_cut(tmp_path: Path) -> None:

@@ -125,21 +125,38 @@ def read_lines(path: Path) -> Iterator[str]:
         yield from fh
 
 
-def read_recording(
-    folder: Path, since: float | None = None, until: float | None = None
-) -> Iterator[tuple[Path, str]]:
-    """Every line of the recording (segment, line) in time order, skipping the segments that
-    lie wholly outside [since, until) by their names."""
+def overlapping(folder: Path, since: float | None, until: float | None) -> list[Path]:
+    """The segments that may hold lines in [since, until), oldest first (by their names: a
+    segment ends where the next one starts)."""
     found = segments(folder)
+    kept = []
     for i, path in enumerate(found):
         start = segment_start(path) or 0.0
         after = segment_start(found[i + 1]) if i + 1 < len(found) else None
         if until is not None and start >= until:
             break
-        if since is not None and after is not None and after <= since:
-            continue
+        if since is None or after is None or after > since:
+            kept.append(path)
+    return kept
+
+
+def read_recording(
+    folder: Path, since: float | None = None, until: float | None = None
+) -> Iterator[tuple[Path, str]]:
+    """Every line of the segments that may hold [since, until), (segment, line), in time
+    order."""
+    for path in overlapping(folder, since, until):
         for line in read_lines(path):
             yield path, line
+
+
+def last_time(folder: Path) -> float | None:
+    """The time of the recording's last line, or None when nothing is recorded."""
+    for path in reversed(segments(folder)):
+        times = [t for t in map(line_time, read_lines(path)) if t is not None]
+        if times:
+            return max(times)
+    return None
 
 
 def line_time(line: str) -> float | None:
