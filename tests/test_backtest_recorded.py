@@ -71,6 +71,10 @@ def _walk(config: Config, hhmm: str) -> list[Any]:
 
 @pytest.fixture
 def recorded(tmp_path: Path) -> Config:
+    return make_recorded(tmp_path)
+
+
+def make_recorded(tmp_path: Path) -> Config:
     """The TV fan got the live rule's offer at 14:00 (stored), then walked to the TV aisle
     again at 15:00 (recorded); the draft allows two a day and adds a checkout rule."""
     for folder, per_day, extra in (("live", 1, False), ("draft", 2, True)):

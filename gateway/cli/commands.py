@@ -106,6 +106,18 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     Command(
+        "rules",
+        "the marketers' rule sets",
+        children=(
+            Command(
+                "promote",
+                "put a draft rule set live: checked, its backtest delta on the last recorded "
+                "day shown, copied into rules_dir atomically (the old set kept), logged",
+                "gateway.cli.promote",
+            ),
+        ),
+    ),
+    Command(
         "schema",
         "write JSON Schemas for editors",
         children=(
