@@ -38,7 +38,7 @@ from gateway.sim.customers import demo_customers  # noqa: E402
 from gateway.sim.simulator import StoreSimulator  # noqa: E402
 from gateway.store.recording import Recorder, read_recording  # noqa: E402
 
-FLUSH_S = 2.0  # as the daemon (gateway/runtime/app.py RECORD_EVERY_S)
+FLUSH_S = 1.0  # as the daemon (gateway/runtime/app.py RECORD_EVERY_S)
 
 
 def one_run(

@@ -63,7 +63,7 @@ SOURCE_RETRY_MAX_S = 60.0
 RULES_POLL_S = 2.0
 RULES_SETTLE_S = 0.3
 SNAPSHOT_EVERY_S = 10.0
-RECORD_EVERY_S = 2.0  # the recording's lines are written this often (what is held stays small)
+RECORD_EVERY_S = 1.0  # the recording's lines are written this often (what is held stays small)
 RECORD_RETENTION_EVERY_S = 600.0
 
 

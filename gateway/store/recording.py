@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 PREFIX, SUFFIX = "trace-", ".jsonl.gz"
 LOCK = ".lock"
 MAX_HELD_CHARS = 8_000_000  # of lines held between two flushes (beyond: dropped, counted)
+MAX_TEMPLATES = 8_192  # line templates cached, one per beacon frame (~250 bytes each)
 SEGMENTS_PER_CAP = 20  # a segment rotates at this fraction of record.max_size
 
 
@@ -160,7 +161,14 @@ def last_time(folder: Path) -> float | None:
 
 
 def line_time(line: str) -> float | None:
-    """The `at` of a trace line, without parsing the rest (None when it has none)."""
+    """The `at` of a trace line, without parsing the rest when it comes first, as the
+    recording writes it (None when it has none)."""
+    if line.startswith('{"at":'):
+        end = line.find(",", 6)
+        try:
+            return float(line[6:end])
+        except ValueError:
+            pass
     try:
         obj = json.loads(line)
     except ValueError:
@@ -292,7 +300,8 @@ class Recorder:
         self._segment_bytes = 0  # written to the current segment (compressed)
         self._taken: list[tuple[Path, list[str]]] = []
         self._cap = max(1, settings.max_bytes // SEGMENTS_PER_CAP)
-        self._templates: dict[tuple[str, bytes], str] = {}
+        self._templates: dict[bytes, str] = {}
+        self._anchors: dict[str, str] = {}  # id → as a JSON string
 
     def keep(self, customer: Customer, item: TraceItem) -> None:
         """The pipeline's hook: one input of a consenting customer."""
@@ -312,13 +321,15 @@ class Recorder:
         frame = frames.get(APPLE)
         if frame is None or len(frames) != 1 or adv.service_data or frame[:2] != b"\x02\x15":
             return _dumps(sanitized(adv)) + "\n"  # AltBeacon, Eddystone, extra frames
-        key = (adv.anchor, frame)
-        template = self._templates.get(key)
-        if template is None:  # one per (anchor, beacon): a line is then one % away
-            if len(self._templates) >= 20_000:
+        template = self._templates.get(frame)
+        if template is None:  # one per beacon: a line is then one % away
+            if len(self._templates) >= MAX_TEMPLATES:
                 self._templates.clear()
-            template = self._templates[key] = _template(adv.anchor, frame)
-        return template % (adv.at, adv.rssi)
+            template = self._templates[frame] = _template(frame)
+        anchor = self._anchors.get(adv.anchor)
+        if anchor is None:
+            anchor = self._anchors[adv.anchor] = json.dumps(adv.anchor)
+        return template % (adv.at, anchor, adv.rssi)
 
     def erase(self, customer_ids: Collection[str]) -> Whose | None:
         """What identifies these customers' lines recorded this run (to rewrite them away
@@ -371,12 +382,11 @@ class Recorder:
         self.counters[name] = self.counters.get(name, 0) + n
 
 
-def _template(anchor: str, frame: bytes) -> str:
-    """The line of an iBeacon advert of `frame` heard by `anchor`, with `%.3f` for the time
-    and `%d` for the rssi (a millisecond is finer than any radio's timestamp)."""
-    quoted = json.dumps(anchor).replace("%", "%%")
+def _template(frame: bytes) -> str:
+    """The line of an iBeacon advert of `frame`, with `%.3f` for the time (a millisecond is
+    finer than any radio's timestamp), `%s` for the anchor (as JSON) and `%d` for the rssi."""
     return (
-        f'{{"at":%.3f,"adv":{{"anchor":{quoted},"address":"","rssi":%d,'
+        f'{{"at":%.3f,"adv":{{"anchor":%s,"address":"","rssi":%d,'
         f'"manufacturer_data":{{"76":"{frame.hex()}"}},"service_data":{{}},"local_name":null}}}}\n'
     )
 
