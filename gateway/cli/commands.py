@@ -124,6 +124,12 @@ COMMANDS: tuple[Command, ...] = (
             Command(
                 "rules", "the rule and policy schemas (yaml-language-server)", "gateway.cli.schema"
             ),
+            Command(
+                "config",
+                "the config.yaml schema (yaml-language-server)",
+                "gateway.cli.schema",
+                run="run_config",
+            ),
         ),
     ),
     # The product never imports rayon_tooling: this string is its one door, imported only when
