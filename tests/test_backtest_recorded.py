@@ -137,6 +137,16 @@ def test_since_before_the_stored_offer_leaves_it_out_of_the_caps(recorded: Confi
     assert tv["live"]["offers"] == 1 and json.loads(out)["offers_before_since"] == 0
 
 
+def test_without_since_the_caps_are_those_before_the_first_recorded_line(
+    recorded: Config,
+) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert run_recorded(recorded, Stretch(), recorded.path.parent / "draft", out, "json", err) == 0
+    report = json.loads(out.getvalue())
+    assert report["offers_before_since"] == 1  # the 14:00 offer, not the ones of the stretch
+    assert report["since"].startswith("2026-03-03T15:00")
+
+
 def test_table_and_csv_show_both_sets(recorded: Config) -> None:
     code, out, _ = _compare(recorded, "14:30", "table")
     assert code == 0

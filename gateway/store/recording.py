@@ -151,6 +151,16 @@ def read_recording(
             yield path, line
 
 
+def first_time(folder: Path) -> float | None:
+    """The time of the recording's first line, or None when nothing is recorded."""
+    for path in segments(folder):
+        for line in read_lines(path):
+            at = line_time(line)
+            if at is not None:
+                return at
+    return None
+
+
 def last_time(folder: Path) -> float | None:
     """The time of the recording's last line, or None when nothing is recorded."""
     for path in reversed(segments(folder)):

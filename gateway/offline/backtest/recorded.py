@@ -30,7 +30,7 @@ from gateway.offline.backtest.result import BacktestResult
 from gateway.rules.load import load_rules
 from gateway.rules.model import RuleSet
 from gateway.sources.trace import TraceError, read_trace
-from gateway.store.recording import last_time, overlapping, segments
+from gateway.store.recording import first_time, last_time, overlapping, segments
 from gateway.textformat import Format
 
 if TYPE_CHECKING:
@@ -148,6 +148,8 @@ def compare_recorded(
             f"nothing recorded in {folder}: `rayon run` records there while `record` is on "
             "(the default); backtest a trace file meanwhile (rayon backtest TRACE)"
         )
+    if stretch.since is None:  # from the first line: the caps as they were then
+        stretch = Stretch(first_time(folder), stretch.until)
     live = load_set(config, config.rules_dir, err)
     draft = load_set(config, draft_dir, err) if draft_dir is not None else None
     if live is None or (draft_dir is not None and draft is None):
