@@ -230,24 +230,20 @@ def test_recording_is_on_by_default_beside_the_database_and_can_be_off(tmp_path:
     assert not load_config(reference_store(tmp_path, record=False)).record.enabled
 
 
-@pytest.mark.mqtt
-def test_a_running_gateway_records_and_an_erasure_rewrites_what_it_recorded(
-    tmp_path: Path, mosquitto: Mosquitto
-) -> None:
-    config = _config(tmp_path, port=mosquitto.port)
-    start = parse_local_time(START, config.store.timezone)
-    clock = ManualClock(start + 30)
-    feed = [i for i in _inputs(config, start + 25) if isinstance(i, Advertisement)]
+def _run_gateway(config: Config, feed: list[TraceItem], erase: bool = False) -> Gateway:
+    """A Gateway in process on the config's broker: the two customers stored, `feed` taken
+    (then, with `erase`, the CRM's erasure of the consenting one), stopped cleanly."""
+    clock = ManualClock(max(i.at for i in feed) + 5)
 
-    async def scenario(erase: bool) -> Gateway:
+    async def scenario() -> Gateway:
         store = Store(config.database.url)
         store.upsert_customers([customer_of(p) for p in _people()])
         link = await connect_link(config)
         gateway = await Gateway.start(config, store=store, link=link, clock=clock)
         stop = asyncio.Event()
         running = asyncio.create_task(gateway.run(stop))
-        for adv in feed:
-            gateway.offer_input(adv)
+        for item in feed:
+            gateway.offer_input(item)
         if erase:
             gateway.offer_input(MqttInput(clock.now(), f"{BASE}/crm/customers/c-yes", None))
         async with asyncio.timeout(10):
@@ -259,7 +255,34 @@ def test_a_running_gateway_records_and_an_erasure_rewrites_what_it_recorded(
         store.close()
         return gateway
 
-    gateway = asyncio.run(scenario(erase=False))
+    return asyncio.run(scenario())
+
+
+@pytest.mark.mqtt
+def test_a_running_gateway_records_and_an_erasure_rewrites_what_it_recorded(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    config = _config(tmp_path, port=mosquitto.port)
+    start = parse_local_time(START, config.store.timezone)
+    feed = [i for i in _inputs(config, start + 25) if isinstance(i, Advertisement)]
+    gateway = _run_gateway(config, feed)
     assert gateway.counters()["record_lines"] == len(_lines(config.record_dir)) > 0
-    asyncio.run(scenario(erase=True))
+    _run_gateway(config, feed, erase=True)
     assert _lines(config.record_dir) == []
+
+
+@pytest.mark.mqtt
+def test_a_recording_that_cannot_be_written_is_counted_and_the_gateway_goes_on(
+    tmp_path: Path, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "not-a-folder").write_text("", "utf-8")
+    config = load_config(
+        reference_store(tmp_path, port=mosquitto.port, record={"dir": "not-a-folder/rec"})
+    )
+    start = parse_local_time(START, config.store.timezone)
+    feed = [i for i in _inputs(config, start + 25) if isinstance(i, Advertisement)]
+    gateway = _run_gateway(config, feed)
+    assert gateway.counters()["record_failed"] >= 1
+    assert gateway.counters()["inputs"] == len(feed)
+    assert any("recording:" in r.getMessage() and "not-a-folder" in r.getMessage()
+               for r in caplog.records)  # fmt: skip
