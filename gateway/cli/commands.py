@@ -66,8 +66,8 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "backtest",
-        "what the rules would have done on a recorded or simulated trace "
-        "(publishes nothing, writes nothing)",
+        "what the rules would have done on a trace, or on the gateway's recording beside a "
+        "draft set (--recorded --rules DRAFT); publishes nothing, writes nothing",
         "gateway.offline.backtest.run",
     ),
     Command("report", "KPIs of a period from the database, and PNG charts", "gateway.report"),
