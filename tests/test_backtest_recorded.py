@@ -74,7 +74,7 @@ def recorded(tmp_path: Path) -> Config:
     return make_recorded(tmp_path)
 
 
-def make_recorded(tmp_path: Path) -> Config:
+def make_recorded(tmp_path: Path, database_url: str | None = None) -> Config:
     """The TV fan got the live rule's offer at 14:00 (stored), then walked to the TV aisle
     again at 15:00 (recorded); the draft allows two a day and adds a checkout rule."""
     for folder, per_day, extra in (("live", 1, False), ("draft", 2, True)):
@@ -82,7 +82,8 @@ def make_recorded(tmp_path: Path) -> Config:
         (tmp_path / folder / "tv.yaml").write_text(TV_RULE.format(per_day=per_day), "utf-8")
         if extra:
             (tmp_path / folder / "checkout-new.yaml").write_text(NEW_RULE, "utf-8")
-    config = load_config(reference_store(tmp_path, rules_dir="live"))
+    db = {"database": {"url": database_url}} if database_url else {}
+    config = load_config(reference_store(tmp_path, rules_dir="live", **db))
     store = Store(config.database.url)
     store.upsert_customers([FAN])
     pipeline = Pipeline(config, load_rules(config.rules_dir, config), CustomerRegistry([FAN]))
@@ -128,6 +129,16 @@ def test_the_caps_are_as_at_since_and_the_draft_sits_beside_the_live_set(
     assert report["offers_before_since"] == 1
     assert report["live"]["v"] == 1 and report["draft"]["rules_dir"].endswith("draft")
     assert _digest(recorded.path.parent) == before  # nothing written
+
+
+def test_the_caps_as_at_since_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    config = make_recorded(tmp_path, postgres_url)
+    for since, live, before in (("14:30", 0, 1), ("13:00", 1, 0)):
+        code, out, err = _compare(config, since)
+        assert code == 0, err
+        report = json.loads(out)
+        tv = next(r for r in report["rules"] if r["rule"] == "tv")
+        assert (tv["live"]["offers"], report["offers_before_since"]) == (live, before)
 
 
 def test_since_before_the_stored_offer_leaves_it_out_of_the_caps(recorded: Config) -> None:
