@@ -82,7 +82,7 @@ def make_recorded(tmp_path: Path, database_url: str | None = None) -> Config:
         (tmp_path / folder / "tv.yaml").write_text(TV_RULE.format(per_day=per_day), "utf-8")
         if extra:
             (tmp_path / folder / "checkout-new.yaml").write_text(NEW_RULE, "utf-8")
-    db = {"database": {"url": database_url}} if database_url else {}
+    db: dict[str, Any] = {"database": {"url": database_url}} if database_url else {}
     config = load_config(reference_store(tmp_path, rules_dir="live", **db))
     store = Store(config.database.url)
     store.upsert_customers([FAN])

@@ -9,6 +9,7 @@ import dataclasses
 import gzip
 import json
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -230,7 +231,7 @@ def test_recording_is_on_by_default_beside_the_database_and_can_be_off(tmp_path:
     assert not load_config(reference_store(tmp_path, record=False)).record.enabled
 
 
-def _run_gateway(config: Config, feed: list[TraceItem], erase: bool = False) -> Gateway:
+def _run_gateway(config: Config, feed: Sequence[TraceItem], erase: bool = False) -> Gateway:
     """A Gateway in process on the config's broker: the two customers stored, `feed` taken
     (then, with `erase`, the CRM's erasure of the consenting one), stopped cleanly."""
     clock = ManualClock(max(i.at for i in feed) + 5)
