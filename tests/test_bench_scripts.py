@@ -66,3 +66,26 @@ def test_import_footprint_counts_what_rayon_run_loads() -> None:
     assert "run --help" in header
     help_ours = int(row.split()[1])
     assert help_ours < 20, row  # the parser alone: no command's module, no tooling
+
+
+def test_bench_recording_prints_its_cost_and_bytes_per_device_hour() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_recording.py"),
+            "--shoppers",
+            "5",
+            "--minutes",
+            "1",
+            "--runs",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("recording cost: ") and "5 consenting shoppers" in lines[0]
+    assert "without" in lines[1] and "bytes per device-hour" in lines[2]

@@ -19,9 +19,9 @@ from gateway.config.load import load_config, parse_config
 from gateway.config.model import AttributeType, Config, CustomersConfig
 from gateway.errors import ConfigError
 from gateway.events import EventKind
+from gateway.offline.backtest.core import backtest
 from gateway.offline.backtest.report import as_json, render_table
 from gateway.offline.backtest.result import Cause, classify
-from gateway.offline.backtest.run import backtest
 from gateway.rules.checks import attribute_failure
 from gateway.rules.engine import RuleEngine
 from gateway.rules.explanation import Section, Verdict

@@ -37,6 +37,7 @@ from gateway.config.model import (
     MetricsConfig,
     MqttConfig,
     PositionMethod,
+    RecordConfig,
     RetentionConfig,
     ScanningMode,
     SourcesConfig,
@@ -72,7 +73,7 @@ from gateway.ids import format_uuid
 
 _TOP = (
     "store mqtt database sources identity anchors zones geofences visits retention rules_dir "
-    "metrics limits locate walls customers"
+    "metrics limits locate walls customers record"
 )
 # As many attributes as one CRM record may carry (gateway/identity/customers.py).
 MAX_ATTRIBUTES = 50
@@ -124,6 +125,7 @@ def _build(top: MapReader, path: Path, diags: Diagnostics) -> Config | None:
         locate=_locate(top.value("locate"), diags),
         walls=top.opt("walls", walls, ()),
         customers=_customers(top.value("customers"), diags),
+        record=_record(top.value("record"), base, diags),
     )
     return config if store is not None else None
 
@@ -247,6 +249,44 @@ def _customers(node: Node | None, diags: Diagnostics) -> CustomersConfig:
         if name is not None and kind is not None:
             declared[name] = kind
     return CustomersConfig(MappingProxyType(declared))
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|kB|KB|MB|GB)?\s*$")
+_SIZE_UNITS = {None: 1, "B": 1, "kB": 1_000, "KB": 1_000, "MB": 1_000_000, "GB": 1_000_000_000}
+
+
+def _size(node: Node, path: str, diags: Diagnostics) -> int | None:
+    """A size such as `500MB`, `2GB` or a bare number of bytes, at least 1 MB."""
+    text = STR(node, path, diags)
+    m = _SIZE.match(text) if text is not None else None
+    if text is None:
+        return None
+    if m is None:
+        diags.at(node, f"expected a size such as 500MB or 2GB, got {text!r}", path)
+        return None
+    size = int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
+    if size < 1_000_000:
+        diags.at(node, f"{text} is too small: give at least 1MB (a segment alone takes more)", path)
+        return None
+    return size
+
+
+def _record(node: Node | None, base: Path, diags: Diagnostics) -> RecordConfig:
+    """`record: false`, `record: true` or the section (docs/config.md#record)."""
+    d = RecordConfig()
+    if node is not None and isinstance(node, ScalarNode) and not is_null(node):
+        return d if BOOL(node, "record", diags) is not False else RecordConfig(enabled=False)
+    keys = ("enabled", "dir", "retention", "max_size", "segment")
+    r = MapReader.of(node, "record", diags, keys)
+    if r is None:
+        return d
+    return RecordConfig(
+        enabled=r.opt("enabled", BOOL, True),
+        dir=r.maybe("dir", path_under(base)),
+        retention=r.opt("retention", duration_in(60.0, 366 * 86400.0), d.retention),
+        max_bytes=r.opt("max_size", _size, d.max_bytes),
+        segment=r.opt("segment", duration_in(60.0, 86400.0), d.segment),
+    )
 
 
 def _topic_prefix(node: Node, path: str, diags: Diagnostics) -> str | None:

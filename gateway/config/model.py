@@ -150,6 +150,19 @@ class RetentionConfig:
     offers: float = 3 * 365 * 86400.0
 
 
+@dataclass(frozen=True, slots=True)
+class RecordConfig:
+    """The rolling recording of `rayon run` (docs/config.md#record): trace segments of what the
+    pipeline keeps, gzip-compressed, rotated every `segment`, kept `retention`, at most
+    `max_bytes` in all.  `dir` None: the folder of the SQLite database (else of the config)."""
+
+    enabled: bool = True
+    dir: Path | None = None
+    retention: float = 86400.0
+    max_bytes: int = 500_000_000
+    segment: float = 3600.0
+
+
 DEFAULT_TRACKED_DEVICES = 5_000  # the memory budget is set at 5,000 devices (docs/performance.md)
 
 
@@ -242,9 +255,21 @@ class Config:
     locate: LocateConfig = LocateConfig()
     walls: tuple[Polyline, ...] = ()  # floor metres; the grid's motion does not cross them
     customers: CustomersConfig = CustomersConfig()
+    record: RecordConfig = RecordConfig()
 
     def zone(self, zone_id: str) -> Zone | None:
         return next((z for z in self.zones if z.id == zone_id), None)
 
     def anchor(self, anchor_id: str) -> Anchor | None:
         return next((a for a in self.anchors if a.id == anchor_id), None)
+
+    @property
+    def record_dir(self) -> Path:
+        """Where the recording's segments are: `record.dir`, else a `recording` folder beside
+        the SQLite database file, else beside the config file."""
+        if self.record.dir is not None:
+            return self.record.dir
+        url = self.database.url
+        if url.startswith("sqlite") and ":///" in url and ":memory:" not in url:
+            return Path(url.split(":///", 1)[1].split("?", 1)[0]).parent / "recording"
+        return self.path.absolute().parent / "recording"
