@@ -3,6 +3,7 @@ belief over cells covering the anchors, updated by a recursive Bayes filter."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from gateway.config.model import Anchor
+
+Walls = tuple[tuple[tuple[float, float], ...], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,12 +33,16 @@ class GridSettings:
     max_cells: int = 4096
     margin_m: float = 2.0
     use_map: bool = False
+    outlier_z: float = math.inf
+    walls: Walls = ()
 
 
 MIN_DISTANCE_M = 0.3
 MIN_ACCURACY_M = 0.5
 FLOOR = 1e-30  # the least posterior a cell keeps (float32's smallest normal is ~1e-38)
 BLUR_STEP = math.log(1.1)
+WALL_RATE = 0.2  # the share of a cell's mass that moves to each open neighbour per step (< 1/4)
+MAX_WALL_STEPS = 512  # beyond: σ ≳ 16 cells, the walled blur is taken as a flat prior
 
 
 class PositionGrid:
@@ -77,9 +84,15 @@ class PositionGrid:
         # matrix-vector product with the coefficients [1; -2 rssi] (0 for a silent anchor)
         self._terms = np.vstack([np.square(model), model])
         self._coef = np.zeros(2 * len(anchors))
+        self._model = model  # per link, for the clipped misfit of `outlier_z`
+        self._clip = (settings.outlier_z * settings.sigma_db) ** 2
         self._shape = (len(self.ys), len(self.xs))
         self._blurs: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # bounded: σ ≤ extent
         self._extent = max(hi_x - lo_x, hi_y - lo_y)
+        self._open: tuple[np.ndarray, np.ndarray] | None = None
+        if settings.walls:
+            across, along = _open_edges(self.xs, self.ys, settings.walls)
+            self._open = (WALL_RATE * across, WALL_RATE * along)
 
     def shape(self) -> tuple[int, int]:
         """(rows, columns) of the grid."""
@@ -95,12 +108,7 @@ class PositionGrid:
         """The posterior after `dt` seconds of walking and the links `heard` now, stored as
         float32 (half the memory per device); computed in float64, in place where it can:
         float32 products of small probabilities fall into denormals, ~30x slower."""
-        coef, n = self._coef, len(self._row)
-        coef[:] = 0.0
-        for anchor, rssi in heard:  # (anchor id, filtered RSSI)
-            row = self._row[anchor]
-            coef[row], coef[n + row] = 1.0, -2.0 * rssi
-        misfit = (coef @ self._terms).reshape(self._shape)
+        misfit = self._misfit(heard).reshape(self._shape)
         misfit -= misfit.min()
         misfit *= -self._inv2s2
         likelihood = np.exp(misfit, out=misfit)
@@ -115,6 +123,25 @@ class PositionGrid:
         np.maximum(post, FLOOR, out=post)  # every cell stays reachable, a normal float32
         stored: np.ndarray = post.astype(np.float32)
         return stored
+
+    def _misfit(self, heard: Sequence[tuple[str, float]]) -> np.ndarray:
+        """Per cell, Σ over the links `heard` of (rssi − expected)², each clipped at
+        (outlier_z σ)², less a constant."""
+        if math.isinf(self._clip):
+            coef, n = self._coef, len(self._row)
+            coef[:] = 0.0
+            for anchor, rssi in heard:  # (anchor id, filtered RSSI)
+                row = self._row[anchor]
+                coef[row], coef[n + row] = 1.0, -2.0 * rssi
+            plain: np.ndarray = coef @ self._terms
+            return plain
+        rows = [self._row[anchor] for anchor, _ in heard]
+        res = self._model[rows]  # a copy, (links, cells)
+        res -= np.array([rssi for _, rssi in heard])[:, None]
+        np.square(res, out=res)
+        np.minimum(res, self._clip, out=res)
+        clipped: np.ndarray = res.sum(axis=0)
+        return clipped
 
     def estimate(self, post: np.ndarray) -> tuple[float, float, float]:
         """(x, y, spread): posterior mean (or MAP cell) and RMS distance of the mass to it."""
@@ -134,6 +161,8 @@ class PositionGrid:
             return prior
         if sigma_m > self._extent:
             return None
+        if self._open is not None:
+            return self._diffuse(prior, sigma_m)
         key = round(math.log(sigma_m / self.cell) / BLUR_STEP)  # σ in 10 % steps: few keys
         mats = self._blurs.get(key)
         if mats is None:
@@ -143,6 +172,66 @@ class PositionGrid:
         by, bx_t = mats
         out: np.ndarray = by @ prior.astype(np.float64) @ bx_t  # mixed dtypes skip BLAS
         return out
+
+    def _diffuse(self, prior: np.ndarray, sigma_m: float) -> np.ndarray | None:
+        """`prior` spread over the 4-neighbour graph of the cells, without the edges that
+        cross a wall, for as many steps as make a variance of σ² per axis (each step adds
+        2·WALL_RATE cells²): a Gaussian of σ in the open, mass that goes round a wall
+        through its doors."""
+        steps = max(1, round(sigma_m * sigma_m / (2.0 * WALL_RATE * self.cell * self.cell)))
+        if steps > MAX_WALL_STEPS:
+            return None
+        assert self._open is not None
+        rate_x, rate_y = self._open
+        out = prior.astype(np.float64)
+        for _ in range(steps):
+            flow_x = (out[:, 1:] - out[:, :-1]) * rate_x  # into the left cell of each pair
+            flow_y = (out[1:, :] - out[:-1, :]) * rate_y
+            out[:, :-1] += flow_x
+            out[:, 1:] -= flow_x
+            out[:-1, :] += flow_y
+            out[1:, :] -= flow_y
+        return out
+
+
+def _open_edges(xs: np.ndarray, ys: np.ndarray, walls: Walls) -> tuple[np.ndarray, np.ndarray]:
+    """(between columns, shape (ny, nx − 1); between rows, (ny − 1, nx)): 1.0 where the
+    segment joining the two cells' centres crosses no wall, else 0.0."""
+    segs = [(a, b) for line in walls for a, b in itertools.pairwise(line)]
+    gx, gy = np.meshgrid(xs, ys)
+    across = _crosses_none(gx[:, :-1], gy[:, :-1], gx[:, 1:], gy[:, 1:], segs)
+    along = _crosses_none(gx[:-1, :], gy[:-1, :], gx[1:, :], gy[1:, :], segs)
+    return across, along
+
+
+def _crosses_none(
+    x0: np.ndarray,
+    y0: np.ndarray,
+    x1: np.ndarray,
+    y1: np.ndarray,
+    segs: Sequence[tuple[tuple[float, float], tuple[float, float]]],
+) -> np.ndarray:
+    """1.0 for each segment (x0, y0)–(x1, y1) that meets none of `segs` (touching counts)."""
+    free = np.ones(x0.shape)
+    for (ax, ay), (bx, by) in segs:
+        d1 = _side(ax, ay, bx, by, x0, y0)
+        d2 = _side(ax, ay, bx, by, x1, y1)
+        d3 = (x1 - x0) * (ay - y0) - (y1 - y0) * (ax - x0)
+        d4 = (x1 - x0) * (by - y0) - (y1 - y0) * (bx - x0)
+        boxes = (
+            (np.minimum(x0, x1) <= max(ax, bx))
+            & (np.maximum(x0, x1) >= min(ax, bx))
+            & (np.minimum(y0, y1) <= max(ay, by))
+            & (np.maximum(y0, y1) >= min(ay, by))
+        )
+        free[(d1 * d2 <= 0.0) & (d3 * d4 <= 0.0) & boxes] = 0.0
+    return free
+
+
+def _side(ax: float, ay: float, bx: float, by: float, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+    """The sign of which side of the line a→b the points p lie (0 on it)."""
+    out: np.ndarray = (bx - ax) * (py - ay) - (by - ay) * (px - ax)
+    return out
 
 
 def _column(values: Sequence[float]) -> np.ndarray:
