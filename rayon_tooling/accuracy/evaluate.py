@@ -198,8 +198,8 @@ def evaluate(dataset: Dataset, filters: Sequence[FilterKind], use_walls: bool = 
 
 
 def candidates(kind: FilterKind, sigma_db: float, walls: Walls = ()) -> list[RayonSetup]:
-    """Every Locator setting tried on training for one filter; `sigma_db`: the fitted σ,
-    `walls`: the data set's, for the grid's motion."""
+    """Every Locator setting tried on training for one filter; `sigma_db`: the fitted σ.
+    With `walls` (the data set's), every grid setting is tried with and without them."""
     ranged = [
         RayonSetup(kind, PositionMethod.CENTROID, n, k, fresh_s=f)
         for n, k, f in itertools.product(MAX_ANCHORS, CENTROID_POWERS, FRESH_S)
@@ -212,9 +212,11 @@ def candidates(kind: FilterKind, sigma_db: float, walls: Walls = ()) -> list[Ray
             kind,
             PositionMethod.GRID,
             fresh_s=f,
-            grid=GridSettings(sigma_db=sigma_db * scale, use_map=use_map, walls=walls),
+            grid=GridSettings(sigma_db=sigma_db * scale, use_map=use_map, walls=w),
         )
-        for f, scale, use_map in itertools.product(FRESH_S, SIGMA_SCALES, (False, True))
+        for f, scale, use_map, w in itertools.product(
+            FRESH_S, SIGMA_SCALES, (False, True), ((), walls) if walls else ((),)
+        )
     ]
     return ranged + grid
 
