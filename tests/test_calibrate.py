@@ -158,6 +158,7 @@ def test_an_anchor_with_few_samples_or_a_narrow_range_takes_the_pooled_fit_shrun
     pool_n = got["few"].path_loss_exponent
     assert pool_n == got["close"].path_loss_exponent == pytest.approx(2.0, abs=0.15)
     assert "5 sample(s), fewer than 30" in got["few"].pooled
+    assert got["few"].pooled.endswith("for a fit of its own, record longer near it")
     assert "4.0–5.0 m" in got["close"].pooled
     # rssi_at_1m: its own level, shrunk towards the pool's (~ -62) by m / (m + 10)
     assert got["few"].rssi_at_1m == pytest.approx((5 * -70.0 + 10 * -62.0) / 15, abs=1.0)

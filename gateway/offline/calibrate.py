@@ -223,13 +223,16 @@ def _fit_one(
     lo, hi = float(d.min()), float(d.max())
     if len(d) < c.min_samples:
         why = f"{len(d)} sample(s), fewer than {c.min_samples}"
+        advice = "record longer near it"
     elif hi < c.min_spread * lo:
         why = f"distances only span {lo:.1f}–{hi:.1f} m, less than a factor of {c.min_spread:g}"
+        advice = "add samples nearer to and farther from it"
     else:
         a, n, rms = fit_log_distance(d.tolist(), r.tolist())
         if PLAUSIBLE_EXPONENT[0] <= n <= PLAUSIBLE_EXPONENT[1]:
             return AnchorFit(anchor, round(a, 1), round(n, 2), round(rms, 2), len(d), lo, hi)
         why = f"its own fit gives an implausible exponent {n:.2f} (RMS {rms:.1f} dB)"
+        advice = "check its x, y in the config and that it is not hidden"
     if isinstance(pool, str):
         return Shortfall(
             anchor.id,
@@ -242,7 +245,10 @@ def _fit_one(
     a = (len(d) * own + PRIOR_SAMPLES * pool_a) / (len(d) + PRIOR_SAMPLES)
     res = level - a
     rms = float(np.sqrt(np.mean(res * res)))
-    how = f"pooled ({why}): all anchors' exponent, rssi_at_1m shrunk towards theirs"
+    how = (
+        f"pooled ({why}): all anchors' exponent, rssi_at_1m shrunk towards theirs; for a "
+        f"fit of its own, {advice}"
+    )
     return AnchorFit(anchor, round(a, 1), round(pool_n, 2), round(rms, 2), len(d), lo, hi, how)
 
 
