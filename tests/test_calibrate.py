@@ -164,7 +164,8 @@ def test_an_anchor_with_few_samples_or_a_narrow_range_takes_the_pooled_fit_shrun
     assert got["few"].rssi_at_1m == pytest.approx((5 * -70.0 + 10 * -62.0) / 15, abs=1.0)
     assert got["close"].rssi_at_1m == pytest.approx((100 * -56.0 + 10 * -62.0) / 110, abs=1.0)
     text = format_yaml(fits, short, "a test")
-    assert "# pooled (5 sample(s), fewer than 30): all anchors' exponent" in text
+    pooled = "  # pooled (all anchors' exponent, rssi_at_1m shrunk towards theirs): "
+    assert pooled + "5 sample(s), fewer than 30; for a fit of its own, record" in text
     assert yaml.safe_load(text)["anchors"][2]["id"] == "few"
 
 

@@ -65,6 +65,7 @@ BIWEIGHT_C = 4.685  # Tukey's constant: 95 % of least squares' efficiency on Gau
 MAX_PAIRS = 50_000  # Theil–Sen: all pairs up to this many, else this many drawn (fixed seed)
 MIN_POOL_SPREAD = 1.5  # d_max / d_min of the pool
 PRIOR_SAMPLES = 10.0  # a pooled anchor's rssi_at_1m: its own level weighs m / (m + this)
+POOLED = "pooled (all anchors' exponent, rssi_at_1m shrunk towards theirs)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,7 @@ class Criteria:
 class AnchorFit:
     """The fitted calibration of one anchor and how well the model fits its samples.
     `pooled`: empty for a fit of the anchor's own samples, else why it took the pooled
-    exponent (and a shrunk `rssi_at_1m`)."""
+    exponent (and a shrunk `rssi_at_1m`) and how to get a fit of its own."""
 
     anchor: Anchor
     rssi_at_1m: float
@@ -245,10 +246,7 @@ def _fit_one(
     a = (len(d) * own + PRIOR_SAMPLES * pool_a) / (len(d) + PRIOR_SAMPLES)
     res = level - a
     rms = float(np.sqrt(np.mean(res * res)))
-    how = (
-        f"pooled ({why}): all anchors' exponent, rssi_at_1m shrunk towards theirs; for a "
-        f"fit of its own, {advice}"
-    )
+    how = f"{why}; for a fit of its own, {advice}"
     return AnchorFit(anchor, round(a, 1), round(pool_n, 2), round(rms, 2), len(d), lo, hi, how)
 
 
@@ -417,7 +415,7 @@ def format_yaml(fits: list[AnchorFit], short: list[Shortfall], source: str) -> s
             f"path_loss_exponent {a.path_loss_exponent:g})"
         )
         if f.pooled:
-            lines.append(f"  # {f.pooled}")
+            lines.append(f"  # {POOLED}: {f.pooled}")
         beacon = f", beacon: {json.dumps(a.beacon)}" if a.beacon else ""
         lines.append(
             f"  - {{id: {json.dumps(a.id)}, kind: {a.kind.value}{beacon}, x: {a.x:g}, "
@@ -474,9 +472,11 @@ def run_calibrate(config: Config, args: argparse.Namespace, out: TextIO | None =
     fits, short = fit_anchors(anchors, samples, criteria)
     if samples.bad_lines:
         print(f"rayon: {trace}: {samples.bad_lines} bad line(s) skipped", file=sys.stderr)
-    for f in fits:
-        if f.pooled:
-            print(f"rayon: {f.anchor.id}: {f.pooled}", file=sys.stderr)
+    pooled = [f for f in fits if f.pooled]
+    if pooled:
+        print(f"rayon: {POOLED}:", file=sys.stderr)
+    for f in pooled:
+        print(f"rayon:   {f.anchor.id}: {f.pooled}", file=sys.stderr)
     for s in short:
         print(f"rayon: not fitted: {s}", file=sys.stderr)
     if not fits:
