@@ -9,11 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from gateway.config.model import Anchor, AnchorKind
+from gateway.config.model import Anchor, AnchorKind, FilterKind, PositionMethod
 from gateway.events import Fix, Observation
 from gateway.locate.grid import GridSettings, PositionGrid
-from gateway.locate.locator import Locator, PositionMethod
-from gateway.locate.rssifilter import FilterKind
+from gateway.locate.locator import Locator
 from tests.test_locate import DEV, SQUARE, rssi_at
 
 
