@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from gateway.config.model import Anchor, AnchorKind, FilterKind, PositionMethod
+from gateway.config.model import Anchor, AnchorKind, FilterKind, LocateConfig, PositionMethod
 from gateway.events import Fix, Observation
 from gateway.locate.grid import GridSettings, PositionGrid
 from gateway.locate.locator import Locator
@@ -82,6 +82,21 @@ def test_a_device_behind_a_wall_stays_on_its_side_when_the_links_cannot_tell() -
         xs[bool(walls)] = fix.x
     assert xs[True] < 6.0  # held on the west side by the wall
     assert xs[False] > 8.0  # without it, the mass leaks to the mirror image
+
+
+def test_a_stores_walls_reach_the_grid_of_its_configured_locator() -> None:
+    """`Locator.configured(anchors, locate, walls)`, as the pipeline builds it from
+    config.yaml's `locate:` and `walls:`: the same west-side device, default σ."""
+    xs = {}
+    for walls in ((), WALL):
+        loc = Locator.configured(CROSS, LocateConfig(method=PositionMethod.GRID), walls)
+        for t in range(5):
+            hear(loc, CROSS, float(t), (5.0, 10.0))
+        for t in range(5, 40):
+            fix = hear(loc, CROSS[2:], float(t), (5.0, 10.0))
+        assert fix is not None
+        xs[bool(walls)] = fix.x
+    assert xs[True] < 6.5 < 8.0 < xs[False]
 
 
 def test_the_walled_blur_goes_through_a_door_and_keeps_the_mass() -> None:
