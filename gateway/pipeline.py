@@ -114,7 +114,7 @@ class Pipeline:
         self._filter = PrivacyFilter(
             config.identity.proximity_uuids, config.identity.eddystone_namespaces
         )
-        self._locator = Locator.configured(config.anchors, config.locate)
+        self._locator = Locator.configured(config.anchors, config.locate, config.walls)
         self.engine = engine if engine is not None else RuleEngine(rules, config, pools=pools)
         self.zones = ZoneTracker(config.zones, config.visits, self.engine.dwell_thresholds())
         self._topics = Topics(config.mqtt.topic_prefix, config.store.id)

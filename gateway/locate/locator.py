@@ -74,6 +74,7 @@ from gateway.locate.grid import (
     MIN_DISTANCE_M,
     GridSettings,
     PositionGrid,
+    Walls,
     anchor_bounds,
 )
 from gateway.locate.rssifilter import FILTERS, LinkFilter
@@ -172,8 +173,10 @@ class Locator:
         self._sparse_ok = method is not PositionMethod.GRID  # AUTO: < 3 links, no grid
 
     @classmethod
-    def configured(cls, anchors: Sequence[Anchor], config: LocateConfig) -> Locator:
-        """The Locator of a store's `locate:` section."""
+    def configured(
+        cls, anchors: Sequence[Anchor], config: LocateConfig, walls: Walls = ()
+    ) -> Locator:
+        """The Locator of a store's `locate:` section (and `walls:`, for the grid's motion)."""
         return cls(
             anchors,
             fresh_s=config.fresh_s,
@@ -181,7 +184,7 @@ class Locator:
             method=config.method,
             rssi_filter=config.filter,
             centroid_power=config.centroid_power,
-            grid=GridSettings(cell_m=config.cell_m),
+            grid=GridSettings(cell_m=config.cell_m, walls=walls),
         )
 
     def observe(self, obs: Observation) -> Fix | None:

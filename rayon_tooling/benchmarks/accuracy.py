@@ -55,6 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seeds", default="1,2,3", help="simulator seeds, comma-separated (default 1,2,3)"
     )
+    parser.add_argument(
+        "--no-walls",
+        action="store_true",
+        help="let the grid's motion cross the data sets' walls (kolakowski's layout)",
+    )
 
 
 def bench_accuracy(
@@ -77,7 +82,7 @@ def bench_accuracy(
             skipped[name] = str(exc)
             continue
         splits[name] = _split(dataset)
-        rows.extend(evaluate(dataset, list(FilterKind)))
+        rows.extend(evaluate(dataset, list(FilterKind), use_walls=not args.no_walls))
     seconds = time.perf_counter() - started
     if args.format == "json":
         report = _json(rows, splits, skipped, seconds)
