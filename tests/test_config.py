@@ -456,7 +456,7 @@ def test_locate_and_walls_are_read_with_their_defaults(tmp_path: Path) -> None:
     path.write_text(VALID_STORE)
     config = parse_config(path)
     assert config.locate == LocateConfig() and config.walls == ()
-    assert config.locate.method is PositionMethod.CENTROID
+    assert config.locate.method is PositionMethod.AUTO
     path.write_text(
         VALID_STORE
         + "locate: {method: auto, filter: raw, fresh: 2s, max_speed: 1.5, cell: 0.5}\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -13,6 +14,8 @@ from gateway.events import Fix, Observation
 from gateway.locate.grid import GridSettings
 from gateway.locate.grid import PositionGrid as Grid
 from gateway.locate.locator import (
+    AUTO_GRID_WEIGHT,
+    AUTO_REFRESH_S,
     Locator,
     rssi_to_distance,
     weighted_centroid,
@@ -84,18 +87,52 @@ def test_strongest_method_is_the_loudest_fresh_anchor_whatever_else_is_heard() -
     assert fix is not None and (fix.x, fix.y, fix.anchors) == (20.0, 20.0, ("c",))
 
 
-def test_auto_uses_the_grid_from_three_links_and_the_centroid_below() -> None:
-    links = [("a", -80.0), ("c", -65.0), ("b", -72.0), ("d", -74.0)]
+SMALL = tuple(  # an 8 m square: the auto window (10 m around the centroid) covers its grid
+    dataclasses.replace(a, x=a.x * 0.4, y=a.y * 0.4) for a in SQUARE
+)
+
+
+def test_auto_draws_the_centroid_towards_the_grid_from_three_links_and_is_the_centroid_below() -> (
+    None
+):
+    links = [("a", -70.0), ("c", -62.0), ("b", -66.0), ("d", -69.0)]
     for n in (1, 2, 3, 4):
         fixes = {
-            method: Locator(SQUARE, method=method).observe_scan(100.0, DEV, links[:n])
+            method: Locator(SMALL, method=method).observe_scan(100.0, DEV, links[:n])
             for method in (PositionMethod.AUTO, PositionMethod.GRID, PositionMethod.CENTROID)
         }
-        got = fixes[PositionMethod.AUTO]
-        want = fixes[PositionMethod.GRID if n >= 3 else PositionMethod.CENTROID]
-        assert got is not None and want is not None
-        assert (got.x, got.y, got.anchors) == (want.x, want.y, want.anchors), n
-    assert fixes[PositionMethod.GRID] != fixes[PositionMethod.CENTROID]
+        auto, grid, centroid = (fixes[m] for m in PositionMethod if m in fixes)
+        assert auto is not None and grid is not None and centroid is not None
+        if n < 3:
+            assert (auto.x, auto.y, auto.anchors) == (centroid.x, centroid.y, centroid.anchors)
+            continue
+        # the grid's first fix is from a flat prior: the estimate auto weighs
+        want = (
+            centroid.x + AUTO_GRID_WEIGHT * (grid.x - centroid.x),
+            centroid.y + AUTO_GRID_WEIGHT * (grid.y - centroid.y),
+        )
+        assert math.hypot(grid.x - centroid.x, grid.y - centroid.y) > 0.5
+        assert auto.x == pytest.approx(want[0], abs=1e-3)
+        assert auto.y == pytest.approx(want[1], abs=1e-3)
+        assert set(auto.anchors) == {a for a, _ in links[:n]}
+
+
+def test_auto_keeps_the_grid_s_pull_for_a_while_and_no_belief() -> None:
+    loc = Locator(SMALL, method=PositionMethod.AUTO, rssi_filter=FilterKind.RAW)
+    first = [("a", -70.0), ("c", -62.0), ("b", -66.0), ("d", -69.0)]
+    moved = [("a", -62.0), ("c", -70.0), ("b", -66.0), ("d", -69.0)]
+    one = loc.observe_scan(100.0, DEV, first)
+    soon = loc.observe_scan(100.0 + AUTO_REFRESH_S / 2, DEV, moved)
+    later = loc.observe_scan(100.0 + AUTO_REFRESH_S * 2, DEV, moved)
+    fresh = Locator(SMALL, method=PositionMethod.AUTO, rssi_filter=FilterKind.RAW)
+    anew = fresh.observe_scan(0.0, DEV, moved)
+    assert one is not None and soon is not None and later is not None and anew is not None
+    assert (later.x, later.y) == pytest.approx((anew.x, anew.y))  # recomputed: as from scratch
+    assert (soon.x, soon.y) != pytest.approx((anew.x, anew.y))  # the earlier pull, reused
+    centroid = Locator(SMALL, rssi_filter=FilterKind.RAW)
+    c1, c2 = centroid.observe_scan(100.0, DEV, first), centroid.observe_scan(101.0, DEV, moved)
+    assert c1 is not None and c2 is not None  # the pull is the same vector: moved as the centroid
+    assert (soon.x - one.x, soon.y - one.y) == pytest.approx((c2.x - c1.x, c2.y - c1.y))
 
 
 def test_unknown_anchor_and_bad_values_are_ignored() -> None:
@@ -179,9 +216,11 @@ def test_the_centroid_weighs_by_inverse_cube_distance_or_the_power_given(
     """1/d³ by default (1/d² costs the simulator, docs/accuracy.md); 1/d² as an option."""
     target = (4.0, 7.0)
     if power is None:
-        loc = Locator(SQUARE, rssi_filter=FilterKind.RAW)
+        loc = Locator(SQUARE, rssi_filter=FilterKind.RAW, method=PositionMethod.CENTROID)
     else:
-        loc = Locator(SQUARE, rssi_filter=FilterKind.RAW, centroid_power=power)
+        loc = Locator(
+            SQUARE, rssi_filter=FilterKind.RAW, centroid_power=power, method=PositionMethod.CENTROID
+        )
     dist = [math.hypot(target[0] - a.x, target[1] - a.y) for a in SQUARE]
     for a, d in zip(SQUARE, dist, strict=True):
         loc.observe(Observation(50.0, DEV, a.id, rssi_at(a, d)))
@@ -224,7 +263,13 @@ def test_centroid_leans_towards_the_nearest_anchors() -> None:
 
 
 def test_speed_gate_clamps_a_jump() -> None:
-    loc = Locator(SQUARE, min_interval_s=0.0, settle_s=0.0, rssi_filter=FilterKind.RAW)
+    loc = Locator(
+        SQUARE,
+        min_interval_s=0.0,
+        settle_s=0.0,
+        rssi_filter=FilterKind.RAW,
+        method=PositionMethod.CENTROID,
+    )
     first = None
     for obs in exact_burst(0.0, (3.0, 3.0)):
         first = loc.observe(obs)

@@ -204,7 +204,7 @@ class LocateConfig:
     (m/s): the walking model (speed gate, grid blur); `cell_m`: the grid's cell size;
     `centroid_power`: the k of the centroid's weights."""
 
-    method: PositionMethod = PositionMethod.CENTROID
+    method: PositionMethod = PositionMethod.AUTO
     filter: FilterKind = FilterKind.KALMAN
     fresh_s: float = 4.0
     max_speed: float = 2.0

@@ -92,6 +92,11 @@ CENTROID_POWER = SHIPPED.centroid_power  # 1/d² is an option: it costs the simu
 MIN_INTERVAL_S = 0.5  # 0.3 with SETTLE_S 0.08 is the burst option
 SETTLE_S = 0.0  # off: a fix at a burst's first packet; 0.08 adds simulator false enters
 GATE_ANCHORS = 3  # a fix from fewer anchors is the nearest anchor's position, a guess
+# AUTO's fix: the centroid of the strongest links drawn this share of the way to the grid's
+# estimate (the best mean training zone accuracy of 0.1 … 1.0 that leaves the simulator no worse)
+AUTO_GRID_WEIGHT = 0.4
+AUTO_REFRESH_S = 3.0  # the grid's pull is recomputed at most this often per device
+AUTO_WINDOW_M = 10.0  # the grid's estimate is taken over cells this near the centroid
 # the methods that place a device heard by two anchors between them (by the centroid's weights)
 _PAIRS = frozenset({PositionMethod.AUTO, PositionMethod.CENTROID})
 
@@ -126,6 +131,8 @@ class _Track:
     ref: Fix | None = None  # the speed gate's reference: an earlier fix of ≥ 3 anchors
     posterior: np.ndarray | None = None  # PositionMethod.GRID: the belief over the cells
     posterior_at: float = -math.inf
+    pull: tuple[float, float, float] | None = None  # AUTO: grid estimate − centroid, spread
+    pull_at: float = -math.inf
 
 
 class Locator:
@@ -170,7 +177,6 @@ class Locator:
         self.anchor_bounds = anchor_bounds(anchors, margin=3.0)
         uses_grid = method in (PositionMethod.GRID, PositionMethod.AUTO)
         self._grid = PositionGrid(anchors, grid or GridSettings()) if uses_grid else None
-        self._sparse_ok = method is not PositionMethod.GRID  # AUTO: < 3 links, no grid
 
     @classmethod
     def configured(
@@ -341,8 +347,11 @@ class Locator:
         fresh = [link for link in track.links.values() if link.at >= since]
         fresh.sort(key=_level, reverse=True)
         method = self._method
-        if self._grid is not None and (len(fresh) >= GATE_ANCHORS or not self._sparse_ok):
+        if method is PositionMethod.GRID:
             return self._grid_fix(device, at, track, fresh)
+        if method is PositionMethod.AUTO and len(fresh) >= GATE_ANCHORS:
+            x, y, acc = self._auto(track, at, fresh)  # not gated: the grid weighs every link heard
+            return Fix(at, device, x, y, acc, tuple([link.anchor.id for link in fresh]))
         if method is not PositionMethod.STRONGEST and (
             len(fresh) >= GATE_ANCHORS or (len(fresh) == 2 and method in _PAIRS)
         ):
@@ -367,6 +376,23 @@ class Locator:
         x, y, acc = self._grid.estimate(post)
         used = tuple(link.anchor.id for link in heard)
         return Fix(at=at, device=device, x=x, y=y, accuracy_m=acc, anchors=used)
+
+    def _auto(self, track: _Track, at: float, fresh: Sequence[_Link]) -> tuple[float, float, float]:
+        """AUTO with ≥ 3 links: the centroid of the strongest, drawn `AUTO_GRID_WEIGHT` of the
+        way to the grid's estimate from the fresh links alone (no belief kept: no memory per
+        device).  The pull (grid estimate − centroid) is recomputed at most every
+        `AUTO_REFRESH_S` of a device; its accuracy is the larger of the grid's spread and the
+        centroid's range residual."""
+        assert self._grid is not None
+        cx, cy, rms = self._multilaterate(fresh[: self._max_anchors])
+        pull = track.pull
+        if pull is None or not 0.0 <= at - track.pull_at < AUTO_REFRESH_S:
+            levels = [(link.anchor.id, link.filter.value) for link in fresh]
+            gx, gy, spread = self._grid.locate(levels, (cx, cy), AUTO_WINDOW_M)
+            track.pull = pull = (gx - cx, gy - cy, spread)
+            track.pull_at = at
+        dx, dy, spread = pull
+        return cx + AUTO_GRID_WEIGHT * dx, cy + AUTO_GRID_WEIGHT * dy, max(spread, rms)
 
     def _multilaterate(self, links: Sequence[_Link]) -> tuple[float, float, float]:
         if self._method is PositionMethod.MULTILATERATION:

@@ -178,10 +178,13 @@ def evaluate(dataset: Dataset, filters: Sequence[FilterKind], use_walls: bool = 
         best = max(setups, key=lambda s: train[s])
         test = run(dataset.test, rayon(anchors, best), zmap)
         rows.append(Row(dataset.name, f"rayon {kind.value}", best.describe(), train[best], test))
-    shipped = (
-        LocateConfig()
-    )  # the Locator as shipped (and its `auto` option): only path loss fitted
-    for label, method in (("rayon default", shipped.method), ("rayon auto", PositionMethod.AUTO)):
+    # the Locator as shipped, and `locate.method: centroid` (earlier versions' method, but a
+    # device heard by two anchors placed between them): only the path loss is fitted
+    shipped = LocateConfig()
+    for label, method in (
+        ("rayon default", shipped.method),
+        ("rayon centroid", PositionMethod.CENTROID),
+    ):
         setup = RayonSetup(
             shipped.filter, method, power=shipped.centroid_power, fresh_s=shipped.fresh_s
         )
