@@ -130,6 +130,7 @@ def test_outbox_states_and_idempotent_enqueue(store: Store) -> None:
     assert store.counts_by_state() == {
         OfferState.PENDING: 1,
         OfferState.SENT: 1,
+        OfferState.DELIVERED: 0,
         OfferState.EXPIRED: 1,
         OfferState.HOLDOUT: 1,
         OfferState.CANCELLED: 0,
