@@ -180,6 +180,8 @@ def offer(i: int) -> bytes:
 
 
 def one_size(folder: Path, customers: int, n: int) -> tuple[int, list[Phase]]:
+    """The database's size and the phases: offers one by one, feedback, sightings, idle, and
+    a burst (whose `written` is offers/s, acknowledged, followed by its phase)."""
     broker = Broker(folder)
     phases: list[Phase] = []
     try:
@@ -196,8 +198,9 @@ def one_size(folder: Path, customers: int, n: int) -> tuple[int, list[Phase]]:
         with broker.phase(n, phases):
             for i in range(n):
                 to = "online" if i % 2 else f"offline-{i % OFFLINE_APPS}"
-                sent = pub.publish(f"{BASE}/offers/{to}", offer(i), 1, properties=props)
-                sent.wait_for_publish(10)
+                pub.publish(f"{BASE}/offers/{to}", offer(i), 1, properties=props).wait_for_publish(
+                    10
+                )
         app = client(broker.port, "app-sender")
         with broker.phase(n, phases):
             for i in range(n):
@@ -213,6 +216,17 @@ def one_size(folder: Path, customers: int, n: int) -> tuple[int, list[Phase]]:
         with broker.phase(0, phases):
             time.sleep(3)
         size = broker.db_size()
+        started = time.monotonic()
+        with broker.phase(n, phases):  # a burst: every offer in flight at once, all queued
+            infos = [
+                pub.publish(
+                    f"{BASE}/offers/offline-{i % OFFLINE_APPS}", offer(i), 1, properties=props
+                )
+                for i in range(n)
+            ]
+            for info in infos:
+                info.wait_for_publish(60)
+            phases.append(Phase(n, 0, int(n / (time.monotonic() - started))))
         for c in (pub, gateway, online, app):
             c.loop_stop()
     finally:
@@ -229,14 +243,16 @@ def main() -> None:
     print(f"shipped: {'; '.join(shipped_persistence())}")
     print(
         "customers  db KiB | per offer: saves  KiB | per feedback: saves  KiB "
-        "| per sighting: saves  KiB | idle 3 s: saves KiB"
+        "| per sighting: saves  KiB | idle 3 s: saves KiB | burst: offers/s saves/offer"
     )
     for customers in sizes:
         with tempfile.TemporaryDirectory() as tmp:
-            size, (offers, feedback, sightings, idle) = one_size(Path(tmp), customers, args.offers)
+            size, phases = one_size(Path(tmp), customers, args.offers)
+        offers, feedback, sightings, idle, rate, burst = phases
         print(
             f"{customers:9,} {size / 1024:7.0f} | {offers.per():>22} | {feedback.per():>22} "
-            f"| {sightings.per():>22} | {idle.saves:5} {idle.written / 1024:6.0f}"
+            f"| {sightings.per():>22} | {idle.saves:5} {idle.written / 1024:6.0f} "
+            f"| {rate.written:14,} {burst.saves / max(burst.n, 1):11.2f}"
         )
 
 
