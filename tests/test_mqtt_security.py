@@ -801,8 +801,13 @@ def test_the_tools_never_take_over_the_daemons_sessions(
         crm = await connect_crm_link(config)
         ids = set()
         try:
-            for tool_name in ("forget", "doctor", "replay", "demo"):
-                link = await connect_link(config, client_suffix=tool_name, will=False)
+            # as each tool connects (gateway/ops, gateway/offline/replayrun.py, gateway/cli/demo.py)
+            for tool_name, will in (("forget", False), ("doctor", False), ("replay", False)):
+                link = await connect_link(config, client_suffix=tool_name, will=will)
+                ids.add(link.client_id)
+                await link.disconnect()
+            for tool_name in ("demo",):
+                link = await connect_link(config, client_suffix=tool_name)
                 ids.add(link.client_id)
                 await link.disconnect()
             # had a tool taken over a session, the broker would have closed that connection

@@ -154,7 +154,8 @@ async def publish_outbox(config: Config, store: Store, now: float) -> int:
     from gateway.deliver.outbox import OutboxPublisher
     from gateway.topics import Topics
 
-    link = await connect_link(config, client_suffix="replay")
+    # no last will: a replay cut short must not say the store's running gateway is offline
+    link = await connect_link(config, client_suffix="replay", will=False)
     try:
         topics = Topics(config.mqtt.topic_prefix, config.store.id)
         publisher = OutboxPublisher(store, link, topics, ManualClock(now), config.store.timezone)
