@@ -6,8 +6,9 @@ the gateway's delivery path as the daemon wires it (the outbox publisher with it
 the inbound door recording feedback, on a real SQLite store, on a persistent session); two apps
 that behave as docs/mqtt.md asks (a persistent session, subscribe again when the broker has
 none, `delivered` for every copy received, show an id once).  One app is online during the
-burst, the other went offline before it.  The broker is SIGKILLed once the online app has
-received `kill_after` offers (no save on the way out), and started again on the same files.
+burst (and slower than the gateway, as a phone is: the broker queues for it), the other went
+offline before it.  The broker is SIGKILLed (no save on the way out) the moment it has
+acknowledged `kill_after` offers of the burst, and started again on the same files.
 
 An offer's `expires_at` is compared with the wall-clock time its copy arrived: Mosquitto
 expires messages on its own clock, so this runs in real time (`SystemClock`).
@@ -142,20 +143,26 @@ class AppFigures:
 
 @dataclass(frozen=True, slots=True)
 class CrashRun:
-    """One crash: offers in the burst, how many the broker had acknowledged at the kill, and
-    what each app got; `unconfirmed`: live offers the store still has as not confirmed."""
+    """One crash: offers in the burst, how many the broker had acknowledged at the kill and
+    how many of those the online app had received, and what each app got in the end;
+    `unconfirmed`: live offers the store still has as not confirmed."""
 
     offers: int
     acked_at_kill: int
+    online_at_kill: int
     online: AppFigures
     offline: AppFigures
     unconfirmed: int
 
 
-class CountingLink(MqttLink):
-    """The gateway's link, counting the publishes the broker acknowledged."""
+class KillingLink(MqttLink):
+    """The gateway's link, which SIGKILLs `broker` once it acknowledged `kill_at` publishes
+    (then sets `killed`): the crash lands in the publisher's window, mid-burst."""
 
-    acked = 0
+    def __init__(self, broker: Mosquitto, kill_at: int, **kwargs: Any) -> None:
+        super().__init__(broker.host, broker.port, "rayon-paris-11-gateway", **kwargs)
+        self.broker, self.kill_at, self.acked = broker, kill_at, 0
+        self.killed = asyncio.Event()
 
     async def publish(
         self,
@@ -167,6 +174,9 @@ class CountingLink(MqttLink):
     ) -> None:
         await super().publish(topic, payload, qos, retain, expiry_s)
         self.acked += 1
+        if self.acked == self.kill_at:
+            self.broker.kill()  # SIGKILL: no save on the way out
+            self.killed.set()
 
 
 def burst(start: float, tokens: list[str], per_token: int) -> list[Offer]:
@@ -226,10 +236,10 @@ def wait_for(condition: Callable[[], bool], timeout: float = WAIT_S) -> bool:
 
 
 def crash_run(
-    folder: Path, per_token: int = 15, kill_after: int = 60, autosave: Iterable[str] = ()
+    folder: Path, per_token: int = 15, kill_after: int = 360, autosave: Iterable[str] = ()
 ) -> CrashRun:
     """One broker crash mid-burst (see the module docstring); `per_token` offers to each of
-    the 2 × TOKENS tokens, the broker killed once the online app received `kill_after`.
+    the 2 × TOKENS tokens, the broker killed once it acknowledged `kill_after` of them.
     `autosave`: config lines in place of the shipped save policy (`autosave_interval 300`,
     the previous one, for a comparison)."""
     binary = find_mosquitto()
@@ -254,14 +264,15 @@ def crash_run(
         start = time.time()
         offers = burst(start, [t for pair in zip(on, off, strict=True) for t in pair], per_token)
         store.enqueue_offers(offers)
-        acked = asyncio.run(_gateway(broker, store, online, offline, offers, kill_after))
+        online_at_kill = asyncio.run(_gateway(broker, store, online, offline, offers, kill_after))
         state = {r.offer.id: r.state for r in store.offer_log()}
         unconfirmed = sum(
             state[o.id] is not OfferState.DELIVERED and o.expires_at > time.time() for o in offers
         )
         return CrashRun(
             len(offers),
-            acked,
+            kill_after,
+            online_at_kill,
             figures(online, [o for o in offers if o.token in on]),
             figures(offline, [o for o in offers if o.token in off]),
             unconfirmed,
@@ -282,16 +293,9 @@ async def _gateway(
     kill_after: int,
 ) -> int:
     """The gateway's side of a run: publish the burst, live through the crash, resend; the
-    apps' side is waited for in threads.  How many offers were acknowledged at the kill."""
+    apps' side is waited for in threads.  How many offers the online app had at the kill."""
     clock, backoff = SystemClock(), Backoff(initial=0.05, cap=0.5)
-    link = CountingLink(
-        broker.host,
-        broker.port,
-        "rayon-paris-11-gateway",
-        backoff=backoff,
-        timeout=5.0,
-        session_expiry_s=3600,
-    )
+    link = KillingLink(broker, kill_after, backoff=backoff, timeout=5.0, session_expiry_s=3600)
     await link.connect()
     await link.subscribe([TOPICS.feedback_filter()])
     inbound = Inbound(TOPICS, clock, store, crm_apart=False)
@@ -302,9 +306,9 @@ async def _gateway(
         asyncio.create_task(publisher.run(asyncio.Event()), name="outbox"),
     ]
     try:
-        await asyncio.to_thread(wait_for, lambda: online.count() >= kill_after)
-        broker.kill()  # SIGKILL: no save on the way out
-        acked = link.acked
+        async with asyncio.timeout(WAIT_S):
+            await link.killed.wait()
+        online_at_kill = online.count()
         await asyncio.sleep(DOWN_S)
         await asyncio.to_thread(broker.start)
         on_ids = [o for o in offers if o.token.startswith("on-")]
@@ -322,7 +326,7 @@ async def _gateway(
             return live <= done
 
         await asyncio.to_thread(wait_for, confirmed, 10.0)
-        return acked
+        return online_at_kill
     finally:
         for task in tasks:
             task.cancel()
