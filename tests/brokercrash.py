@@ -104,8 +104,12 @@ class App:
             return len(self.received)
 
     def ids(self) -> set[str]:
+        return {oid for oid, _, _ in self.copies()}
+
+    def copies(self) -> list[tuple[str, float, bytes]]:
+        """Every copy received so far: (offer id, wall-clock time, payload)."""
         with self._lock:
-            return {oid for oid, _, _ in self.received}
+            return list(self.received)
 
     def _on_connect(self, client: Client, _u: Any, flags: ConnectFlags, code: Any, _p: Any) -> None:
         # A session the broker lost (or never had) has no subscription: renew it.  With a
@@ -209,8 +213,7 @@ def figures(app: App, offers: list[Offer]) -> AppFigures:
     """`app`'s figures, now: an offer not received is lost if it is still live."""
     mine = {o.id: o for o in offers}
     now = time.time()
-    with app._lock:
-        received = list(app.received)
+    received = app.copies()
     got = {oid for oid, _, _ in received}
     first: dict[str, bytes] = {}
     late = mismatched = 0
