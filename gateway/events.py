@@ -107,7 +107,7 @@ class Reason(TypedDict, total=False):
     distance_m: float  # to a circle's centre
     region: str  # the geofence a transition named
     # stand-in events the rules engine evaluates, never emitted
-    synthesized: Literal["explain"]  # made up by `rayon explain`
+    synthesized: Literal["explain"]  # `rayon explain`'s probe (its trigger: "not observed")
     trigger: Literal["absent"]  # a daily absent check (gateway/rules/absent.py)
 
 

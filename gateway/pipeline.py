@@ -114,7 +114,7 @@ class Pipeline:
         self._filter = PrivacyFilter(
             config.identity.proximity_uuids, config.identity.eddystone_namespaces
         )
-        self._locator = Locator(config.anchors)
+        self._locator = Locator.configured(config.anchors, config.locate, config.walls)
         self.engine = engine if engine is not None else RuleEngine(rules, config, pools=pools)
         self.zones = ZoneTracker(config.zones, config.visits, self.engine.dwell_thresholds())
         self._topics = Topics(config.mqtt.topic_prefix, config.store.id)
@@ -128,6 +128,10 @@ class Pipeline:
         # devices with radio state, least recently heard first: beyond the cap, the first goes
         self._recent: OrderedDict[str, None] = OrderedDict()
         self.max_devices = config.limits.tracked_devices
+        # The rolling recording (gateway/store/recording.py): told each input the pipeline
+        # keeps of a customer with in-store location consent — their adverts past the privacy
+        # filter and their phone's sightings, nothing else; None records nothing.
+        self.keep: Callable[[Customer, TraceItem], None] | None = None
         self._handlers: dict[TopicKind, Callable[[MqttInput, str], Output]] = {
             TopicKind.CRM_CUSTOMER: self._crm,
             TopicKind.PHONE_SIGHTINGS: self._sightings,
@@ -136,6 +140,11 @@ class Pipeline:
             TopicKind.SCANNER_ADV: self._scanner_adv,
             TopicKind.ESPRESENSE: self._espresense,
         }
+
+    @property
+    def privacy_filter(self) -> PrivacyFilter:
+        """The first stage: which beacons are the store's."""
+        return self._filter
 
     def snapshot(self) -> dict[str, Any]:
         """The live state a restart must not lose: zone and visit timers, rules' visits."""
@@ -193,35 +202,44 @@ class Pipeline:
         if hit is None:
             self.counters["adverts_not_ours"] += 1
             return Output()
-        return self._observe(adv.at, hit[0], anchor, adv.rssi)
+        return self._observe(adv.at, hit[0], anchor, adv.rssi, adv)
 
     def on_observation(self, obs: Observation) -> Output:
         return self._observe(obs.at, obs.device, obs.anchor, obs.rssi)
 
-    def _observe(self, at: float, device: str, anchor: str, rssi: float) -> Output:
-        """One link measurement (an Observation's fields) → locate → zones → rules."""
-        track = self._track_of(device)
+    def _observe(
+        self, at: float, device: str, anchor: str, rssi: float, item: TraceItem | None = None
+    ) -> Output:
+        """One link measurement (an Observation's fields) → locate → zones → rules; `item`,
+        the input it came in, goes to the recording when the device is a consenting
+        customer's."""
+        track = self._track_of(device, item)
         if track is None:
             return Output()
         fix = self._locator.observe_link(at, track, anchor, rssi)
         return self._fixed([fix]) if fix is not None else Output()
 
-    def _observe_scan(self, at: float, device: str, links: list[tuple[str, float]]) -> Output:
+    def _observe_scan(
+        self, at: float, device: str, links: list[tuple[str, float]], item: MqttInput
+    ) -> Output:
         """One phone scan (mode B): all its links, then one fix → zones → rules."""
-        track = self._track_of(device)
+        track = self._track_of(device, item)
         if track is None:
             return Output()
         fix = self._locator.observe_scan(at, track, links)
         return self._fixed([fix]) if fix is not None else Output()
 
-    def _track_of(self, device: str) -> str | None:
+    def _track_of(self, device: str, item: TraceItem | None = None) -> str | None:
         """The track key `device` feeds (None without in-store location consent); marks it
-        recently heard, shedding the least recently heard track beyond the cap."""
+        recently heard, shedding the least recently heard track beyond the cap.  The input
+        `item` of a consenting customer goes to the recording (`keep`)."""
         customer = self.customers.by_device(device)
         if customer is not None:
             if not customer.consent.instore_location:
                 self.counters["observations_without_consent"] += 1
                 return None
+            if item is not None and self.keep is not None:
+                self.keep(customer, item)
             device = track_key(customer)
         try:
             self._recent.move_to_end(device)
@@ -418,7 +436,7 @@ class Pipeline:
         if not got.observations:
             return Output()
         links = [(obs.anchor, obs.rssi) for obs in got.observations]  # one device, one time
-        return self._observe_scan(at, got.observations[0].device, links)
+        return self._observe_scan(at, got.observations[0].device, links, msg)
 
     def _scanner_adv(self, msg: MqttInput, node: str) -> Output:
         if node not in self._scanners:

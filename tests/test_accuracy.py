@@ -9,10 +9,8 @@ from pathlib import Path
 import pytest
 
 from gateway.cli.main import main
-from gateway.config.model import Anchor, AnchorKind
+from gateway.config.model import Anchor, AnchorKind, FilterKind, PositionMethod
 from gateway.events import Observation
-from gateway.locate.locator import PositionMethod
-from gateway.locate.rssifilter import FilterKind
 from rayon_tooling.accuracy.baselines import centroid, strongest_anchor, window_means
 from rayon_tooling.accuracy.catalog import LOADERS
 from rayon_tooling.accuracy.datasets import (
@@ -130,6 +128,16 @@ def test_grid_candidates_scale_the_fitted_sigma_and_try_each_freshness() -> None
     assert {s.fresh_s for s in grid} == set(FRESH_S)
     assert {s.grid.use_map for s in grid} == {False, True}
     assert "grid σ 5.0 dB" in " ".join(s.describe() for s in grid)
+    assert {s.grid.walls for s in grid} == {()}
+
+
+def test_with_walls_every_grid_candidate_is_tried_with_and_without_them() -> None:
+    walls = (((5.0, -1.0), (5.0, 6.0)),)
+    plain = [s for s in candidates(FilterKind.RAW, 5.0) if s.method is PositionMethod.GRID]
+    grid = [s for s in candidates(FilterKind.RAW, 5.0, walls) if s.method is PositionMethod.GRID]
+    assert len(grid) == 2 * len(plain)
+    assert {s.grid.walls for s in grid} == {(), walls}
+    assert sum("walls" in s.describe() for s in grid) == len(plain)
 
 
 @needs_data
@@ -137,6 +145,7 @@ def test_converters_read_the_real_files(converted: dict[str, Dataset]) -> None:
     expected_anchors = {"tetam": 12, "kolakowski": 6, "uci": 13, "uji-lib": 24, "uji-geo": 66}
     for name, dataset in converted.items():
         assert len(dataset.anchors) == expected_anchors[name]
+        assert bool(dataset.walls) == (name == "kolakowski")  # layout.csv: one polyline
         zone_ids = {z.id for z in dataset.zones}
         for part in (dataset.train, dataset.test):
             assert part.instants() > 100

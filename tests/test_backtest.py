@@ -20,9 +20,10 @@ from gateway.config.load import load_config
 from gateway.config.model import Config
 from gateway.identity.customers import customer_to_obj, read_customers
 from gateway.identity.model import Consent, Customer, CustomerRegistry
+from gateway.offline.backtest.core import backtest
 from gateway.offline.backtest.report import CSV_COLUMNS, as_json
 from gateway.offline.backtest.result import HOURS, BacktestResult, Cause, classify
-from gateway.offline.backtest.run import backtest, run_backtest
+from gateway.offline.backtest.run import run_backtest
 from gateway.offline.replay import replay
 from gateway.pipeline import Output, Pipeline
 from gateway.rules.gates import in_holdout
@@ -47,6 +48,7 @@ RULE_FIELDS = {
     "policy",
     "no_consent",
     "not_met",
+    "top_reasons",
     "by_hour",
 }
 
@@ -144,7 +146,7 @@ def test_json_has_the_documented_fields(report: dict[str, Any]) -> None:
     assert report["timezone"] == "Europe/Paris"
     assert report["first_at"].startswith("2026-03-03T15:00") and report["first_at"][-6:] == "+01:00"
     assert report["customers_known"] == 14 and report["bad_lines"] == 0
-    assert set(report["totals"]) == RULE_FIELDS - {"rule", "name", "purpose"}
+    assert set(report["totals"]) == RULE_FIELDS - {"rule", "name", "purpose", "top_reasons"}
     for rule in report["rules"]:
         assert set(rule) == RULE_FIELDS
         assert set(rule["caps"]) == {"per_customer", "cooldown", "total"}
@@ -183,6 +185,22 @@ def test_table_shows_each_rule_and_the_hours(store_dir: Path, report: dict[str, 
     assert total.split()[1] == str(report["totals"]["offers"])
     assert f"  15:00  {report['totals']['offers']:>6}  █" in out
     assert err == ""  # no progress bar: stderr is not a terminal
+
+
+def test_table_says_why_each_rule_did_not_fire(store_dir: Path, report: dict[str, Any]) -> None:
+    code, out, err = _run(store_dir, "table", customers_file=store_dir / "customers.jsonl")
+    assert code == 0, err
+    section = out.split("why each rule did not fire")[1].split("offers by hour")[0]
+    rows = {line.split()[0]: line for line in section.splitlines()[1:] if line.strip()}
+    assert set(rows) == {r["rule"] for r in report["rules"]}
+    for rule in report["rules"]:
+        if rule["top_reasons"]:
+            top = rule["top_reasons"][0]
+            assert f"{top['label']} {top['count']}" in rows[rule["rule"]]
+        elif not rule["offers"] and not rule["holdout"]:
+            assert "never triggered" in rows[rule["rule"]]
+    assert "conditions not met" in section and "no push consent" in section
+    assert any("never triggered" in row for row in rows.values())
 
 
 def test_progress_bar_only_on_request(store_dir: Path) -> None:

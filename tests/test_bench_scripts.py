@@ -33,6 +33,25 @@ def test_bench_retention_deletes_what_is_past_retention_and_prints_its_figures()
     assert lines[1].lstrip().startswith("deleted/s  median") and "longest step" in lines[2]
 
 
+def test_bench_grid_prints_the_cost_of_a_fix_per_variant() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_grid.py"), "--fixes", "5", "--runs", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "34 × 44 cells, 6 links heard, a fix every 0.5 s"
+    assert [line.split("  ")[0] for line in lines[1:]] == [
+        "plain log-normal",
+        "clipped at 2.5 σ",
+        "clipped, walls",
+    ]
+    assert all("µs per fix, median of 1" in line for line in lines[1:])
+
+
 TINY_HOSTILE = ("--runs", "1", "--rate", "500", "--seconds", "1", "--spoofed", "6000")
 
 
@@ -66,6 +85,29 @@ def test_import_footprint_counts_what_rayon_run_loads() -> None:
     assert "run --help" in header
     help_ours = int(row.split()[1])
     assert help_ours < 20, row  # the parser alone: no command's module, no tooling
+
+
+def test_bench_recording_prints_its_cost_and_bytes_per_device_hour() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_recording.py"),
+            "--shoppers",
+            "5",
+            "--minutes",
+            "1",
+            "--runs",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("recording cost: ") and "5 consenting shoppers" in lines[0]
+    assert "without" in lines[1] and "bytes per device-hour" in lines[2]
 
 
 def bench(script: str, *args: str) -> list[str]:

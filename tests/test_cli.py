@@ -186,7 +186,8 @@ def test_explain_says_why_a_rule_fires_or_not(store: Path, tmp_path: Path) -> No
     args = ("explain", "-c", str(store), "--customer", "c-tv-1", "--rule", "tv-aisle-dwell")
     tuesday = rayon(*args, "--at", "2026-03-03T15:00:31")
     assert tuesday.returncode == 0, tuesday.stderr
-    assert "tv-aisle-dwell" in tuesday.stdout and "fires" in tuesday.stdout
+    assert "tv-aisle-dwell" in tuesday.stdout and "→ would fire if triggered" in tuesday.stdout
+    assert "note: no trace given" in tuesday.stdout and "not observed" in tuesday.stdout
     saturday = rayon(*args, "--at", "2026-03-07T15:00:31")
     assert saturday.returncode == 0, saturday.stderr
     assert "fires" not in saturday.stdout and "✗" in saturday.stdout
@@ -298,6 +299,23 @@ def test_explain_with_a_trace_explains_the_decision_it_made(store: Path, tmp_pat
     )
     assert result.returncode == 0, result.stderr
     assert "fires" in result.stdout and "no decision" not in result.stderr
+    before = rayon(
+        "explain",
+        "-c",
+        str(store),
+        "--customer",
+        "c-tv-1",
+        "--rule",
+        "tv-aisle-dwell",
+        "--at",
+        "2026-03-03T14:59:00",
+        "--trace",
+        str(tmp_path / "walk.jsonl"),
+    )
+    assert before.returncode == 0, before.stderr
+    assert "has no decision about c-tv-1 and tv-aisle-dwell" in before.stdout
+    assert "not observed" in before.stdout and "fires" not in before.stdout
+    assert before.stderr == ""
 
 
 def _line_col(path: Path, needle: str, skip: int = 0) -> str:

@@ -11,7 +11,15 @@ from hypothesis import strategies as st
 from shapely.geometry import Point
 
 from gateway.config.load import load_config, parse_config
-from gateway.config.model import AnchorKind, Config, MetricsConfig, ScanningMode
+from gateway.config.model import (
+    AnchorKind,
+    Config,
+    FilterKind,
+    LocateConfig,
+    MetricsConfig,
+    PositionMethod,
+    ScanningMode,
+)
 from gateway.errors import ConfigError
 from gateway.ids import canonical_device_id
 
@@ -115,13 +123,29 @@ BAD = [
     (
         "yaml syntax error",
         "store:\n  id: s1\n   timezone: UTC\n",
-        ["3:12: error: invalid YAML: mapping values are not allowed here"],
+        ["3:4: error: invalid YAML: 'timezone' is indented more than 'id' above, which already "
+         "has a value: align 'timezone' with 'id' (2 spaces)"],
     ),
     (
         "tabs",
         "store:\n\tid: s1\n",
-        ["2:1: error: invalid YAML: while scanning for the next token, found character '\\t' "
-         "that cannot start any token; indent with spaces, not tabs"],
+        ["2:1: error: invalid YAML: a tab character: YAML is indented with spaces only; "
+         "replace the tab by spaces"],
+    ),
+    (
+        "unknown locate method",
+        VALID_STORE + "locate: {method: gird}\n",
+        ["2:18: error: unknown value 'gird' (did you mean 'grid'?) (at locate.method)"],
+    ),
+    (
+        "grid cell out of range",
+        VALID_STORE + "locate: {cell: 0.1}\n",
+        ["2:16: error: 0.1 is out of range: must be between 0.25 and 5.0 (at locate.cell)"],
+    ),
+    (
+        "a wall of one point",
+        VALID_STORE + "walls:\n  - [[0, 0], [5, 0]]\n  - [[1, 1]]\n",
+        ["4:5: error: expected at least 2 items, got 1 (at walls[1])"],
     ),
     (
         "duplicate key",
@@ -425,3 +449,21 @@ def test_metrics_listen_address(tmp_path: Path) -> None:
         f"{bad}:{line}:19: error: bad address '9200': write host:port, e.g. 127.0.0.1:9108 "
         "(at metrics.listen)"
     )
+
+
+def test_locate_and_walls_are_read_with_their_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(VALID_STORE)
+    config = parse_config(path)
+    assert config.locate == LocateConfig() and config.walls == ()
+    assert config.locate.method is PositionMethod.CENTROID
+    path.write_text(
+        VALID_STORE
+        + "locate: {method: auto, filter: raw, fresh: 2s, max_speed: 1.5, cell: 0.5}\n"
+        + "walls:\n  - [[0, 0], [5, 0], [5, 3]]\n"
+    )
+    config = parse_config(path)
+    assert config.locate == LocateConfig(
+        PositionMethod.AUTO, FilterKind.RAW, fresh_s=2.0, max_speed=1.5, cell_m=0.5
+    )
+    assert config.walls == (((0.0, 0.0), (5.0, 0.0), (5.0, 3.0)),)

@@ -156,11 +156,43 @@ def test_jsonl_bad_lines_are_reported_and_good_ones_kept(tmp_path: Path) -> None
     path.write_text("\n".join(lines) + "\n")
     customers, errors = read_customers(path)
     assert [c.id for c in customers] == ["c1", "c3"]
-    assert [e.split(": error: ")[0] for e in errors] == [f"{path}:{n}" for n in (3, 4, 6, 7, 8)]
-    assert errors[0].startswith(f"{path}:3: error: invalid JSON: ")
+    assert [e.split(": error: ")[0] for e in errors] == [f"{path}:{n}" for n in ("3:2", 4, 6, 7, 8)]
+    assert errors[0].startswith(f"{path}:3:2: error: invalid JSON: a field name in double quotes")
     assert errors[2] == f"{path}:6: error: id 'c1' is already on line 1"
     assert errors[3] == f"{path}:7: error: device 'ibeacon:{UUID}:1:3' is already on line 5"
     assert errors[4] == f"{path}:8: error: expected a JSON object, got a list"
+
+
+@pytest.mark.parametrize(
+    ("line", "where", "message"),
+    [
+        ('{"id": "c1" "token": "t1"}', 13, "a comma, or a closing } or ], is missing here"),
+        (
+            "{'id': 'c1', 'token': 't1'}",
+            2,
+            'a field name in double quotes is expected here ("id": ',
+        ),
+        (
+            '{"id": c1, "token": "t1"}',
+            8,
+            "a value is missing here, or a text lacks its double quotes",
+        ),
+        ('{"id": "c1, "token": "t1"}', 14, "a comma, or a closing } or ], is missing here"),
+        ('{"id" "c1", "token": "t1"}', 7, "a ':' is missing after the field name"),
+        ('{"id": "c1", "token": "t1"} x', 29, "something follows the end of the object"),
+        ('{"id": "c1", "token": "t1', 23, 'the text starting here is never closed with a "'),
+    ],
+)
+def test_a_json_mistake_is_told_in_plain_words_at_its_column(
+    tmp_path: Path, line: str, where: int, message: str
+) -> None:
+    path = tmp_path / "crm.jsonl"
+    path.write_text(json.dumps({"id": "c0", "token": "t0"}) + "\n" + line + "\n")
+    customers, errors = read_customers(path)
+    assert [c.id for c in customers] == ["c0"]
+    (error,) = errors
+    assert error.startswith(f"{path}:2:{where}: error: invalid JSON: {message}"), error
+    assert not any(word in error for word in ("Expecting", "delimiter", "char "))
 
 
 CSV_HEADER = "id,token,devices,consent.instore_location,consent.marketing_push,interests,visits"

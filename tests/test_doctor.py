@@ -91,8 +91,8 @@ def test_all_ok_exits_0(tmp_path: Path, mosquitto: Mosquitto) -> None:
     out = io.StringIO()
     assert report(diagnose(config, host), out) == 0, out.getvalue()
     marks = [line[0] for line in out.getvalue().splitlines()[:-1] if not line.startswith(" ")]
-    assert marks == ["✓"] * 7
-    assert out.getvalue().splitlines()[-1] == "rayon doctor: ready: 7 ok, 0 failed, 0 skipped"
+    assert marks == ["✓"] * 8
+    assert out.getvalue().splitlines()[-1] == "rayon doctor: ready: 8 ok, 0 failed, 0 skipped"
 
 
 def test_a_broken_config_is_located_and_the_rest_skipped(tmp_path: Path) -> None:
@@ -104,7 +104,7 @@ def test_a_broken_config_is_located_and_the_rest_skipped(tmp_path: Path) -> None
     assert broken.startswith("✗ config:")
     assert f"{config}:" in broken and "unknown key 'exit_afer'" in broken
     assert "did you mean 'exit_after'" in broken and "`rayon check -c" in broken
-    for name in ("rules", "database", "broker", "bluetooth adapter"):
+    for name in ("rules", "database", "recording", "broker", "bluetooth adapter"):
         assert _line(lines, name) == f"- {name}: skipped: needs a config that loads"
     assert code == 1
 
@@ -161,6 +161,16 @@ def test_a_database_that_cannot_open_says_what_to_do(tmp_path: Path) -> None:
     assert db.startswith("✗ database: does not open") and "database.url" in db
     assert "writable by the user running the gateway" in db
     assert code == 1
+
+
+def test_a_recording_folder_that_cannot_be_made_says_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder", encoding="utf-8")
+    code, lines = _doctor(_store(tmp_path, 1, record={"dir": str(tmp_path / "file" / "rec")}))
+    recording = _after(lines, "recording")
+    assert recording.startswith("✗ recording: ") and "not writable" in recording
+    assert "sudo install -d -o rayon -g rayon -m 700" in recording and code == 1
+    code, lines = _doctor(_store(tmp_path, 1, record=False))
+    assert _line(lines, "recording") == "- recording: skipped: off (record: false)"
 
 
 def test_the_adapter_and_dbus_are_skipped_without_the_radio(tmp_path: Path) -> None:

@@ -91,6 +91,7 @@ def replay(tmp_path: Path, config_path: Path) -> subprocess.CompletedProcess[str
         str(tmp_path / "events.jsonl"),
         "--offers-out",
         str(tmp_path / "offers.jsonl"),
+        "--publish",
     )
     assert result.returncode == 0, result.stderr
     return result

@@ -8,18 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.config.model import Anchor, AnchorKind
+from gateway.config.model import Anchor, AnchorKind, FilterKind, PositionMethod
 from gateway.events import Fix, Observation
 from gateway.locate.grid import GridSettings
 from gateway.locate.grid import PositionGrid as Grid
 from gateway.locate.locator import (
     Locator,
-    PositionMethod,
     rssi_to_distance,
     weighted_centroid,
     weighted_multilateration,
 )
-from gateway.locate.rssifilter import FILTERS, FilterKind, KalmanFilter, RssiFilter, WindowIqrFilter
+from gateway.locate.rssifilter import FILTERS, KalmanFilter, RssiFilter, WindowIqrFilter
 
 DEV = "ibeacon:8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10:1000:1"
 SQUARE = (
@@ -67,13 +66,36 @@ def test_filter_follows_an_approach_fast_and_a_retreat_slowly() -> None:
     assert abs(near.value + 60) < abs(far.value + 80)
 
 
-def test_strongest_fresh_anchor_with_fewer_than_three_links() -> None:
+def test_one_link_is_its_anchor_and_two_links_a_point_between_them_nearer_the_louder() -> None:
     loc = Locator(SQUARE, min_interval_s=0.0, settle_s=0.0)
-    loc.observe(Observation(100.0, DEV, "a", -80.0))
-    fix = loc.observe(Observation(100.0, DEV, "c", -65.0))  # same advert, refines the instant
-    assert fix is not None
-    assert (fix.x, fix.y, fix.anchors) == (20.0, 20.0, ("c",))
-    assert fix.accuracy_m >= 1.0
+    one = loc.observe(Observation(100.0, DEV, "a", -80.0))
+    assert one is not None and (one.x, one.y, one.anchors) == (0.0, 0.0, ("a",))
+    assert one.accuracy_m >= 1.0
+    two = loc.observe(Observation(100.0, DEV, "c", -65.0))  # same advert, refines the instant
+    assert two is not None and set(two.anchors) == {"a", "c"}
+    # on the segment a (0, 0) → c (20, 20), much nearer c: 1/d³ weights, c is 15 dB louder
+    assert two.x == pytest.approx(two.y) and 18.0 < two.x < 20.0
+
+
+def test_strongest_method_is_the_loudest_fresh_anchor_whatever_else_is_heard() -> None:
+    loc = Locator(SQUARE, min_interval_s=0.0, settle_s=0.0, method=PositionMethod.STRONGEST)
+    for anchor, rssi in (("a", -80.0), ("b", -75.0), ("c", -65.0), ("d", -70.0)):
+        fix = loc.observe(Observation(100.0, DEV, anchor, rssi))
+    assert fix is not None and (fix.x, fix.y, fix.anchors) == (20.0, 20.0, ("c",))
+
+
+def test_auto_uses_the_grid_from_three_links_and_the_centroid_below() -> None:
+    links = [("a", -80.0), ("c", -65.0), ("b", -72.0), ("d", -74.0)]
+    for n in (1, 2, 3, 4):
+        fixes = {
+            method: Locator(SQUARE, method=method).observe_scan(100.0, DEV, links[:n])
+            for method in (PositionMethod.AUTO, PositionMethod.GRID, PositionMethod.CENTROID)
+        }
+        got = fixes[PositionMethod.AUTO]
+        want = fixes[PositionMethod.GRID if n >= 3 else PositionMethod.CENTROID]
+        assert got is not None and want is not None
+        assert (got.x, got.y, got.anchors) == (want.x, want.y, want.anchors), n
+    assert fixes[PositionMethod.GRID] != fixes[PositionMethod.CENTROID]
 
 
 def test_unknown_anchor_and_bad_values_are_ignored() -> None:
@@ -230,7 +252,8 @@ def test_a_stale_link_restarts_from_its_next_sample() -> None:
     loc.observe(Observation(20.0, DEV, "a", -60.0))
     loc.observe(Observation(20.0, DEV, "b", -70.0))
     fix = loc.observe(Observation(20.0, DEV, "b", -70.0))
-    assert fix is not None and fix.anchors == ("a",)  # -60 believed at once, not blended
+    # -60 believed at once, not blended with the -90s: the pair's centroid sits by a, not b
+    assert fix is not None and fix.anchors == ("a", "b") and fix.x < 5.0
 
 
 def test_prune_drops_idle_devices() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from gateway.clock import parse_local_time
 from gateway.config.load import load_config
-from gateway.config.model import AnchorKind, Config
+from gateway.config.model import AnchorKind, Config, LocateConfig, PositionMethod
 from gateway.decode.beacons import encode_ibeacon
 from gateway.events import Advertisement, EventKind, MqttInput
 from gateway.identity.customers import customer_to_obj
@@ -305,3 +305,27 @@ def test_an_erasure_drops_what_was_decided_before_about_that_customer_only(
     later = dataclasses.replace(pending.offers[0], id="o-3", customer="c-tv-1")
     pending.extend(Output(offers=[later]))  # decided after the erasure (back again): kept
     assert [o.id for o in pending.offers] == ["o-2", "o-3"]
+
+
+@pytest.mark.parametrize("method", [PositionMethod.STRONGEST, PositionMethod.CENTROID])
+def test_the_locate_method_of_the_config_places_a_phone_scan(
+    config: Config, method: PositionMethod
+) -> None:
+    """`locate.method` reaches the pipeline: strongest puts the scan on its loudest beacon,
+    the centroid between the beacons heard."""
+    configured = dataclasses.replace(config, locate=LocateConfig(method=method))
+    p = pipeline(configured, fan())
+    by_id = {a.id: a for a in config.anchors}
+    beacons = []
+    for anchor_id, rssi in {"beacon-03": -70, "beacon-04": -62, "beacon-05": -71}.items():
+        _, uuid, major, minor = str(by_id[anchor_id].beacon).split(":")
+        beacons.append({"uuid": uuid, "major": int(major), "minor": int(minor), "rssi": rssi})
+    out = p.feed(
+        MqttInput(
+            100.0, "rayon/paris-11/phones/t-tv-1/sightings", {"at": 100.0, "beacons": beacons}
+        )
+    )
+    (fix,) = out.fixes
+    loudest = by_id["beacon-04"]
+    on_it = (fix.x, fix.y) == (loudest.x, loudest.y)
+    assert on_it is (method is PositionMethod.STRONGEST)

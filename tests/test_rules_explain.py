@@ -14,7 +14,7 @@ from gateway.events import EventKind, ZoneEvent
 from gateway.identity.model import Customer
 from gateway.rules.codepools import MemoryCodePools
 from gateway.rules.engine import RuleEngine
-from gateway.rules.explain import explain_at
+from gateway.rules.explain import NO_TRACE, explain_at
 from gateway.rules.explanation import Explanation, Section, Verdict, format_explanation
 from gateway.rules.gates import in_holdout
 from gateway.rules.load import load_rules
@@ -222,16 +222,66 @@ def test_explain_always_agrees_with_evaluate_and_changes_nothing(
             assert said.reason == got.reasons["tv"]
 
 
-def test_explain_at_synthesizes_the_rules_own_trigger(tmp_path: Path) -> None:
+def test_explain_at_never_invents_the_trigger(tmp_path: Path) -> None:
     eng = tv_engine(tmp_path)
     found = explain_at(
         eng.rules, store_config(tmp_path / "rules"), fan(), "tv", at("2026-03-03T15:00:00"), eng
     )
-    assert found.event == "dwell aisle-tv (30s)"
-    assert found.rules[0].verdict is Verdict.FIRES
+    assert found.event == "no event observed" and found.notes == (NO_TRACE,)
+    tv = found.rules[0]
+    assert lines(found)[0] == ("trigger", "dwell in aisle-tv at least 30s", "not observed", None)
+    assert (tv.verdict, tv.reason) == (
+        Verdict.IF_TRIGGERED,
+        "the trigger (dwell in aisle-tv at least 30s) was not observed",
+    )
+    assert all(x.passed is not False for x in tv.lines)
     assert eng.pools.remaining("tv15") == 2 and eng.ledger.total("tv") == 0
+    text = format_explanation(found)
+    assert text.splitlines()[:2] == [
+        "customer c-1 at 2026-03-03 15:00:00 +0100: no event observed",
+        f"  note: {NO_TRACE}",
+    ]
+    assert "→ would fire if triggered: the trigger" in text and "fires" not in text
     with pytest.raises(InvalidInput, match=r"no rule 'tvv' \(did you mean 'tv'\?\)"):
         explain_at(eng.rules, store_config(tmp_path / "rules"), fan(), "tvv", 0.0)
+
+
+def test_explain_at_still_says_what_blocks_the_rule(tmp_path: Path) -> None:
+    eng = tv_engine(tmp_path)
+    config = store_config(tmp_path / "rules")
+    saturday_night = explain_at(eng.rules, config, fan(), "tv", at("2026-03-07T20:00:00"), eng)
+    tv = saturday_night.rules[0]
+    assert (tv.verdict, tv.reason) == (Verdict.BLOCKED, "failed: time between 14:00 and 19:00")
+    eng.on_event(event(DWELL, "2026-03-03T15:00:30", "aisle-tv", 30), fan())  # the cap counts
+    later = explain_at(eng.rules, config, fan(), "tv", at("2026-03-03T18:00:00"), eng).rules[0]
+    assert (later.verdict, later.reason) == (
+        Verdict.BLOCKED,
+        "limit reached: 1 per day per customer",
+    )
+
+
+def test_checks_that_read_the_event_or_the_visit_are_not_observed(tmp_path: Path) -> None:
+    text = rule_file(
+        "z",
+        "enter: {zone: aisle-tv}",
+        "if:\n  - zone: {is: checkout}\n  - visit.duration: {at_least: 10m}\n"
+        "  - customer.interests: {has: tv}\n"
+        "limits: {per_customer: {max: 1, per: visit}}\n",
+    )
+    eng = make_engine(tmp_path, text, policy="max_offers_per_visit: 1\n")
+    found = explain_at(
+        eng.rules, store_config(tmp_path / "rules"), fan(), "z", at("2026-03-03T15:00:00"), eng
+    )
+    got = {(x.label, x.value, x.passed) for x in found.rules[0].lines}
+    needs = "not observed (needs the event or the visit)"
+    assert {
+        ("zone is checkout", needs, None),
+        ("visit.duration at_least 10m", needs, None),
+        ("customer.interests has tv", "customer.interests = [audio, tv]", True),
+        ("at most 1 per visit per customer", "not observed (needs the visit)", None),
+        ("at most 1 per visit", "not observed (needs the visit)", None),
+    } <= got
+    assert found.rules[0].verdict is Verdict.IF_TRIGGERED
 
 
 def test_explain_at_an_absent_rule_tells_whether_the_check_is_due(tmp_path: Path) -> None:
@@ -288,8 +338,7 @@ def test_the_shipped_rules_explain_for_the_reference_store() -> None:
         found = explain_at(rules, config, who, rule.id, when)
         assert [r.rule for r in found.rules] == [rule.id]
         assert Section.TRIGGER in {x.section for x in found.rules[0].lines}
-    assert explain_at(rules, config, who, "tv-aisle-dwell", when).rules[0].verdict in (
-        Verdict.FIRES,
-        Verdict.HOLDOUT,
+    assert explain_at(rules, config, who, "tv-aisle-dwell", when).rules[0].verdict is (
+        Verdict.IF_TRIGGERED
     )
     assert not in_holdout("c-tv-1", "tv-aisle-dwell", 0.10)

@@ -198,7 +198,7 @@ _SPACES = re.compile(r" {2,}")
 
 def _fill(template: Template, values: Mapping[Placeholder, str]) -> str:
     out = "".join(
-        p if not isinstance(p, Placeholder) else values.get(p, "") for p in template.parts
+        values.get(p, "") if isinstance(p, Placeholder) else str(p) for p in template.parts
     )
     return _SPACES.sub(" ", out).replace(" ,", ",").strip()
 

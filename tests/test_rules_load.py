@@ -153,7 +153,9 @@ CORPUS: list[tuple[str, str, list[str]]] = [
     (
         "bad_yaml",
         BASE.replace("offer: {title: T}", "offer: {title: T"),
-        ["rules/r.yaml:8:7: error: not valid YAML: expected ',' or '}', but got ':'"],
+        [
+            "rules/r.yaml:7:10: error: not valid YAML: the '{' opened here is never closed: add '}' at its end"
+        ],
     ),
     (
         "valid_reversed",

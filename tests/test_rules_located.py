@@ -54,7 +54,7 @@ def test_syntax_errors_and_empty_files_keep_the_rules_wording() -> None:
     assert reader.compose_text("") is None
     assert [d.message for d in reader.diagnostics] == [
         "the file is empty",
-        "not valid YAML: expected ',' or '}', but got '<stream end>'",
+        "not valid YAML: the '{' opened here is never closed: add '}' at its end",
     ]
 
 

@@ -23,9 +23,8 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "check",
-        "validate config and rules, run the rules' inline tests",
+        "validate config and rules, run the rules' inline tests, warn about rules that cannot fire",
         "gateway.cli.check",
-        arguments="",
     ),
     Command(
         "doctor",
@@ -66,8 +65,8 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "backtest",
-        "what the rules would have done on a recorded or simulated trace "
-        "(publishes nothing, writes nothing)",
+        "what the rules would have done on a trace, or on the gateway's recording beside a "
+        "draft set (--recorded --rules DRAFT); publishes nothing, writes nothing",
         "gateway.offline.backtest.run",
     ),
     Command("report", "KPIs of a period from the database, and PNG charts", "gateway.report"),
@@ -106,11 +105,29 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     Command(
+        "rules",
+        "the marketers' rule sets",
+        children=(
+            Command(
+                "promote",
+                "put a draft rule set live: checked, its backtest delta on the last recorded "
+                "day shown, copied into rules_dir atomically (the old set kept), logged",
+                "gateway.cli.promote",
+            ),
+        ),
+    ),
+    Command(
         "schema",
         "write JSON Schemas for editors",
         children=(
             Command(
                 "rules", "the rule and policy schemas (yaml-language-server)", "gateway.cli.schema"
+            ),
+            Command(
+                "config",
+                "the config.yaml schema (yaml-language-server)",
+                "gateway.cli.schema",
+                run="run_config",
             ),
         ),
     ),

@@ -1,8 +1,9 @@
-"""`rayon schema rules`: the JSON Schemas of the rule files, for editors."""
+"""`rayon schema rules` and `rayon schema config`: JSON Schemas for editors."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -28,4 +29,16 @@ def run(args: argparse.Namespace) -> int:
         config = None
     for path in write_schemas(Path(args.output), config):
         print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def run_config(args: argparse.Namespace) -> int:
+    """Write the JSON Schema of config.yaml into -o DIR; 0."""
+    from gateway.config.schema import CONFIG_SCHEMA_FILE, config_schema
+
+    folder = Path(args.output)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / CONFIG_SCHEMA_FILE
+    path.write_text(json.dumps(config_schema(), indent=2, ensure_ascii=False) + "\n", "utf-8")
+    print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -12,7 +12,7 @@ from typing import TypeVar
 from shapely.geometry import Polygon
 from shapely.validation import explain_validity
 
-from gateway.config.model import Anchor, AnchorKind, Geofence, LatLon, Zone
+from gateway.config.model import Anchor, AnchorKind, Geofence, LatLon, Polyline, Zone
 from gateway.config.yamlconv import (
     ID,
     STR,
@@ -74,6 +74,13 @@ def _point(x: Conv[float], y: Conv[float], form: str) -> Conv[tuple[float, float
 
 
 XY = list_of(_point(float_in(), float_in(), "[x, y] in metres"), min_len=3)
+_POLYLINE = list_of(_point(float_in(), float_in(), "[x, y] in metres"), min_len=2)
+
+
+def walls(node: Node, path: str, diags: Diagnostics) -> tuple[Polyline, ...] | None:
+    """`walls:` — polylines of ≥ 2 [x, y] points in floor metres (a door is a gap)."""
+    lines = list_of(_POLYLINE)(node, path, diags)
+    return tuple(tuple(line) for line in lines) if lines is not None else None
 
 
 LATLON = list_of(_point(LAT, LON, "[lat, lon]"), min_len=3)

@@ -16,21 +16,28 @@ import re
 import zoneinfo
 from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
-from gateway.config.floorplan import latlon, read_floor_plan
+from gateway.config.floorplan import latlon, read_floor_plan, walls
 from gateway.config.model import (
     DEFAULT_TRACKED_DEVICES,
     Anchor,
     AnchorKind,
+    AttributeType,
     BleSourceConfig,
     Config,
+    CustomersConfig,
     DatabaseConfig,
+    FilterKind,
     IdentityConfig,
     LimitsConfig,
+    LocateConfig,
     LoginConfig,
     MetricsConfig,
     MqttConfig,
+    PositionMethod,
+    RecordConfig,
     RetentionConfig,
     ScanningMode,
     SourcesConfig,
@@ -46,12 +53,14 @@ from gateway.config.yamlconv import (
     MapReader,
     duration_in,
     enum_of,
+    float_in,
     int_in,
     list_of,
     path_under,
 )
 from gateway.config.yamlsrc import (
     Diagnostics,
+    MapNode,
     Mark,
     Node,
     ScalarNode,
@@ -64,8 +73,10 @@ from gateway.ids import format_uuid
 
 _TOP = (
     "store mqtt database sources identity anchors zones geofences visits retention rules_dir "
-    "metrics limits"
+    "metrics limits locate walls customers record"
 )
+# As many attributes as one CRM record may carry (gateway/identity/customers.py).
+MAX_ATTRIBUTES = 50
 _NAMESPACE = re.compile(r"^[0-9a-fA-F]{20}$")
 _SQLITE = re.compile(r"^(sqlite(?:\+\w+)?):///(?!/)([^?]+)(\?.*)?$")
 _DEFAULT_DB = "sqlite:///rayon.db"
@@ -111,6 +122,10 @@ def _build(top: MapReader, path: Path, diags: Diagnostics) -> Config | None:
         rules_dir=top.opt("rules_dir", _rules_dir(base), base / "rules"),
         metrics=_metrics(top.value("metrics"), diags),
         limits=_limits(top.value("limits"), diags),
+        locate=_locate(top.value("locate"), diags),
+        walls=top.opt("walls", walls, ()),
+        customers=_customers(top.value("customers"), diags),
+        record=_record(top.value("record"), base, diags),
     )
     return config if store is not None else None
 
@@ -195,6 +210,83 @@ def _limits(node: Node | None, diags: Diagnostics) -> LimitsConfig:
         return LimitsConfig()
     devices = r.opt("tracked_devices", int_in(100, 1_000_000), DEFAULT_TRACKED_DEVICES)
     return LimitsConfig(tracked_devices=devices)
+
+
+def _locate(node: Node | None, diags: Diagnostics) -> LocateConfig:
+    keys = ("method", "filter", "fresh", "max_speed", "cell", "centroid_power")
+    r = MapReader.of(node, "locate", diags, keys)
+    if r is None:
+        return LocateConfig()
+    d = LocateConfig()
+    return LocateConfig(
+        method=r.opt("method", enum_of(PositionMethod), d.method),
+        filter=r.opt("filter", enum_of(FilterKind), d.filter),
+        fresh_s=r.opt("fresh", duration_in(0.5, 60.0), d.fresh_s),
+        max_speed=r.opt("max_speed", float_in(0.3, 10.0), d.max_speed),
+        cell_m=r.opt("cell", float_in(0.25, 5.0), d.cell_m),
+        centroid_power=r.opt("centroid_power", float_in(0.5, 6.0), d.centroid_power),
+    )
+
+
+def _customers(node: Node | None, diags: Diagnostics) -> CustomersConfig:
+    """`customers: {attributes: {order_id: string, locker: string}}`."""
+    r = MapReader.of(node, "customers", diags, ("attributes",))
+    attributes = r.value("attributes") if r is not None else None
+    if attributes is None or is_null(attributes):
+        return CustomersConfig()
+    path = "customers.attributes"
+    if not isinstance(attributes, MapNode):
+        diags.at(attributes, "expected a mapping of name: type, e.g. {order_id: string}", path)
+        return CustomersConfig()
+    if len(attributes.entries) > MAX_ATTRIBUTES:
+        msg = f"at most {MAX_ATTRIBUTES} attributes (a CRM record carries no more)"
+        diags.at(attributes, msg, path)
+    declared: dict[str, AttributeType] = {}
+    for entry in attributes.entries:
+        where = f"{path}.{entry.key}"
+        name = ID(ScalarNode(entry.key, entry.key, entry.key_mark), where, diags)
+        kind = enum_of(AttributeType)(entry.value, where, diags)
+        if name is not None and kind is not None:
+            declared[name] = kind
+    return CustomersConfig(MappingProxyType(declared))
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|kB|KB|MB|GB)?\s*$")
+_SIZE_UNITS = {None: 1, "B": 1, "kB": 1_000, "KB": 1_000, "MB": 1_000_000, "GB": 1_000_000_000}
+
+
+def _size(node: Node, path: str, diags: Diagnostics) -> int | None:
+    """A size such as `500MB`, `2GB` or a bare number of bytes, at least 1 MB."""
+    text = STR(node, path, diags)
+    m = _SIZE.match(text) if text is not None else None
+    if text is None:
+        return None
+    if m is None:
+        diags.at(node, f"expected a size such as 500MB or 2GB, got {text!r}", path)
+        return None
+    size = int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
+    if size < 1_000_000:
+        diags.at(node, f"{text} is too small: give at least 1MB (a segment alone takes more)", path)
+        return None
+    return size
+
+
+def _record(node: Node | None, base: Path, diags: Diagnostics) -> RecordConfig:
+    """`record: false`, `record: true` or the section (docs/config.md#record)."""
+    d = RecordConfig()
+    if node is not None and isinstance(node, ScalarNode) and not is_null(node):
+        return d if BOOL(node, "record", diags) is not False else RecordConfig(enabled=False)
+    keys = ("enabled", "dir", "retention", "max_size", "segment")
+    r = MapReader.of(node, "record", diags, keys)
+    if r is None:
+        return d
+    return RecordConfig(
+        enabled=r.opt("enabled", BOOL, True),
+        dir=r.maybe("dir", path_under(base)),
+        retention=r.opt("retention", duration_in(60.0, 366 * 86400.0), d.retention),
+        max_bytes=r.opt("max_size", _size, d.max_bytes),
+        segment=r.opt("segment", duration_in(60.0, 86400.0), d.segment),
+    )
 
 
 def _topic_prefix(node: Node, path: str, diags: Diagnostics) -> str | None:

@@ -7,9 +7,11 @@ Durations are float seconds; polygons are shapely geometries; UUIDs are lowercas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 from shapely.geometry import Polygon
@@ -148,6 +150,19 @@ class RetentionConfig:
     offers: float = 3 * 365 * 86400.0
 
 
+@dataclass(frozen=True, slots=True)
+class RecordConfig:
+    """The rolling recording of `rayon run` (docs/config.md#record): trace segments of what the
+    pipeline keeps, gzip-compressed, rotated every `segment`, kept `retention`, at most
+    `max_bytes` in all.  `dir` None: the folder of the SQLite database (else of the config)."""
+
+    enabled: bool = True
+    dir: Path | None = None
+    retention: float = 86400.0
+    max_bytes: int = 500_000_000
+    segment: float = 3600.0
+
+
 DEFAULT_TRACKED_DEVICES = 5_000  # the memory budget is set at 5,000 devices (docs/performance.md)
 
 
@@ -159,12 +174,66 @@ class LimitsConfig:
     tracked_devices: int = DEFAULT_TRACKED_DEVICES
 
 
+class PositionMethod(StrEnum):
+    """How the fresh links of a device become a position (`locate.method`; gateway/locate/)."""
+
+    AUTO = "auto"
+    GRID = "grid"
+    CENTROID = "centroid"
+    STRONGEST = "strongest"
+    MULTILATERATION = "multilateration"
+
+
+class FilterKind(StrEnum):
+    """The RSSI filters a link can use (`locate.filter`; compared in docs/accuracy.md)."""
+
+    MEDIAN_EMA = "median-ema"
+    WINDOW_IQR = "window-iqr"
+    KALMAN = "kalman"
+    RAW = "raw"
+
+
+Polyline = tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LocateConfig:
+    """How positions are computed (`locate:`, docs/config.md).  `method` centroid: the 1/d^k
+    weighted centroid of the strongest fresh links (two or more); auto: the grid when a device
+    has ≥ 3 fresh links, else that centroid; `fresh_s`: how long a link counts; `max_speed`
+    (m/s): the walking model (speed gate, grid blur); `cell_m`: the grid's cell size;
+    `centroid_power`: the k of the centroid's weights."""
+
+    method: PositionMethod = PositionMethod.CENTROID
+    filter: FilterKind = FilterKind.KALMAN
+    fresh_s: float = 4.0
+    max_speed: float = 2.0
+    cell_m: float = 1.0
+    centroid_power: float = 3.0
+
+
 @dataclass(frozen=True, slots=True)
 class MetricsConfig:
     """Where the Prometheus endpoint listens (`GET /metrics`); off when the section is absent."""
 
     host: str = "127.0.0.1"
     port: int = 9108
+
+
+class AttributeType(StrEnum):
+    """The type a CRM attribute is declared with (`customers.attributes`)."""
+
+    STRING = "string"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+
+
+@dataclass(frozen=True, slots=True)
+class CustomersConfig:
+    """What the CRM's records carry beyond the fixed fields: `attributes` declares the
+    `customer.attributes.<name>` offer texts may cite (`{customer.attributes.order_id}`)."""
+
+    attributes: Mapping[str, AttributeType] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,9 +252,24 @@ class Config:
     rules_dir: Path
     metrics: MetricsConfig | None = None
     limits: LimitsConfig = LimitsConfig()
+    locate: LocateConfig = LocateConfig()
+    walls: tuple[Polyline, ...] = ()  # floor metres; the grid's motion does not cross them
+    customers: CustomersConfig = CustomersConfig()
+    record: RecordConfig = RecordConfig()
 
     def zone(self, zone_id: str) -> Zone | None:
         return next((z for z in self.zones if z.id == zone_id), None)
 
     def anchor(self, anchor_id: str) -> Anchor | None:
         return next((a for a in self.anchors if a.id == anchor_id), None)
+
+    @property
+    def record_dir(self) -> Path:
+        """Where the recording's segments are: `record.dir`, else a `recording` folder beside
+        the SQLite database file, else beside the config file."""
+        if self.record.dir is not None:
+            return self.record.dir
+        url = self.database.url
+        if url.startswith("sqlite") and ":///" in url and ":memory:" not in url:
+            return Path(url.split(":///", 1)[1].split("?", 1)[0]).parent / "recording"
+        return self.path.absolute().parent / "recording"

@@ -24,13 +24,14 @@ their own wording of syntax errors and report duplicate keys and unbuildable val
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 from yaml.constructor import SafeConstructor
 
+from gateway.config.yamlerrors import explain
 from gateway.errors import ConfigError, Diagnostic, Severity
 
 _TAG = "tag:yaml.org,2002:"
@@ -169,6 +170,26 @@ def index(path: str, i: int) -> str:
     return f"{path}[{i}]"
 
 
+def find(root: Node, path: str) -> Node | None:
+    """The node at a key path such as `zones[3].enter_after` or `if[0].customer.tier` (keys
+    may hold dots: the longest key that fits is taken), or None."""
+    node: Node | None = root
+    rest = path
+    while rest and node is not None:
+        if rest.startswith("["):
+            end = rest.find("]")
+            items = node.items if isinstance(node, SeqNode) else ()
+            i = int(rest[1:end]) if end > 1 and rest[1:end].isdigit() else len(items)
+            node, rest = (items[i] if i < len(items) else None), rest[end + 1 :].lstrip(".")
+            continue
+        entries = node.entries if isinstance(node, MapNode) else ()
+        fits = [e for e in entries if rest == e.key or rest.startswith((f"{e.key}.", f"{e.key}["))]
+        best = max(fits, key=lambda e: len(e.key), default=None)
+        node = best.value if best is not None else None
+        rest = rest[len(best.key) :].lstrip(".") if best is not None else ""
+    return node
+
+
 def did_you_mean(word: str, choices: Collection[str]) -> str:
     """` (did you mean 'x'?)` when a close name exists, else an empty string."""
     close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
@@ -178,25 +199,18 @@ def did_you_mean(word: str, choices: Collection[str]) -> str:
 # ---------------------------------------------------------------------------------- loading
 
 
-def syntax_message(exc: yaml.MarkedYAMLError) -> str:
-    """`invalid YAML: <context>, <problem>`, with a hint when a tab broke the indentation."""
-    parts = [p for p in (exc.context, exc.problem) if p]
-    message = "invalid YAML: " + (", ".join(parts) if parts else "syntax error")
-    if "'\\t'" in message:
-        message += "; indent with spaces, not tabs"
-    return message
-
-
 @dataclass(frozen=True, slots=True)
 class Dialect:
     """What composing a document reports, and in which words.
 
-    `syntax` words a syntax error; with `duplicates` a repeated key is an error (else it waits
-    in `MapNode.repeats` for the reader); with `bad_values` a scalar PyYAML cannot build (an
-    unknown tag, `2026-02-30`) is an error (else its `value` is None and its `tag` kept).
+    `syntax` starts the message of a syntax error (`explain` of `gateway.config.yamlerrors`
+    gives the rest, at the line of the mistake); with `duplicates` a repeated key is an error
+    (else it waits in `MapNode.repeats` for the reader); with `bad_values` a scalar PyYAML
+    cannot build (an unknown tag, `2026-02-30`) is an error (else its `value` is None and its
+    `tag` kept).
     """
 
-    syntax: Callable[[yaml.MarkedYAMLError], str] = syntax_message
+    syntax: str = "invalid YAML"
     duplicates: bool = True
     bad_values: bool = True
 
@@ -224,7 +238,8 @@ def parse_yaml(text: str, diags: Diagnostics, dialect: Dialect = CONFIG_DIALECT)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        diags.add(_mark(exc.problem_mark or exc.context_mark), dialect.syntax(exc))
+        where, message = explain(exc, text)
+        diags.add(Mark(where.line, where.col), f"{dialect.syntax}: {message}")
         return None
     except yaml.reader.ReaderError as exc:
         diags.add(_offset_mark(text, exc.position), f"invalid character: {exc.reason}")

@@ -251,3 +251,26 @@ def show(value: object) -> str:
 def fail(reason: str, problem: Problem = Problem.MALFORMED) -> NoReturn:
     """Abort the parse: the `guarded` parser returns InboundError(reason, problem)."""
     raise Bad(reason, problem)
+
+
+# json's messages, by how they start, in the words of someone editing a file by hand
+_JSON_MISTAKES = (
+    ("Expecting ',' delimiter", "a comma, or a closing } or ], is missing here"),
+    (
+        "Expecting property name",
+        'a field name in double quotes is expected here ("id": …): JSON takes double quotes '
+        "only, and no comma before a closing }",
+    ),
+    ("Expecting ':' delimiter", "a ':' is missing after the field name"),
+    ("Expecting value", 'a value is missing here, or a text lacks its double quotes ("c-1")'),
+    ("Extra data", "something follows the end of the object: one JSON object per line"),
+    ("Unterminated string", 'the text starting here is never closed with a "'),
+    ("Invalid control character", r"a tab or line break inside a text: write it \t or \n"),
+    ("Invalid \\escape", r"a backslash inside a text: write it \\"),
+)
+
+
+def json_mistake(exc: json.JSONDecodeError) -> str:
+    """What is wrong at `exc.colno`, in plain words (never the parser's own)."""
+    found = (text for start, text in _JSON_MISTAKES if exc.msg.startswith(start))
+    return next(found, "this is not valid JSON: check the quotes, commas and braces")

@@ -24,6 +24,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -36,6 +37,7 @@ from gateway.decode.jsonvalues import (
     as_number,
     fail,
     guarded,
+    json_mistake,
     kind_of,
     show,
 )
@@ -336,6 +338,8 @@ def _row_customer(obj: object, where: str, line: int, seen: _Seen) -> Customer |
     `file:line: error: …`."""
     if isinstance(obj, str):
         return f"{where}: error: {obj}"
+    if isinstance(obj, _BadJson):
+        return f"{where}:{obj.col}: error: {obj.message}"
     got = customer_from_obj(obj, where)
     if isinstance(got, InboundError):
         return got.reason
@@ -362,15 +366,25 @@ class _Seen:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class _BadJson:
+    """A line that is not JSON: where on it, and what is wrong, in plain words."""
+
+    col: int
+    message: str
+
+
 def _jsonl_rows(text: str) -> Iterator[tuple[int, object]]:
-    """(line, object) per non-blank line; a string object stands for a parse error."""
+    """(line, object) per non-blank line; a `_BadJson` or a string stands for a parse error."""
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             yield number, json.loads(line)
-        except (ValueError, RecursionError) as exc:
-            yield number, f"invalid JSON: {exc}"
+        except json.JSONDecodeError as exc:
+            yield number, _BadJson(exc.colno, f"invalid JSON: {json_mistake(exc)}")
+        except (ValueError, RecursionError):
+            yield number, "invalid JSON: nested too deeply or a number out of range"
 
 
 def _csv_rows(text: str, file: str) -> Iterator[tuple[int, object]]:

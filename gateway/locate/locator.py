@@ -64,47 +64,36 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 import numpy as np
 
-from gateway.config.model import Anchor
+from gateway.config.model import Anchor, FilterKind, LocateConfig, PositionMethod
 from gateway.events import Fix, Observation
 from gateway.locate.grid import (
     MIN_ACCURACY_M,
     MIN_DISTANCE_M,
     GridSettings,
     PositionGrid,
+    Walls,
     anchor_bounds,
 )
-from gateway.locate.rssifilter import (
-    DEFAULT_FILTER,
-    FILTERS,
-    FilterKind,
-    LinkFilter,
-)
+from gateway.locate.rssifilter import FILTERS, LinkFilter
 
 __all__ = [
     "Locator",
-    "PositionMethod",
     "rssi_to_distance",
     "weighted_centroid",
     "weighted_multilateration",
 ]
 
 MAX_DISTANCE_M = 60.0
-CENTROID_POWER = 3.0  # 1/d² is an option: it costs the simulator 6 points
+SHIPPED = LocateConfig()  # the defaults of `locate:` (docs/config.md) are the Locator's
+CENTROID_POWER = SHIPPED.centroid_power  # 1/d² is an option: it costs the simulator 6 points
 MIN_INTERVAL_S = 0.5  # 0.3 with SETTLE_S 0.08 is the burst option
 SETTLE_S = 0.0  # off: a fix at a burst's first packet; 0.08 adds simulator false enters
 GATE_ANCHORS = 3  # a fix from fewer anchors is the nearest anchor's position, a guess
-
-
-class PositionMethod(StrEnum):
-    """How ≥ 3 fresh links become a position."""
-
-    CENTROID = "centroid"
-    MULTILATERATION = "multilateration"
-    GRID = "grid"
+# the methods that place a device heard by two anchors between them (by the centroid's weights)
+_PAIRS = frozenset({PositionMethod.AUTO, PositionMethod.CENTROID})
 
 
 def rssi_to_distance(rssi: float, rssi_at_1m: float, path_loss_exponent: float) -> float:
@@ -154,12 +143,12 @@ class Locator:
     def __init__(
         self,
         anchors: Sequence[Anchor],
-        fresh_s: float = 4.0,
+        fresh_s: float = SHIPPED.fresh_s,
         min_interval_s: float = MIN_INTERVAL_S,
-        max_speed: float = 2.0,
+        max_speed: float = SHIPPED.max_speed,
         max_anchors: int = 4,
-        method: PositionMethod = PositionMethod.CENTROID,
-        rssi_filter: FilterKind | Callable[[], LinkFilter] = DEFAULT_FILTER,
+        method: PositionMethod = SHIPPED.method,
+        rssi_filter: FilterKind | Callable[[], LinkFilter] = SHIPPED.filter,
         centroid_power: float = CENTROID_POWER,
         grid: GridSettings | None = None,
         settle_s: float = SETTLE_S,
@@ -179,8 +168,23 @@ class Locator:
         # open bursts in the order they opened, so in the order they are due: (opened, device)
         self._bursts: deque[tuple[float, str]] = deque()
         self.anchor_bounds = anchor_bounds(anchors, margin=3.0)
-        self._grid = (
-            PositionGrid(anchors, grid or GridSettings()) if method is PositionMethod.GRID else None
+        uses_grid = method in (PositionMethod.GRID, PositionMethod.AUTO)
+        self._grid = PositionGrid(anchors, grid or GridSettings()) if uses_grid else None
+        self._sparse_ok = method is not PositionMethod.GRID  # AUTO: < 3 links, no grid
+
+    @classmethod
+    def configured(
+        cls, anchors: Sequence[Anchor], config: LocateConfig, walls: Walls = ()
+    ) -> Locator:
+        """The Locator of a store's `locate:` section (and `walls:`, for the grid's motion)."""
+        return cls(
+            anchors,
+            fresh_s=config.fresh_s,
+            max_speed=config.max_speed,
+            method=config.method,
+            rssi_filter=config.filter,
+            centroid_power=config.centroid_power,
+            grid=GridSettings(cell_m=config.cell_m, walls=walls),
         )
 
     def observe(self, obs: Observation) -> Fix | None:
@@ -336,9 +340,12 @@ class Locator:
         since = at - self._fresh_s
         fresh = [link for link in track.links.values() if link.at >= since]
         fresh.sort(key=_level, reverse=True)
-        if self._grid is not None:
+        method = self._method
+        if self._grid is not None and (len(fresh) >= GATE_ANCHORS or not self._sparse_ok):
             return self._grid_fix(device, at, track, fresh)
-        if len(fresh) >= 3:
+        if method is not PositionMethod.STRONGEST and (
+            len(fresh) >= GATE_ANCHORS or (len(fresh) == 2 and method in _PAIRS)
+        ):
             strongest = fresh[: self._max_anchors]
             x, y, acc = self._multilaterate(strongest)
             used = tuple([link.anchor.id for link in strongest])

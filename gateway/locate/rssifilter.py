@@ -11,17 +11,9 @@ import statistics
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Protocol
 
-
-class FilterKind(StrEnum):
-    """The RSSI filters a link can use (compared in docs/accuracy.md)."""
-
-    MEDIAN_EMA = "median-ema"
-    WINDOW_IQR = "window-iqr"
-    KALMAN = "kalman"
-    RAW = "raw"
+from gateway.config.model import FilterKind
 
 
 class LinkFilter(Protocol):
@@ -161,8 +153,6 @@ class RawFilter:
         self.value = rssi
         return rssi
 
-
-DEFAULT_FILTER = FilterKind.KALMAN  # best mean training zone accuracy (docs/accuracy.md)
 
 FILTERS: dict[FilterKind, Callable[[], LinkFilter]] = {
     FilterKind.MEDIAN_EMA: RssiFilter,

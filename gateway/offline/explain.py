@@ -1,9 +1,11 @@
 """`rayon explain --customer C --rule R --at TIME [--trace F]`: why a rule did or did not fire.
 
-Without a trace, the rule's own trigger is played at TIME against the customer as the database
-knows them, with the caps of the offers already decided.  With a trace, the trace is replayed up
-to TIME through the pipeline (nothing is written or published) and the last decision about that
-customer and rule is explained, with the caps, visits and pools of that replay.
+Without a trace, nothing says whether the trigger happened: the explanation says so, marks
+the trigger "not observed" and evaluates the rest at TIME against the customer as the database
+knows them, with the caps of the offers already decided (`gateway.rules.explain`).  With a
+trace, the trace is replayed up to TIME through the pipeline (nothing is written or published)
+and the last decision about that customer and rule is explained, with the caps, visits and
+pools of that replay; a trace without such a decision is said so, on stdout with the rest.
 """
 
 from __future__ import annotations
@@ -88,9 +90,9 @@ def _from_trace(
     replay(pipeline, until, lambda _out: None, flush=False)  # the ticks `rayon replay` makes
     if pipeline.engine.explanations:
         return pipeline.engine.explanations[-1]
-    print(
-        f"the trace has no decision about {customer.id} and {rule_id} before that time: "
-        "explaining the rule's own trigger at that time instead",
-        file=sys.stderr,
+    note = (
+        f"the trace {trace.name} has no decision about {customer.id} and {rule_id} up to that "
+        "time: the trigger was not observed"
     )
-    return explain_at(rules, pipeline.config, customer, rule_id, at, engine=pipeline.engine)
+    engine = pipeline.engine
+    return explain_at(rules, pipeline.config, customer, rule_id, at, engine=engine, note=note)

@@ -1,6 +1,11 @@
-"""`rayon replay` wired to the world: customers from the store, outputs to files and the outbox,
-then the outbox published on the trace's clock (an offer is sent with the expiry it has left at
-the trace's end, and an expired one is dropped)."""
+"""`rayon replay` wired to the world: customers from the store, outputs to files; with
+`--publish` only, also to the database and the broker.
+
+By default (`--dry-run` says the same) nothing is published and nothing is written to the
+database: a trace's offers would go to real customers' offer topics.  With `--publish`, the
+broker and its password file are checked first — before the trace is read — and each offer
+is published as it is decided, in event-time order, on the trace's clock (so it goes out with
+its whole expiry, as it would have live)."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from gateway.config.commandline import config_of
 from gateway.config.model import Config
 from gateway.deliver.connect import connect_link
 from gateway.deliver.payloads import event_record, offer_payload
+from gateway.errors import InvalidInput, RuntimeFailure
 from gateway.heap import tune_gc
 from gateway.identity.model import Customer, CustomerRegistry
 from gateway.offline.replay import ReplayStats, fix_record, replay, write_jsonl
@@ -41,6 +47,7 @@ class OutputWriter:
         files: dict[str, IO[str] | None],
         pools: MemoryCodePools,
         customer_of: Callable[[str], Customer | None],
+        on_offers: Callable[[float], None] | None = None,
     ) -> None:
         self._config = config
         self._pools = pools
@@ -51,6 +58,7 @@ class OutputWriter:
         self._customer_of = customer_of
         self._sampler = PositionSampler()
         self._positions: list[Position] = []
+        self._on_offers = on_offers  # publish now: the trace's time of the offers just written
 
     def __call__(self, out: Output) -> None:
         if self._out != (None, None, None):
@@ -64,7 +72,11 @@ class OutputWriter:
             pending.offers.extend(out.offers)
             pending.upserted.extend(out.upserted)
             pending.erased.extend(out.erased)
-            if len(self._pending.events) + len(self._pending.offers) >= BATCH:
+            sent = [o.created_at for o in out.offers if not o.holdout]
+            if sent and self._on_offers is not None:
+                self.flush()
+                self._on_offers(max(sent))
+            elif len(self._pending.events) + len(self._pending.offers) >= BATCH:
                 self.flush()
 
     def _write_files(self, out: Output) -> None:
@@ -91,7 +103,15 @@ class OutputWriter:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `rayon replay`."""
     parser.add_argument("trace", help="trace file (JSON Lines, docs/trace.md)")
-    parser.add_argument("--dry-run", action="store_true", help="publish nothing")
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="write to the database and publish each offer as it is decided, on the trace's "
+        "clock (to the real customers' offer topics of the config's broker)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="publish nothing, write no database (the default)"
+    )
     parser.add_argument("--fixes-out", help="write every position fix (JSON Lines)")
     parser.add_argument("--events-out", help="write every zone and visit event (JSON Lines)")
     parser.add_argument("--offers-out", help="write every offer (JSON Lines)")
@@ -103,19 +123,78 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_replay(config: Config, args: argparse.Namespace) -> int:
+    trace = Path(args.trace)
+    if args.publish and args.dry_run:
+        print(
+            "rayon replay: --publish and --dry-run contradict each other: keep one", file=sys.stderr
+        )
+        return 2
+    if not trace.is_file():
+        raise InvalidInput(f"{trace}: no such trace file (record one, or `rayon simulate -o`)")
     tune_gc()
+    if args.publish:
+        return asyncio.run(_replay_publishing(config, args))
     store = Store(config.database.url)
     try:
-        stats = _replay_into(config, store, args)
-        _report(stats, args)
-        if args.dry_run or stats.last_at is None:
-            return 0
-        return asyncio.run(publish_outbox(config, store, stats.last_at))
+        stats = _replay_into(config, store, args, None)
     finally:
         store.close()
+    _report(stats, args)
+    return 0
 
 
-def _replay_into(config: Config, store: Store, args: argparse.Namespace) -> ReplayStats:
+async def _replay_publishing(config: Config, args: argparse.Namespace) -> int:
+    """Connect first (the password file, the broker), then replay in a worker thread that
+    hands each offer, once written, to the publisher on this loop and waits for it."""
+    from gateway.deliver.outbox import DrainResult, OutboxPublisher
+    from gateway.topics import Topics
+
+    try:
+        # no last will: a replay cut short must not say the store's running gateway is offline
+        link = await connect_link(config, client_suffix="replay", will=False)
+    except RuntimeFailure as exc:
+        print(
+            f"rayon replay: {exc}; nothing was replayed: fix the broker settings of "
+            f"{config.path} (`rayon doctor` checks them), or replay without --publish",
+            file=sys.stderr,
+        )
+        return 3
+    store = Store(config.database.url)
+    try:
+        clock = ManualClock(0.0)
+        topics = Topics(config.mqtt.topic_prefix, config.store.id)
+        publisher = OutboxPublisher(store, link, topics, clock, config.store.timezone)
+        loop = asyncio.get_running_loop()
+        done: list[DrainResult] = []
+
+        def publish(at: float) -> None:  # on the replay's thread: wait until published
+            clock.set(max(clock.now(), at))
+            done.append(asyncio.run_coroutine_threadsafe(publisher.drain(), loop).result())
+
+        stats = await asyncio.to_thread(_replay_into, config, store, args, publish)
+        _report(stats, args)
+        if stats.last_at is not None:
+            clock.set(max(clock.now(), stats.last_at))
+            done.append(await publisher.drain())
+    finally:
+        await link.disconnect()
+        store.close()
+    sent, failed = sum(d.sent for d in done), sum(d.failed for d in done)
+    expired = sum(d.expired for d in done)
+    print(f"published {sent} offer(s) as decided; {expired} expired", file=sys.stderr)
+    if failed:
+        print(
+            f"rayon replay: {failed} publish attempt(s) failed: the offers stay pending in the "
+            "outbox of the database (a running gateway sends them if still valid)",
+            file=sys.stderr,
+        )
+        return 3
+    return 0
+
+
+def _replay_into(
+    config: Config, store: Store, args: argparse.Namespace, publish: Callable[[float], None] | None
+) -> ReplayStats:
     pools = load_pools(store)
     customers = CustomerRegistry(store.load_customers())
     pipeline = Pipeline(config, load_rules(config.rules_dir, config), customers, pools=pools)
@@ -128,8 +207,8 @@ def _replay_into(config: Config, store: Store, args: argparse.Namespace) -> Repl
                 ("offers", args.offers_out),
             )
         }
-        target = None if args.dry_run else store
-        writer = OutputWriter(config, target, files, pools, customers.by_device)
+        target = store if publish is not None else None
+        writer = OutputWriter(config, target, files, pools, customers.by_device, publish)
         stats = replay(pipeline, read_trace(Path(args.trace)), writer)
         writer.flush()
     return stats
@@ -143,26 +222,8 @@ def _report(stats: ReplayStats, args: argparse.Namespace) -> None:
     )
     say(
         f"{stats.fixes} fixes, {stats.events} events, {stats.offers} offers "
-        f"(+{stats.holdout} holdout){' — dry run, nothing published' if args.dry_run else ''}"
+        f"(+{stats.holdout} holdout)"
+        + ("" if args.publish else " — nothing published, no database written (--publish to)")
     )
     for rule, n in sorted(stats.offers_by_rule.items()):
         say(f"  {rule}: {n}")
-
-
-async def publish_outbox(config: Config, store: Store, now: float) -> int:
-    """Publish the outbox once, on a clock stopped at the trace's last input."""
-    from gateway.deliver.outbox import OutboxPublisher
-    from gateway.topics import Topics
-
-    # no last will: a replay cut short must not say the store's running gateway is offline
-    link = await connect_link(config, client_suffix="replay", will=False)
-    try:
-        topics = Topics(config.mqtt.topic_prefix, config.store.id)
-        publisher = OutboxPublisher(store, link, topics, ManualClock(now), config.store.timezone)
-        result = await publisher.drain()
-        print(
-            f"published {result.sent} offer(s), dropped {result.expired} expired", file=sys.stderr
-        )
-    finally:
-        await link.disconnect()
-    return 0

@@ -117,11 +117,12 @@ def diagnose(
     config, result = check_config(config_path)
     yield result
     if config is None:
-        for name in ("rules", "database", "broker", "bluetooth adapter"):
+        for name in ("rules", "database", "recording", "broker", "bluetooth adapter"):
             yield _skipped(name, "needs a config that loads")
     else:
         yield check_rules(config)
         yield check_database(config)
+        yield check_recording(config)
         yield check_broker(config, mqtt_timeout_s)
         yield check_adapter(config, host)
     yield check_dbus(config, host)
@@ -186,6 +187,26 @@ def check_database(config: Config) -> CheckResult:
         else f"schema upgraded from version {done[0] - 1} to {HEAD}"
     )
     return _ok("database", f"{_db_where(url)} opens and is writable ({schema})")
+
+
+def check_recording(config: Config) -> CheckResult:
+    """The recording's folder exists or can be made, and its lock can be taken (`record`)."""
+    from gateway.store.recording import locked, segments
+
+    if not config.record.enabled:
+        return _skipped("recording", "off (record: false)")
+    folder = config.record_dir
+    try:
+        with locked(folder):
+            found = segments(folder)
+            size = sum(p.stat().st_size for p in found)
+    except OSError as exc:
+        hint = (
+            "the folder must be writable by the user running the gateway: "
+            f"`sudo install -d -o rayon -g rayon -m 700 {folder}`, or set record.dir"
+        )
+        return _failed("recording", f"{folder} is not writable", hint, [str(exc)])
+    return _ok("recording", f"{folder}: {len(found)} segment(s), {size / 1e6:.1f} MB")
 
 
 def _db_where(url: str) -> str:

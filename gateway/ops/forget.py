@@ -1,13 +1,15 @@
 """`rayon forget CUSTOMER`: erase everything this gateway holds about one customer.
 
-Three places hold a customer: the database (profile, offers and their feedback, zone events,
+Four places hold a customer: the database (profile, offers and their feedback, zone events,
 visits, positions, the codes they were given), the live state saved for restarts (zone and
-visit timers of their devices, the rules' visit context), and the broker (the back office's
-retained `crm/customers/<id>` record, from which a restarting gateway would learn them
-again).  In that order: the database, then the saved live state (replayed through the
-pipeline's own erase, so nothing of the other customers' state is lost), then an empty
-retained message on the CRM topic, which clears the record and makes a running gateway
-forget the customer at once, as when the back office erases them.
+visit timers of their devices, the rules' visit context), the rolling recording (their
+adverts and sightings, `record`), and the broker (the back office's retained
+`crm/customers/<id>` record, from which a restarting gateway would learn them again).  In
+that order: the database, then the saved live state (replayed through the pipeline's own
+erase, so nothing of the other customers' state is lost), then the recording's segments
+(rewritten without their lines), then an empty retained message on the CRM topic, which
+clears the record and makes a running gateway forget the customer at once, as when the back
+office erases them (it also rewrites away what it recorded of them since).
 
 The id is checked first (gateway.ids): one breaking the rule that nobody has is an error
 and nothing is touched; one imported before the rule existed (`/`, `+` …) is erased from
@@ -23,6 +25,7 @@ import time
 
 from gateway.config.commandline import config_of
 from gateway.config.model import Config
+from gateway.decode.privacy import PrivacyFilter
 from gateway.errors import RuntimeFailure
 from gateway.identity.model import Customer, CustomerRegistry
 from gateway.ids import customer_id_problem
@@ -30,6 +33,7 @@ from gateway.pipeline import Pipeline
 from gateway.rules.load import load_rules
 from gateway.rules.model import RuleSet
 from gateway.store.persist import RUNTIME_KEY
+from gateway.store.recording import Whose, forget_in
 from gateway.store.repo import Store
 from gateway.topics import Topics
 
@@ -69,11 +73,13 @@ def run_forget(config: Config, customer_id: str, *, broker: bool = True) -> int:
         erased, state = _erase_stored(config, rules, store, customers, customer_id)
     finally:
         store.close()
+    recorded = _erase_recorded(config, [c for c in customers if c.id == customer_id])
     found = ", ".join(f"{n} {table.replace('_', ' ')}" for table, n in erased.items() if n)
     print(
         f"customer {customer_id}: "
         + (f"erased {found}" if found else "nothing stored in the database")
         + ("; saved live state cleaned" if state else "")
+        + (f"; {recorded} recorded line(s) erased" if recorded else "")
     )
     if problem is not None:  # imported before the id rule
         print(
@@ -98,6 +104,17 @@ def _erase_stored(
         pipeline.erase(customer_id)
         store.commit(runtime={RUNTIME_KEY: pipeline.snapshot()}, at=now)
     return erased, state is not None
+
+
+def _erase_recorded(config: Config, customers: list[Customer]) -> int:
+    """Rewrite the recording's segments without the customer's adverts and sightings."""
+    folder = config.record_dir
+    if not customers or not folder.is_dir():
+        return 0
+    ids = config.identity
+    ours = PrivacyFilter(ids.proximity_uuids, ids.eddystone_namespaces)
+    topics = Topics(config.mqtt.topic_prefix, config.store.id)
+    return forget_in(folder, Whose.of(customers), ours, topics)
 
 
 def _tell_broker(config: Config, customer_id: str) -> int:

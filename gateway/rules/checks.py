@@ -10,12 +10,17 @@ Pure: reads the ledger, changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 
+from gateway.config.model import AttributeType
 from gateway.events import EventKind, ZoneEvent
+from gateway.identity.model import Customer
 from gateway.rules.context import Context
 from gateway.rules.gates import (
     ALREADY_FIRED,
+    attribute_missing,
+    attribute_text,
     budget_used,
     cooling_down,
     dwell_below,
@@ -76,6 +81,19 @@ def limit_failure(rule: Rule, ctx: Context, ledger: Ledger, starts: PeriodStarts
     total = limits.total_max
     if total is not None and not ledger.total(rule.id) < total:
         return budget_used(total)
+    return None
+
+
+def attribute_failure(
+    rule: Rule, customer: Customer, declared: Mapping[str, AttributeType]
+) -> str | None:
+    """`attribute_line`'s reason: the first CRM attribute the offer text cites that the
+    customer lacks (or has with another type)."""
+    for name in rule.offer.attributes:
+        kind = declared.get(name, AttributeType.STRING)
+        value = customer.attributes.get(name)
+        if attribute_text(value, kind) is None:
+            return attribute_missing(name, value, kind)
     return None
 
 

@@ -96,7 +96,12 @@ class ConditionCompiler:
         if not parts:
             return None
         text = "any of (" + "; ".join(p.text for p in parts) + ")"
-        return Condition(text, lambda ctx: any(p.test(ctx) for p in parts), _observe_all(parts))
+        return Condition(
+            text,
+            lambda ctx: any(p.test(ctx) for p in parts),
+            _observe_all(parts),
+            needs_event=_needs_event(parts),
+        )
 
     def _not(self, node: Node, path: str) -> Condition | None:
         is_list = isinstance(node, SeqNode)
@@ -104,7 +109,12 @@ class ConditionCompiler:
         if not parts:
             return None
         text = "not (" + "; ".join(p.text for p in parts) + ")"
-        return Condition(text, lambda ctx: not all(p.test(ctx) for p in parts), _observe_all(parts))
+        return Condition(
+            text,
+            lambda ctx: not all(p.test(ctx) for p in parts),
+            _observe_all(parts),
+            needs_event=_needs_event(parts),
+        )
 
     def _field(self, name: str, field: Field, node: Node, path: str) -> Condition | None:
         ops = self.reader.mapping(node, path, field.operators, what="operator")
@@ -118,10 +128,13 @@ class ConditionCompiler:
             return None
         tests = tuple(p for p in parts if p is not None)
         text = " and ".join(t.text for t in tests)
-        return (
-            tests[0]
-            if len(tests) == 1
-            else Condition(text, lambda c: all(t.test(c) for t in tests), tests[0].observe)
+        if len(tests) == 1:
+            return tests[0]
+        return Condition(
+            text,
+            lambda c: all(t.test(c) for t in tests),
+            tests[0].observe,
+            needs_event=_needs_event(tests),
         )
 
     def _operation(
@@ -144,7 +157,9 @@ class ConditionCompiler:
             return f"{name} = {show(value, ctx) if show else show_value(value)}"
 
         fixed = not needs_zone(operand)
-        return Condition(f"{name} {op} {_show(node)}", test_fixed if fixed else test, observe)
+        event = not fixed or name in _EVENT_FIELDS
+        text = f"{name} {op} {_show(node)}"
+        return Condition(text, test_fixed if fixed else test, observe, needs_event=event)
 
     def _operand(self, kind: Operand, field: Field, node: Node, path: str) -> Any:
         reader = self.reader
@@ -187,6 +202,13 @@ def unknown_place(name: str, known: Collection[str], fences: Collection[str] = (
     return f"unknown zone '{name}'{hint}"
 
 
+_EVENT_FIELDS = frozenset(("zone", "visit.duration", "visit.zones"))
+
+
+def _needs_event(parts: Sequence[Condition]) -> bool:
+    return any(p.needs_event for p in parts)
+
+
 def _observe_all(parts: Sequence[Condition]) -> Callable[[Context], str]:
     def observe(ctx: Context) -> str:
         seen = dict.fromkeys(p.observe(ctx) for p in parts)
@@ -200,6 +222,7 @@ def _time_condition(window: TimeWindow) -> Condition:
         f"time {window.describe()}",
         lambda ctx: window.contains(ctx.local),
         lambda ctx: f"local time {ctx.local:%a %H:%M}",
+        window,
     )
 
 

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from gateway.events import ZoneEvent
 from gateway.identity.model import Customer
+from gateway.rules.timewindow import TimeWindow
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,10 @@ class Condition:
     text: str
     test: Callable[[Context], bool]
     observe: Callable[[Context], str] = _nothing  # e.g. "customer.interests = [audio, tv]"
+    window: TimeWindow | None = None  # a `time:` condition's window, for `rayon check`'s lints
+    # True when it reads the event or the visit (`zone`, `visit.*`, "{zone}"): explain without
+    # an observed event cannot evaluate it
+    needs_event: bool = False
 
     def failing(self, ctx: Context) -> str | None:
         """None when the condition holds, else the text of what failed."""

@@ -17,6 +17,7 @@ from uuid import UUID
 from gateway.config.model import Config
 from gateway.events import EventKind, Offer
 from gateway.rules.checks import (
+    attribute_failure,
     limit_failure,
     policy_failure,
     trigger_failure,
@@ -26,6 +27,8 @@ from gateway.rules.codepools import CodePools
 from gateway.rules.context import Context
 from gateway.rules.explanation import Line, RuleExplanation, apply_event_cap, verdict_of
 from gateway.rules.gates import (
+    attribute_line,
+    attribute_text,
     code_line,
     condition_lines,
     consent_line,
@@ -79,6 +82,9 @@ class Decider:
         self.ledger = ledger
         self.pools = pools
         self.pool_exhausted: Counter[str] = Counter()
+        # per rule, the offers not sent because the customer lacked an attribute they cite
+        self.attribute_missing: Counter[str] = Counter()
+        self._declared = config.customers.attributes
         self._config = config
         self._tz = config.store.timezone
         self._zone_names = {g.id: g.name for g in config.geofences}
@@ -97,7 +103,9 @@ class Decider:
             if len(offers) >= self._max_offers:
                 reasons[rule.id] = f"outranked by rule '{offers[0].rule}' (higher priority)"
                 continue
-            made = self._blocked(rule, ctx, visit) or self._make(rule, ctx)
+            made = (
+                self._blocked(rule, ctx, visit) or self._lacking(rule, ctx) or self._make(rule, ctx)
+            )
             if isinstance(made, str):
                 reasons[rule.id] = made
                 continue
@@ -123,6 +131,15 @@ class Decider:
             or limit_failure(rule, ctx, self.ledger, self._starts)
             or policy_failure(rule, self.rules.policy, ctx, self.ledger, self._starts)
         )
+
+    def _lacking(self, rule: Rule, ctx: Context) -> str | None:
+        """Why the offer text cannot be filled for this customer (counted), else None."""
+        if not rule.offer.attributes:
+            return None
+        why = attribute_failure(rule, ctx.customer, self._declared)
+        if why is not None:
+            self.attribute_missing[rule.id] += 1
+        return why
 
     def _make(self, rule: Rule, ctx: Context) -> Offer | str:
         """The offer, or why an exhausted code pool blocks it (a held-out customer takes no
@@ -150,6 +167,11 @@ class Decider:
             Placeholder.CODE: code or "",
             Placeholder.FIRST_NAME: customer.first_name or "",
         }
+        attributes = {
+            name: attribute_text(customer.attributes.get(name), kind) or ""
+            for name in tmpl.attributes
+            if (kind := self._declared.get(name)) is not None
+        }
         return Offer(
             id=offer_id(rule.id, customer.id, event.at),
             rule=rule.id,
@@ -159,8 +181,8 @@ class Decider:
             token=customer.token,
             created_at=event.at,
             expires_at=event.at + tmpl.expires_in,
-            title=tmpl.title.fill(values),
-            body=tmpl.body.fill(values),
+            title=tmpl.title.fill(values, attributes),
+            body=tmpl.body.fill(values, attributes),
             code=code,
             url=tmpl.url,
             purpose=rule.purpose,
@@ -182,6 +204,8 @@ class Decider:
             *limit_lines(rule, ctx, self.ledger, self._tz),
             *policy_lines(rule, policy, ctx, self.ledger, self._tz),
         ]
+        attributes = attribute_line(rule, ctx.customer, self._declared)
+        lines.extend([attributes] if attributes else [])
         code = code_line(rule, ctx.customer, self.pools)
         return [*lines, *([code] if code else []), holdout_line(rule, policy, ctx.customer)]
 

@@ -112,6 +112,7 @@ class RuleEngine:
         engine._visits, engine._schedule = self._visits, self._schedule
         engine._changes = self._changes
         engine._decider.pool_exhausted, engine._watch = self.pool_exhausted, self._watch
+        engine._decider.attribute_missing = self.attribute_missing
         engine.explanations = self.explanations
         return engine
 
@@ -130,6 +131,12 @@ class RuleEngine:
     def pool_exhausted(self) -> Counter[str]:
         """Per code pool, the offers it blocked because it was empty (for the daemon's status)."""
         return self._decider.pool_exhausted
+
+    @property
+    def attribute_missing(self) -> Counter[str]:
+        """Per rule, the offers not sent because the customer lacked a CRM attribute their
+        text cites (`{customer.attributes.NAME}`)."""
+        return self._decider.attribute_missing
 
     def watch(self, customer_id: str, rule_id: str | None = None) -> None:
         """Keep in `explanations` the explanation of every decision about this customer (that

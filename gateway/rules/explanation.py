@@ -11,7 +11,7 @@ is the same reason `RuleEngine.evaluate` gives.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -25,6 +25,7 @@ class Section(StrEnum):
     CONDITION = "condition"
     LIMIT = "limit"
     POLICY = "policy"
+    ATTRIBUTES = "offer text"  # the CRM attributes its placeholders cite
     CODE_POOL = "code pool"
     HOLDOUT = "holdout"
 
@@ -37,6 +38,7 @@ BLOCKING_ORDER = (
     Section.CONDITION,
     Section.LIMIT,
     Section.POLICY,
+    Section.ATTRIBUTES,
     Section.CODE_POOL,
 )
 
@@ -64,6 +66,8 @@ class Verdict(StrEnum):
     BLOCKED = "blocked"
     NOT_TRIGGERED = "not triggered"
     OUTRANKED = "outranked"
+    # no event was observed (explain without a trace): every other check passes
+    IF_TRIGGERED = "would fire if triggered"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,9 @@ class Explanation:
     local: datetime
     event: str
     rules: tuple[RuleExplanation, ...]
+    # what the explanation rests on, printed with it (left out of the repr, which digests of
+    # the engine's decisions hash: tests/test_rules_fastpath.py)
+    notes: tuple[str, ...] = field(default=(), repr=False)
 
     def rule(self, rule_id: str) -> RuleExplanation | None:
         """The explanation of one rule, or None when it was not considered."""
@@ -123,6 +130,7 @@ def format_explanation(explanation: Explanation) -> str:
     """The explanation as aligned English lines, ✓/✗ per check, a verdict per rule."""
     when = f"{explanation.local:%Y-%m-%d %H:%M:%S %z}"
     out = [f"customer {explanation.customer} at {when}: {explanation.event}"]
+    out.extend(f"  note: {note}" for note in explanation.notes)
     if not explanation.rules:
         out.append("  no rule is triggered by this event")
     for rule in explanation.rules:

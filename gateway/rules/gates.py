@@ -10,9 +10,11 @@ pools, changes nothing.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from gateway.config.model import AttributeType
 from gateway.events import EventKind, ZoneEvent
 from gateway.identity.model import Customer
 from gateway.rules.codepools import CodePools
@@ -172,6 +174,39 @@ def policy_lines(
     return lines
 
 
+def attribute_text(value: object, kind: AttributeType) -> str | None:
+    """What a CRM attribute shows in an offer text: a non-empty string (or a number, for an
+    attribute declared string: CRMs number their orders), a number for one declared number;
+    None when it is missing, empty or of another type."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return (value.strip() or None) if kind is AttributeType.STRING else None
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.15g}" if isinstance(value, float) else None
+
+
+def attribute_line(
+    rule: Rule, customer: Customer, declared: Mapping[str, AttributeType]
+) -> Line | None:
+    """Whether the customer has every CRM attribute the offer text cites (None: it cites
+    none)."""
+    names = rule.offer.attributes
+    if not names:
+        return None
+    seen, why = [], ""
+    for name in names:
+        kind = declared.get(name, AttributeType.STRING)
+        value = customer.attributes.get(name)
+        text = attribute_text(value, kind)
+        seen.append(f"{name} = {text}" if text is not None else _shown_missing(name, value, kind))
+        if text is None and not why:
+            why = attribute_missing(name, value, kind)
+    label = "customer.attributes: " + ", ".join(names)
+    return Line(Section.ATTRIBUTES, label, "; ".join(seen), not why, why)
+
+
 def code_line(rule: Rule, customer: Customer, pools: CodePools) -> Line | None:
     """Whether the rule's code pool can give this customer a code (None without a pool)."""
     pool = rule.offer.code_pool
@@ -238,6 +273,21 @@ def cooling_down(at: float, last: float | None, cooldown: float) -> str:
 
 def budget_used(total: int) -> str:
     return f"campaign budget used: total {total}"
+
+
+def attribute_missing(name: str, value: object, kind: AttributeType) -> str:
+    return f"the offer text needs customer.attributes.{name}, which {_lacking(value, kind)}"
+
+
+def _shown_missing(name: str, value: object, kind: AttributeType) -> str:
+    lacking = value is None or (isinstance(value, str) and not value.strip())
+    return f"{name} missing" if lacking else f"{name} is not a {kind}"
+
+
+def _lacking(value: object, kind: AttributeType) -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return "the customer lacks"
+    return f"is not a {kind}"
 
 
 def quiet_hours(window: str) -> str:

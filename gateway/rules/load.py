@@ -32,7 +32,6 @@ from gateway.rules.model import (
     Limits,
     OfferTemplate,
     Period,
-    Placeholder,
     Policy,
     Rule,
     RuleSet,
@@ -41,6 +40,7 @@ from gateway.rules.model import (
     TriggerKind,
 )
 from gateway.rules.policy import POLICY_FILE, read_period, read_policy
+from gateway.rules.templates import read_template
 from gateway.rules.testspec import InlineTestReader
 
 _RULE_KEYS = (
@@ -61,7 +61,6 @@ _FENCE_TRIGGERS = (TriggerKind.ENTER, TriggerKind.EXIT)
 _OFFER_KEYS = ("title", "body", "code", "code_pool", "url", "expires_in")
 _PURPOSES = [p.value for p in Purpose]
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 DEFAULT_EXPIRES_IN = 3600.0
 # MQTT v5 carries the expiry as whole seconds, ≥ 1 (0 would mean "never expires" to some
 # brokers); its 32-bit field holds 136 years, but no in-store offer should outlive a year,
@@ -350,27 +349,8 @@ class RuleReader:
 
     def _template(self, node: Node | None, path: str, has_code: bool) -> Template:
         text = self._text(node, path) if node is not None else ""
-        parts: list[str | Placeholder] = []
-        names = [p.value for p in Placeholder]
-        pos = 0
-        for match in _PLACEHOLDER.finditer(text or ""):
-            parts.append(match.string[pos : match.start()])
-            pos = match.end()
-            name = match[1].strip()
-            if name not in names:
-                hint = (
-                    did_you_mean(f"{{{name}}}", [f"{{{n}}}" for n in names])
-                    or " (use {zone_name}, {store_name}, {code}, {customer.first_name})"
-                )
-                self.reader.error(node, path, f"unknown placeholder '{{{name}}}'{hint}")
-            elif name == Placeholder.CODE and not has_code:
-                self.reader.error(
-                    node, path, "{code} is used but the offer sets no code nor code_pool"
-                )
-            else:
-                parts.append(Placeholder(name))
-        parts.append((text or "")[pos:])
-        return Template(tuple(p for p in parts if p != ""))
+        declared = self.config.customers.attributes
+        return read_template(self.reader, text or "", node, path, has_code, declared)
 
     def _limits(self, node: Node | None) -> Limits:
         r = self.reader

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, time
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
 from gateway.errors import Diagnostic
@@ -85,15 +86,30 @@ class Placeholder(StrEnum):
     FIRST_NAME = "customer.first_name"
 
 
+ATTRIBUTE_PREFIX = "customer.attributes."
+_NO_ATTRIBUTES: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    """`{customer.attributes.NAME}`: a CRM attribute declared in config.yaml
+    (`customers.attributes`); an offer citing one the customer lacks is not sent."""
+
+    name: str
+
+
 @dataclass(frozen=True, slots=True)
 class Template:
     """An offer text split into literal parts and placeholders, filled without running code."""
 
-    parts: tuple[str | Placeholder, ...]
+    parts: tuple[str | Placeholder | Attribute, ...]
 
-    def fill(self, values: Mapping[Placeholder, str]) -> str:
-        """The text with each placeholder replaced by its value (missing ones become empty)."""
-        out = "".join([values.get(p, "") if type(p) is Placeholder else p for p in self.parts])
+    def fill(
+        self, values: Mapping[Placeholder, str], attributes: Mapping[str, str] = _NO_ATTRIBUTES
+    ) -> str:
+        """The text with each placeholder replaced by its value (missing ones become empty);
+        `attributes` are the texts of the CRM attributes it cites."""
+        out = "".join([_part(p, values, attributes) for p in self.parts])
         # an empty placeholder (no first name) must not leave "Bonjour  !" or "Bonjour , …"
         # (the `in` checks spare the regular expression and the copy when there is nothing to tidy)
         if "  " in out:
@@ -101,6 +117,23 @@ class Template:
         if " ," in out:
             out = out.replace(" ,", ",")
         return out.strip()
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        """The names of the CRM attributes the text cites."""
+        return tuple(p.name for p in self.parts if type(p) is Attribute)
+
+
+def _part(
+    part: str | Placeholder | Attribute,
+    values: Mapping[Placeholder, str],
+    attributes: Mapping[str, str],
+) -> str:
+    if type(part) is Placeholder:  # a StrEnum: before the plain-text case
+        return values.get(part, "")
+    if isinstance(part, Attribute):
+        return attributes.get(part.name, "")
+    return part
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +146,11 @@ class OfferTemplate:
     url: str | None
     expires_in: float
     code_pool: str | None = None  # a unique code per customer from this pool (`CodePools`)
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        """The CRM attributes the title and body cite, each once, in order."""
+        return tuple(dict.fromkeys((*self.title.attributes, *self.body.attributes)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,11 @@ _KEYS = (
     "min_gap",
     "max_offers_per_event",
 )
-_PERIODS = [p.value for p in Period]
+# Cap periods in English and in French (`mois` is the rolling 30 days, as `30d`); no word is
+# in both vocabularies.
+PERIOD_WORDS: dict[str, Period] = {p.value: p for p in Period}
+PERIOD_WORDS |= {"jour": Period.DAY, "semaine": Period.WEEK, "mois": Period.D30}
+_PERIODS = list(PERIOD_WORDS)
 
 
 def read_policy(reader: Reader, path: Path) -> Policy:
@@ -66,20 +70,25 @@ def _read_pressure(reader: Reader, node: Node | None) -> tuple[tuple[Period, int
     keys = reader.mapping(node, "pressure", ("per_customer",), required=("per_customer",))
     if not keys:
         return ()
-    caps = reader.mapping(keys["per_customer"], "pressure.per_customer", _PERIODS)
-    out = []
+    path = "pressure.per_customer"
+    caps = reader.mapping(keys["per_customer"], path, _PERIODS)
+    out: dict[Period, int] = {}
     for name, value in (caps or {}).items():
-        limit = reader.integer(value, f"pressure.per_customer.{name}", minimum=1)
+        period = PERIOD_WORDS[name]
+        if period in out:  # `day` and `jour` both given
+            reader.error(value, f"{path}.{name}", f"'{name}' repeats the period {period}: keep one")
+            continue
+        limit = reader.integer(value, f"{path}.{name}", minimum=1)
         if limit is not None:
-            out.append((Period(name), limit))
-    return tuple(out)
+            out[period] = limit
+    return tuple(out.items())
 
 
 def read_period(reader: Reader, node: Node, path: str) -> Period | None:
-    """A cap period: visit | day | week | 30d | lifetime."""
+    """A cap period: visit | day | week | 30d | lifetime, or jour | semaine | mois."""
     text = node.raw if isinstance(node, ScalarNode) else ""
-    if text in _PERIODS:
-        return Period(text)
+    if text in PERIOD_WORDS:
+        return PERIOD_WORDS[text]
     hint = did_you_mean(text, _PERIODS) or f" (use one of: {', '.join(_PERIODS)})"
     reader.error(node, path, f"unknown period '{text}'{hint}")
     return None

@@ -12,7 +12,8 @@ the engine's in-memory code pools.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 
 from gateway.config.model import Config
 from gateway.config.yamlsrc import did_you_mean
@@ -20,6 +21,7 @@ from gateway.errors import Diagnostic
 from gateway.events import EventKind, Offer, ZoneEvent
 from gateway.rules.codepools import MemoryCodePools
 from gateway.rules.engine import RuleEngine
+from gateway.rules.lints import lint_rules
 from gateway.rules.load import read_rules
 from gateway.rules.model import InlineTest, Rule, RuleSet, Step, StepKind
 
@@ -34,16 +36,38 @@ _KINDS = {
 
 def check_rules(config: Config) -> list[Diagnostic]:
     """Every diagnostic of the rules of `config.rules_dir`, then of their inline tests."""
+    return check_summary(config).diagnostics
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSummary:
+    """What `rayon check` did with the rules: its diagnostics, and how much it checked."""
+
+    diagnostics: list[Diagnostic]
+    rules: int = 0
+    tests: int = 0
+    passed: int = 0
+
+
+def check_summary(config: Config, today: date | None = None) -> CheckSummary:
+    """Load the rules, run their inline tests and, given `today` (the store's date), lint
+    them (`gateway.rules.lints`): every diagnostic, and the counts of rules and tests."""
     rules, diagnostics = read_rules(config.rules_dir, config)
     if rules is None:
-        return diagnostics
+        return CheckSummary(diagnostics)
+    tests = passed = 0
     for rule in rules.rules:
         for index, test in enumerate(rule.tests):
+            tests += 1
             problem = run_test(rules, config, rule, test)
-            if problem is not None:
+            if problem is None:
+                passed += 1
+            else:
                 key = f"tests[{index}]"
                 diagnostics.append(Diagnostic(rule.file, test.line, test.col, problem, key))
-    return diagnostics
+    if today is not None:
+        diagnostics.extend(lint_rules(rules, today))
+    return CheckSummary(diagnostics, len(rules.rules), tests, passed)
 
 
 def run_test(rules: RuleSet, config: Config, rule: Rule, test: InlineTest) -> str | None:

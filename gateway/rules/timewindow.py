@@ -28,7 +28,12 @@ class Weekday(IntEnum):
     SUN = 6
 
 
-_DAY_NAMES = [d.name.lower() for d in Weekday]
+ENGLISH_DAYS = {d.name.lower(): d for d in Weekday}
+# French abbreviations, beside the English ones: the two sets share no word, so `mar` is only
+# mardi and `sun` only Sunday, whichever language the rest of the file is in.
+FRENCH_DAYS = dict(zip(("lun", "mar", "mer", "jeu", "ven", "sam", "dim"), Weekday, strict=True))
+DAY_WORDS: dict[str, Weekday] = {**ENGLISH_DAYS, **FRENCH_DAYS}
+_DAYS_HELP = f" (use {', '.join(ENGLISH_DAYS)}, or {', '.join(FRENCH_DAYS)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +99,7 @@ def _read_between(reader: Reader, node: Node | None, path: str) -> tuple[time | 
 
 
 def _read_days(reader: Reader, node: Node | None, path: str) -> frozenset[Weekday] | None:
+    """`days:` in English (`mon` … `sun`) or French (`lun` … `dim`), any case, mixed freely."""
     if node is None:
         return frozenset()
     items = reader.sequence(node, path, one_ok=True)
@@ -103,10 +109,10 @@ def _read_days(reader: Reader, node: Node | None, path: str) -> frozenset[Weekda
     for i, item in enumerate(items):
         text = item.raw if isinstance(item, ScalarNode) else ""
         name = text.lower()
-        if name in _DAY_NAMES:
-            days.add(Weekday[name.upper()])
+        if name in DAY_WORDS:
+            days.add(DAY_WORDS[name])
         else:
-            hint = did_you_mean(name, _DAY_NAMES) or " (use mon, tue, wed, thu, fri, sat, sun)"
+            hint = did_you_mean(name, DAY_WORDS) or _DAYS_HELP
             reader.error(item, f"{path}[{i}]", f"unknown day '{text}'{hint}")
             return None
     return frozenset(days)

@@ -21,7 +21,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -48,6 +48,7 @@ from gateway.store.persist import (
     persist,
     push_withdrawn,
 )
+from gateway.store.recording import Recorder, Whose, apply_retention, forget_in
 from gateway.store.repo import Store
 from gateway.store.retention import Purged, run_retention
 from gateway.topics import Topics
@@ -62,6 +63,8 @@ SOURCE_RETRY_MAX_S = 60.0
 RULES_POLL_S = 2.0
 RULES_SETTLE_S = 0.3
 SNAPSHOT_EVERY_S = 10.0
+RECORD_EVERY_S = 1.0  # the recording's lines are written this often (what is held stays small)
+RECORD_RETENTION_EVERY_S = 600.0
 
 
 class Source(Protocol):
@@ -144,6 +147,12 @@ class Gateway:
         self._status_due = False
         self._positions = PositionSampler()
         self.metrics_port: int | None = None
+        self.recorder = (
+            Recorder(config.record_dir, config.record) if config.record.enabled else None
+        )
+        self._record_erased: list[Whose] = []  # erased customers' lines to rewrite away
+        if self.recorder is not None:
+            self.pipeline.keep = self.recorder.keep
         self.anchor_watch = AnchorWatch(scanner_ids(config))
         self.rules_state = RulesState(clock.now(), loaded.rules)
         self.announcer = Announcer(
@@ -192,6 +201,8 @@ class Gateway:
         out["mqtt_queue_dropped"] += sum(link.dropped for link in links)
         out.update(self.publisher.counters)
         out.update(self.pipeline.counters)
+        if self.recorder is not None:
+            out.update(self.recorder.counters)
         return dict(out)
 
     def devices(self) -> dict[str, int]:
@@ -228,6 +239,8 @@ class Gateway:
                     tg.create_task(self._watch_rules(self._rules_seen), name="rules-watch"),
                     tg.create_task(self._retention(), name="retention"),
                 ]
+                if self.recorder is not None:
+                    tasks.append(tg.create_task(self._record(self.recorder), name="recorder"))
                 metrics = await self._start_metrics()
                 self.notifier.ready(self.summary())
                 await stop.wait()
@@ -239,6 +252,8 @@ class Gateway:
         finally:
             try:
                 await self._flush(final=True)
+                if self.recorder is not None:
+                    await self._write_recording(self.recorder)
                 await publisher.drain()
             finally:  # a failed last write (disk full …) must not leave us "online"
                 await self._status("offline")
@@ -249,6 +264,35 @@ class Gateway:
                 self.state.counters[f"retention_{kind}"] += n
 
         return run_retention(self.store, lambda: self.config.retention, self.clock.now, count)
+
+    async def _record(self, recorder: Recorder) -> None:
+        """The rolling recording: its buffer written every RECORD_EVERY_S, the lines of
+        customers erased meanwhile rewritten away, retention and the size cap applied."""
+        last_retention = -RECORD_RETENTION_EVERY_S
+        while True:
+            await asyncio.sleep(RECORD_EVERY_S)
+            await self._write_recording(recorder)
+            if time.monotonic() - last_retention >= RECORD_RETENTION_EVERY_S:
+                last_retention = time.monotonic()
+                await self._recording_job(
+                    apply_retention, recorder.folder, self.config.record, self.clock.now()
+                )
+
+    async def _write_recording(self, recorder: Recorder) -> None:
+        await self._recording_job(recorder.flush, recorder.take())
+        erased, self._record_erased = self._record_erased, []
+        ours = self.pipeline.privacy_filter
+        for whose in erased:
+            await self._recording_job(forget_in, recorder.folder, whose, ours, self.topics)
+
+    async def _recording_job(self, job: Callable[..., object], *args: object) -> None:
+        """Run one of the recording's file jobs in a worker thread; a failure (disk full, a
+        folder not writable) is logged and counted, never fatal: the gateway goes on."""
+        try:
+            await asyncio.to_thread(job, *args)
+        except OSError as exc:
+            self.state.counters["record_failed"] += 1
+            log.error("recording: %s (folder %s)", exc.strerror or exc, self.config.record_dir)
 
     async def _start_metrics(self) -> MetricsServer | None:
         m = self.config.metrics
@@ -416,6 +460,10 @@ class Gateway:
             item = await self.inbox.get()
             out = self.pipeline.feed(item)
             self._pending.extend(out)
+            if out.erased and self.recorder is not None:
+                whose = self.recorder.erase(out.erased)
+                if whose is not None:
+                    self._record_erased.append(whose)
             self.state.counters["inputs"] += 1
             if out.offers:  # an offer waits for no batch: write it, then it is published
                 self._offers_due.set()

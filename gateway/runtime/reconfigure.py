@@ -12,7 +12,7 @@ from gateway.rules.codepools import CodePools
 from gateway.rules.engine import RuleEngine
 from gateway.rules.model import RuleSet
 
-RESTART_SECTIONS = ("store", "mqtt", "database", "sources")
+RESTART_SECTIONS = ("store", "mqtt", "database", "sources", "record")
 
 
 def restart_needed(old: Config, new: Config) -> list[str]:
@@ -32,6 +32,7 @@ def rebuild(old: Pipeline, config: Config, rules: RuleSet, pools: CodePools) -> 
     engine.restore(old.engine.snapshot())
     new = Pipeline(config, rules, old.customers, engine=engine)
     new.zones.restore(old.zones.snapshot())
+    new.keep = old.keep  # the recording goes on
     new.counters, new.anchor_adverts, new.anchor_last = (
         old.counters,
         old.anchor_adverts,

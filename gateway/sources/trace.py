@@ -69,8 +69,8 @@ def parse_line(text: str) -> TraceItem:
     raise ValueError("a trace line needs an 'adv' or an 'mqtt' object")
 
 
-def iter_trace(lines: Iterable[str], name: str) -> Iterator[TraceItem | TraceError]:
-    for lineno, text in enumerate(lines, start=1):
+def iter_trace(lines: Iterable[str], name: str, first: int = 1) -> Iterator[TraceItem | TraceError]:
+    for lineno, text in enumerate(lines, start=first):
         if not text.strip():
             continue
         try:
@@ -80,6 +80,27 @@ def iter_trace(lines: Iterable[str], name: str) -> Iterator[TraceItem | TraceErr
 
 
 def read_trace(path: Path) -> Iterator[TraceItem | TraceError]:
-    """Yield each input of a trace file, or a TraceError for a malformed line."""
+    """Yield each input of a trace file (gzip-compressed when its name ends in `.gz`, as the
+    recording's segments), or a TraceError for a malformed line."""
+    if path.name.endswith(".gz"):
+        yield from read_gzip_trace(path)
+        return
     with path.open(encoding="utf-8") as fh:
         yield from iter_trace(fh, str(path))
+
+
+def read_gzip_trace(path: Path) -> Iterator[TraceItem | TraceError]:
+    """A gzip-compressed trace; a file cut short (a gateway stopped mid-write) is read up
+    to the cut, which is reported as one TraceError."""
+    import gzip
+    import zlib
+
+    n = 0
+    try:
+        with gzip.open(path, "rt", encoding="utf-8", errors="replace") as fh:
+            for n, text in enumerate(fh, start=1):
+                if text.strip():
+                    yield from iter_trace([text], str(path), n)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        why = "is cut short" if isinstance(exc, EOFError) else f"is not valid gzip ({exc})"
+        yield TraceError(str(path), n + 1, f"the compressed file {why}: read up to here")

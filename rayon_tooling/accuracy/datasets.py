@@ -22,6 +22,7 @@ from shapely.geometry import Polygon, box
 from gateway.config.model import Anchor, AnchorKind, Zone
 from gateway.errors import InvalidInput
 from gateway.events import Observation
+from gateway.locate.grid import Walls
 
 SCAN_INTERVAL_S = 2.0  # between consecutive scans of one walk (UCI, UJI): a phone's scan period
 DATASETS_ENV = "RAYON_DATASETS"
@@ -68,7 +69,8 @@ class Part:
 @dataclass(frozen=True, slots=True)
 class Dataset:
     """A converted data set.  `window_s`: the span of raw samples that makes one instant
-    for the unfiltered baselines (0: samples of exactly that instant, one scan or row)."""
+    for the unfiltered baselines (0: samples of exactly that instant, one scan or row).
+    `walls`: polylines in the set's metres that a walker cannot cross (the grid's motion)."""
 
     name: str
     mode: str
@@ -78,6 +80,7 @@ class Dataset:
     test: Part
     window_s: float
     split: str
+    walls: Walls = ()
 
 
 class ZoneMap:

@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gateway.config.model import Anchor
-from gateway.locate.grid import GridSettings
-from gateway.locate.locator import CENTROID_POWER, Locator, PositionMethod
-from gateway.locate.rssifilter import DEFAULT_FILTER, FilterKind
+from gateway.config.model import Anchor, FilterKind, LocateConfig, PositionMethod
+from gateway.locate.grid import GridSettings, Walls
+from gateway.locate.locator import CENTROID_POWER, Locator
 from rayon_tooling.accuracy.baselines import Point, centroid, strongest_anchor, window_means
 from rayon_tooling.accuracy.datasets import Dataset, Part, Stream, ZoneMap
 from rayon_tooling.accuracy.fit import fit_path_loss, fit_sigma
@@ -69,9 +68,12 @@ class RayonSetup:
     def describe(self) -> str:
         """Short form for the table."""
         fresh = f"fresh {self.fresh_s:g} s"
+        if self.method is PositionMethod.AUTO:
+            return f"auto, grid σ {self.grid.sigma_db:.1f} dB, {fresh}"
         if self.method is PositionMethod.GRID:
             estimate = "MAP" if self.grid.use_map else "mean"
-            return f"grid σ {self.grid.sigma_db:.1f} dB, {estimate}, {fresh}"
+            walls = ", walls" if self.grid.walls else ""
+            return f"grid σ {self.grid.sigma_db:.1f} dB, {estimate}{walls}, {fresh}"
         if self.method is PositionMethod.CENTROID:
             return f"centroid 1/d^{self.power:g}, {self.max_anchors} anch., {fresh}"
         return f"least squares, {self.max_anchors} anch., {fresh}"
@@ -163,33 +165,41 @@ def baselines(dataset: Dataset, anchors: Sequence[Anchor], power: float) -> dict
     return {"strongest anchor": strongest, "weighted centroid": weighted}
 
 
-def evaluate(dataset: Dataset, filters: Sequence[FilterKind]) -> list[Row]:
-    """Every method on `dataset`: choices made on the training part, scores on the test."""
+def evaluate(dataset: Dataset, filters: Sequence[FilterKind], use_walls: bool = True) -> list[Row]:
+    """Every method on `dataset`: choices made on the training part, scores on the test.
+    `use_walls`: the grid's motion stops at the data set's walls (if it has any)."""
     zmap = ZoneMap(dataset.zones)
     anchors = fit_path_loss(dataset.anchors, dataset.train)
     sigma = fit_sigma(anchors, dataset.train)
     rows = _baseline_rows(dataset, anchors, zmap)
     for kind in filters:
-        setups = candidates(kind, sigma)
+        setups = candidates(kind, sigma, dataset.walls if use_walls else ())
         train = {s: run(dataset.train, rayon(anchors, s), zmap).zone_accuracy for s in setups}
         best = max(setups, key=lambda s: train[s])
         test = run(dataset.test, rayon(anchors, best), zmap)
         rows.append(Row(dataset.name, f"rayon {kind.value}", best.describe(), train[best], test))
-    default = RayonSetup(DEFAULT_FILTER)  # the Locator as shipped: only path loss is fitted
-    rows.append(
-        Row(
-            dataset.name,
-            "rayon default",
-            f"{DEFAULT_FILTER.value}, {default.describe()}",
-            run(dataset.train, rayon(anchors, default), zmap).zone_accuracy,
-            run(dataset.test, rayon(anchors, default), zmap),
+    shipped = (
+        LocateConfig()
+    )  # the Locator as shipped (and its `auto` option): only path loss fitted
+    for label, method in (("rayon default", shipped.method), ("rayon auto", PositionMethod.AUTO)):
+        setup = RayonSetup(
+            shipped.filter, method, power=shipped.centroid_power, fresh_s=shipped.fresh_s
         )
-    )
+        rows.append(
+            Row(
+                dataset.name,
+                label,
+                f"{shipped.filter.value}, {setup.describe()}",
+                run(dataset.train, rayon(anchors, setup), zmap).zone_accuracy,
+                run(dataset.test, rayon(anchors, setup), zmap),
+            )
+        )
     return rows
 
 
-def candidates(kind: FilterKind, sigma_db: float) -> list[RayonSetup]:
-    """Every Locator setting tried on training for one filter; `sigma_db`: the fitted σ."""
+def candidates(kind: FilterKind, sigma_db: float, walls: Walls = ()) -> list[RayonSetup]:
+    """Every Locator setting tried on training for one filter; `sigma_db`: the fitted σ.
+    With `walls` (the data set's), every grid setting is tried with and without them."""
     ranged = [
         RayonSetup(kind, PositionMethod.CENTROID, n, k, fresh_s=f)
         for n, k, f in itertools.product(MAX_ANCHORS, CENTROID_POWERS, FRESH_S)
@@ -202,9 +212,11 @@ def candidates(kind: FilterKind, sigma_db: float) -> list[RayonSetup]:
             kind,
             PositionMethod.GRID,
             fresh_s=f,
-            grid=GridSettings(sigma_db=sigma_db * scale, use_map=use_map),
+            grid=GridSettings(sigma_db=sigma_db * scale, use_map=use_map, walls=w),
         )
-        for f, scale, use_map in itertools.product(FRESH_S, SIGMA_SCALES, (False, True))
+        for f, scale, use_map, w in itertools.product(
+            FRESH_S, SIGMA_SCALES, (False, True), ((), walls) if walls else ((),)
+        )
     ]
     return ranged + grid
 

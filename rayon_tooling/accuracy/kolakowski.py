@@ -1,12 +1,14 @@
 """Kolakowski's furnished flat (../shared/datasets/kolakowski_flat): 6 anchors, a robot tag.
 
-Mode A with walls.  Each row of the CSV files (a robot position, LiDAR-SLAM truth, and the
-RSS of the six anchors, ~3 rows a second) is one instant at its own timestamp; an empty
-cell is an anchor that did not hear the tag.  Zones: the flat's four rooms read off
-`layout.csv` (the wall polyline): the west room, the L-shaped living room, the hall along
-the south wall and the south-east room, split at the middle of each wall.  Split by
-session: the calibration survey (4,104 points) trains, the robot's test run recorded hours
-later tests.  The walking-person test has no per-sample truth and is not used.
+Mode A with walls: `layout.csv` is one polyline tracing the flat's walls, the doors gaps in
+it, handed to the grid's motion as `Dataset.walls`.  Each row of the CSV files (a robot
+position, LiDAR-SLAM truth, and the RSS of the six anchors, ~3 rows a second) is one
+instant at its own timestamp; an empty cell is an anchor that did not hear the tag.
+Zones: the flat's four rooms read off `layout.csv`: the west room, the L-shaped living
+room, the hall along the south wall and the south-east room, split at the middle of each
+wall.  Split by session: the calibration survey (4,104 points) trains, the robot's test
+run recorded hours later tests.  The walking-person test has no per-sample truth and is
+not used.
 """
 
 from __future__ import annotations
@@ -59,7 +61,14 @@ def load(root: Path) -> Dataset:
         test=Part((test,)),
         window_s=0.0,
         split="by session: calibration survey trains, the robot test run (hours later) tests",
+        walls=(_layout(require(folder / "layout.csv")),),
     )
+
+
+def _layout(path: Path) -> tuple[tuple[float, float], ...]:
+    """The wall polyline: one (x, y) in metres a row."""
+    with path.open(newline="") as f:
+        return tuple((float(row["x"]), float(row["y"])) for row in csv.DictReader(f))
 
 
 def _anchors(path: Path) -> tuple[Anchor, ...]:

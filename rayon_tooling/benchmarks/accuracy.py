@@ -23,9 +23,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TextIO
 
-from gateway.config.model import Config
+from gateway.config.model import Config, FilterKind
 from gateway.errors import InvalidInput, UsageError
-from gateway.locate.rssifilter import FilterKind
 from rayon_tooling.accuracy.catalog import LOADERS
 from rayon_tooling.accuracy.datasets import Dataset, datasets_root
 from rayon_tooling.accuracy.evaluate import Row, evaluate
@@ -56,6 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seeds", default="1,2,3", help="simulator seeds, comma-separated (default 1,2,3)"
     )
+    parser.add_argument(
+        "--no-walls",
+        action="store_true",
+        help="let the grid's motion cross the data sets' walls (kolakowski's layout)",
+    )
 
 
 def bench_accuracy(
@@ -78,7 +82,7 @@ def bench_accuracy(
             skipped[name] = str(exc)
             continue
         splits[name] = _split(dataset)
-        rows.extend(evaluate(dataset, list(FilterKind)))
+        rows.extend(evaluate(dataset, list(FilterKind), use_walls=not args.no_walls))
     seconds = time.perf_counter() - started
     if args.format == "json":
         report = _json(rows, splits, skipped, seconds)

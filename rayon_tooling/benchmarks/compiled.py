@@ -337,8 +337,8 @@ def locator_fixes(method: str = "centroid", seconds: int = 30, seed: int = 1) ->
     """A seeded walk past the workload's anchors through `Locator` with `method` (a
     `PositionMethod` value): each fix as [at, x, y, accuracy, anchors]; the test compares pure
     and compiled on it."""
-    from gateway.config.model import Anchor, AnchorKind
-    from gateway.locate.locator import Locator, PositionMethod
+    from gateway.config.model import Anchor, AnchorKind, PositionMethod
+    from gateway.locate.locator import Locator
     from rayon_tooling.benchmarks.workload import ANCHOR_POINTS, HEARING_M, PATH_LOSS, RSSI_AT_1M
 
     anchors = [

@@ -187,7 +187,7 @@ ANCHOR_POINTS = tuple((x, y) for y in ANCHOR_YS for x in ANCHOR_XS)
 
 
 def replay_into_store(workload: Workload, trace: Sequence[Advertisement], db: Path) -> float:
-    """One replay as `rayon replay` without --dry-run does it, minus the publish: adverts/s."""
+    """One replay as `rayon replay --publish` does it, minus the publish: adverts/s."""
     stats, _, wall = timed_replay(workload, trace, db)
     return stats.adverts / wall
 

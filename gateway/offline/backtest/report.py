@@ -11,7 +11,15 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway.offline.backtest.result import HOURS, BacktestResult, Cause, RuleResult
+from gateway.offline.backtest.result import (
+    HOURS,
+    LABELS,
+    BacktestResult,
+    Cause,
+    RuleResult,
+    top_reasons,
+    why_not_text,
+)
 from gateway.textformat import Format
 
 REPORT_VERSION = 1
@@ -69,6 +77,9 @@ def _rule_json(r: RuleResult) -> dict[str, Any]:
         "customers": r.customers,
         "holdout": r.holdout,
         **_counts(r.causes),
+        "top_reasons": [
+            {"cause": c.value, "label": LABELS[c], "count": n} for c, n in top_reasons(r.causes)
+        ],
         "by_hour": list(r.by_hour),
     }
 
@@ -81,6 +92,7 @@ CSV_COLUMNS = (
     *("rule", "name", "purpose", "offers", "customers", "holdout"),
     *(c.value for c in Cause),
     *(f"h{h:02d}" for h in range(HOURS)),
+    "top_reasons",
 )
 
 
@@ -91,16 +103,18 @@ def render_csv(result: BacktestResult) -> str:
     writer.writerow(CSV_COLUMNS)
     for r in result.rules:
         head = [r.rule, r.name, r.purpose.value, r.offers, r.customers, r.holdout]
-        writer.writerow([*head, *(r.causes[c] for c in Cause), *r.by_hour])
+        writer.writerow([*head, *(r.causes[c] for c in Cause), *r.by_hour, why_not_text(r)])
     return buf.getvalue()
 
 
-# The table's "why not" columns: caps, then policy, then consent.
+# The table's "why not" columns: caps, then policy, then consent, then a CRM attribute the
+# offer text cites missing.
 _TABLE_CAUSES = (
     *(("per-cust", Cause.CAP_PER_CUSTOMER), ("cooldown", Cause.CAP_COOLDOWN)),
     *(("budget", Cause.CAP_TOTAL), ("pressure", Cause.POLICY_PRESSURE)),
     *(("quiet", Cause.POLICY_QUIET_HOURS), ("min-gap", Cause.POLICY_MIN_GAP)),
     *(("per-visit", Cause.POLICY_MAX_PER_VISIT), ("no-consent", Cause.NO_CONSENT)),
+    ("no-attr", Cause.ATTRIBUTES),
 )
 _TABLE_HEAD = ("offers", "customers", "holdout", *(name for name, _ in _TABLE_CAUSES))
 
@@ -121,9 +135,21 @@ def render_table(result: BacktestResult) -> str:
     lines += [
         "",
         "why not — caps: per-customer limit, cooldown, campaign budget; policy: pressure, "
-        "quiet hours, min_gap, max_offers_per_visit; no-consent: no marketing_push consent",
+        "quiet hours, min_gap, max_offers_per_visit; no-consent: no marketing_push consent; "
+        "no-attr: the customer lacks a CRM attribute the offer text cites",
+        "",
+        *why_not_lines(result.rules),
     ]
     return "\n".join([*lines, "", *_hours(result)]) + "\n"
+
+
+def why_not_lines(rules: Iterable[RuleResult]) -> list[str]:
+    """Each rule's top reasons for not firing (every cause: conditions, dates, trigger,
+    priority, caps, policy, consent, code pool), one line each."""
+    rules = list(rules)
+    width = max([0, *(len(r.rule) for r in rules)])
+    head = "why each rule did not fire (top reasons; each count is one decision):"
+    return [head, *(f"  {r.rule:<{width}}  {why_not_text(r)}" for r in rules)]
 
 
 def _why_not(causes: Mapping[Cause, int]) -> list[int]:

@@ -38,7 +38,45 @@ class Cause(StrEnum):
     TRIGGER = "not_met.trigger"
     OUTRANKED = "not_met.outranked"
     CODE_POOL = "not_met.code_pool"
+    ATTRIBUTES = "not_met.attributes"  # the customer lacks a CRM attribute the offer cites
     OTHER = "not_met.other"
+
+
+# What a cause is called in the reports' "top reasons" (for a marketer, not a developer).
+LABELS: Mapping[Cause, str] = {
+    Cause.CAP_PER_CUSTOMER: "per-customer limit",
+    Cause.CAP_COOLDOWN: "cooldown",
+    Cause.CAP_TOTAL: "campaign budget",
+    Cause.POLICY_PRESSURE: "pressure",
+    Cause.POLICY_QUIET_HOURS: "quiet hours",
+    Cause.POLICY_MIN_GAP: "min_gap",
+    Cause.POLICY_MAX_PER_VISIT: "max_offers_per_visit",
+    Cause.NO_CONSENT: "no push consent",
+    Cause.CONDITIONS: "conditions not met",
+    Cause.VALIDITY: "outside its dates",
+    Cause.TRIGGER: "trigger not reached",
+    Cause.OUTRANKED: "outranked (priority)",
+    Cause.CODE_POOL: "code pool empty",
+    Cause.ATTRIBUTES: "a CRM attribute missing",
+    Cause.OTHER: "other",
+}
+TOP = 3  # reasons shown per rule
+
+
+def top_reasons(causes: Mapping[Cause, int], n: int = TOP) -> list[tuple[Cause, int]]:
+    """The `n` most frequent causes that stopped a rule, most frequent first."""
+    found = [(c, k) for c, k in causes.items() if k]
+    return sorted(found, key=lambda ck: (-ck[1], list(Cause).index(ck[0])))[:n]
+
+
+def why_not_text(r: RuleResult) -> str:
+    """One line on why `r` did not fire: its top reasons with their counts, or why none."""
+    top = top_reasons(r.causes)
+    if top:
+        return " · ".join(f"{LABELS[c]} {k}" for c, k in top)
+    if r.offers or r.holdout:
+        return "—"
+    return "never triggered (no event matched its trigger)"
 
 
 # The engine's reasons (gateway/rules/gates.py, engine.py), by how they start.
@@ -62,6 +100,7 @@ _PREFIXES: tuple[tuple[str, Cause], ...] = (
     ("seen ", Cause.TRIGGER),
     ("outranked", Cause.OUTRANKED),
     ("code pool", Cause.CODE_POOL),
+    ("the offer text needs", Cause.ATTRIBUTES),
 )
 
 

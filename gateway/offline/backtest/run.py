@@ -20,65 +20,25 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TextIO
 
 from gateway.config.commandline import config_of
 from gateway.config.model import Config
 from gateway.errors import ConfigError, InvalidInput
-from gateway.events import TraceItem
-from gateway.identity.model import Customer, CustomerRegistry
-from gateway.offline.backtest.report import (
-    render,
-)
-from gateway.offline.backtest.result import (
-    BacktestResult,
-    Tally,
-)
+from gateway.identity.model import Customer
+from gateway.offline.backtest.core import backtest
+from gateway.offline.backtest.report import render
 from gateway.offline.progress import Progress, lines_with_progress
-from gateway.offline.replay import replay
-from gateway.pipeline import Output, Pipeline
-from gateway.rules.engine import RuleEngine
 from gateway.rules.load import load_rules
 from gateway.rules.model import RuleSet
-from gateway.sources.trace import TraceError, iter_trace
+from gateway.sources.trace import iter_trace, read_trace
 from gateway.textformat import Format
 
-__all__ = ["add_arguments", "backtest", "run_backtest", "run_from_args"]
+__all__ = ["add_arguments", "run_backtest", "run_from_args"]
 
 
 # -- running ---------------------------------------------------------------------------------
-
-
-def backtest(
-    config: Config,
-    rules: RuleSet,
-    customers: Sequence[Customer],
-    items: Iterable[TraceItem | TraceError],
-    *,
-    trace: str = "",
-    rules_dir: str = "",
-) -> BacktestResult:
-    """Run `items` through the pipeline with `rules`; publish nothing, store nothing."""
-    tally = Tally(config.store.timezone)
-    engine = RuleEngine(rules, config, on_evaluation=tally.record)
-    pipeline = Pipeline(config, rules, CustomerRegistry(customers), engine=engine)
-    discard: Callable[[Output], None] = lambda _: None  # noqa: E731
-    stats = replay(pipeline, items, discard)
-    return BacktestResult(
-        trace=trace,
-        rules_dir=rules_dir,
-        timezone=config.store.timezone.key,
-        inputs=stats.inputs,
-        bad_lines=stats.bad_lines,
-        events=stats.events,
-        customers_known=len(customers),
-        customers_reached=tally.reached(),
-        first_at=stats.first_at,
-        last_at=stats.last_at,
-        rules=tally.results(rules),
-    )
 
 
 def run_backtest(
@@ -109,7 +69,11 @@ def run_backtest(
     show = progress if progress is not None else (err.isatty() and fmt is not Format.JSON)
     bar = Progress(trace_path.stat().st_size, err, "backtest", (1_000_000, " MB")) if show else None
     try:
-        items = iter_trace(lines_with_progress(trace_path, bar), str(trace_path))
+        items = (
+            read_trace(trace_path)  # a segment of the recording
+            if trace_path.name.endswith(".gz")
+            else iter_trace(lines_with_progress(trace_path, bar), str(trace_path))
+        )
         result = backtest(
             config, rules, customers, items, trace=str(trace_path), rules_dir=str(directory)
         )
@@ -179,7 +143,17 @@ def _stored_customers(url: str) -> list[Customer]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `rayon backtest` (the caller adds -c/--config)."""
-    parser.add_argument("trace", help="trace file (JSON Lines, docs/trace.md)")
+    parser.add_argument(
+        "trace", nargs="?", help="trace file (JSON Lines, docs/trace.md; .gz read too)"
+    )
+    parser.add_argument(
+        "--recorded",
+        action="store_true",
+        help="replay the recording of `rayon run` instead, with the customers and caps as "
+        "they were at --since; with --rules, the draft set beside the live one",
+    )
+    parser.add_argument("--since", help="with --recorded: from this store-local time (ISO 8601)")
+    parser.add_argument("--until", help="with --recorded: up to this store-local time")
     parser.add_argument("--rules", help="backtest the draft rules of this folder instead")
     parser.add_argument(
         "--customers", help="customers from this JSON Lines or CSV file, not the database"
@@ -196,12 +170,33 @@ def run(args: argparse.Namespace) -> int:
     return run_from_args(config_of(args), args)
 
 
+def _usage(args: argparse.Namespace) -> str | None:
+    """What is wrong with the combination of options, or None."""
+    if args.recorded and args.trace:
+        return "give a trace file or --recorded, not both"
+    if not args.recorded and not args.trace:
+        return "give a trace file (rayon backtest TRACE) or --recorded (the gateway's recording)"
+    if not args.recorded and (args.since or args.until):
+        return "--since and --until choose a stretch of the recording: add --recorded"
+    if args.recorded and args.customers:
+        return "--recorded takes the customers from the database, as they were at --since"
+    return None
+
+
 def run_from_args(config: Config, args: argparse.Namespace) -> int:
     """`rayon backtest` from the options of `add_arguments`."""
+    from gateway.offline.backtest.recorded import run_recorded, stretch_of
+
+    if (problem := _usage(args)) is not None:
+        print(f"rayon backtest: {problem}", file=sys.stderr)
+        return 2
     rules = Path(args.rules) if args.rules else None
     customers = Path(args.customers) if args.customers else None
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(open(args.output, "w", encoding="utf-8")) if args.output else None
+        if args.recorded:
+            stretch = stretch_of(config, args.since, args.until)
+            return run_recorded(config, stretch, rules, out or sys.stdout, args.format)
         return run_backtest(
             config, Path(args.trace), rules, out or sys.stdout, args.format,
             customers_file=customers, progress=args.progress,

@@ -8,15 +8,15 @@ With a `Config`, zone operands and triggers get an enum of the store's zone and 
 
 from __future__ import annotations
 
-from gateway.config.model import Config
-from gateway.rules.model import Period, Placeholder, StepKind
+from gateway.config.model import AttributeType, Config
+from gateway.rules.model import Placeholder, StepKind
 from gateway.rules.operators import FIELDS, OPERATORS, ZONE_PLACEHOLDER, Field, Operand
+from gateway.rules.policy import PERIOD_WORDS
 from gateway.rules.schema.parts import (
     CODE_PLACEHOLDER_PATTERN,
     DATETIME_PATTERN,
     RULE_ID_PATTERN,
     SCALAR,
-    UNKNOWN_PLACEHOLDER_PATTERN,
     Schema,
     doc,
     enum_of,
@@ -24,6 +24,7 @@ from gateway.rules.schema.parts import (
     one_or_list,
     ref,
     scalars,
+    unknown_placeholder_pattern,
 )
 from gateway.rules.testspec import EXPECT_FIELDS
 
@@ -185,17 +186,31 @@ def _triggers() -> dict[str, Schema]:
 
 
 # -- then, limits, validity ---------------------------------------------------------------
-def _template(what: str, example: str) -> Schema:
-    text = f"{what}; placeholders: " + ", ".join(f"{{{p.value}}}" for p in Placeholder) + "."
-    unknown = {"type": "string", "pattern": UNKNOWN_PLACEHOLDER_PATTERN}
+def _template(what: str, example: str, attributes: list[str] | None) -> Schema:
+    names = [f"{{{p.value}}}" for p in Placeholder]
+    names += [f"{{customer.attributes.{a}}}" for a in attributes or ()]
+    if attributes is None:
+        names.append("{customer.attributes.NAME} (declared in config.yaml)")
+    text = f"{what}; placeholders: " + ", ".join(names) + "."
+    unknown = {"type": "string", "pattern": unknown_placeholder_pattern(attributes)}
     return {"type": ["string", "number"], "not": unknown} | doc(text, example)
 
 
-def _offer() -> Schema:
+def _shown_attributes(config: Config | None) -> list[str] | None:
+    """The attributes an offer text may cite: those config.yaml declares as strings or
+    numbers (None without a config: any)."""
+    if config is None:
+        return None
+    declared = config.customers.attributes
+    return [name for name, kind in declared.items() if kind is not AttributeType.BOOLEAN]
+
+
+def _offer(config: Config | None) -> Schema:
     uses_code = {"type": "string", "pattern": CODE_PLACEHOLDER_PATTERN}
+    shown = _shown_attributes(config)
     props = {
-        "title": _template("The notification title", 'title: "-15 % sur les TV"'),
-        "body": _template("The notification text", 'body: "Code {code} au {zone_name}."'),
+        "title": _template("The notification title", 'title: "-15 % sur les TV"', shown),
+        "body": _template("The notification text", 'body: "Code {code} au {zone_name}."', shown),
         "code": ref("text", "One fixed code shown to every customer.", "code: TV15"),
         "code_pool": {"type": ["string", "number"], "pattern": RULE_ID_PATTERN}
         | doc("A pool of unique codes, one per customer (imported beforehand).", "code_pool: tv15"),
@@ -224,12 +239,15 @@ _PERIOD_DOCS = {
     "week": "week: per calendar week (Monday to Sunday), store time",
     "30d": "30d: over the last 30 days",
     "lifetime": "lifetime: ever",
+    "jour": "jour: day, in French",
+    "semaine": "semaine: week, in French",
+    "mois": "mois: 30d (the last 30 days), in French",
 }
 
 
 def _limits() -> dict[str, Schema]:
     at_least_one = {"type": "integer", "minimum": 1}
-    per = enum_of([p.value for p in Period], _PERIOD_DOCS) | doc("The period the cap counts over.")
+    per = enum_of(list(PERIOD_WORDS), _PERIOD_DOCS) | doc("The period the cap counts over.")
     per_customer = obj({"max": at_least_one, "per": per}, ("max",))
     text = "How often one customer may get the offer."
     return {
@@ -310,6 +328,6 @@ def defs(config: Config | None) -> Schema:
         | _conditions()
         | _triggers()
         | _limits()
-        | {"offer": _offer()}
+        | {"offer": _offer(config)}
         | _inline_tests()
     )

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from gateway.config.model import Config
 from gateway.events import Purpose
-from gateway.rules.model import Period
+from gateway.rules.policy import PERIOD_WORDS
 from gateway.rules.schema.defs import defs
 from gateway.rules.schema.parts import (
     RULE_ID_PATTERN,
@@ -65,7 +65,7 @@ def _rule_properties() -> dict[str, Schema]:
         "purpose": enum_of([p.value for p in Purpose], _PURPOSE_DOCS)
         | doc("commercial or transactional.", "purpose: commercial"),
         "valid": obj({"from": ref("date"), "until": ref("date")})
-        | doc("The campaign dates, both included.", "valid: {from: 2026-03-02, until: 2026-04-26}"),
+        | doc("The campaign dates, both included.", "valid: {from: 2026-03-02, until: 2026-12-31}"),
         "when": ref("trigger"),
         "if": ref("conditions"),
         "then": obj({"offer": ref("offer")}, ("offer",)) | doc("What to send."),
@@ -96,7 +96,7 @@ def rules_schema(config: Config | None = None) -> Schema:
 def policy_schema() -> Schema:
     """The JSON Schema of `rules/policy.yaml` (store-wide pressure on commercial offers)."""
     at_least_one = {"type": "integer", "minimum": 1}
-    caps = obj({p.value: at_least_one for p in Period})
+    caps = obj(dict.fromkeys(PERIOD_WORDS, at_least_one))
     props = {
         "quiet_hours": ref(
             "timeWindow", "No commercial offer then.", 'quiet_hours: {between: ["21:00", "08:00"]}'

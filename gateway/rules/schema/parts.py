@@ -7,11 +7,11 @@ Patterns follow gateway.rules.located and gateway.config.yamlconv.parse_duration
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gateway.rules.model import Placeholder
-from gateway.rules.timewindow import Weekday
+from gateway.rules.timewindow import DAY_WORDS, ENGLISH_DAYS, FRENCH_DAYS
 
 Schema = dict[str, Any]
 
@@ -32,12 +32,28 @@ DATETIME_PATTERN = (
     r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}(?::\d{2}(?::\d{2}(?:\.\d+)?)?)?"
     r"(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$"
 )
-_NAMES = "|".join(p.value.replace(".", r"\.") for p in Placeholder)
-UNKNOWN_PLACEHOLDER_PATTERN = r"\{(?!\s*(?:" + _NAMES + r")\s*\})[^{}]*\}"
+_NAMES = [p.value.replace(".", r"\.") for p in Placeholder]
+_ANY_ATTRIBUTE = r"customer\.attributes\.[A-Za-z0-9][A-Za-z0-9_.-]*"
+
+
+def unknown_placeholder_pattern(attributes: Sequence[str] | None = None) -> str:
+    """A pattern matching a placeholder the loader refuses.  `{customer.attributes.NAME}` is
+    accepted for any NAME, or, given the attributes declared in config.yaml (strings and
+    numbers), for those only."""
+    names = list(_NAMES)
+    if attributes is None:
+        names.append(_ANY_ATTRIBUTE)
+    elif attributes:
+        escaped = (a.replace(".", r"\.") for a in attributes)  # ids: [A-Za-z0-9_.-]
+        names.append(r"customer\.attributes\.(?:" + "|".join(escaped) + ")")
+    return r"\{(?!\s*(?:" + "|".join(names) + r")\s*\})[^{}]*\}"
+
+
+UNKNOWN_PLACEHOLDER_PATTERN = unknown_placeholder_pattern()
 CODE_PLACEHOLDER_PATTERN = r"\{\s*code\s*\}"
 
 SCALAR = ["string", "number", "boolean", "null"]
-_DAYS = [d.name.lower() for d in Weekday]
+_DAYS = list(DAY_WORDS)
 
 
 def doc(text: str, example: str | None = None) -> Schema:
@@ -101,7 +117,13 @@ def scalars() -> dict[str, Schema]:
                     "pattern": "^(?:" + "|".join(_any_case(d) for d in _DAYS) + ")$",
                 },
             ],
-            **doc("A day of the week: mon, tue, wed, thu, fri, sat, sun."),
+            **doc(
+                "A day of the week: "
+                + ", ".join(ENGLISH_DAYS)
+                + ", or in French "
+                + ", ".join(FRENCH_DAYS)
+                + "."
+            ),
         },
     }
 
