@@ -7,10 +7,12 @@ It does what a store app must do:
 - log in with its delivery token as the username and keep a persistent MQTT v5 session
   (a stable client id, clean_start false, a session expiry), so that offers published while
   the phone is offline wait at the broker until it comes back (or until they expire);
-- subscribe to its own `rayon/<store>/offers/<token>` at QoS 1 and show each offer once: the
-  offer `id` is the idempotency key, and the ids already shown are kept in a small file so a
-  restart does not show an offer twice;
-- acknowledge each new offer at once with feedback `delivered`;
+- subscribe to its own `rayon/<store>/offers/<token>` at QoS 1 whenever the broker has no
+  session for it (the first time, after a week away, after a broker crash), and show each
+  offer once: the offer `id` is the idempotency key, and the ids already shown are kept in a
+  small file so a restart does not show an offer twice;
+- confirm every offer it receives at once with feedback `delivered`, a repeated id too: the
+  gateway sends an offer again (after a broker restart) until it hears `delivered`;
 - optionally (`--sightings FILE`, a JSON list of beacons) report the store beacons it hears
   every few seconds, as an iOS app ranging in the background would (mode B).
 Ctrl-C (or SIGTERM) disconnects cleanly.  Needs only paho-mqtt >= 2.
@@ -81,8 +83,10 @@ class Phone:
         if code.is_failure:
             print(f"# connection refused: {code}", flush=True)
             return
-        # Subscribing again on a resumed session is harmless, and covers a session that expired.
-        client.subscribe(self.offers, qos=1)
+        # A resumed session has the subscription; a new one (first launch, a week away, a
+        # broker that lost it in a crash) has not: subscribe then.
+        if not flags.session_present:
+            client.subscribe(self.offers, qos=1)
         resumed = "resumed" if flags.session_present else "new"
         print(f"# connected ({resumed} session)", flush=True)
 
@@ -99,8 +103,11 @@ class Phone:
         except (ValueError, KeyError, TypeError):
             print(f"# ignored a message that is not an offer on {message.topic}", flush=True)
             return
-        if offer.get("type") != "offer" or offer_id in self.seen:
-            return  # at-least-once delivery: the same offer may come again; show it once
+        if offer.get("type") != "offer":
+            return
+        if offer_id in self.seen:  # at least once: the same offer may come again; show it
+            self.send_feedback(offer_id, "delivered")  # once, but confirm every copy
+            return
         self._remember(offer_id)
         code = f" [code {offer['code']}]" if offer.get("code") else ""
         print(f"offer {offer_id}: {offer.get('title')} — {offer.get('body')}{code}", flush=True)

@@ -88,7 +88,11 @@ class Mosquitto:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 
     def _config_lines(self) -> list[str]:
+        # Mosquitto refuses `per_listener_settings` after any security setting: it goes first
+        first = [line for line in self.extra_config if line.startswith("per_listener_settings")]
+        extra = [line for line in self.extra_config if line not in first]
         lines = [
+            *first,
             f"listener {self.port} {self.host}",
             "allow_anonymous true",
             "persistence false",
@@ -99,7 +103,7 @@ class Mosquitto:
         ]
         if os.geteuid() == 0:
             lines.append("user root")  # else mosquitto drops to a user that may not exist
-        return [*lines, *self.extra_config]
+        return [*lines, *extra]
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S

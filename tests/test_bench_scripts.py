@@ -108,3 +108,34 @@ def test_bench_recording_prints_its_cost_and_bytes_per_device_hour() -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith("recording cost: ") and "5 consenting shoppers" in lines[0]
     assert "without" in lines[1] and "bytes per device-hour" in lines[2]
+
+
+def bench(script: str, *args: str) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+@pytest.mark.mqtt
+def test_bench_broker_crash_kills_the_broker_mid_burst_and_prints_each_runs_figures() -> None:
+    lines = bench("bench_broker_crash.py", "--runs", "1", "--per-token", "5", "--kill-after", "80")
+    assert lines[0].startswith("broker SIGKILL mid-burst, 1 runs; save policy: autosave_on")
+    run = lines[2].split()
+    assert run[:3] == ["1", "200", "80"] and int(run[3]) <= 80, lines
+    assert lines[-1].startswith("all runs: 0 lost,") and lines[-1].endswith(" 0 late"), lines
+
+
+@pytest.mark.mqtt
+def test_bench_broker_disk_measures_what_the_shipped_persistence_writes() -> None:
+    lines = bench("bench_broker_disk.py", "--customers", "0,100", "--offers", "20")
+    assert lines[0].startswith("shipped: autosave_on_changes true; autosave_interval 1")
+    small, large = (line.split("|") for line in lines[2:4])
+    assert (small[0].split()[0], large[0].split()[0]) == ("0", "100")
+    assert int(large[0].split()[1]) > int(small[0].split()[1])  # each retained customer
+    assert small[4].split() == ["0", "0"], lines  # idle: no save, nothing written

@@ -17,7 +17,8 @@ import pytest
 from gateway.clock import ManualClock
 from gateway.deliver.mqtt import Backoff, MqttLink
 from gateway.deliver.outbox import DrainResult, OutboxPublisher
-from gateway.events import EventKind, Offer, Purpose, ZoneEvent
+from gateway.events import EventKind, FeedbackState, Offer, Purpose, ZoneEvent
+from gateway.identity.model import Consent, Customer
 from gateway.store.outbox import Enqueued
 from gateway.store.repo import Store
 from gateway.store.tables import OfferState
@@ -97,7 +98,8 @@ def test_a_due_offer_is_sent_once_with_the_expiry_left_at_send_time(
     sent, marker = sub.messages
     assert marker.topic == "rayon/marker"  # nothing else came before it
     assert sent.topic == "rayon/paris-11/offers/tok-c1" and sent.qos == 1
-    left = math.ceil(3 * 3600 - 600.4)  # Mosquitto may subtract a second or two it held it
+    # whole seconds left, less the second Mosquitto may add; it may subtract one or two it held it
+    left = math.floor(3 * 3600 - 600.4) - 1
     assert sent.expiry_s is not None and left - 2 <= sent.expiry_s <= left
     assert json.loads(sent.payload)["id"] == "o1"
     assert json.loads(sent.payload)["expires_at"] == "2026-03-03T18:00:00+01:00"
@@ -173,8 +175,9 @@ def test_a_burst_goes_out_in_windows_each_offer_once_with_its_own_expiry(
         offer(f"o{i:03}", T0 + i, 600 + 7 * i, customer=f"c{i}", token=f"tok-{i % 40}")
         for i in range(250)
     ]
-    expired = [offer(f"x{i}", T0 + at, 100) for i, at in enumerate((-1, 0, 0.5))]
-    burst.append(offer("last-second", T0 + 0.6, 100))  # 0.1 s left: expiry 1 s, never 0
+    # 1 s and 1.9 s left: the broker could hand them on after their expires_at
+    expired = [offer(f"x{i}", T0 + at, 100) for i, at in enumerate((-1, 0, 0.5, 1.5, 2.4))]
+    burst.append(offer("last-second", T0 + 2.6, 100))  # 2.1 s left: expiry 1 s, never 0
     store.enqueue_offers([*burst, *expired])
 
     async def main() -> DrainResult:
@@ -184,14 +187,14 @@ def test_a_burst_goes_out_in_windows_each_offer_once_with_its_own_expiry(
             await asyncio.to_thread(sub.wait, len(burst))
             return result
 
-    assert run(main()) == DrainResult(sent=251, expired=3, failed=0)
+    assert run(main()) == DrainResult(sent=251, expired=5, failed=0)
     got = {json.loads(m.payload)["id"]: m for m in sub.messages}
     assert sorted(got) == sorted(o.id for o in burst) and len(sub.messages) == len(burst)
     for o in burst:
         assert got[o.id].topic == f"rayon/paris-11/offers/{o.token}"
         # Mosquitto subtracts the whole seconds a message waited in it before forwarding it
         # (a loaded machine: a second or two); it never adds any.
-        sent = max(1, math.ceil(o.expires_at - clock.now()))
+        sent = math.floor(o.expires_at - clock.now()) - 1
         expiry = got[o.id].expiry_s
         assert expiry is not None and sent - 2 <= expiry <= sent
     assert got["last-second"].expiry_s == 1
@@ -213,6 +216,9 @@ def test_run_drains_when_woken_and_stops_when_cancelled(
             await asyncio.to_thread(store.enqueue_offers, [offer("o1", T0, 3600)])
             wake.set()
             await asyncio.to_thread(sub.wait, 1)
+            # the app may have it before its PUBACK reached us: wait for the batch's record
+            while await store.call(state, store, "o1") is not OfferState.SENT:
+                await asyncio.sleep(0.01)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
@@ -427,3 +433,118 @@ def test_a_handed_offer_the_link_could_not_send_goes_with_a_later_drain(
     assert while_down is OfferState.PENDING
     assert back == DrainResult(sent=1) and received == ["h1"]
     assert state(store, "h1") is OfferState.SENT
+
+
+# --- an offer is done when its app confirms it ------------------------------------------
+
+
+def customers(store: Store, *ids: str, consent: bool = True) -> None:
+    store.upsert_customers(
+        [Customer(id=c, token=f"tok-{c}", consent=Consent(True, consent)) for c in ids]
+    )
+
+
+def test_after_a_new_connection_every_unconfirmed_live_offer_goes_out_again_under_its_id(
+    store: Store, mosquitto: Mosquitto, subscriber: Callable[..., Subscriber]
+) -> None:
+    sub = subscriber(OFFERS)
+    customers(store, "c1", "c2")
+    customers(store, "c3", consent=False)  # withdrew marketing_push after it was sent
+    clock = ManualClock(T0 + 1)
+    store.enqueue_offers(
+        [
+            offer("confirmed", T0, 3600, customer="c1", token="tok-c1"),
+            offer("unconfirmed", T0, 3600, customer="c1", token="tok-c1"),
+            offer("short", T0, 20, customer="c2", token="tok-c2"),
+            offer("withdrawn", T0, 3600, customer="c3", token="tok-c3"),
+        ]
+    )
+
+    async def main() -> tuple[DrainResult, DrainResult, DrainResult]:
+        async with link_to(mosquitto) as link:
+            outbox = OutboxPublisher(store, link, TOPICS, clock, PARIS)
+            first = await outbox.drain()
+            await asyncio.to_thread(sub.wait, 4)
+            refused = store.record_feedbacks(
+                [("tok-c1", "confirmed", FeedbackState.DELIVERED, T0 + 2)]
+            )
+            assert refused == []
+            clock.set(T0 + 30)  # "short" expired meanwhile: sent once, never again
+            link.abort()  # a broker crash, as the gateway sees it
+            await noticed_down(link)
+            await link.wait_connected()
+            assert link.connections == 2
+            return first, await outbox.resend(), await outbox.drain()
+
+    first, resent, drained = run(main())
+    assert first == DrainResult(sent=4)
+    assert resent == DrainResult(sent=1) and drained == DrainResult()
+    sub.wait(5)
+    ids = [json.loads(m.payload)["id"] for m in sub.messages]
+    assert sorted(ids) == ["confirmed", "short", "unconfirmed", "unconfirmed", "withdrawn"]
+    again = sub.messages[-1]
+    assert json.loads(again.payload)["id"] == "unconfirmed"
+    assert again.expiry_s is not None and again.expiry_s <= 3600 - 30 - 1
+    states = {oid: state(store, oid) for oid in ("confirmed", "unconfirmed", "short")}
+    assert states == {
+        "confirmed": OfferState.DELIVERED,
+        "unconfirmed": OfferState.SENT,
+        "short": OfferState.SENT,  # went out once: its log says so, expired or not
+    }
+    record = store.offer("unconfirmed")
+    assert record is not None and (record.attempts, record.sent_at) == (2, T0 + 1)
+
+
+def test_the_publisher_resends_by_itself_after_each_new_connection(
+    store: Store, mosquitto: Mosquitto, subscriber: Callable[..., Subscriber]
+) -> None:
+    sub = subscriber(OFFERS)
+    customers(store, "c1")
+    clock = ManualClock(T0 + 1)
+    store.enqueue_offers([offer("o1", T0, 3600, customer="c1", token="tok-c1")])
+
+    async def main() -> None:
+        async with link_to(mosquitto) as link:
+            outbox = OutboxPublisher(store, link, TOPICS, clock, PARIS)
+            task = asyncio.create_task(outbox.run(asyncio.Event()))
+            try:
+                # at start: sent once (the resend of the first connection finds nothing sent)
+                await asyncio.to_thread(sub.wait, 1)
+                link.abort()
+                await noticed_down(link)
+                await asyncio.to_thread(sub.wait, 2)  # the new connection: sent again
+                store.record_feedback("o1", FeedbackState.OPENED, T0 + 5)  # implies delivered
+                link.abort()
+                await noticed_down(link)
+                await link.wait_connected()
+                await link.publish("rayon/paris-11/offers/marker", b"{}", qos=1)
+                await asyncio.to_thread(sub.wait, 3)
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            assert outbox.counters["offers_resent"] == 1
+
+    run(main())
+    topics = [m.topic.rsplit("/", 1)[1] for m in sub.messages]
+    assert topics == ["tok-c1", "tok-c1", "marker"]  # confirmed: not sent a third time
+    assert state(store, "o1") is OfferState.DELIVERED
+
+
+def test_feedback_confirms_an_offer_once_per_state(store: Store) -> None:
+    store.enqueue_offers([offer("o1", T0, 3600), offer("o2", T0, 3600)])
+    store.mark_sent("o1", T0 + 1)
+    items = [
+        ("tok-c1", "o1", FeedbackState.DELIVERED, T0 + 2),
+        ("tok-c1", "o1", FeedbackState.DELIVERED, T0 + 9),  # the answer to a resent copy
+        ("tok-c1", "o2", FeedbackState.DELIVERED, T0 + 3),  # PUBACK not yet recorded
+        ("tok-other", "o1", FeedbackState.OPENED, T0 + 4),  # another app: refused
+    ]
+    assert store.record_feedbacks(items) == [3]
+    assert store.record_feedbacks(items[:1]) == []  # again, in a later batch
+    assert [(f.offer_id, f.state, f.at) for f in store.feedback()] == [
+        ("o1", FeedbackState.DELIVERED, T0 + 2),
+        ("o2", FeedbackState.DELIVERED, T0 + 3),
+    ]
+    assert (state(store, "o1"), state(store, "o2")) == (OfferState.DELIVERED,) * 2
+    assert not store.mark_sent("o2", T0 + 4)  # the late PUBACK does not undo the confirmation
+    assert state(store, "o2") is OfferState.DELIVERED

@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import gc
 import os
+import queue
 import shutil
 import subprocess
 import uuid
@@ -23,6 +24,8 @@ from typing import Any, TypeVar
 import pytest
 from paho.mqtt.client import Client
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.config.load import parse_config
@@ -663,3 +666,158 @@ def test_the_shipped_config_keeps_retained_customers_across_a_restart(
             await link.disconnect()
 
     assert run(main()) == Message(T.crm_customer("c1"), b'{"id":"c1"}', True)
+
+
+# --- sessions: an app's client id is its login on the LAN listener -----------------------------
+
+
+class Phone:
+    """A store app on the LAN listener (TLS, its login) with a persistent session, driven by
+    hand: it connects once, never reconnects by itself, and records what happens to it."""
+
+    def __init__(self, port: int, pki: Pki, logins: Logins, login: str, client_id: str) -> None:
+        self.port, self.messages = port, queue.Queue[tuple[str, bytes]]()
+        self.connacks: queue.Queue[tuple[bool, str]] = queue.Queue()
+        self.disconnects: queue.Queue[str] = queue.Queue()
+        self.subacks: queue.Queue[int] = queue.Queue()
+        c = Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
+        )
+        c.username_pw_set(login, logins.passwords[login])
+        c.tls_set(ca_certs=str(pki.ca))
+        c.on_connect = lambda _c, _u, f, code, _p: self.connacks.put((f.session_present, str(code)))
+        c.on_disconnect = lambda _c, _u, _f, code, _p: self.disconnects.put(str(code))
+        c.on_message = lambda _c, _u, m: self.messages.put((m.topic, bytes(m.payload)))
+        c.on_subscribe = lambda _c, _u, mid, _codes, _p: self.subacks.put(mid)
+        self.client = c
+
+    def connect(self, *, clean_start: bool = False) -> bool:
+        """Connect with a 7-day session (or a clean one); whether the broker had a session."""
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 7 * 24 * 3600
+        self.client.connect("127.0.0.1", self.port, clean_start=clean_start, properties=props)
+        self.client.loop_start()
+        present, code = self.connacks.get(timeout=10)
+        assert code == SUCCESS, code
+        return present
+
+    def subscribe(self, topic: str) -> None:
+        _rc, mid = self.client.subscribe(topic, 1)
+        assert self.subacks.get(timeout=10) == mid
+
+    def next_message(self) -> tuple[str, bytes]:
+        return self.messages.get(timeout=10)
+
+    def leave(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def shipped_broker(
+    tmp_path: Path, mosquitto_with: Callable[..., Mosquitto], pki: Pki
+) -> tuple[Logins, Mosquitto, dict[int, int], Config]:
+    logins = make_logins(tmp_path / "logins")
+    lines, ports = shipped_config(logins, pki, tmp_path / "state")
+    broker = mosquitto_with(*lines)
+    config = gateway_config(tmp_path / "gw", broker, logins.passwords[GATEWAY], port=ports[1883])
+    return logins, broker, ports, config
+
+
+def test_an_app_cannot_receive_resume_or_wipe_another_apps_session(
+    tmp_path: Path, mosquitto_with: Callable[..., Mosquitto], pki: Pki
+) -> None:
+    logins, _broker, ports, config = shipped_broker(tmp_path, mosquitto_with, pki)
+    lan = ports[8883]
+    b = Phone(lan, pki, logins, TOKEN_B, f"rayon-app-{TOKEN_B}")
+    assert not b.connect()
+    b.subscribe(T.offers(TOKEN_B))
+    b.leave()
+
+    async def main() -> int:
+        gateway = await connect_link(config, persistent=True)
+        try:
+            await gateway.publish(T.offers(TOKEN_B), b'{"id":"for-b"}', qos=1, expiry_s=600)
+            # A, with its own password, sends B's client id (as the app would build it), then
+            # B's token as client id asking for a clean start, then the gateway's client id
+            for client_id, clean in [
+                (f"rayon-app-{TOKEN_B}", False),
+                (TOKEN_B, True),
+                (f"rayon-{config.store.id}-gateway", True),
+            ]:
+                a = Phone(lan, pki, logins, TOKEN_A, client_id)
+                assert not await asyncio.to_thread(a.connect, clean_start=clean) or not clean
+                await asyncio.to_thread(a.subscribe, f"rayon/{config.store.id}/offers/#")
+                await gateway.publish(T.offers(TOKEN_A), b'{"id":"for-a"}', qos=1, expiry_s=600)
+                # B's offer, queued first, would have come before A's own
+                assert await asyncio.to_thread(a.next_message) == (
+                    T.offers(TOKEN_A),
+                    b'{"id":"for-a"}',
+                )
+                await asyncio.to_thread(a.leave)
+            await gateway.publish(T.status(), b"{}", qos=1, retain=True)  # still the gateway's
+            return gateway.connections
+        finally:
+            await gateway.disconnect()
+
+    assert run(main()) == 1  # the gateway's session was never taken over
+    b = Phone(lan, pki, logins, TOKEN_B, f"rayon-app-{TOKEN_B}")
+    assert b.connect()  # B's session is whole, and its queued offer waits for it
+    assert b.next_message() == (T.offers(TOKEN_B), b'{"id":"for-b"}')
+    b.leave()
+
+
+def test_two_phones_sharing_a_token_share_one_session_the_last_one_connected_holds_it(
+    tmp_path: Path, mosquitto_with: Callable[..., Mosquitto], pki: Pki
+) -> None:
+    logins, _broker, ports, config = shipped_broker(tmp_path, mosquitto_with, pki)
+    first = Phone(ports[8883], pki, logins, TOKEN_A, "phone-1")
+    assert not first.connect()
+    first.subscribe(T.offers(TOKEN_A))
+    second = Phone(ports[8883], pki, logins, TOKEN_A, "phone-2")
+    assert second.connect()  # the same session: the token's, with the first phone's subscription
+    first.disconnects.get(timeout=10)  # the broker hung up on the first phone
+
+    async def main() -> None:
+        gateway = await connect_link(config)
+        try:
+            await gateway.publish(T.offers(TOKEN_A), b'{"id":"o1"}', qos=1, expiry_s=600)
+        finally:
+            await gateway.disconnect()
+
+    run(main())
+    assert second.next_message() == (T.offers(TOKEN_A), b'{"id":"o1"}')
+    second.leave()
+    first.leave()
+    assert first.messages.empty()  # each offer reaches the phone connected at the time
+
+
+def test_the_tools_never_take_over_the_daemons_sessions(
+    tmp_path: Path, mosquitto_with: Callable[..., Mosquitto], pki: Pki
+) -> None:
+    _logins, _broker, _ports, config = shipped_broker(tmp_path, mosquitto_with, pki)
+
+    async def main() -> tuple[int, int, set[str]]:
+        daemon = await connect_link(config, persistent=True)
+        crm = await connect_crm_link(config)
+        ids = set()
+        try:
+            # as each tool connects (gateway/ops, gateway/offline/replayrun.py, gateway/cli/demo.py)
+            for tool_name, will in (("forget", False), ("doctor", False), ("replay", False)):
+                link = await connect_link(config, client_suffix=tool_name, will=will)
+                ids.add(link.client_id)
+                await link.disconnect()
+            for tool_name in ("demo",):
+                link = await connect_link(config, client_suffix=tool_name)
+                ids.add(link.client_id)
+                await link.disconnect()
+            # had a tool taken over a session, the broker would have closed that connection
+            await daemon.publish(T.status(), b"{}", qos=1, retain=True)
+            await crm.subscribe([T.crm_filter()])
+            return daemon.connections, crm.connections, ids
+        finally:
+            await crm.disconnect()
+            await daemon.disconnect()
+
+    daemon, crm, ids = run(main())
+    assert (daemon, crm) == (1, 1)
+    assert len(ids) == 4 and not ids & {"rayon-paris-11-gateway", "rayon-paris-11-gateway-crm"}

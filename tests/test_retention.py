@@ -89,7 +89,7 @@ def test_each_class_is_kept_exactly_its_period(store: Store) -> None:
     assert [v.started_at for v in store.visits()] == [new_ev]  # the open, recent visit stays
     # "late" is still pending (never sent): retention never takes it from the outbox
     assert {r.offer.id: r.state for r in store.offer_log()} == {
-        "new": OfferState.SENT,
+        "new": OfferState.DELIVERED,  # its app's feedback confirmed it
         "late": OfferState.PENDING,
     }
     assert [f.offer_id for f in store.feedback()] == ["new"]

@@ -130,6 +130,7 @@ def test_outbox_states_and_idempotent_enqueue(store: Store) -> None:
     assert store.counts_by_state() == {
         OfferState.PENDING: 1,
         OfferState.SENT: 1,
+        OfferState.DELIVERED: 0,
         OfferState.EXPIRED: 1,
         OfferState.HOLDOUT: 1,
         OfferState.CANCELLED: 0,
@@ -438,3 +439,36 @@ def test_an_event_row_is_its_record_with_the_reason_as_json() -> None:
         "far": None,
         "3": [1, None],
     }
+
+
+def test_the_offers_to_resend_are_the_sent_live_unconfirmed_ones_of_consenting_customers(
+    any_store: Store,
+) -> None:
+    store = any_store
+    quiet = Customer(id="c2", token="tok-c2", consent=Consent(True, False))  # marketing_push off
+    store.upsert_customers([customer(token="tok-c1"), quiet])
+    store.enqueue_offers(
+        [
+            offer("o1", expires_in=100),
+            offer("o2", expires_in=100),  # expires with o1: the id breaks the tie
+            offer("o3", expires_in=200),
+            offer("gone", expires_in=50),  # expired by `now`
+            offer("quiet", expires_in=300, cid="c2"),
+            offer("confirmed", expires_in=300),
+            offer("pending", expires_in=300),
+        ]
+    )
+    sent = ["o1", "o2", "o3", "gone", "quiet", "confirmed"]
+    for oid in sent:
+        assert store.mark_sent(oid, T0 + 1)
+    assert store.record_feedbacks([("tok-c1", "confirmed", FeedbackState.OPENED, T0 + 5)]) == []
+    now = T0 + 60
+    first = store.unconfirmed_offers(now, limit=2)
+    assert [o.id for o in first] == ["o1", "o2"]
+    rest = store.unconfirmed_offers(now, (first[-1].expires_at, first[-1].id), limit=2)
+    assert [o.id for o in rest] == ["o3"] and rest[0] == offer("o3", expires_in=200)
+    assert store.mark_resent_many(["o1", "confirmed", "pending"]) == 1  # only a sent one
+    states = {r.offer.id: (r.state, r.attempts) for r in store.offer_log()}
+    assert states["o1"] == (OfferState.SENT, 2)
+    assert states["confirmed"] == (OfferState.DELIVERED, 1)
+    assert states["pending"] == (OfferState.PENDING, 0)

@@ -84,6 +84,8 @@ class MqttLink:
 
     `publish` at QoS 1 returns once the broker's PUBACK arrived and raises LinkError when
     the link is down, the connection dropped first, or the broker refused the message.
+    `connections` counts the connections made: the outbox publishes its unconfirmed offers
+    again after each new one, as a broker that crashed may have lost what it acknowledged.
     Inbound messages of the `subscribe`d filters are read from `messages()`; when the
     reader lags behind `queue_size` messages, new ones are dropped and counted in `dropped`
     (`queue_size=0`: never dropped, for the CRM's consent-bearing records).
@@ -131,6 +133,7 @@ class MqttLink:
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
         self.dropped = 0
+        self.connections = 0  # connections made so far: a new one means a new broker session
 
     # --- public API ---------------------------------------------------------------------
 
@@ -232,6 +235,7 @@ class MqttLink:
             self._client = None  # a connect still running in its thread is cut when it lands
             shutdown(client)
             raise
+        self.connections += 1
         self._connected.set()
         log.info("MQTT link up: %s:%s as %s", self.host, self.port, self.client_id)
 

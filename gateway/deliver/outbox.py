@@ -9,12 +9,18 @@ database thread in every offer's advert → PUBACK path.  Handed offers go befor
 still pending (retried on the next drain, every `IDLE_WAKE_S`).  The guarantees do not
 depend on the window nor on the way an offer came:
 
-- an offer whose `expires_at` has passed when its turn comes is marked `expired`, never
-  sent late; a live one is published with the v5 message expiry interval recomputed at that
-  moment (`ceil(expires_at - now)`, at least 1 s);
+- an offer is published only while it can reach the app before its `expires_at`: with the
+  v5 message expiry interval recomputed at that moment, less the second Mosquitto may add
+  (`floor(expires_at - now) - EXPIRY_SLACK_S`, at least 1 s); an offer with less time left
+  than that is marked `expired`, never sent late;
 - an offer is marked `sent` only after the broker acknowledged it; when the link fails it
   stays `pending` (offers not yet attempted are not even tried) and the next drain retries
-  it, so a restart of the broker or of the gateway loses nothing;
+  it;
+- a PUBACK is not the end: Mosquitto acknowledges a message once it holds it in memory and
+  writes it to disk later, so a broker that crashes may lose what it acknowledged.  An offer
+  is done when its app confirms it (feedback `delivered`: the store marks it `delivered`);
+  after every new connection to the broker (the gateway's start included), `resend`
+  publishes again, under the same id, every `sent` offer still unconfirmed and live;
 - an offer acknowledged but not yet marked (a crash in between) is sent again: the offer id
   is the app's idempotency key (at least once).
 """
@@ -47,6 +53,9 @@ log = logging.getLogger(__name__)
 BATCH = 500
 WINDOW = 64
 IDLE_WAKE_S = 1.0
+# Mosquitto counts expiry in whole seconds of its clock and drops a message only once that
+# second is past: it may hand it on up to a second after the interval it was given ran out
+EXPIRY_SLACK_S = 1
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -65,7 +74,15 @@ class Outbox(Protocol):
         """Pending offers, oldest first, expired ones too."""
         ...
 
+    def unconfirmed_offers(
+        self, now: float, after: tuple[float, str] | None = ..., limit: int = ...
+    ) -> list[Offer]:
+        """Sent offers no app confirmed, live at `now`, by (expires_at, id) after `after`."""
+        ...
+
     def mark_sent_many(self, offer_ids: Sequence[str], at: float) -> int: ...
+
+    def mark_resent_many(self, offer_ids: Sequence[str]) -> int: ...
 
     def mark_expired_many(self, offer_ids: Sequence[str]) -> int: ...
 
@@ -109,6 +126,7 @@ class _Batch:
 
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    resend: bool = False  # offers already `sent` once, published again
 
     def ids(self, outcome: Outcome) -> list[str]:
         return [oid for oid, o in self.outcomes.items() if o is outcome]
@@ -136,7 +154,8 @@ class OutboxPublisher:
         self._clock, self._tz = clock, tz
         self._batch, self._window = batch, window
         self._handed: dict[str, Offer] = {}  # committed as pending, to send without a read
-        self.counters: Counter[str] = Counter()  # offers cancelled as unpublishable
+        self._resent_for = 0  # the link's connection whose unconfirmed offers were resent
+        self.counters: Counter[str] = Counter()  # offers unpublishable, offers resent
 
     def hand(self, offers: Sequence[Offer]) -> None:
         """Offers just committed as pending (`Enqueued.pending`), for `run` to send at once,
@@ -170,9 +189,29 @@ class OutboxPublisher:
             if result.failed or len(due) < self._batch:
                 return total
 
+    async def resend(self) -> DrainResult:
+        """Publish again, under the same id, every `sent` offer that no app confirmed and
+        that is still live (`Outbox.unconfirmed_offers`), soonest expiring first.  For a new
+        connection: the broker that acknowledged them may have lost them in a crash.  An
+        offer whose time ran out meanwhile stays `sent`, untouched.  Stops at the first batch
+        in which the link failed: the next connection resends again."""
+        total, after = DrainResult(), None
+        while True:
+            store, now = self._store, self._clock.now()
+            due = await store.call(store.unconfirmed_offers, now, after, self._batch)
+            if not due:
+                return total
+            after = (due[-1].expires_at, due[-1].id)
+            result = await self._drain_batch(due, resend=True)
+            self.counters["offers_resent"] += result.sent
+            total += result
+            if result.failed or len(due) < self._batch:
+                return total
+
     async def run(self, wake: asyncio.Event) -> None:
         """Send the offers handed (`hand`) whenever `wake` is set; drain the outbox at
-        start, when `wake` is set with none handed, and at least every `IDLE_WAKE_S`.
+        start, when `wake` is set with none handed, and at least every `IDLE_WAKE_S`; after
+        each new connection of the link, `resend` the unconfirmed offers first.
 
         A database error is logged and the drain retried on the next round.
         """
@@ -181,6 +220,12 @@ class OutboxPublisher:
             wake.clear()
             try:
                 result = DrainResult()
+                link = self._link
+                if link.connections != self._resent_for and link.connected:
+                    self._resent_for = link.connections
+                    resent = await self.resend()
+                    if resent != DrainResult():
+                        log.info("outbox: after a new broker connection, resent %s", resent)
                 if self._handed:
                     handed, self._handed = list(self._handed.values()), {}
                     result = await self._drain_batch(handed)
@@ -196,13 +241,13 @@ class OutboxPublisher:
                 async with asyncio.timeout(IDLE_WAKE_S):
                     await wake.wait()
 
-    async def _drain_batch(self, due: Sequence[Offer]) -> DrainResult:
+    async def _drain_batch(self, due: Sequence[Offer], *, resend: bool = False) -> DrainResult:
         """Handle a batch with up to `window` publishes in flight, then record it at once.
 
         The outcomes are recorded even when the drain is cancelled (the gateway stops), so
         that acknowledged offers are not sent again by the final drain.
         """
-        batch, gate = _Batch(), asyncio.Semaphore(self._window)
+        batch, gate = _Batch(resend=resend), asyncio.Semaphore(self._window)
 
         async def one(offer: Offer) -> None:
             async with gate:
@@ -227,7 +272,9 @@ class OutboxPublisher:
 
     async def _send(self, offer: Offer, errors: dict[str, str]) -> Outcome:
         now = self._clock.now()
-        if offer.expires_at <= now:
+        # whole seconds the broker may hold it, and still hand it on before its expires_at
+        expiry_s = min(math.floor(offer.expires_at - now) - EXPIRY_SLACK_S, MAX_EXPIRY_S)
+        if expiry_s < 1:
             return Outcome.EXPIRED
         try:
             topic = self._topics.offers(offer.token)
@@ -237,8 +284,6 @@ class OutboxPublisher:
         if not self._link.connected:
             return Outcome.DOWN  # no attempt made: it stays pending, untouched
         payload = encode(offer_payload(offer, self._tz))
-        # at least 1 s; at most what MQTT's four-byte expiry interval can carry
-        expiry_s = min(max(1, math.ceil(offer.expires_at - now)), MAX_EXPIRY_S)
         try:
             await self._link.publish(topic, payload, qos=1, expiry_s=expiry_s)
         except LinkError as exc:
@@ -248,16 +293,24 @@ class OutboxPublisher:
 
     def _settle(self, batch: _Batch) -> None:
         """Record a batch's outcomes (in a worker thread): sent, expired, cancelled, and
-        the error of each attempt that failed."""
-        self._store.mark_sent_many(batch.ids(Outcome.SENT), self._clock.now())
-        self._store.mark_expired_many(batch.ids(Outcome.EXPIRED))
+        the error of each attempt that failed.  A resent offer stays `sent` (it went out
+        before), whatever became of its resend."""
+        if batch.resend:
+            self._store.mark_resent_many(batch.ids(Outcome.SENT))
+        else:
+            self._store.mark_sent_many(batch.ids(Outcome.SENT), self._clock.now())
+            self._store.mark_expired_many(batch.ids(Outcome.EXPIRED))
         cancelled = batch.ids(Outcome.CANCELLED)
         for offer_id in cancelled:
+            if batch.resend:  # it went out once: its log stays `sent`
+                log.error("offer %s not resent: %s", offer_id, batch.errors[offer_id])
+                continue
             log.error("offer %s cancelled: %s", offer_id, batch.errors[offer_id])
             self._store.cancel_offer(offer_id, batch.errors[offer_id])
         skip = set(cancelled)
         failed = {oid: e for oid, e in batch.errors.items() if oid not in skip}
         if failed:
             first = next(iter(failed.values()))
-            log.warning("%d offer(s) not sent, kept pending: %s", len(failed), first)
+            kept = "kept for the next connection" if batch.resend else "kept pending"
+            log.warning("%d offer(s) not sent, %s: %s", len(failed), kept, first)
             self._store.mark_failed_many(failed)

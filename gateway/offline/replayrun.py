@@ -150,7 +150,8 @@ async def _replay_publishing(config: Config, args: argparse.Namespace) -> int:
     from gateway.topics import Topics
 
     try:
-        link = await connect_link(config, client_suffix="replay")
+        # no last will: a replay cut short must not say the store's running gateway is offline
+        link = await connect_link(config, client_suffix="replay", will=False)
     except RuntimeFailure as exc:
         print(
             f"rayon replay: {exc}; nothing was replayed: fix the broker settings of "

@@ -19,7 +19,9 @@ from gateway.report.rows import Enter, Feedback, LoggedOffer
 from gateway.report.stats import newcombe_interval, ratio
 from gateway.store.tables import OfferState
 
-# The outbox states counted per rule (holdout offers are counted apart).
+# The outbox states counted per rule (holdout offers are counted apart).  `sent` counts the
+# offers that went out, confirmed by their app (`delivered`) or not: the confirmation is the
+# `delivered` feedback, counted beside them.
 STATES = (
     OfferState.PENDING,
     OfferState.SENT,
@@ -27,6 +29,8 @@ STATES = (
     OfferState.CANCELLED,
     OfferState.DROPPED,
 )
+
+WENT_OUT = frozenset({OfferState.SENT, OfferState.DELIVERED})  # published, confirmed or not
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,7 @@ class RuleOffers:
 
     @property
     def sent(self) -> int:
+        """Offers that went out: `sent`, confirmed (`delivered`) or not."""
         return self.state(OfferState.SENT)
 
     def with_feedback(self, state: FeedbackState) -> int:
@@ -91,7 +96,7 @@ def offers_per_rule(
     for rule in sorted({o.rule for o in offers}):
         mine = [o for o in offers if o.rule == rule]
         decided = [o for o in mine if not o.holdout]
-        states = tuple((s, sum(o.state is s for o in decided)) for s in STATES)
+        states = tuple((s, sum(_counted_as(o.state) is s for o in decided)) for s in STATES)
         fb = tuple((f, sum(f in got.get(o.id, ()) for o in mine)) for f in FeedbackState)
         out.append(RuleOffers(rule, len(decided), len(mine) - len(decided), states, fb))
     return tuple(out)
@@ -116,8 +121,13 @@ def conversions(
     return tuple(out)
 
 
+def _counted_as(state: OfferState) -> OfferState:
+    """The report's state of an offer: a `delivered` one went out, it counts as `sent`."""
+    return OfferState.SENT if state in WENT_OUT else state
+
+
 def _treated(offer: LoggedOffer) -> bool:
-    return not offer.holdout and offer.state is OfferState.SENT
+    return not offer.holdout and offer.state in WENT_OUT
 
 
 def _group(offers: Sequence[LoggedOffer], times: dict[str, list[float]]) -> Group:

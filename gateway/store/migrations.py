@@ -88,12 +88,30 @@ def _v2_observations_and_retention_indexes(conn: Connection) -> None:
         conn.execute(text(f"CREATE INDEX ix_{table}_{column} ON {table} ({column})"))
 
 
+def _v3_delivered_offers(conn: Connection) -> None:
+    # An offer is done when its app confirms it, not when the broker acknowledged it: the
+    # sent offers some feedback already confirmed are `delivered`; the others stay `sent`,
+    # and the gateway publishes those still live again after its next broker connection.
+    conn.execute(
+        text(
+            "UPDATE offers SET state = 'delivered' WHERE state = 'sent' "
+            "AND id IN (SELECT offer_id FROM feedback)"
+        )
+    )
+    conn.execute(text("CREATE INDEX ix_offers_state_expires_at ON offers (state, expires_at)"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "Rayon 0.1: customers, visits, events, offers, feedback, codes", lambda c: None),
     Migration(
         2,
         "observations (sampled positions) and time indexes for the retention job",
         _v2_observations_and_retention_indexes,
+    ),
+    Migration(
+        3,
+        "offers confirmed by their app are `delivered`; an index to find the unconfirmed",
+        _v3_delivered_offers,
     ),
 )
 HEAD = MIGRATIONS[-1].version

@@ -1,5 +1,5 @@
 """The offer outbox and log in the database: queue offers (bounded), move them through their
-states (pending → sent, expired, cancelled) and read the log back.
+states (pending → sent → delivered, expired, cancelled) and read the log back.
 
 `OfferOutbox` is the part of `Store` that the outbox publisher and the reports use.
 """
@@ -19,6 +19,7 @@ from gateway.events import Offer, Purpose
 from gateway.store.database import CHUNK, BulkInsert, Database, rowcount
 from gateway.store.tables import (
     OFFER_COLUMNS,
+    CustomerRow,
     OfferRow,
     OfferState,
     offer_row,
@@ -143,6 +144,52 @@ class OfferOutbox(Database):
                 log.error("outbox: offer %s %s", offer_id, reason)
                 session.execute(_cancel([offer_id], reason))
         return found
+
+    def unconfirmed_offers(
+        self, now: float, after: tuple[float, str] | None = None, limit: int = 100
+    ) -> list[Offer]:
+        """Sent offers that no app confirmed and whose `expires_at` is after `now`, by
+        (`expires_at`, id) beyond `after`: the offers to publish again after a new broker
+        connection.  Only for a customer still known with `marketing_push` consent: an
+        offer of a customer who withdrew it or was erased is never sent again."""
+        query = (
+            select(OfferRow)
+            .join(CustomerRow, col(CustomerRow.id) == col(OfferRow.customer))
+            .where(OfferRow.state == OfferState.SENT.value)
+            .where(col(OfferRow.expires_at) > now)
+            .where(col(CustomerRow.consent_marketing_push))
+            .order_by(col(OfferRow.expires_at), col(OfferRow.id))
+            .limit(limit)
+        )
+        if after is not None:
+            expires_at, offer_id = after
+            query = query.where(
+                (col(OfferRow.expires_at) > expires_at)
+                | ((col(OfferRow.expires_at) == expires_at) & (col(OfferRow.id) > offer_id))
+            )
+        with self._session() as session:
+            found = []
+            for row in session.exec(query).all():
+                try:
+                    found.append(row_to_offer(row))
+                except (ValueError, TypeError) as exc:  # not sent again; its log stays
+                    log.error("outbox: sent offer %s is not readable, not resent: %s", row.id, exc)
+            return found
+
+    def mark_resent_many(self, offer_ids: Sequence[str]) -> int:
+        """Sent offers the broker acknowledged again (a resend): one more attempt each; how
+        many were still `sent` (not confirmed meanwhile)."""
+        changed = 0
+        with self._session() as session:
+            for start in range(0, len(offer_ids), CHUNK):
+                query = (
+                    update(OfferRow)
+                    .where(col(OfferRow.id).in_(offer_ids[start : start + CHUNK]))
+                    .where(col(OfferRow.state) == OfferState.SENT.value)
+                    .values(attempts=OfferRow.attempts + 1)
+                )
+                changed += rowcount(session.execute(query))
+        return changed
 
     def repair_offers(self, now: float, ahead: float) -> list[RepairedOffer]:
         """Cancel the pending offers no publish can carry: created more than `ahead` seconds

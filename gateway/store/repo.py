@@ -34,6 +34,7 @@ from gateway.store.tables import (
     FeedbackRow,
     ObservationRow,
     OfferRow,
+    OfferState,
     RuntimeRow,
     VisitRow,
     ZoneEventRow,
@@ -283,34 +284,65 @@ class Store(OfferOutbox):
     # --- feedback ---------------------------------------------------------------------
 
     def record_feedback(self, offer_id: str, state: FeedbackState, at: float) -> bool:
-        """Log the app's feedback on an offer.  False (nothing stored) for an unknown offer."""
+        """Log the app's feedback on an offer (its first of that state; the offer is then
+        `delivered`).  False (nothing stored) for an unknown offer."""
         with self._session() as session:
-            if session.get(OfferRow, offer_id) is None:
+            row = session.get(OfferRow, offer_id)
+            if row is None:
                 return False
-            session.add(FeedbackRow(offer_id=offer_id, state=state.value, at=at))
+            self._log_feedback(session, [(offer_id, state, at)])
             return True
 
     def record_feedbacks(self, items: Sequence[tuple[str, str, FeedbackState, float]]) -> list[int]:
         """Log a batch of app feedback `(token, offer id, state, at)` in one transaction; an
         item is kept only when its offer exists and was sent to that same token.  Returns
         the indexes of the items refused (one read and one write for the whole batch, so a
-        flood of feedback costs the database thread little)."""
+        flood of feedback costs the database thread little).
+
+        Any feedback confirms its offer: a `pending` or `sent` one becomes `delivered`, and is
+        never published again.  A state an offer already has is not logged twice (an app
+        answers every copy of an offer the gateway resends with `delivered`)."""
         ids = {offer_id for _, offer_id, _, _ in items}
         with self._session() as session:
             query = sa_select(col(OfferRow.id), col(OfferRow.token)).where(
                 col(OfferRow.id).in_(ids)
             )
-            owner = dict(session.execute(query).tuples().all()) if ids else {}
+            owner = {oid: tok for oid, tok in session.execute(query)} if ids else {}
             refused = [i for i, (token, oid, _, _) in enumerate(items) if owner.get(oid) != token]
             skip = set(refused)
-            rows = [
-                {"offer_id": oid, "state": state.value, "at": at}
-                for i, (_, oid, state, at) in enumerate(items)
-                if i not in skip
-            ]
-            if rows:
-                session.execute(insert(FeedbackRow), rows)
+            kept = [(o, state, at) for i, (_, o, state, at) in enumerate(items) if i not in skip]
+            self._log_feedback(session, kept)
         return refused
+
+    def _log_feedback(
+        self, session: Session, items: Sequence[tuple[str, FeedbackState, float]]
+    ) -> None:
+        """Insert the feedback states not yet logged for their offer, and mark those offers
+        `delivered` (if `pending` or `sent`)."""
+        if not items:
+            return
+        ids = list({oid for oid, _, _ in items})
+        seen: set[tuple[str, str]] = set()
+        for start in range(0, len(ids), CHUNK):
+            query = sa_select(col(FeedbackRow.offer_id), col(FeedbackRow.state)).where(
+                col(FeedbackRow.offer_id).in_(ids[start : start + CHUNK])
+            )
+            seen.update((oid, state) for oid, state in session.execute(query))
+        rows = []
+        for oid, state, at in items:
+            if (oid, state.value) not in seen:
+                seen.add((oid, state.value))
+                rows.append({"offer_id": oid, "state": state.value, "at": at})
+        if rows:
+            session.execute(insert(FeedbackRow), rows)
+        confirmed = (OfferState.PENDING.value, OfferState.SENT.value)
+        for start in range(0, len(ids), CHUNK):
+            session.execute(
+                update(OfferRow)
+                .where(col(OfferRow.id).in_(ids[start : start + CHUNK]))
+                .where(col(OfferRow.state).in_(confirmed))
+                .values(state=OfferState.DELIVERED.value)
+            )
 
     def feedback(self, offer_id: str | None = None) -> list[FeedbackRecord]:
         """Logged feedback in time order, optionally of one offer (for the KPIs)."""

@@ -26,7 +26,11 @@ from gateway.wire import jsonable
 
 
 class OfferState(StrEnum):
-    """Where an offer is in the outbox: `pending` until published, then `sent` or `expired`.
+    """Where an offer is (docs/data.md, "The life of an offer"): `pending` (decided) until
+    published, then `sent` (the broker acknowledged it) or `expired` (its time ran out first);
+    `delivered` once the app confirmed it (any feedback on it).  A `sent` offer no app
+    confirmed is published again, under the same id, after every new connection to the
+    broker until its `expires_at` (`OutboxPublisher.resend`).
 
     `holdout` offers belong to the control group (recorded, never sent); `cancelled` ones
     were withdrawn before publication; `dropped` commercial offers found the outbox full
@@ -35,6 +39,7 @@ class OfferState(StrEnum):
 
     PENDING = "pending"
     SENT = "sent"
+    DELIVERED = "delivered"
     EXPIRED = "expired"
     HOLDOUT = "holdout"
     CANCELLED = "cancelled"
@@ -132,7 +137,11 @@ class OfferRow(RayonTable, table=True):
     """The outbox and the offer log in one table: `state` says which."""
 
     __tablename__ = "offers"
-    __table_args__ = (Index("ix_offers_state_created_at", "state", "created_at"),)
+    __table_args__ = (
+        Index("ix_offers_state_created_at", "state", "created_at"),
+        # the unconfirmed offers still live, read again after each new broker connection
+        Index("ix_offers_state_expires_at", "state", "expires_at"),
+    )
 
     id: str = Field(primary_key=True, max_length=128)
     rule: str = Field(index=True, max_length=128)
