@@ -240,12 +240,10 @@ def test_the_cli_prints_yaml_that_config_yaml_accepts(
     assert {"pi-entrance", "node-tv"} <= set(fitted)
     assert any(a["kind"] == "beacon" for a in fitted.values())  # from the phones' sightings
     assert "RMS" in out and " samples, " in out
-    # calibrate fits exponents from 0.2, the config's range still starts at 1: those below are
-    # left out of the paste until the config accepts them
-    shallow = {k for k, a in fitted.items() if a["path_loss_exponent"] < 1.0}
-    assert all(fitted[k]["path_loss_exponent"] >= 0.2 for k in shallow)
+    # calibrate fits exponents from 0.2, and the config accepts every one of them as pasted
+    assert all(a["path_loss_exponent"] >= 0.2 for a in fitted.values())
     raw = yaml.safe_load((walk / "config.yaml").read_text(encoding="utf-8"))
-    raw["anchors"] = [a if a["id"] in shallow else fitted.get(a["id"], a) for a in raw["anchors"]]
+    raw["anchors"] = [fitted.get(a["id"], a) for a in raw["anchors"]]
     pasted = walk / "pasted"
     pasted.mkdir()
     config = load_config(reference_store(pasted, anchors=raw["anchors"]))

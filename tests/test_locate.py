@@ -69,8 +69,8 @@ def test_filter_follows_an_approach_fast_and_a_retreat_slowly() -> None:
     assert abs(near.value + 60) < abs(far.value + 80)
 
 
-def test_one_link_is_its_anchor_and_two_links_a_point_between_them_nearer_the_louder() -> None:
-    loc = Locator(SQUARE, min_interval_s=0.0, settle_s=0.0)
+def test_auto_puts_one_link_on_its_anchor_and_two_between_them_nearer_the_louder() -> None:
+    loc = Locator(SQUARE, min_interval_s=0.0, settle_s=0.0, method=PositionMethod.AUTO)
     one = loc.observe(Observation(100.0, DEV, "a", -80.0))
     assert one is not None and (one.x, one.y, one.anchors) == (0.0, 0.0, ("a",))
     assert one.accuracy_m >= 1.0
@@ -78,6 +78,14 @@ def test_one_link_is_its_anchor_and_two_links_a_point_between_them_nearer_the_lo
     assert two is not None and set(two.anchors) == {"a", "c"}
     # on the segment a (0, 0) → c (20, 20), much nearer c: 1/d³ weights, c is 15 dB louder
     assert two.x == pytest.approx(two.y) and 18.0 < two.x < 20.0
+
+
+def test_the_centroid_method_keeps_a_device_heard_by_two_anchors_on_the_louder() -> None:
+    """`locate.method: centroid` is the method of earlier versions, unchanged."""
+    loc = Locator(SQUARE, min_interval_s=0.0, settle_s=0.0, method=PositionMethod.CENTROID)
+    loc.observe(Observation(100.0, DEV, "a", -80.0))
+    fix = loc.observe(Observation(100.0, DEV, "c", -65.0))
+    assert fix is not None and (fix.x, fix.y, fix.anchors) == (20.0, 20.0, ("c",))
 
 
 def test_strongest_method_is_the_loudest_fresh_anchor_whatever_else_is_heard() -> None:
@@ -103,8 +111,13 @@ def test_auto_draws_the_centroid_towards_the_grid_from_three_links_and_is_the_ce
         }
         auto, grid, centroid = (fixes[m] for m in PositionMethod if m in fixes)
         assert auto is not None and grid is not None and centroid is not None
-        if n < 3:
+        if n == 1:  # that anchor, as the centroid method
             assert (auto.x, auto.y, auto.anchors) == (centroid.x, centroid.y, centroid.anchors)
+            continue
+        if n == 2:  # between the pair, nearer the louder (c); the centroid method: on c
+            a, c = SMALL[0], SMALL[2]
+            assert (centroid.x, centroid.y) == (c.x, c.y)
+            assert auto.x == pytest.approx(auto.y) and (a.x + c.x) / 2 < auto.x < c.x
             continue
         # the grid's first fix is from a flat prior: the estimate auto weighs
         want = (

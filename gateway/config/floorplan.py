@@ -12,7 +12,15 @@ from typing import TypeVar
 from shapely.geometry import Polygon
 from shapely.validation import explain_validity
 
-from gateway.config.model import Anchor, AnchorKind, Geofence, LatLon, Polyline, Zone
+from gateway.config.model import (
+    PATH_LOSS_EXPONENTS,
+    Anchor,
+    AnchorKind,
+    Geofence,
+    LatLon,
+    Polyline,
+    Zone,
+)
 from gateway.config.yamlconv import (
     ID,
     STR,
@@ -159,7 +167,7 @@ def _anchor(node: Node, path: str, diags: Diagnostics) -> Anchor | None:
         msg = "only anchors of kind beacon take 'beacon'; remove it or set kind: beacon"
         diags.add(r.key_mark("beacon"), msg, r.at("beacon"))
     rssi = r.opt("rssi_at_1m", float_in(-100.0, -20.0), -59.0)
-    exponent = r.opt("path_loss_exponent", float_in(1.0, 6.0), 2.0)
+    exponent = r.opt("path_loss_exponent", float_in(*PATH_LOSS_EXPONENTS), 2.0)
     if aid is None or kind is None or x is None or y is None:
         return None
     return Anchor(aid, kind, x, y, rssi, exponent, beacon if kind is AnchorKind.BEACON else None)

@@ -174,6 +174,9 @@ class LimitsConfig:
     tracked_devices: int = DEFAULT_TRACKED_DEVICES
 
 
+PATH_LOSS_EXPONENTS = (0.2, 6.0)  # rooms with walls fit 0.2–0.5; 2 is free space (docs/config.md)
+
+
 class PositionMethod(StrEnum):
     """How the fresh links of a device become a position (`locate.method`; gateway/locate/)."""
 
@@ -198,10 +201,11 @@ Polyline = tuple[tuple[float, float], ...]
 
 @dataclass(frozen=True, slots=True)
 class LocateConfig:
-    """How positions are computed (`locate:`, docs/config.md).  `method` centroid: the 1/d^k
-    weighted centroid of the strongest fresh links (two or more); auto: the grid when a device
-    has ≥ 3 fresh links, else that centroid; `fresh_s`: how long a link counts; `max_speed`
-    (m/s): the walking model (speed gate, grid blur); `cell_m`: the grid's cell size;
+    """How positions are computed (`locate:`, docs/config.md).  `method` auto (measured best,
+    docs/accuracy.md): the 1/d^k weighted centroid of the strongest fresh links drawn part of
+    the way to the grid's estimate (≥ 3 links), the pair's centroid (2), the anchor (1);
+    centroid: earlier versions' method; `fresh_s`: how long a link counts; `max_speed` (m/s):
+    the walking model (speed gate, grid blur); `cell_m`: the grid's cell size;
     `centroid_power`: the k of the centroid's weights."""
 
     method: PositionMethod = PositionMethod.AUTO

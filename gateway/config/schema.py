@@ -136,7 +136,9 @@ def _sections() -> dict[str, Schema]:
                     "x": _t("number", "metres"),
                     "y": _t("number", "metres"),
                     "rssi_at_1m": _t("number", "dBm at 1 m"),
-                    "path_loss_exponent": _t("number", "path-loss exponent"),
+                    "path_loss_exponent": _t(
+                        "number", "path-loss exponent", minimum=0.2, maximum=6
+                    ),
                     "beacon": _t(_STR, "a store beacon's device id"),
                 },
                 ("id", "kind", "x", "y"),

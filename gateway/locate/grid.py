@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gateway.config.model import Anchor
+from gateway.config.model import PATH_LOSS_EXPONENTS, Anchor
 
 Walls = tuple[tuple[tuple[float, float], ...], ...]
 
@@ -97,7 +97,8 @@ class PositionGrid:
             ),
             MIN_DISTANCE_M,
         )
-        n = _column([max(a.path_loss_exponent, 0.2) for a in anchors])  # calibrate's least
+        least = PATH_LOSS_EXPONENTS[0]  # calibrate's least
+        n = _column([max(a.path_loss_exponent, least) for a in anchors])
         model = _column([a.rssi_at_1m for a in anchors]) - 10.0 * n * np.log10(d)
         model = model.reshape(len(anchors), gx.size)  # (anchor, cell): the expected RSSI
         # [model²; model]: Σ over heard links of (rssi - model)², less Σ rssi², is one

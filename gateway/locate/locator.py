@@ -14,8 +14,18 @@ model, then a position:
   most where samples are dense (tetam) and little on sparse phone scans (UCI, UJI).  A link
   not heard for `fresh_s` restarts from its next sample rather than blending with stale data.
 * **Distance** — `d = 10 ** ((rssi_at_1m - rssi) / (10 n))` with the anchor's calibration.
-* **Position** — one of three `PositionMethod`s:
-  - `CENTROID` (the default): with ≥ 3 fresh links, over the `max_anchors` strongest, a
+* **Position** — one of the `PositionMethod`s (`locate.method`):
+  - `AUTO` (the default): with ≥ 3 fresh links, the centroid below drawn `AUTO_GRID_WEIGHT`
+    (40 %) of the way to the grid's estimate from every fresh link, taken from a flat prior
+    over the cells within `AUTO_WINDOW_M` of the centroid (no belief kept per device), the
+    pull recomputed at most every `AUTO_REFRESH_S` (3 s) per device; with 2, the centroid of
+    the pair; with 1, that anchor, behind the speed gate.  Chosen as the best mean training
+    zone accuracy among settings that leave the simulator no worse (49.4 % vs 46.5 % for the
+    centroid; simulator dwell 89.4 % vs 88.4 %, false enters 3.1 vs 4.3 per device-hour):
+    the grid alone wins training but its estimates spread in every direction where the
+    centroid leans into the aisle of the nearest scanner (docs/accuracy.md, The default).
+  - `STRONGEST`: the loudest fresh anchor's position.
+  - `CENTROID` (earlier versions' default): with ≥ 3 fresh links, over the `max_anchors` strongest, a
     weighted centroid with weights 1/d^k (`centroid_power`, 3 by default); `MULTILATERATION`:
     weighted non-linear least squares on the ranges (damped Gauss–Newton from the centroid,
     weights 1/d²), which never won a training split (RSSI ranges are off by metres).  The
@@ -33,10 +43,9 @@ model, then a position:
     needs no speed gate.  On the recorded data sets it wins the training split of 4 of 5
     (mean training zone accuracy 51.7 % vs 46.3 % for the default centroid, both Kalman,
     σ 6 dB); on the test splits it brings the tetam office to 1.96 m mean error and the
-    kolakowski flat to 1.38–1.47 m (docs/accuracy.md).  It is not the default: with it the
-    pipeline replays ~82,000 adverts/s instead of ~121,000, and a consent test's scripted
-    walk (1–2 beacons, where the centroid snaps to the nearest anchor) raises no zone event.
-    Cost per fix ~35 µs (1 m cells: a 40 × 25 m store is ~1,100 cells, 4.4 KB of float32
+    kolakowski flat to 1.38–1.47 m (docs/accuracy.md).  It is not the default: it costs the
+    simulator 17 points of dwell, a belief per device (8 kB on the bench store, 40 MB at
+    5,000 devices) and the replay's speed.  Cost per fix ~35 µs (1 m cells: a 40 × 25 m store is ~1,100 cells, 4.4 KB of float32
     per device); the anchors' model grids are precomputed, the update is one matrix-vector
     product, an exp and two small matrix products for the blur.
 * **When** — mode A: the scanners that hear one advert report it within a few ms, a
@@ -67,7 +76,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gateway.config.model import Anchor, FilterKind, LocateConfig, PositionMethod
+from gateway.config.model import (
+    PATH_LOSS_EXPONENTS,
+    Anchor,
+    FilterKind,
+    LocateConfig,
+    PositionMethod,
+)
 from gateway.events import Fix, Observation
 from gateway.locate.grid import (
     MIN_ACCURACY_M,
@@ -98,12 +113,12 @@ AUTO_GRID_WEIGHT = 0.4
 AUTO_REFRESH_S = 3.0  # the grid's pull is recomputed at most this often per device
 AUTO_WINDOW_M = 10.0  # the grid's estimate is taken over cells this near the centroid
 # the methods that place a device heard by two anchors between them (by the centroid's weights)
-_PAIRS = frozenset({PositionMethod.AUTO, PositionMethod.CENTROID})
+_PAIRS = frozenset({PositionMethod.AUTO})
 
 
 def rssi_to_distance(rssi: float, rssi_at_1m: float, path_loss_exponent: float) -> float:
     """Distance in metres from the log-distance path-loss model, clamped to a sane range."""
-    exponent = max(path_loss_exponent, 0.5)
+    exponent = max(path_loss_exponent, PATH_LOSS_EXPONENTS[0])
     d = math.pow(10.0, (rssi_at_1m - rssi) / (10.0 * exponent))
     return min(max(d, MIN_DISTANCE_M), MAX_DISTANCE_M)
 
@@ -338,7 +353,8 @@ class Locator:
         return fix
 
     def _new_link(self, anchor: Anchor, rssi: float, at: float) -> _Link:
-        link = _Link(anchor, at, self._new_filter(), 10.0 * max(anchor.path_loss_exponent, 0.5))
+        tenfold_n = 10.0 * max(anchor.path_loss_exponent, PATH_LOSS_EXPONENTS[0])
+        link = _Link(anchor, at, self._new_filter(), tenfold_n)
         link.filter.reset(rssi, at)
         return link
 

@@ -48,7 +48,7 @@ from typing import TextIO
 import numpy as np
 
 from gateway.config.commandline import config_of
-from gateway.config.model import Anchor, AnchorKind, Config
+from gateway.config.model import PATH_LOSS_EXPONENTS, Anchor, AnchorKind, Config
 from gateway.decode.inbound import parse_scanner_adv, parse_sightings
 from gateway.decode.jsonvalues import InboundError
 from gateway.decode.privacy import PrivacyFilter
@@ -60,7 +60,7 @@ from gateway.topics import TopicKind, Topics
 PHONE_TX_POWER_1M = -59
 MIN_DISTANCE_M = 0.3
 MAX_TRUTH_GAP_S = 5.0
-PLAUSIBLE_EXPONENT = (0.2, 6.0)
+PLAUSIBLE_EXPONENT = PATH_LOSS_EXPONENTS
 BIWEIGHT_C = 4.685  # Tukey's constant: 95 % of least squares' efficiency on Gaussian residuals
 MAX_PAIRS = 50_000  # Theil–Sen: all pairs up to this many, else this many drawn (fixed seed)
 MIN_POOL_SPREAD = 1.5  # d_max / d_min of the pool
