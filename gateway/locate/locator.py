@@ -25,15 +25,15 @@ model, then a position:
     the grid alone wins training but its estimates spread in every direction where the
     centroid leans into the aisle of the nearest scanner (docs/accuracy.md, The default).
   - `STRONGEST`: the loudest fresh anchor's position.
-  - `CENTROID` (earlier versions' default): with ≥ 3 fresh links, over the `max_anchors` strongest, a
-    weighted centroid with weights 1/d^k (`centroid_power`, 3 by default); `MULTILATERATION`:
-    weighted non-linear least squares on the ranges (damped Gauss–Newton from the centroid,
-    weights 1/d²), which never won a training split (RSSI ranges are off by metres).  The
-    accuracy is the weighted RMS range residual at the estimate (floored).  With fewer
-    links, the strongest fresh anchor's own position ("nearest aisle"), accuracy = its
-    estimated distance.  A speed gate then clamps a jump faster than `max_speed` m/s from
-    the last earlier fix of ≥ 3 anchors: a fix of fewer is that anchor's position, a guess,
-    and a gate anchored on it held whole tracks near the wrong point.
+  - `CENTROID` (earlier versions' default): with ≥ 3 fresh links, over the `max_anchors`
+    strongest, a weighted centroid with weights 1/d^k (`centroid_power`, 3 by default);
+    `MULTILATERATION`: weighted non-linear least squares on the ranges (damped Gauss–Newton from
+    the centroid, weights 1/d²), which never won a training split (RSSI ranges are off by metres).
+    The accuracy is the weighted RMS range residual at the estimate (floored).  With fewer links,
+    the strongest fresh anchor's own position ("nearest aisle"), accuracy = its estimated
+    distance.  A speed gate then clamps a jump faster than `max_speed` m/s from the last earlier
+    fix of ≥ 3 anchors: a fix of fewer is that anchor's position, a guess, and a gate anchored on
+    it held whole tracks near the wrong point.
   - `GRID`: a recursive Bayes (grid HMM) filter per device over cells covering the anchors
     (`GridSettings`): the previous belief blurred by a Gaussian of σ = max_speed · dt (the
     motion model; flat after a long silence), times the likelihood of every fresh filtered
@@ -45,9 +45,10 @@ model, then a position:
     σ 6 dB); on the test splits it brings the tetam office to 1.96 m mean error and the
     kolakowski flat to 1.38–1.47 m (docs/accuracy.md).  It is not the default: it costs the
     simulator 17 points of dwell, a belief per device (8 kB on the bench store, 40 MB at
-    5,000 devices) and the replay's speed.  Cost per fix ~35 µs (1 m cells: a 40 × 25 m store is ~1,100 cells, 4.4 KB of float32
-    per device); the anchors' model grids are precomputed, the update is one matrix-vector
-    product, an exp and two small matrix products for the blur.
+    5,000 devices) and the replay's speed.  Cost per fix ~35 µs (1 m cells: a 40 × 25 m
+    store is ~1,100 cells, 4.4 KB of float32 per device); the anchors' model grids are
+    precomputed, the update is one matrix-vector product, an exp and two small matrix
+    products for the blur.
 * **When** — mode A: the scanners that hear one advert report it within a few ms, a
   *burst*; a packet at least `min_interval_s` (0.5 s) after the device's last burst opened
   opens one, and by default (`settle_s` 0) its fix is computed at that first packet, as
