@@ -159,13 +159,21 @@ class CrashRun:
     unconfirmed: int
 
 
-class KillingLink(MqttLink):
-    """The gateway's link, which SIGKILLs `broker` once it acknowledged `kill_at` publishes
-    (then sets `killed`): the crash lands in the publisher's window, mid-burst."""
+class OutageLink(MqttLink):
+    """A real link to a real broker that calls `outage` (the broker's `stop` or `kill`) once
+    `after` publishes were acknowledged, then sets `killed`: the outage lands in the
+    publisher's window, mid-burst."""
 
-    def __init__(self, broker: Mosquitto, kill_at: int, **kwargs: Any) -> None:
-        super().__init__(broker.host, broker.port, "rayon-paris-11-gateway", **kwargs)
-        self.broker, self.kill_at, self.acked = broker, kill_at, 0
+    def __init__(
+        self,
+        broker: Mosquitto,
+        after: int,
+        outage: Callable[[], None],
+        client_id: str,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(broker.host, broker.port, client_id, **kwargs)
+        self.broker, self.after, self.outage, self.acked = broker, after, outage, 0
         self.killed = asyncio.Event()
 
     async def publish(
@@ -178,8 +186,8 @@ class KillingLink(MqttLink):
     ) -> None:
         await super().publish(topic, payload, qos, retain, expiry_s)
         self.acked += 1
-        if self.acked == self.kill_at:
-            self.broker.kill()  # SIGKILL: no save on the way out
+        if self.acked == self.after:
+            self.outage()
             self.killed.set()
 
 
@@ -298,7 +306,16 @@ async def _gateway(
     """The gateway's side of a run: publish the burst, live through the crash, resend; the
     apps' side is waited for in threads.  How many offers the online app had at the kill."""
     clock, backoff = SystemClock(), Backoff(initial=0.05, cap=0.5)
-    link = KillingLink(broker, kill_after, backoff=backoff, timeout=5.0, session_expiry_s=3600)
+    gateway_id = "rayon-paris-11-gateway"  # the broker's SIGKILL: no save on the way out
+    link = OutageLink(
+        broker,
+        kill_after,
+        broker.kill,
+        gateway_id,
+        backoff=backoff,
+        timeout=5.0,
+        session_expiry_s=3600,
+    )
     await link.connect()
     await link.subscribe([TOPICS.feedback_filter()])
     inbound = Inbound(TOPICS, clock, store, crm_apart=False)

@@ -31,14 +31,14 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from gateway.clock import ManualClock
 from gateway.config.load import load_config
 from gateway.decode.adverts import adv_to_json
-from gateway.deliver.mqtt import Backoff, MqttLink
+from gateway.deliver.mqtt import Backoff
 from gateway.deliver.outbox import DrainResult, OutboxPublisher
 from gateway.events import Offer, Purpose
 from gateway.store.repo import Store
 from gateway.store.tables import OfferState
 from gateway.topics import Topics
 from tests.broker import Mosquitto, Received, Subscriber
-from tests.brokercrash import crash_run
+from tests.brokercrash import OutageLink, crash_run
 from tests.stores import reference_store
 from tests.test_run import start_daemon, stop_daemon
 from tests.walks import click_collect_customer, walk_adverts, zone_centre
@@ -81,29 +81,6 @@ def persistent_broker(mosquitto_with: Callable[..., Mosquitto], tmp_path: Path) 
     return mosquitto_with("persistence true", f"persistence_location {tmp_path}/")
 
 
-class DiesAfter(MqttLink):
-    """A real link to a real broker that stops the broker once `after` offers were
-    acknowledged: the outage lands in the middle of the publisher's window."""
-
-    def __init__(self, broker: Mosquitto, after: int) -> None:
-        backoff = Backoff(initial=0.02, cap=0.2)
-        super().__init__(broker.host, broker.port, "rayon-faults", backoff=backoff, timeout=5.0)
-        self.broker, self.after, self.acked = broker, after, 0
-
-    async def publish(
-        self,
-        topic: str,
-        payload: bytes,
-        qos: int = 0,
-        retain: bool = False,
-        expiry_s: int | None = None,
-    ) -> None:
-        await super().publish(topic, payload, qos, retain, expiry_s)
-        self.acked += 1
-        if self.acked == self.after:
-            self.broker.stop()
-
-
 def burst(n: int) -> list[Offer]:
     """`n` offers created at T0; the odd ones expire 5 s later, the even ones in an hour."""
     return [
@@ -138,7 +115,11 @@ def test_a_broker_outage_mid_burst_loses_no_live_offer_and_sends_no_expired_one(
     clock = ManualClock(before)
 
     async def main() -> tuple[DrainResult, DrainResult]:
-        async with DiesAfter(mosquitto, after=50) as link:
+        backoff = Backoff(initial=0.02, cap=0.2)
+        link = OutageLink(
+            mosquitto, 50, mosquitto.stop, "rayon-faults", backoff=backoff, timeout=5.0
+        )
+        async with link:
             topics = Topics("rayon", "paris-11")
             outbox = OutboxPublisher(store, link, topics, clock, PARIS, batch=100, window=32)
             during = await outbox.drain()

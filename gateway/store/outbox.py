@@ -179,17 +179,7 @@ class OfferOutbox(Database):
     def mark_resent_many(self, offer_ids: Sequence[str]) -> int:
         """Sent offers the broker acknowledged again (a resend): one more attempt each; how
         many were still `sent` (not confirmed meanwhile)."""
-        changed = 0
-        with self._session() as session:
-            for start in range(0, len(offer_ids), CHUNK):
-                query = (
-                    update(OfferRow)
-                    .where(col(OfferRow.id).in_(offer_ids[start : start + CHUNK]))
-                    .where(col(OfferRow.state) == OfferState.SENT.value)
-                    .values(attempts=OfferRow.attempts + 1)
-                )
-                changed += rowcount(session.execute(query))
-        return changed
+        return self._update_in(offer_ids, OfferState.SENT, attempts=OfferRow.attempts + 1)
 
     def repair_offers(self, now: float, ahead: float) -> list[RepairedOffer]:
         """Cancel the pending offers no publish can carry: created more than `ahead` seconds
@@ -260,14 +250,18 @@ class OfferOutbox(Database):
 
     def _transition(self, offer_ids: Sequence[str], state: OfferState, **values: Any) -> int:
         """Move pending offers to `state`; how many were pending."""
+        return self._update_in(offer_ids, OfferState.PENDING, state=state.value, **values)
+
+    def _update_in(self, offer_ids: Sequence[str], current: OfferState, **values: Any) -> int:
+        """Set `values` on those of `offer_ids` still in state `current`; how many were."""
         changed = 0
         with self._session() as session:
             for start in range(0, len(offer_ids), CHUNK):
                 query = (
                     update(OfferRow)
                     .where(col(OfferRow.id).in_(offer_ids[start : start + CHUNK]))
-                    .where(col(OfferRow.state) == OfferState.PENDING.value)
-                    .values(state=state.value, **values)
+                    .where(col(OfferRow.state) == current.value)
+                    .values(**values)
                 )
                 changed += rowcount(session.execute(query))
         return changed
