@@ -133,7 +133,7 @@ def test_auto_draws_the_centroid_towards_the_grid_from_three_links_and_is_the_ce
 def test_auto_keeps_the_grid_s_pull_for_a_while_and_no_belief() -> None:
     loc = Locator(SMALL, method=PositionMethod.AUTO, rssi_filter=FilterKind.RAW)
     first = [("a", -70.0), ("c", -62.0), ("b", -66.0), ("d", -69.0)]
-    moved = [("a", -62.0), ("c", -70.0), ("b", -66.0), ("d", -69.0)]
+    moved = [("a", -64.0), ("c", -62.0), ("b", -70.0), ("d", -69.0)]  # c still the loudest
     one = loc.observe_scan(100.0, DEV, first)
     soon = loc.observe_scan(100.0 + AUTO_REFRESH_S / 2, DEV, moved)
     later = loc.observe_scan(100.0 + AUTO_REFRESH_S * 2, DEV, moved)
@@ -146,6 +146,18 @@ def test_auto_keeps_the_grid_s_pull_for_a_while_and_no_belief() -> None:
     c1, c2 = centroid.observe_scan(100.0, DEV, first), centroid.observe_scan(101.0, DEV, moved)
     assert c1 is not None and c2 is not None  # the pull is the same vector: moved as the centroid
     assert (soon.x - one.x, soon.y - one.y) == pytest.approx((c2.x - c1.x, c2.y - c1.y))
+
+
+def test_auto_recomputes_the_pull_when_the_loudest_anchor_changes() -> None:
+    loc = Locator(SMALL, method=PositionMethod.AUTO, rssi_filter=FilterKind.RAW)
+    first = [("a", -70.0), ("c", -62.0), ("b", -66.0), ("d", -69.0)]
+    elsewhere = [("a", -60.0), ("c", -70.0), ("b", -66.0), ("d", -69.0)]  # a now the loudest
+    assert loc.observe_scan(100.0, DEV, first) is not None
+    soon = loc.observe_scan(100.5, DEV, elsewhere)
+    anew = Locator(SMALL, method=PositionMethod.AUTO, rssi_filter=FilterKind.RAW)
+    want = anew.observe_scan(0.0, DEV, elsewhere)
+    assert soon is not None and want is not None
+    assert (soon.x, soon.y) == pytest.approx((want.x, want.y))
 
 
 def test_unknown_anchor_and_bad_values_are_ignored() -> None:

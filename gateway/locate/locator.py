@@ -15,15 +15,15 @@ model, then a position:
   not heard for `fresh_s` restarts from its next sample rather than blending with stale data.
 * **Distance** — `d = 10 ** ((rssi_at_1m - rssi) / (10 n))` with the anchor's calibration.
 * **Position** — one of the `PositionMethod`s (`locate.method`):
-  - `AUTO` (the default): with ≥ 3 fresh links, the centroid below drawn `AUTO_GRID_WEIGHT`
-    (40 %) of the way to the grid's estimate from every fresh link, taken from a flat prior
-    over the cells within `AUTO_WINDOW_M` of the centroid (no belief kept per device), the
-    pull recomputed at most every `AUTO_REFRESH_S` (3 s) per device; with 2, the centroid of
-    the pair; with 1, that anchor, behind the speed gate.  Chosen as the best mean training
-    zone accuracy among settings that leave the simulator no worse (49.4 % vs 46.5 % for the
-    centroid; simulator dwell 89.4 % vs 88.4 %, false enters 3.1 vs 4.3 per device-hour):
-    the grid alone wins training but its estimates spread in every direction where the
-    centroid leans into the aisle of the nearest scanner (docs/accuracy.md, The default).
+  - `AUTO` (the default): with ≥ 3 fresh links, the centroid below drawn `AUTO_GRID_WEIGHT` (40 %)
+    of the way to the grid's estimate from every fresh link, taken from a flat prior over the
+    cells within `AUTO_WINDOW_M` of the centroid (no belief kept per device), the pull recomputed
+    when the loudest anchor changes or `AUTO_REFRESH_S` (3 s) passed; with 2, the centroid of the
+    pair; with 1, that anchor, behind the speed gate.  Chosen as the best mean training zone
+    accuracy among settings that leave the simulator no worse (50.0 % vs 46.5 % for the centroid;
+    simulator dwell 89.4 % vs 88.4 %, false enters 3.3 vs 4.3 per device-hour): the grid alone
+    wins training but its estimates spread in every direction where the centroid leans into the
+    aisle of the nearest scanner (docs/accuracy.md, The default).
   - `STRONGEST`: the loudest fresh anchor's position.
   - `CENTROID` (earlier versions' default): with ≥ 3 fresh links, over the `max_anchors`
     strongest, a weighted centroid with weights 1/d^k (`centroid_power`, 3 by default);
@@ -111,7 +111,8 @@ GATE_ANCHORS = 3  # a fix from fewer anchors is the nearest anchor's position, a
 # AUTO's fix: the centroid of the strongest links drawn this share of the way to the grid's
 # estimate (the best mean training zone accuracy of 0.1 … 1.0 that leaves the simulator no worse)
 AUTO_GRID_WEIGHT = 0.4
-AUTO_REFRESH_S = 3.0  # the grid's pull is recomputed at most this often per device
+AUTO_REFRESH_S = 3.0  # the grid's pull is recomputed at most this often per device (its cost),
+# and when the device's loudest anchor changes
 AUTO_WINDOW_M = 10.0  # the grid's estimate is taken over cells this near the centroid
 # the methods that place a device heard by two anchors between them (by the centroid's weights)
 _PAIRS = frozenset({PositionMethod.AUTO})
@@ -149,6 +150,7 @@ class _Track:
     posterior_at: float = -math.inf
     pull: tuple[float, float, float] | None = None  # AUTO: grid estimate − centroid, spread
     pull_at: float = -math.inf
+    pull_anchor: str = ""
 
 
 class Locator:
@@ -397,13 +399,20 @@ class Locator:
     def _auto(self, track: _Track, at: float, fresh: Sequence[_Link]) -> tuple[float, float, float]:
         """AUTO with ≥ 3 links: the centroid of the strongest, drawn `AUTO_GRID_WEIGHT` of the
         way to the grid's estimate from the fresh links alone (no belief kept: no memory per
-        device).  The pull (grid estimate − centroid) is recomputed at most every
-        `AUTO_REFRESH_S` of a device; its accuracy is the larger of the grid's spread and the
+        device).  The pull (grid estimate − centroid: the centroid's bias where the device
+        is) is recomputed when the loudest anchor changes, else at most every
+        `AUTO_REFRESH_S`; its accuracy is the larger of the grid's spread and the
         centroid's range residual."""
         assert self._grid is not None
         cx, cy, rms = self._multilaterate(fresh[: self._max_anchors])
         pull = track.pull
-        if pull is None or not 0.0 <= at - track.pull_at < AUTO_REFRESH_S:
+        loudest = fresh[0].anchor.id
+        if (
+            pull is None
+            or loudest != track.pull_anchor
+            or not 0.0 <= at - track.pull_at < AUTO_REFRESH_S
+        ):
+            track.pull_anchor = loudest
             levels = [(link.anchor.id, link.filter.value) for link in fresh]
             gx, gy, spread = self._grid.locate(levels, (cx, cy), AUTO_WINDOW_M)
             track.pull = pull = (gx - cx, gy - cy, spread)
