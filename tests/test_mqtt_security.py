@@ -51,9 +51,11 @@ TOKEN_A = "3f9c2a7d1e4b8c6a0d5f2e9b7a1c4d8e"
 TOKEN_B = "b41e07c9d2f85a3e6c1b9d0a7f4e2c58"
 NODE = "node-tv"
 CRM_LOGIN = f"{GATEWAY}-crm"
+TOOLS_LOGIN = f"{GATEWAY}-tools"
 LOGINS = {
     GATEWAY: "service",
     CRM_LOGIN: "service",
+    TOOLS_LOGIN: "service",
     "rayon-backoffice": "service",
     "rayon-signage": "service",
     "rayon-analytics": "service",
@@ -821,3 +823,37 @@ def test_the_tools_never_take_over_the_daemons_sessions(
     daemon, crm, ids = run(main())
     assert (daemon, crm) == (1, 1)
     assert len(ids) == 4 and not ids & {"rayon-paris-11-gateway", "rayon-paris-11-gateway-crm"}
+
+
+def test_the_tools_log_in_as_themselves_erase_send_offers_and_nothing_more(
+    tmp_path: Path, mosquitto_with: Callable[..., Mosquitto], pki: Pki
+) -> None:
+    """`mqtt.tools`: forget, replay, doctor and demo connect with the tools' login (the
+    gateway's password file is gone, so no other login could connect); the shipped ACL lets
+    them erase a customer record and send offers, and refuses them the daemon's and apps' topics."""
+    logins, _broker, _ports, gateway = shipped_broker(tmp_path, mosquitto_with, pki)
+    secret = tmp_path / "tools.secret"
+    secret.write_text(logins.passwords[TOOLS_LOGIN] + "\n", encoding="utf-8")
+    tools = LoginConfig(TOOLS_LOGIN, secret)
+    mqtt = dataclasses.replace(gateway.mqtt, tools=tools, password_file=tmp_path / "gone")
+    config = dataclasses.replace(gateway, mqtt=mqtt)
+
+    async def main() -> tuple[str, int]:
+        daemon = await connect_link(gateway, persistent=True)
+        link = await connect_link(config, client_suffix="forget", will=False)
+        try:
+            await link.publish(T.crm_customer("c9"), b"", qos=1, retain=True)  # rayon forget
+            await link.publish(T.offers(TOKEN_A), b"{}", qos=1)  # rayon replay --publish
+            for topic in (T.events(), T.status(), T.feedback(TOKEN_A)):  # the daemon's, an app's
+                with pytest.raises(Refused, match="Not authorized"):
+                    await link.publish(topic, b"{}", qos=1)
+            await daemon.publish(T.status(), b"{}", qos=1)  # the daemon's session is its own
+            return link.client_id, daemon.connections
+        finally:
+            await link.disconnect()
+            await daemon.disconnect()
+
+    client_id, daemon_connections = run(main())
+    assert client_id.startswith("rayon-paris-11-forget-") and daemon_connections == 1
+    with pytest.raises(RuntimeFailure, match=r"mqtt\.password_file"):  # the daemon: its login
+        run(connect_link(config, persistent=True))

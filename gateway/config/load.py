@@ -178,7 +178,7 @@ def _store(node: Node | None, diags: Diagnostics) -> StoreConfig | None:
 
 def _mqtt(node: Node | None, base: Path, diags: Diagnostics) -> MqttConfig:
     keys = ("host", "port", "username", "password", "password_file", "tls", "topic_prefix")
-    r = MapReader.of(node, "mqtt", diags, (*keys, "client_id", "keepalive", "crm"))
+    r = MapReader.of(node, "mqtt", diags, (*keys, "client_id", "keepalive", "crm", "tools"))
     if r is None:
         return MqttConfig()
     if r.has("password"):
@@ -194,6 +194,7 @@ def _mqtt(node: Node | None, base: Path, diags: Diagnostics) -> MqttConfig:
         client_id=r.maybe("client_id", STR),
         keepalive_s=round(r.opt("keepalive", duration_in(5, 3600), 30.0)),
         crm=_login(r.value("crm"), "mqtt.crm", base, diags),
+        tools=_login(r.value("tools"), "mqtt.tools", base, diags),
     )
 
 

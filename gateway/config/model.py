@@ -40,7 +40,7 @@ class TlsConfig:
 
 @dataclass(frozen=True, slots=True)
 class LoginConfig:
-    """A login of its own for one of the gateway's connections (`mqtt.crm`)."""
+    """A login of its own for one of the gateway's connections (`mqtt.crm`, `mqtt.tools`)."""
 
     username: str | None = None
     password_file: Path | None = None
@@ -59,6 +59,7 @@ class MqttConfig:
     # The CRM's consent-bearing records are read on a connection of their own (its own client
     # id and persistent session); None: that connection logs in as the gateway does.
     crm: LoginConfig | None = None
+    tools: LoginConfig | None = None  # forget, doctor, replay, demo: a login of their own
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,6 +95,7 @@ def _sections() -> dict[str, Schema]:
                 "client_id": _t(_STR, "MQTT client id"),
                 "keepalive": _duration("MQTT keepalive"),
                 "crm": _LOGIN,
+                "tools": _LOGIN,
             },
             doc="the store's broker",
         ),

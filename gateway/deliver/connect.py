@@ -30,10 +30,13 @@ async def connect_link(
     GATEWAY_SESSION_S, so that feedback and CRM updates sent while the gateway restarts are
     queued for it instead of lost.  Other commands get a fresh id and a clean session.
     `will=False` (rayon doctor): no last will, so a killed probe never says "offline" for the
-    running daemon.
+    running daemon.  Other commands log in with `mqtt.tools` when the config gives it.
     """
     m = config.mqtt
-    password = _password(m.password_file, "mqtt.password_file")
+    login = None if persistent else m.tools
+    username = login.username if login is not None else m.username
+    secret = login.password_file if login is not None else m.password_file
+    password = _password(secret, "mqtt.tools.password_file" if login else "mqtt.password_file")
     topics = Topics(m.topic_prefix, config.store.id)
     client_id = (
         gateway_client_id(config)
@@ -46,7 +49,7 @@ async def connect_link(
         host=m.host,
         port=m.port,
         client_id=client_id,
-        username=m.username,
+        username=username,
         password=password,
         tls=m.tls,
         keepalive=m.keepalive_s,
