@@ -1,0 +1,105 @@
+"""deploy/central/ and `rayon bridge render`: the hand-made schema is the collector's, and the
+rendered bridge section carries the certificate, cleansession false, QoS 1 and the store's
+own chain topics only; a config missing what the bridge needs says what to add."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect
+
+from gateway.central.bridge import render_bridge
+from gateway.central.ingest import CentralDb
+from gateway.cli.main import main
+from gateway.config.load import load_config
+from gateway.errors import RuntimeFailure
+from tests.stores import ROOT
+
+CENTRAL = ROOT / "deploy" / "central"
+
+
+def _shape(url: str) -> dict[str, object]:
+    engine = create_engine(url)
+    insp = inspect(engine)
+    shape: dict[str, object] = {
+        t: (
+            sorted((c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(t)),
+            insp.get_pk_constraint(t)["constrained_columns"],
+            sorted((i["name"], tuple(i["column_names"])) for i in insp.get_indexes(t)),
+        )
+        for t in insp.get_table_names()
+    }
+    engine.dispose()
+    return shape
+
+
+def test_schema_sql_is_the_collectors_schema(postgres_url: str, tmp_path: Path) -> None:
+    CentralDb(postgres_url).close()
+    made = _shape(postgres_url)
+    engine = create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "DROP TABLE chain_records, chain_marks, chain_ranges, rayon_central_schema"
+        )
+        conn.exec_driver_sql((CENTRAL / "schema.sql").read_text(encoding="utf-8"))
+    engine.dispose()
+    assert _shape(postgres_url) == made
+    again = CentralDb(postgres_url)  # a hand-made schema is one the collector accepts
+    assert again.upgraded == []
+    again.close()
+
+
+def _config(tmp_path: Path, central: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "store: {id: paris-11, name: Paris 11, timezone: Europe/Paris}\n" + central,
+        encoding="utf-8",
+    )
+    return path
+
+
+BRIDGE = """central:
+  enabled: true
+  bridge:
+    host: mqtt.chain.example.com
+    ca_file: /etc/rayon/central-ca.crt
+    cert_file: /etc/rayon/store.crt
+    key_file: /etc/rayon/store.key
+"""
+
+
+def test_the_bridge_section_is_the_stores_own_topics_with_its_certificate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bridge", "render", "-c", str(_config(tmp_path, BRIDGE))]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "address mqtt.chain.example.com:8883" in lines
+    assert "cleansession false" in lines and "bridge_insecure false" in lines
+    assert "bridge_certfile /etc/rayon/store.crt" in lines
+    assert "bridge_keyfile /etc/rayon/store.key" in lines
+    topics = [line for line in lines if line.startswith("topic ")]
+    assert topics == [
+        "topic chain/batch out 1 rayon/paris-11/ rayon/paris-11/",
+        "topic chain/ack in 1 rayon/paris-11/ rayon/paris-11/",
+        "topic chain/backfill in 1 rayon/paris-11/ rayon/paris-11/",
+        "topic chain/erased in 1 rayon/paris-11/ rayon/paris-11/",
+    ]
+
+
+def test_a_bridge_without_a_certificate_says_what_to_add(tmp_path: Path) -> None:
+    config = load_config(_config(tmp_path, "central:\n  bridge: {host: c.example.com}\n"))
+    with pytest.raises(RuntimeFailure, match=r"central.bridge.ca_file, central.bridge.cert_file"):
+        render_bridge(config)
+    bare = load_config(_config(tmp_path, ""))
+    with pytest.raises(RuntimeFailure, match=r"no central\.bridge section"):
+        render_bridge(bare)
+    assert "bridge_certfile" not in render_bridge(bare, address="127.0.0.1:1883", plain=True)
+
+
+def test_central_is_off_by_default_and_its_keys_are_checked(tmp_path: Path) -> None:
+    assert load_config(_config(tmp_path, "")).central.enabled is False
+    bad = _config(tmp_path, "central:\n  batch: 0\n  in_flight: x\n")
+    with pytest.raises(Exception, match=r"central\.batch") as caught:
+        load_config(bad)
+    assert "central.in_flight" in str(caught.value)
