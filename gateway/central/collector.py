@@ -76,7 +76,9 @@ class Collector:
 
     async def run(self) -> None:
         """Subscribe, then collect forever (until cancelled)."""
-        await self._link.subscribe([chain_filter(self._prefix, ChainLeaf.BATCH, shared=True)])
+        shared = chain_filter(self._prefix, ChainLeaf.BATCH, shared=True)
+        await self._link.subscribe([shared])
+        log.info("central: collecting %s as %s", shared, self._link.client_id)
         try:
             async with asyncio.TaskGroup() as tg:
                 for i in range(self._workers):
