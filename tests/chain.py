@@ -10,7 +10,9 @@ from gateway.events import EventKind, Offer, Purpose, ZoneEvent
 T0 = float(int(time.time())) - 3600.0
 
 
-def zone_events(n: int, start: float = T0, device: str = "ibeacon:aa:1:2") -> list[ZoneEvent]:
+def zone_events(
+    n: int, start: float = T0, device: str = "ibeacon:aa:1:2", customer: str | None = None
+) -> list[ZoneEvent]:
     """`n` enter/exit events of one device, one a second."""
     kinds = (EventKind.ENTER, EventKind.EXIT)
     return [
@@ -19,7 +21,7 @@ def zone_events(n: int, start: float = T0, device: str = "ibeacon:aa:1:2") -> li
             kind=kinds[i % 2],
             zone="aisle-tv",
             device=device,
-            customer=None,
+            customer=customer,
             dwell_s=1.0 if i % 2 else None,
         )
         for i in range(n)

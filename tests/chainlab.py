@@ -47,12 +47,15 @@ class Site:
     def url(self) -> str:
         return f"sqlite:///{self.workdir / 'rayon.db'}"
 
-    def produce(self, n: int, chunk: int = 100, pause: float = 0.0) -> None:
+    def produce(
+        self, n: int, chunk: int = 100, pause: float = 0.0, customer: str | None = None
+    ) -> None:
         """Write `n` more zone events (distinct times), `chunk` per transaction."""
         while n > 0:
             k = min(chunk, n)
             start = self.t0 + self.produced  # one second apart: every event is distinct
-            self.store.record_events(zone_events(k, start, device=f"ibeacon:{self.id}:1:1"))
+            device = f"ibeacon:{self.id}:{customer or 'anonymous'}"
+            self.store.record_events(zone_events(k, start, device, customer))
             self.produced += k
             n -= k
             if pause:

@@ -66,3 +66,17 @@ def test_every_event_arrives_exactly_once_through_kills_and_a_cut(lab: ChainLab)
         assert len(stored) == site.produced
         assert lab.central_events(site.id) == stored
     assert paris.produced == 12_500 and lyon.produced == 4_500
+
+    # 4. `rayon forget` at lyon reaches the centre, is applied and acknowledged
+    lyon.produce(40, customer="c-forget")
+    lab.wait(lambda: lab.caught_up("lyon-2"), 60, "the customer's events")
+    assert len(lab.central_events("lyon-2")) == 4_540
+    assert lyon.store.erase_customer("c-forget")["zone_events"] == 40
+    lab.wait(lambda: lab.caught_up("lyon-2"), 60, "the erasure")
+    assert lab.central_events("lyon-2") == lyon.events()  # the 4,500 others
+    ((body,),) = lab.query(
+        "SELECT body FROM chain_records WHERE store = 'lyon-2' AND kind = 'erase'"
+    )
+    assert body == {"rows": 40}  # the count is kept, the customer id is not
+    sender_log = (lab.workdir / "sender-lyon-2.log").read_text()
+    assert "the centre applied erasure" in sender_log
