@@ -34,6 +34,7 @@ from gateway.central.wire import (
 from gateway.config.model import CentralConfig
 from gateway.deliver.mqtt import MqttLink
 from gateway.deliver.mqtterrors import LinkError
+from gateway.errors import RuntimeFailure
 from gateway.store.uplink import UplinkJournal
 from gateway.topics import ChainLeaf, Topics
 
@@ -42,13 +43,15 @@ log = logging.getLogger(__name__)
 __all__ = ["ChainSender", "SenderCounts"]
 
 IDLE_POLL_S = 0.2  # how often an idle sender looks for new journal rows
+DB_RETRY_S = 5.0  # after a database error (a locked or full disk): try again, never give up
 EXPIRE_EVERY_S = 600.0  # how often rows older than `keep` are dropped
 
 
 @dataclass(slots=True)
 class SenderCounts:
     """What the sender did: batches and rows published, resends (after `resend_after`),
-    backfills answered, journal rows trimmed (acknowledged) and expired (never were)."""
+    backfills answered, journal rows trimmed (acknowledged) and expired (never were), messages
+    from the centre refused, database errors survived."""
 
     batches: int = 0
     rows: int = 0
@@ -57,6 +60,7 @@ class SenderCounts:
     trimmed: int = 0
     expired: int = 0
     rejected: int = 0
+    db_errors: int = 0
 
 
 class ChainSender:
@@ -120,8 +124,12 @@ class ChainSender:
             self._inflight.popleft()
         self.cursor = max(self.cursor, hwm)
         self._since = self._clock()
-        self.counts.trimmed += await self._journal.call(self._journal.uplink_trim, hwm)
         self._wake.set()
+        try:
+            self.counts.trimmed += await self._journal.call(self._journal.uplink_trim, hwm)
+        except RuntimeFailure as exc:  # trimmed with the next mark
+            self.counts.db_errors += 1
+            log.error("chain: could not trim the journal: %s", exc)
 
     def _on_backfill(self, start: int) -> None:
         self.counts.backfills += 1
@@ -137,6 +145,15 @@ class ChainSender:
     # --- sending --------------------------------------------------------------------------
 
     async def _send_loop(self) -> None:
+        while True:
+            try:
+                await self._sending()
+            except RuntimeFailure as exc:  # the database: the journal is still there later
+                self.counts.db_errors += 1
+                log.error("chain: %s; trying again in %.0f s", exc, DB_RETRY_S)
+                await asyncio.sleep(DB_RETRY_S)
+
+    async def _sending(self) -> None:
         expire_at = self._clock()
         while True:
             if self._clock() >= expire_at:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from collections.abc import AsyncIterator
 
@@ -15,6 +16,8 @@ from gateway.runtime.app import Gateway, Source
 from gateway.runtime.systemd import Notifier
 from gateway.store.repo import Store
 from gateway.topics import Topics
+
+log = logging.getLogger(__name__)
 
 LINK_QUEUE_SIZE = 5_000  # inbound messages paho may hold before the pump sorts them
 
@@ -54,12 +57,20 @@ async def chain_sender(config: Config, store: Store) -> AsyncIterator[None]:
     link = await connect_link(config, client_suffix="chain", will=False)
     topics = Topics(config.mqtt.topic_prefix, config.store.id)
     task = asyncio.create_task(ChainSender(store, link, topics, config.central).run(), name="chain")
+    task.add_done_callback(_report_end)
     try:
         yield
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await link.disconnect()
+
+
+def _report_end(task: asyncio.Task[None]) -> None:
+    """A sender that stopped by itself is a bug: say so (the gateway goes on without it; the
+    journal keeps everything for the next start)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the chain's sender stopped: %r; restart rayon run", task.exception())
 
 
 async def run_daemon(config: Config) -> int:
