@@ -113,3 +113,11 @@ def test_the_wire_round_trips_and_refuses_bad_batches() -> None:
     for payload, why in bad.items():
         with pytest.raises(ChainPayloadError, match=why):
             parse_batch("paris-11", payload)
+
+
+def test_an_empty_range_moves_the_mark_and_fills_a_gap(central: CentralDb) -> None:
+    central.ingest(batch(0, 5), NOW)
+    central.ingest(batch(8, 10), NOW)  # (5, 8] missing
+    assert [g.lo for g in central.gaps()] == [8]
+    assert central.ingest(Batch("paris-11", 5, 8, ()), NOW).hwm == 10  # they were erased
+    assert central.gaps() == []

@@ -90,3 +90,15 @@ def test_rows_the_centre_never_acknowledged_expire_after_keep(journalled: Store)
     store.record_events(zone_events(3, start=T0) + zone_events(2, start=T0 + 7200))
     assert store.uplink_expire(T0 + 3600) == 3
     assert [e.at for e in everything(store)] == [T0 + 7200, T0 + 7201]
+
+
+def test_a_range_closes_over_numbers_expired_or_erased_at_the_tail(journalled: Store) -> None:
+    store = journalled
+    assert store.uplink_range(0, 10) == ([], 0)  # nothing handed out yet
+    store.record_events(zone_events(3, start=T0))
+    last = everything(store)[-1].seq
+    assert store.uplink_expire(T0 + 3600) == 3
+    assert store.uplink_range(0, 10) == ([], last)  # the centre must not wait for them
+    store.record_events(zone_events(1, start=T0 + 7200))
+    entries, end = store.uplink_range(last, 10)
+    assert [e.seq for e in entries] == [end] and end > last

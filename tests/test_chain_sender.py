@@ -152,3 +152,19 @@ def test_bad_messages_from_the_centre_are_counted_not_fatal(
 
     sender = run_sender(mosquitto, store, config, scenario)
     assert sender.acked == seqs[-1]
+
+
+def test_numbers_gone_at_the_tail_are_closed_by_an_empty_range(
+    mosquitto: Mosquitto, subscriber: Callable[..., Subscriber], store: Store
+) -> None:
+    centre = subscriber(TOPICS.chain(ChainLeaf.BATCH))
+    store.record_events(zone_events(3))
+    last = store.uplink_after(0, 10)[-1].seq
+    store.uplink_expire(time.time())  # kept too long: gone before they were ever sent
+    config = CentralConfig(enabled=True, batch=10, in_flight=2, resend_after=3600)
+
+    async def scenario(sender: ChainSender) -> None:
+        await until(lambda: len(batches(centre)) >= 1)
+
+    run_sender(mosquitto, store, config, scenario)
+    assert batches(centre)[0] == {"v": 1, "store": "paris-11", "after": 0, "last": last, "rows": []}

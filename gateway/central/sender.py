@@ -192,12 +192,15 @@ class ChainSender:
             pass
 
     async def _next_batch(self) -> Batch | None:
+        """The journal's next range; an empty one when only erased or expired numbers are
+        left after the cursor (the centre must not wait for them); None when nothing is."""
         after = self.cursor
-        entries = await self._journal.call(self._journal.uplink_after, after, self._config.batch)
-        if not entries:
+        journal = self._journal
+        entries, last = await journal.call(journal.uplink_range, after, self._config.batch)
+        if last <= after:
             return None
         rows = tuple(BatchRow(e.seq, e.kind, e.at, e.customer, e.device, e.body) for e in entries)
-        return Batch(self._store, after, rows[-1].seq, rows)
+        return Batch(self._store, after, last, rows)
 
     async def _publish(self, batch: Batch) -> None:
         try:

@@ -120,6 +120,32 @@ def erase_entries(
     return [_entry("erase", at, None, None, body)]
 
 
+def _entries(connection: Connection, after: int, limit: int) -> list[UplinkEntry]:
+    c = _UPLINK.c
+    query = (
+        select(c.seq, c.kind, c.at, c.customer, c.device, c.body)
+        .where(c.seq > after)
+        .order_by(c.seq)
+        .limit(limit)
+    )
+    rows = connection.execute(query).all()
+    return [UplinkEntry(int(s), k, float(a), cu, d, dict(b)) for s, k, a, cu, d, b in rows]
+
+
+def _issued(connection: Connection) -> int:
+    """The last journal number handed out (0 before the first)."""
+    if connection.dialect.name == "postgresql":
+        name = connection.execute(text("SELECT pg_get_serial_sequence('uplink', 'seq')")).scalar()
+        found = connection.execute(
+            text(f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {name}")
+        ).scalar()
+    else:  # AUTOINCREMENT keeps it in sqlite_sequence
+        found = connection.execute(
+            text("SELECT seq FROM sqlite_sequence WHERE name = 'uplink'")
+        ).scalar()
+    return int(found or 0)
+
+
 def _of(customer: str, devices: Sequence[str]) -> Any:
     condition = _UPLINK.c.customer == customer
     return or_(condition, _UPLINK.c.device.in_(devices)) if devices else condition
@@ -130,16 +156,26 @@ class UplinkJournal(Database):
 
     def uplink_after(self, after: int, limit: int) -> list[UplinkEntry]:
         """At most `limit` entries with seq > `after`, in order."""
-        c = _UPLINK.c
-        query = (
-            select(c.seq, c.kind, c.at, c.customer, c.device, c.body)
-            .where(_UPLINK.c.seq > after)
-            .order_by(_UPLINK.c.seq)
-            .limit(limit)
-        )
         with self._session() as session:
-            rows = session.connection().execute(query).all()
-        return [UplinkEntry(int(s), k, float(a), cu, d, dict(b)) for s, k, a, cu, d, b in rows]
+            return _entries(session.connection(), after, limit)
+
+    def uplink_range(self, after: int, limit: int) -> tuple[list[UplinkEntry], int]:
+        """At most `limit` entries with seq > `after`, and the end of the range they prove:
+        the last entry's seq, or — when there is none — the last number ever handed out,
+        every number up to which is committed or gone (erased, expired).  So a journal whose
+        tail was erased still closes its range, and the centre never waits for it.
+
+        The last number is read before the entries: a writer committing in between shows
+        up as an entry.  On PostgreSQL a sequence's value is visible before its transaction
+        commits, so the read first waits for the journal's writers (their lock, shared)."""
+        with self._session() as session:
+            connection = session.connection()
+            if connection.dialect.name == "postgresql":
+                lock = "SELECT pg_advisory_xact_lock_shared(:k)"
+                connection.execute(text(lock), {"k": JOURNAL_LOCK_KEY})
+            issued = _issued(connection)
+            entries = _entries(connection, after, limit)
+            return entries, entries[-1].seq if entries else issued
 
     def uplink_trim(self, upto: int) -> int:
         """Delete the entries the centre acknowledged (seq <= `upto`); how many."""
