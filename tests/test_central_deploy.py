@@ -14,6 +14,7 @@ from gateway.central.ingest import CentralDb
 from gateway.cli.main import main
 from gateway.config.load import load_config
 from gateway.errors import RuntimeFailure
+from tests.broker import free_port
 from tests.stores import ROOT
 
 CENTRAL = ROOT / "deploy" / "central"
@@ -103,3 +104,23 @@ def test_central_is_off_by_default_and_its_keys_are_checked(tmp_path: Path) -> N
     with pytest.raises(Exception, match=r"central\.batch") as caught:
         load_config(bad)
     assert "central.in_flight" in str(caught.value)
+
+
+def test_rayon_central_says_what_is_wrong_and_exits_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RAYON_CENTRAL_DB", raising=False)
+    assert main(["central"]) == 3
+    assert "no central database: give --db postgresql+psycopg://" in capsys.readouterr().err
+    assert main(["central", "--db", f"sqlite:///{tmp_path / 'c.db'}"]) == 3
+    assert "rayon central writes to PostgreSQL, not sqlite" in capsys.readouterr().err
+
+
+def test_rayon_central_without_its_broker_says_so(
+    postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()
+    assert main(["central", "--db", postgres_url, "--port", str(port)]) == 3
+    err = capsys.readouterr().err
+    assert f"rayon: no connection to the central broker at localhost:{port}" in err
+    assert "check --host, --port" in err and "config.yaml" not in err

@@ -57,6 +57,7 @@ async def _collect(args: argparse.Namespace, url: str) -> int:
     from gateway.central.collector import Collector
     from gateway.central.ingest import CentralDb
     from gateway.deliver.mqtt import MqttLink
+    from gateway.deliver.mqtterrors import LinkError
 
     db = CentralDb(url)
     password = args.password_file.read_text().strip() if args.password_file else None
@@ -77,7 +78,14 @@ async def _collect(args: argparse.Namespace, url: str) -> int:
         loop.add_signal_handler(sig, stop.set)
     retention = args.retention_days * 86400 if args.retention_days else None
     try:
-        await link.connect()
+        try:
+            await link.connect()
+        except LinkError as exc:
+            raise RuntimeFailure(
+                f"no connection to the central broker at {args.host}:{args.port} "
+                f"({exc.__cause__ or exc}); check --host, --port, the --tls-* files and that "
+                "the broker runs"
+            ) from exc
         collector = Collector(
             db,
             link,
