@@ -73,11 +73,13 @@ class Collector:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="central-db")
         self._asked: dict[str, float] = {}
         self.counts = CollectorCounts()
+        self.ready = asyncio.Event()  # subscribed: batches published from now on reach us
 
     async def run(self) -> None:
         """Subscribe, then collect forever (until cancelled)."""
         shared = chain_filter(self._prefix, ChainLeaf.BATCH, shared=True)
         await self._link.subscribe([shared])
+        self.ready.set()
         log.info("central: collecting %s as %s", shared, self._link.client_id)
         try:
             async with asyncio.TaskGroup() as tg:
