@@ -486,7 +486,7 @@ def test_the_chains_payloads_as_written_match_and_the_examples_are_read() -> Non
     batch = wire.parse_batch("paris-11", json.dumps(schemas.example("chain_batch")).encode())
     assert errors("chain_batch", json.loads(wire.encode(batch))) == []
     assert [r.kind for r in batch.rows] == ["event", "erase"]
-    readers = {
+    readers: dict[str, Callable[[str, bytes], wire.Ack | wire.Backfill | wire.Erased]] = {
         "chain_ack": wire.parse_ack,
         "chain_backfill": wire.parse_backfill,
         "chain_erased": wire.parse_erased,
