@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -89,6 +90,9 @@ def test_a_range_beyond_the_mark_makes_it_ask_for_the_gap(
         sender.publish(PARIS.chain(ChainLeaf.BATCH), batch(0, 5))
         sender.publish(PARIS.chain(ChainLeaf.BATCH), batch(10, 15))  # (5, 10] lost
         store.wait(1, timeout=20)
+        deadline = time.monotonic() + 20  # the request is counted once it went out
+        while central.marks()["paris-11"][1] < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     collector = collect(mosquitto, central, scenario)
     request = json.loads(store.messages[0].payload)
