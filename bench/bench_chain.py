@@ -84,8 +84,15 @@ def until(check: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
-def ingest_run(pg: str, collectors: int, stores: int, events: int) -> float:
-    """Events/s written by `collectors` rayon central processes."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ingest_run(pg: str, collectors: int, stores: int, events: int) -> tuple[float, float]:
+    """Events/s written by `collectors` rayon central processes, and events per CPU second
+    of the collectors (their own cost, whatever PostgreSQL and the broker take)."""
     binary = find_mosquitto()
     assert binary is not None, "mosquitto is not installed"
     with tempfile.TemporaryDirectory() as tmp, schema(pg) as url:
@@ -97,6 +104,8 @@ def ingest_run(pg: str, collectors: int, stores: int, events: int) -> float:
             client.max_inflight_messages_set(64)
             client.connect(lab.central.host, lab.central.port)
             client.loop_start()
+            # the collectors' start-up (imports, schema) is not ingesting
+            before = {name: cpu_seconds(proc.pid) for name, proc in lab.procs.items()}
             started = time.monotonic()
             sent = []
             for i in range(len(payloads[0][1])):  # the stores' batches interleaved
@@ -113,11 +122,12 @@ def ingest_run(pg: str, collectors: int, stores: int, events: int) -> float:
 
             until(done, 600, "ingest")
             seconds = time.monotonic() - started
+            cpu = sum(cpu_seconds(p.pid) - before[n] for n, p in lab.procs.items())
             client.loop_stop()
             client.disconnect()
         finally:
             lab.close()
-    return stores * events / seconds
+    return stores * events / seconds, stores * events / cpu
 
 
 def catch_up_run(pg: str, outage: int) -> float:
@@ -161,13 +171,14 @@ def main() -> None:
     total = args.stores * args.events
     print(f"chain collector: {args.stores} stores x {args.events:,} events, batches of {BATCH}")
     for collectors in (1, 2):
-        rates = [
-            ingest_run(args.pg, collectors, args.stores, args.events) for _ in range(args.runs)
-        ]
-        per = [r / collectors for r in rates]
+        sizes = (args.pg, collectors, args.stores, args.events)
+        runs = [ingest_run(*sizes) for _ in range(args.runs)]
+        rates = [rate for rate, _ in runs]
+        per = [rate / collectors for rate in rates]
         print(
             f"  {collectors} collector(s): {spread(rates, 'events/s')} in all, "
-            f"{spread(per, 'events/s')} per collector ({total:,} events)"
+            f"{spread(per, 'events/s')} per collector ({total:,} events); "
+            f"{spread([cpu for _, cpu in runs], 'events per collector CPU second')}"
         )
     catch = [catch_up_run(args.pg, args.outage) for _ in range(args.runs)]
     print(f"catch-up of a {args.outage:,}-event WAN outage: {spread(catch, 's', 2)}")
