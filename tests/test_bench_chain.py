@@ -27,6 +27,8 @@ def test_bench_chain_prints_ingest_per_collector_and_the_catch_up(postgres_url: 
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "chain collector: 2 stores x 600 events, batches of 500"
-    assert lines[1].startswith("  1 collector(s): ") and "per collector (1,200 events); " in lines[1]
+    assert (
+        lines[1].startswith("  1 collector(s): ") and "per collector (1,200 events); " in lines[1]
+    )
     assert lines[2].startswith("  2 collector(s): ")
     assert lines[3].startswith("catch-up of a 600-event WAN outage: ")

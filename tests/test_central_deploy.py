@@ -124,3 +124,22 @@ def test_rayon_central_without_its_broker_says_so(
     err = capsys.readouterr().err
     assert f"rayon: no connection to the central broker at localhost:{port}" in err
     assert "check --host, --port" in err and "config.yaml" not in err
+
+
+def test_doctor_tells_when_the_centre_acknowledges_nothing(tmp_path: Path) -> None:
+    from gateway.ops.doctor import check_chain
+    from gateway.store.repo import Store
+    from tests.chain import zone_events
+
+    db = tmp_path / "rayon.db"
+    path = _config(tmp_path, f"database: {{url: 'sqlite:///{db}'}}\ncentral: {{enabled: true}}\n")
+    config = load_config(path)
+    assert check_chain(config).lines()[0].startswith("✓ chain: the centre has acknowledged every")
+    store = Store(config.database.url, journal=True)
+    store.record_events(zone_events(3, start=1_000_000.0))
+    store.close()
+    fresh = check_chain(config, now=1_000_000.0 + 600).lines()
+    assert fresh[0].startswith("✓ chain: 3 journal row(s) wait for the centre, the oldest for 10")
+    stale = "\n".join(check_chain(config, now=1_000_000.0 + 7200).lines())
+    assert stale.startswith("✗ chain: 3 journal row(s) wait for the centre, the oldest for 120")
+    assert "rayon/paris-11/bridge/state" in stale and "rayon central" in stale

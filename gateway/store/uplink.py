@@ -191,6 +191,14 @@ class UplinkJournal(Database):
             found = session.connection().execute(delete(_UPLINK).where(_UPLINK.c.at < before))
             return rowcount(found)
 
+    def uplink_backlog(self) -> tuple[int, float | None]:
+        """Entries in the journal and the time of the oldest (None when empty): what the centre
+        has not acknowledged yet (`rayon doctor`)."""
+        query = select(func.count(), func.min(_UPLINK.c.at)).select_from(_UPLINK)
+        with self._session() as session:
+            count, oldest = session.connection().execute(query).one()
+        return int(count), None if oldest is None else float(oldest)
+
     def uplink_count(self) -> int:
         """Entries in the journal."""
         with self._session() as session:
