@@ -77,6 +77,7 @@ def test_the_bridge_section_is_the_stores_own_topics_with_its_certificate(
     lines = capsys.readouterr().out.splitlines()
     assert "address mqtt.chain.example.com:8883" in lines
     assert "cleansession false" in lines and "bridge_insecure false" in lines
+    assert "notifications_local_only true" in lines  # the centre's ACL allows batches only
     assert "bridge_certfile /etc/rayon/store.crt" in lines
     assert "bridge_keyfile /etc/rayon/store.key" in lines
     topics = [line for line in lines if line.startswith("topic ")]

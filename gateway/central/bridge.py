@@ -49,6 +49,9 @@ def render_bridge(
         "try_private true",
         f"restart_timeout {restart}",
         "notifications true",
+        # the bridge's state stays on the store broker: the centre's ACL lets a store write
+        # its batches only, and the store's monitoring reads it there
+        "notifications_local_only true",
         f"notification_topic {base}bridge/state",
     ]
     lines += [f"topic chain/{leaf.value} out 1 {base} {base}" for leaf in _OUT]
