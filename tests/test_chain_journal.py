@@ -102,3 +102,14 @@ def test_a_range_closes_over_numbers_expired_or_erased_at_the_tail(journalled: S
     store.record_events(zone_events(1, start=T0 + 7200))
     entries, end = store.uplink_range(last, 10)
     assert [e.seq for e in entries] == [end] and end > last
+
+
+def test_a_replaced_database_moves_its_journal_beyond_the_centres_mark(journalled: Store) -> None:
+    store = journalled  # a new database: its numbers start at 1 again
+    store.record_events(zone_events(3))
+    assert store.uplink_rebase(100) == 3  # the centre holds 1..100 of the old one
+    assert [e.seq for e in everything(store)] == [101, 102, 103]
+    store.record_events(zone_events(1, start=T0 + 50))
+    assert everything(store)[-1].seq == 104  # the sequence moved too
+    assert store.uplink_rebase(100) == 0  # a normal restart: nothing to do
+    assert [e.seq for e in everything(store)] == [101, 102, 103, 104]

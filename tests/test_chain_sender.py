@@ -168,3 +168,20 @@ def test_numbers_gone_at_the_tail_are_closed_by_an_empty_range(
 
     run_sender(mosquitto, store, config, scenario)
     assert batches(centre)[0] == {"v": 1, "store": "paris-11", "after": 0, "last": last, "rows": []}
+
+
+def test_a_replaced_database_is_sent_beyond_the_centres_mark(
+    mosquitto: Mosquitto, subscriber: Callable[..., Subscriber], store: Store
+) -> None:
+    centre = subscriber(TOPICS.chain(ChainLeaf.BATCH))
+    ack(centre, 50)  # retained: what the centre holds of the store's previous database
+    store.record_events(zone_events(3))  # the new database numbers them 1, 2, 3
+    config = CentralConfig(enabled=True, batch=10, in_flight=2, resend_after=3600)
+
+    async def scenario(sender: ChainSender) -> None:
+        await until(lambda: any(b["last"] > 50 for b in batches(centre)))
+
+    sender = run_sender(mosquitto, store, config, scenario)
+    last = next(b for b in batches(centre) if b["last"] > 50)
+    assert (last["after"], [r["seq"] for r in last["rows"]]) == (50, [51, 52, 53])
+    assert sender.counts.rebased == 3

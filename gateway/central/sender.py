@@ -61,6 +61,7 @@ class SenderCounts:
     expired: int = 0
     rejected: int = 0
     db_errors: int = 0
+    rebased: int = 0
 
 
 class ChainSender:
@@ -119,6 +120,8 @@ class ChainSender:
     async def _on_ack(self, hwm: int) -> None:
         if hwm <= self.acked:
             return  # an older mark (two collectors published out of order): ignored
+        if hwm > self.cursor:  # beyond what we sent: after a restart, or a replaced database
+            await self._rebase(hwm)
         self.acked = hwm
         while self._inflight and self._inflight[0] <= hwm:
             self._inflight.popleft()
@@ -130,6 +133,19 @@ class ChainSender:
         except RuntimeFailure as exc:  # trimmed with the next mark
             self.counts.db_errors += 1
             log.error("chain: could not trim the journal: %s", exc)
+
+    async def _rebase(self, hwm: int) -> None:
+        """A mark beyond every number the journal handed out means a replaced database: its
+        rows are renumbered after the mark, or the centre would skip them as known."""
+        moved = await self._journal.call(self._journal.uplink_rebase, hwm)
+        if moved:
+            self.counts.rebased += moved
+            log.warning(
+                "chain: the centre's mark %d is beyond this journal's numbers (the database "
+                "was replaced): %d journal rows renumbered after it",
+                hwm,
+                moved,
+            )
 
     def _on_backfill(self, start: int) -> None:
         self.counts.backfills += 1

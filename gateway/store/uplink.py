@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, or_, select, text
+from sqlalchemy import Connection, delete, func, or_, select, text, update
 
 from gateway.events import EventKind, Offer, ZoneEvent
 from gateway.store.database import BulkInsert, Database, rowcount
@@ -146,6 +146,29 @@ def _issued(connection: Connection) -> int:
     return int(found or 0)
 
 
+def _write_lock(connection: Connection) -> None:
+    """Hold the journal's writers off for the rest of the transaction."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": JOURNAL_LOCK_KEY})
+    else:  # the transaction's first statement, as gateway/store/migrations.py takes it
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _set_issued(connection: Connection, value: int) -> None:
+    """Make the journal's next number `value + 1`."""
+    if connection.dialect.name == "postgresql":
+        name = connection.execute(text("SELECT pg_get_serial_sequence('uplink', 'seq')")).scalar()
+        connection.execute(text("SELECT setval(CAST(:n AS regclass), :v)"), {"n": name, "v": value})
+        return
+    found = connection.execute(
+        text("UPDATE sqlite_sequence SET seq = :v WHERE name = 'uplink'"), {"v": value}
+    )
+    if not rowcount(found):
+        connection.execute(
+            text("INSERT INTO sqlite_sequence (name, seq) VALUES ('uplink', :v)"), {"v": value}
+        )
+
+
 def _of(customer: str, devices: Sequence[str]) -> Any:
     condition = _UPLINK.c.customer == customer
     return or_(condition, _UPLINK.c.device.in_(devices)) if devices else condition
@@ -176,6 +199,24 @@ class UplinkJournal(Database):
             issued = _issued(connection)
             entries = _entries(connection, after, limit)
             return entries, entries[-1].seq if entries else issued
+
+    def uplink_rebase(self, mark: int) -> int:
+        """The centre's mark is beyond every number this journal ever handed out: the store's
+        database was replaced (a new SD card, a restored backup).  Its numbers would be taken
+        for ones the centre has and be skipped, so the journal's rows are moved beyond the mark
+        (their order kept) and so is its sequence; the rows moved (0: nothing to do).  One write
+        transaction, under the writers' lock."""
+        with self._session() as session:
+            connection = session.connection()
+            _write_lock(connection)
+            issued = _issued(connection)
+            if issued >= mark:
+                return 0
+            moved = connection.execute(
+                update(_UPLINK).values(seq=_UPLINK.c.seq + mark).where(_UPLINK.c.seq <= issued)
+            )
+            _set_issued(connection, mark + issued)
+            return rowcount(moved)
 
     def uplink_trim(self, upto: int) -> int:
         """Delete the entries the centre acknowledged (seq <= `upto`); how many."""
