@@ -144,3 +144,41 @@ def test_doctor_tells_when_the_centre_acknowledges_nothing(tmp_path: Path) -> No
     stale = "\n".join(check_chain(config, now=1_000_000.0 + 7200).lines())
     assert stale.startswith("✗ chain: 3 journal row(s) wait for the centre, the oldest for 120")
     assert "rayon/paris-11/bridge/state" in stale and "rayon central" in stale
+
+
+def test_the_collector_writes_into_monthly_partitions(postgres_url: str) -> None:
+    from gateway.central.wire import Batch, BatchRow
+
+    engine = create_engine(postgres_url)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute((CENTRAL / "partitioned.sql").read_text(encoding="utf-8"))
+        cursor.execute("SELECT rayon_chain_partition('2026-12-01')")
+        raw.commit()
+    finally:
+        raw.close()
+    central = CentralDb(postgres_url)
+    try:
+        assert central.upgraded == []  # version 1, as the file says
+        december = 1_796_083_200.0  # 2026-12-01T00:00:00Z
+        rows = [
+            BatchRow(s, "event", december + s, "c1" if s == 2 else None, "d", {}) for s in (1, 2, 3)
+        ]
+        batch = Batch("paris-11", 0, 3, tuple(rows))
+        assert central.ingest(batch).written == 3
+        assert central.ingest(batch).written == 0  # a copy: nothing doubled
+        erase = BatchRow(4, "erase", december + 4, None, None, {"customer": "c1", "devices": []})
+        assert central.ingest(Batch("paris-11", 3, 4, (erase,))).erased == ((4, 1),)
+    finally:
+        central.close()
+    with engine.connect() as conn:
+        found = conn.exec_driver_sql(
+            "SELECT tableoid::regclass::text, seq FROM chain_records ORDER BY seq"
+        ).all()
+    engine.dispose()
+    assert found == [
+        ("chain_records_2026_12", 1),
+        ("chain_records_2026_12", 3),
+        ("chain_records_2026_12", 4),
+    ]

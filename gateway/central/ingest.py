@@ -50,7 +50,9 @@ class Gap:
 _INSERT = text(
     "INSERT INTO chain_records (store, seq, kind, at, customer, device, body, received_at) "
     "VALUES (:store, :seq, :kind, :at, :customer, :device, CAST(:body AS jsonb), :received_at) "
-    "ON CONFLICT (store, seq) DO NOTHING"
+    # no conflict target: the key is (store, seq), or (store, seq, at) in the monthly
+    # partitions of deploy/central/partitioned.sql (a row's `at` never changes)
+    "ON CONFLICT DO NOTHING"
 )
 
 
