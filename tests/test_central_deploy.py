@@ -115,6 +115,8 @@ def test_rayon_central_says_what_is_wrong_and_exits_3(
     assert "no central database: give --db postgresql+psycopg://" in capsys.readouterr().err
     assert main(["central", "--db", f"sqlite:///{tmp_path / 'c.db'}"]) == 3
     assert "rayon central writes to PostgreSQL, not sqlite" in capsys.readouterr().err
+    assert main(["central", "--db", "postgresql+psycopg://x/y", "--retention-days", "-5"]) == 2
+    assert "--retention-days -5 would delete recent records" in capsys.readouterr().err
 
 
 def test_rayon_central_without_its_broker_says_so(

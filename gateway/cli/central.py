@@ -14,7 +14,7 @@ import socket
 from pathlib import Path
 
 from gateway.config.model import TlsConfig
-from gateway.errors import RuntimeFailure
+from gateway.errors import RuntimeFailure, UsageError
 
 DB_ENV = "RAYON_CENTRAL_DB"
 
@@ -49,7 +49,12 @@ def run(args: argparse.Namespace) -> int:
     if not url:
         raise RuntimeFailure(f"no central database: give --db postgresql+psycopg://… or ${DB_ENV}")
     if args.workers < 1 or args.backfill_after <= 0:
-        raise RuntimeFailure("--workers must be at least 1 and --backfill-after above 0")
+        raise UsageError("--workers must be at least 1 and --backfill-after above 0")
+    if args.retention_days is not None and args.retention_days < 1:
+        raise UsageError(
+            f"--retention-days {args.retention_days:g} would delete recent records: give at "
+            "least 1 (e.g. 400), or leave it out to keep everything"
+        )
     return asyncio.run(_collect(args, url))
 
 
