@@ -62,6 +62,16 @@ class TlsClient:
             self._cond.notify_all()
 
 
+def received(sub: Subscriber, topic: str, payload: bytes) -> None:
+    """Until `sub` has received `payload` on `topic` (TimeoutError after 20 s)."""
+    count = 1
+    while True:
+        got = sub.wait(count, timeout=20)
+        if (topic, payload) in [(m.topic, m.payload) for m in got]:
+            return
+        count = len(got) + 1
+
+
 def bridged_store(tmp_path: Path, name: str, section: str) -> Mosquitto:
     binary = find_mosquitto()
     assert binary is not None
@@ -113,15 +123,12 @@ def test_the_rendered_bridge_carries_the_store_and_the_acl_stops_a_tampered_one(
     )
     local_other = Subscriber(other, client_id="tampered-app").start("rayon/paris-11/bridge/state")
     try:
-        local.wait(1)  # the bridge is up
-        local_other.wait(1)
+        received(local, "rayon/paris-11/bridge/state", b"1")  # the bridge is up
+        received(local_other, "rayon/paris-11/bridge/state", b"1")
         local.publish(PARIS.chain(ChainLeaf.BATCH), b"paris-batch")
         assert collector.wait(1) == [(PARIS.chain(ChainLeaf.BATCH), b"paris-batch")]
         collector.publish(PARIS.chain(ChainLeaf.ACK), b"paris-mark", retain=True)
-        local.wait(2)
-        assert (PARIS.chain(ChainLeaf.ACK), b"paris-mark") in [
-            (m.topic, m.payload) for m in local.messages
-        ]
+        received(local, PARIS.chain(ChainLeaf.ACK), b"paris-mark")  # the centre's answer came down
         # the forged batch first, then a legitimate one on the same bridge connection
         local_other.publish(LYON.chain(ChainLeaf.BATCH), b"forged")
         local_other.publish(PARIS.chain(ChainLeaf.BATCH), b"paris-again")
