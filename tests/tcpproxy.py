@@ -38,7 +38,8 @@ class TcpProxy:
             self._up = True
 
     def close(self) -> None:
-        self._closed = True
+        with self._lock:
+            self._closed = True
         self.cut()
         _close(self._server)
 
@@ -60,7 +61,13 @@ class TcpProxy:
                 continue
             upstream.settimeout(None)
             with self._lock:
-                self._open += [client, upstream]
+                keep = self._up and not self._closed  # cut or closed while connecting
+                if keep:
+                    self._open += [client, upstream]
+            if not keep:
+                _close(client)
+                _close(upstream)
+                continue
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
 
