@@ -32,6 +32,37 @@ class TopicKind(StrEnum):
     STATUS = "status"
 
 
+class ChainLeaf(StrEnum):
+    """The chain's topics of a store, `<prefix>/<store>/chain/<leaf>` (docs/mqtt.md)."""
+
+    BATCH = "batch"  # store → centre
+    ACK = "ack"  # centre → store, retained
+    BACKFILL = "backfill"  # centre → store
+    ERASED = "erased"  # centre → store
+
+
+CENTRAL_GROUP = "rayon-central"  # the collectors' shared subscription group
+
+
+def chain_filter(topic_prefix: str, leaf: ChainLeaf, *, shared: bool = False) -> str:
+    """Every store's `chain/<leaf>` topic; `shared`: as the collectors' shared subscription,
+    so that each message goes to one collector of the group."""
+    topic = f"{topic_prefix.strip('/')}/+/chain/{leaf.value}"
+    return f"$share/{CENTRAL_GROUP}/{topic}" if shared else topic
+
+
+def parse_chain(topic_prefix: str, topic: str) -> tuple[str, ChainLeaf] | None:
+    """(store, leaf) of a chain topic, or None when it is none of the chain's."""
+    prefix = topic_prefix.strip("/") + "/"
+    if not topic.startswith(prefix):
+        return None
+    parts = topic[len(prefix) :].split("/")
+    if len(parts) != 3 or parts[1] != "chain" or not _valid(parts[0]):
+        return None
+    leaf = parts[2]
+    return (parts[0], ChainLeaf(leaf)) if leaf in ChainLeaf._value2member_map_ else None
+
+
 # What the counters call each inbound kind (`inbound_<outcome>:<class>`, gateway/status).
 INBOUND_CLASS: dict[TopicKind, str] = {
     TopicKind.CRM_CUSTOMER: "crm",
@@ -141,6 +172,10 @@ class Topics:
 
     def status(self) -> str:
         return f"{self.base}/gateway/status"
+
+    def chain(self, leaf: ChainLeaf) -> str:
+        """The store's topic of the chain (`chain/batch`, `chain/ack`, …)."""
+        return f"{self.base}/chain/{leaf.value}"
 
     def parse(self, topic: str) -> tuple[TopicKind, str] | None:
         """The kind of an inbound topic and its argument (token, node, customer id; the

@@ -41,6 +41,7 @@ PARIS = ZoneInfo("Europe/Paris")
 RECEIVED_AT = 1772546442.0
 INBOUND = ("feedback", "sightings", "transition", "location", "scanner_adv", "customer")
 OUTBOUND = ("offer", "event", "occupancy", "status")
+CHAIN = ("chain_batch", "chain_ack", "chain_backfill", "chain_erased")  # store ↔ centre
 
 
 def validator(name: str) -> Draft202012Validator:
@@ -60,7 +61,7 @@ def config() -> Config:
 
 
 def test_every_payload_of_the_contract_has_a_schema() -> None:
-    assert sorted(schemas.names()) == sorted(INBOUND + OUTBOUND)
+    assert sorted(schemas.names()) == sorted(INBOUND + OUTBOUND + CHAIN)
 
 
 @pytest.mark.parametrize("name", schemas.names())
@@ -91,7 +92,7 @@ def test_every_field_is_documented(name: str) -> None:
     assert [p for p, sub in fields if not sub.get("description")] == []
 
 
-@pytest.mark.parametrize("name", OUTBOUND)
+@pytest.mark.parametrize("name", OUTBOUND + CHAIN)
 def test_what_we_emit_is_closed(name: str) -> None:
     assert schemas.schema(name)["additionalProperties"] is False
 
@@ -477,3 +478,20 @@ def test_docs_show_every_example_and_every_field() -> None:
         assert f"Schema `{name}`" in doc
         for field, _sub in _properties(schemas.schema(name)):
             assert f"`{field.rsplit('.', 1)[1]}`" in doc, f"{name}: {field} is not documented"
+
+
+def test_the_chains_payloads_as_written_match_and_the_examples_are_read() -> None:
+    from gateway.central import wire
+
+    batch = wire.parse_batch("paris-11", json.dumps(schemas.example("chain_batch")).encode())
+    assert errors("chain_batch", json.loads(wire.encode(batch))) == []
+    assert [r.kind for r in batch.rows] == ["event", "erase"]
+    readers: dict[str, Callable[[str, bytes], wire.Ack | wire.Backfill | wire.Erased]] = {
+        "chain_ack": wire.parse_ack,
+        "chain_backfill": wire.parse_backfill,
+        "chain_erased": wire.parse_erased,
+    }
+    for name, read in readers.items():
+        message = read("paris-11", json.dumps(schemas.example(name)).encode())
+        assert errors(name, json.loads(wire.encode(message))) == []
+        assert json.loads(wire.encode(message)) == schemas.example(name)

@@ -81,6 +81,23 @@ COMMANDS: tuple[Command, ...] = (
         "gateway.ops.forget",
     ),
     Command(
+        "central",
+        "collect every store's journal into the chain's PostgreSQL (one of the collectors)",
+        "gateway.cli.central",
+    ),
+    Command(
+        "bridge",
+        "the store broker's bridge to the chain's central broker",
+        children=(
+            Command(
+                "render",
+                "write the Mosquitto bridge section from config.yaml (the store's client "
+                "certificate, cleansession false, QoS 1, the store's chain topics only)",
+                "gateway.cli.bridge",
+            ),
+        ),
+    ),
+    Command(
         "codes",
         "manage the code pools of `code_pool:` offers",
         children=(

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
+from gateway.config.chain import read_central
 from gateway.config.floorplan import latlon, read_floor_plan, walls
 from gateway.config.model import (
     DEFAULT_TRACKED_DEVICES,
@@ -73,7 +74,7 @@ from gateway.ids import format_uuid
 
 _TOP = (
     "store mqtt database sources identity anchors zones geofences visits retention rules_dir "
-    "metrics limits locate walls customers record"
+    "metrics limits locate walls customers record central"
 )
 # As many attributes as one CRM record may carry (gateway/identity/customers.py).
 MAX_ATTRIBUTES = 50
@@ -126,6 +127,7 @@ def _build(top: MapReader, path: Path, diags: Diagnostics) -> Config | None:
         walls=top.opt("walls", walls, ()),
         customers=_customers(top.value("customers"), diags),
         record=_record(top.value("record"), base, diags),
+        central=read_central(top.value("central"), base, diags),
     )
     return config if store is not None else None
 

@@ -242,6 +242,33 @@ class CustomersConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class BridgeConfig:
+    """The store broker's bridge to the chain's central broker (`rayon bridge render`): where
+    it is, the centre's CA, and the store's own client certificate and key."""
+
+    host: str
+    port: int = 8883
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CentralConfig:
+    """Store-and-forward to the chain's centre (`central:`, docs/config.md#central): off by
+    default; `batch` rows per message, at most `in_flight` batches beyond the centre's mark,
+    sent again from the mark after `resend_after` s without progress, unacknowledged journal
+    rows kept `keep` s."""
+
+    enabled: bool = False
+    batch: int = 500
+    in_flight: int = 8
+    resend_after: float = 30.0
+    keep: float = 30 * 86400.0
+    bridge: BridgeConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     store: StoreConfig
@@ -261,6 +288,7 @@ class Config:
     walls: tuple[Polyline, ...] = ()  # floor metres; the grid's motion does not cross them
     customers: CustomersConfig = CustomersConfig()
     record: RecordConfig = RecordConfig()
+    central: CentralConfig = CentralConfig()
 
     def zone(self, zone_id: str) -> Zone | None:
         return next((z for z in self.zones if z.id == zone_id), None)

@@ -232,6 +232,33 @@ def _sections() -> dict[str, Schema]:
                 )
             }
         ),
+        "central": _obj(
+            {
+                "enabled": _t("boolean", "send the store's journal to the chain's centre (off)"),
+                "batch": _t(
+                    "integer", "rows per chain/batch message (500)", minimum=1, maximum=5000
+                ),
+                "in_flight": _t(
+                    "integer", "batches sent beyond the centre's mark (8)", minimum=1, maximum=100
+                ),
+                "resend_after": _duration(
+                    "no progress of the centre's mark that long: resend (30s)"
+                ),
+                "keep": _duration("unacknowledged journal rows are dropped after this (30d)"),
+                "bridge": _obj(
+                    {
+                        "host": _t(_STR, "the central broker"),
+                        "port": _t("integer", "its TLS port (8883)", minimum=1, maximum=65535),
+                        "ca_file": _t(_STR, "the centre's CA"),
+                        "cert_file": _t(_STR, "the store's own client certificate"),
+                        "key_file": _t(_STR, "its key"),
+                    },
+                    ("host",),
+                    doc="for `rayon bridge render`",
+                ),
+            },
+            doc="store-and-forward to the chain's central PostgreSQL (docs/config.md#central)",
+        ),
         "record": {
             "description": "the rolling recording of consenting customers' adverts "
             "(docs/config.md#record); false turns it off",

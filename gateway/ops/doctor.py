@@ -125,6 +125,8 @@ def diagnose(
         yield check_recording(config)
         yield check_broker(config, mqtt_timeout_s)
         yield check_adapter(config, host)
+        if config.central.enabled:
+            yield check_chain(config)
     yield check_dbus(config, host)
     yield check_clock(host)
 
@@ -207,6 +209,41 @@ def check_recording(config: Config) -> CheckResult:
         )
         return _failed("recording", f"{folder} is not writable", hint, [str(exc)])
     return _ok("recording", f"{folder}: {len(found)} segment(s), {size / 1e6:.1f} MB")
+
+
+CHAIN_STALE_S = 3600.0  # journal rows unacknowledged this long: the centre is not reached
+
+
+def check_chain(config: Config, now: float | None = None) -> CheckResult:
+    """With `central.enabled`: the journal's backlog, failed when the centre has acknowledged
+    nothing of it for an hour (the bridge, the central broker or the collectors are down)."""
+    from gateway.store.repo import Store
+
+    now = time.time() if now is None else now
+    try:
+        store = Store(config.database.url)
+    except RuntimeFailure as exc:
+        return _failed(
+            "chain", "the database does not open", _db_hint(config.database.url), [str(exc)]
+        )
+    try:
+        count, oldest = store.uplink_backlog()
+    finally:
+        store.close()
+    if oldest is None:
+        return _ok("chain", "the centre has acknowledged every journal row")
+    waiting = (
+        f"{count} journal row(s) wait for the centre, the oldest for {(now - oldest) / 60:.0f} min"
+    )
+    if now - oldest < CHAIN_STALE_S:
+        return _ok("chain", waiting)
+    keep_days = config.central.keep / 86400
+    hint = (
+        "check the store broker's bridge (`rayon bridge render`, the broker's log, "
+        f"{config.mqtt.topic_prefix}/{config.store.id}/bridge/state), the central broker and "
+        f"`rayon central`; nothing is lost before central.keep ({keep_days:.0f} days)"
+    )
+    return _failed("chain", waiting, hint)
 
 
 def _db_where(url: str) -> str:

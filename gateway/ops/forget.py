@@ -60,7 +60,7 @@ def run_forget(config: Config, customer_id: str, *, broker: bool = True) -> int:
     1 when the id breaks the id rule and nobody has it (nothing is touched)."""
     problem = customer_id_problem(customer_id)
     rules = load_rules(config.rules_dir, config)  # invalid rules: exit 1 before erasing
-    store = Store(config.database.url)
+    store = Store(config.database.url, journal=config.central.enabled)
     try:
         customers = store.load_customers()
         if problem is not None and all(c.id != customer_id for c in customers):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import signal
+from collections.abc import AsyncIterator
 
 from gateway.clock import Clock, SystemClock
 from gateway.config.model import AnchorKind, Config
@@ -12,6 +15,9 @@ from gateway.deliver.mqtt import MqttLink
 from gateway.runtime.app import Gateway, Source
 from gateway.runtime.systemd import Notifier
 from gateway.store.repo import Store
+from gateway.topics import Topics
+
+log = logging.getLogger(__name__)
 
 LINK_QUEUE_SIZE = 5_000  # inbound messages paho may hold before the pump sorts them
 
@@ -39,10 +45,38 @@ def build_sources(config: Config, clock: Clock) -> list[Source]:
     ]
 
 
+@contextlib.asynccontextmanager
+async def chain_sender(config: Config, store: Store) -> AsyncIterator[None]:
+    """With `central.enabled`, send the store's journal to the chain's centre meanwhile, on
+    a connection of its own (gateway/central/sender.py); else nothing, and nothing imported."""
+    if not config.central.enabled:
+        yield
+        return
+    from gateway.central.sender import ChainSender
+
+    link = await connect_link(config, client_suffix="chain", will=False)
+    topics = Topics(config.mqtt.topic_prefix, config.store.id)
+    task = asyncio.create_task(ChainSender(store, link, topics, config.central).run(), name="chain")
+    task.add_done_callback(_report_end)
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await link.disconnect()
+
+
+def _report_end(task: asyncio.Task[None]) -> None:
+    """A sender that stopped by itself is a bug: say so (the gateway goes on without it; the
+    journal keeps everything for the next start)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the chain's sender stopped: %r; restart rayon run", task.exception())
+
+
 async def run_daemon(config: Config) -> int:
     """`rayon run`: until SIGTERM or SIGINT."""
     clock = SystemClock()
-    store = Store(config.database.url)
+    store = Store(config.database.url, journal=config.central.enabled)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -63,7 +97,8 @@ async def run_daemon(config: Config) -> int:
                 notifier=Notifier(),
             )
             loop.add_signal_handler(signal.SIGHUP, gateway.request_reload)
-            await gateway.run(stop)
+            async with chain_sender(config, store):
+                await gateway.run(stop)
             failed = False
         finally:
             # exiting on an error: the broker publishes our will ("offline") even if the

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import (
+    JSON,
     Column,
     Connection,
     Engine,
@@ -41,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 
 from gateway.errors import RuntimeFailure
-from gateway.store.tables import METADATA
+from gateway.store.tables import METADATA, SEQ_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,25 @@ def _v3_delivered_offers(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_offers_state_expires_at ON offers (state, expires_at)"))
 
 
+def _v4_uplink_journal(conn: Connection) -> None:
+    # The journal of the chain's store-and-forward: filled only with `central.enabled`.
+    md = MetaData()
+    uplink = Table(
+        "uplink",
+        md,
+        Column("seq", SEQ_TYPE, primary_key=True, autoincrement=True),
+        Column("kind", String(16), nullable=False),
+        Column("at", Float, nullable=False),
+        Column("customer", String(128)),
+        Column("device", String(200)),
+        Column("body", JSON, nullable=False),
+        sqlite_autoincrement=True,
+    )
+    uplink.create(conn)
+    for column in ("at", "customer", "device"):
+        Index(f"ix_uplink_{column}", uplink.c[column]).create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "Rayon 0.1: customers, visits, events, offers, feedback, codes", lambda c: None),
     Migration(
@@ -112,6 +132,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         3,
         "offers confirmed by their app are `delivered`; an index to find the unconfirmed",
         _v3_delivered_offers,
+    ),
+    Migration(
+        4,
+        "uplink: the numbered journal a store sends to the chain's centre",
+        _v4_uplink_journal,
     ),
 )
 HEAD = MIGRATIONS[-1].version

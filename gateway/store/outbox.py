@@ -16,7 +16,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from gateway.events import Offer, Purpose
-from gateway.store.database import CHUNK, BulkInsert, Database, rowcount
+from gateway.store.database import CHUNK, BulkInsert, rowcount
 from gateway.store.tables import (
     OFFER_COLUMNS,
     CustomerRow,
@@ -26,6 +26,7 @@ from gateway.store.tables import (
     row_to_offer,
     table_of,
 )
+from gateway.store.uplink import UplinkJournal, journal, offer_entries
 from gateway.wire import MAX_EXPIRY_S
 
 log = logging.getLogger(__name__)
@@ -67,12 +68,15 @@ class OfferRecord:
     last_error: str | None
 
 
-class OfferOutbox(Database):
+class OfferOutbox(UplinkJournal):
     """Offers in the database: the bounded outbox, its transitions and the offer log."""
 
-    def __init__(self, url: str, *, max_pending: int = MAX_PENDING) -> None:
-        """Open `url` (see `Database`); `max_pending` bounds the outbox (`enqueue_offers`)."""
+    def __init__(self, url: str, *, max_pending: int = MAX_PENDING, journal: bool = False) -> None:
+        """Open `url` (see `Database`); `max_pending` bounds the outbox (`enqueue_offers`);
+        `journal`: write the records the chain's centre collects to the uplink journal too
+        (`central.enabled`, gateway/store/uplink.py)."""
         self.max_pending = max_pending
+        self.journal = journal
         super().__init__(url)
 
     def enqueue_offers(self, offers: Sequence[Offer]) -> Enqueued:
@@ -100,6 +104,7 @@ class OfferOutbox(Database):
             known.update(connection.execute(query).scalars())
         room = self.max_pending - self._pending_count(session)
         values = []
+        decided = []
         dropped = 0
         pending = []
         for offer in _unique(offers, known):
@@ -108,8 +113,11 @@ class OfferOutbox(Database):
             if state is OfferState.PENDING:
                 pending.append(offer)
             values.append(offer_row(offer, state, _DROP_REASONS.get(state)))
+            decided.append((offer, state))
         if values:
             _insert_offers(connection, values)
+            if self.journal:
+                journal(connection, offer_entries(decided))
         return Enqueued(len(values) - dropped, dropped, tuple(pending))
 
     def _warn_dropped(self, result: Enqueued) -> None:

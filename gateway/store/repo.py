@@ -13,6 +13,7 @@ saved live state and feedback.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,7 @@ from gateway.store.tables import (
     row_to_event,
     table_of,
 )
+from gateway.store.uplink import erase_entries, event_entries, feedback_entries, journal
 
 # The outbox's and the engine's names live in store/outbox.py and store/database.py;
 __all__ = ["FeedbackRecord", "Position", "Store", "Visit"]
@@ -138,6 +140,9 @@ class Store(OfferOutbox):
                 .values(customer=None),
             }
             erased = {name: rowcount(session.execute(st)) for name, st in statements.items()}
+            if self.journal:  # the centre erases what it has once it reads this
+                connection = session.connection()
+                journal(connection, erase_entries(connection, customer_id, devices, time.time()))
             erased["customers"] = 0
             if row is not None:
                 session.delete(row)
@@ -155,7 +160,7 @@ class Store(OfferOutbox):
     def record_events(self, events: Sequence[ZoneEvent]) -> None:
         """Append zone events; `visit_start` opens a visit, `visit_end` closes it."""
         with self._session() as session:
-            _write_events(session, events)
+            _write_events(session, events, self.journal)
 
     def commit(
         self,
@@ -171,7 +176,7 @@ class Store(OfferOutbox):
         that after a crash the restored state never claims an offer the outbox lacks, nor
         misses one it holds."""
         with self._session() as session:
-            _write_events(session, events)
+            _write_events(session, events, self.journal)
             _write_positions(session, positions)
             result = self._enqueue(session, offers)
             self._save_runtime(session, runtime or {}, at)
@@ -335,6 +340,8 @@ class Store(OfferOutbox):
                 rows.append({"offer_id": oid, "state": state.value, "at": at})
         if rows:
             session.execute(insert(FeedbackRow), rows)
+            if self.journal:
+                self._journal_feedback(session, rows)
         confirmed = (OfferState.PENDING.value, OfferState.SENT.value)
         for start in range(0, len(ids), CHUNK):
             session.execute(
@@ -343,6 +350,18 @@ class Store(OfferOutbox):
                 .where(col(OfferRow.state).in_(confirmed))
                 .values(state=OfferState.DELIVERED.value)
             )
+
+    def _journal_feedback(self, session: Session, rows: Sequence[dict[str, Any]]) -> None:
+        """The feedback states just logged, with their offers' customers, to the journal."""
+        ids = list({row["offer_id"] for row in rows})
+        customers: dict[str, str] = {}
+        for start in range(0, len(ids), CHUNK):
+            query = sa_select(col(OfferRow.id), col(OfferRow.customer)).where(
+                col(OfferRow.id).in_(ids[start : start + CHUNK])
+            )
+            customers.update({oid: customer for oid, customer in session.execute(query)})
+        items = [(r["offer_id"], r["state"], r["at"], customers.get(r["offer_id"])) for r in rows]
+        journal(session.connection(), feedback_entries(items))
 
     def feedback(self, offer_id: str | None = None) -> list[FeedbackRecord]:
         """Logged feedback in time order, optionally of one offer (for the KPIs)."""
@@ -391,14 +410,16 @@ _insert_events = BulkInsert(_EVENTS, EVENT_COLUMNS)
 _VISIT_KINDS = frozenset({EventKind.VISIT_START, EventKind.VISIT_END})
 
 
-def _write_events(session: Session, events: Sequence[ZoneEvent]) -> None:
+def _write_events(session: Session, events: Sequence[ZoneEvent], uplink: bool = False) -> None:
     """Log zone events and keep the visits: `visit_start` opens a visit, `visit_end` closes
     the device's latest open one (or logs a closed one if the start was missed).  A handful
-    of statements per batch, whatever its size."""
+    of statements per batch, whatever its size.  `uplink`: journal them for the centre."""
     if not events:
         return
     connection = session.connection()
     _insert_events(connection, [event_row(e) for e in events])
+    if uplink:
+        journal(connection, event_entries(events))
     if any(e.kind in _VISIT_KINDS for e in events):
         _write_visits(connection, events)
 

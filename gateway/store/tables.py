@@ -16,7 +16,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, cast
 
-from sqlalchemy import JSON, Index, MetaData, Table
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, MetaData, Table
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -170,6 +170,29 @@ class FeedbackRow(RayonTable, table=True):
     offer_id: str = Field(index=True, max_length=128)
     state: str = Field(max_length=16)
     at: float = Field(index=True)
+
+
+# SQLite's rowid only becomes AUTOINCREMENT on a column typed exactly INTEGER.
+SEQ_TYPE = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UplinkRow(RayonTable, table=True):
+    """The journal sent to the chain's centre (`central.enabled`, docs/mqtt.md, "The chain"):
+    one row per record, numbered by `seq`, strictly increasing and never reused (SQLite
+    AUTOINCREMENT: a trimmed journal does not hand out its last numbers again).  Deleted once
+    the centre's mark covers it (`gateway/central/sender.py`)."""
+
+    __tablename__ = "uplink"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    seq: int | None = Field(
+        default=None, sa_column=Column(SEQ_TYPE, primary_key=True, autoincrement=True)
+    )
+    kind: str = Field(max_length=16)
+    at: float = Field(index=True)
+    customer: str | None = Field(default=None, index=True, max_length=128)
+    device: str | None = Field(default=None, index=True, max_length=200)
+    body: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
 
 
 def table_of(row_type: type[RayonTable]) -> Table:
