@@ -61,6 +61,7 @@ HOT_MODULES: tuple[str, ...] = (
     "gateway.decode.privacy",
     "gateway.pipeline",
     "gateway.offline.replay",
+    "gateway.offline.writer",
     "gateway.identity.model",
     "gateway.events",
     "gateway.store.persist",
