@@ -57,6 +57,23 @@ class Fix:
     accuracy_m: float
     anchors: tuple[str, ...]
 
+    def __init__(
+        self,
+        at: float,
+        device: str,
+        x: float,
+        y: float,
+        accuracy_m: float,
+        anchors: tuple[str, ...],
+    ) -> None:
+        # written out: mypyc compiles it, not the dataclass's (docs/performance.md)
+        object.__setattr__(self, "at", at)
+        object.__setattr__(self, "device", device)
+        object.__setattr__(self, "x", x)
+        object.__setattr__(self, "y", y)
+        object.__setattr__(self, "accuracy_m", accuracy_m)
+        object.__setattr__(self, "anchors", anchors)
+
 
 class EventKind(StrEnum):
     ENTER = "enter"
@@ -129,6 +146,25 @@ class ZoneEvent:
     dwell_s: float | None = None
     reason: Reason = field(default_factory=Reason)
 
+    def __init__(
+        self,
+        at: float,
+        kind: EventKind,
+        zone: str | None,
+        device: str,
+        customer: str | None = None,
+        dwell_s: float | None = None,
+        reason: Reason | None = None,
+    ) -> None:
+        # written out: mypyc compiles it, not the dataclass's (docs/performance.md)
+        object.__setattr__(self, "at", at)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "zone", zone)
+        object.__setattr__(self, "device", device)
+        object.__setattr__(self, "customer", customer)
+        object.__setattr__(self, "dwell_s", dwell_s)
+        object.__setattr__(self, "reason", Reason() if reason is None else reason)
+
 
 class Purpose(StrEnum):
     COMMERCIAL = "commercial"
@@ -156,6 +192,39 @@ class Offer:
     url: str | None
     purpose: Purpose
     holdout: bool = False
+
+    def __init__(
+        self,
+        id: str,
+        rule: str,
+        store: str,
+        zone: str | None,
+        customer: str,
+        token: str,
+        created_at: float,
+        expires_at: float,
+        title: str,
+        body: str,
+        code: str | None,
+        url: str | None,
+        purpose: Purpose,
+        holdout: bool = False,
+    ) -> None:
+        # written out: mypyc compiles it, not the dataclass's (docs/performance.md)
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "rule", rule)
+        object.__setattr__(self, "store", store)
+        object.__setattr__(self, "zone", zone)
+        object.__setattr__(self, "customer", customer)
+        object.__setattr__(self, "token", token)
+        object.__setattr__(self, "created_at", created_at)
+        object.__setattr__(self, "expires_at", expires_at)
+        object.__setattr__(self, "title", title)
+        object.__setattr__(self, "body", body)
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "url", url)
+        object.__setattr__(self, "purpose", purpose)
+        object.__setattr__(self, "holdout", holdout)
 
 
 class FeedbackState(StrEnum):

@@ -1,11 +1,13 @@
-"""The optional mypyc build (`rayon_tooling.benchmarks.compiled`): one small hot module compiled
-in a
-copy of the package behaves as the pure source does.  Nothing is timed."""
+"""The optional mypyc build (`rayon_tooling.benchmarks.compiled`): a few hot modules compiled in a
+copy of the package (the locator, the grid of its `auto` method, `jsonable`) behave as the pure
+source does.  Nothing is timed."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import pathlib
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +30,17 @@ from rayon_tooling.benchmarks.compiled import (
 PROBE = "import json, sys; from rayon_tooling.benchmarks.compiled import locator_fixes as f; " + (
     "import gateway.locate.locator as m; print(json.dumps([m.__file__, f(sys.argv[1])]))"
 )
+# Values `wire.jsonable` meets (an event's reason, a fix's anchors) and exotic ones, as source
+# evaluated alike in this process and in the compiled copy's.
+SAMPLES = (
+    "[{'anchors': ['a1', 'a2'], 'dwell_s': 12.5, 'far': math.inf, 3: None, 'ok': True}, "
+    "['a1', 'a2'], ('x', 1, 2.0, math.nan), {'nested': {'set': frozenset({'b'}), 'n': 7}}, "
+    "None, False, 'text', -4, 1.25, pathlib.PurePosixPath('p')]"
+)
+JSONABLE = "import json, math, pathlib; from gateway import wire; " + (
+    f"print(json.dumps([wire.__file__, [wire.jsonable(v) for v in {SAMPLES}]]))"
+)
+MODULES = ("gateway.locate.locator", "gateway.locate.grid", "gateway.wire")
 
 
 def _toolchain_or_skip() -> None:
@@ -39,14 +52,16 @@ def _toolchain_or_skip() -> None:
 
 @pytest.fixture(scope="module")
 def compiled_locate(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the package with gateway.locate.locator compiled (~20 s), shared by the tests."""
+    """A copy of the package with MODULES compiled (~30 s), shared by the tests."""
     _toolchain_or_skip()
-    return build(tmp_path_factory.mktemp("mypyc"), ("gateway.locate.locator",))
+    return build(tmp_path_factory.mktemp("mypyc"), MODULES)
 
 
-def _compiled_fixes(root: Path, method: str) -> list[Fixed]:
+def _run_compiled(root: Path, code: str, *args: str) -> object:
+    """`code` in a fresh interpreter whose `gateway` is the compiled copy under `root`; its
+    JSON line, [the compiled module's file, the result]."""
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, method],
+        [sys.executable, "-c", code, *args],
         cwd=root.parent,  # not the source tree, which would come before PYTHONPATH
         env=dict(os.environ, PYTHONPATH=str(root)),
         capture_output=True,
@@ -54,9 +69,13 @@ def _compiled_fixes(root: Path, method: str) -> list[Fixed]:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-1500:]
-    where, fixes = json.loads(done.stdout)
+    where, found = json.loads(done.stdout)
     assert where.startswith(str(root)) and where.endswith(".so"), where
-    return cast(list[Fixed], fixes)
+    return found
+
+
+def _compiled_fixes(root: Path, method: str) -> list[Fixed]:
+    return cast(list[Fixed], _run_compiled(root, PROBE, method))
 
 
 # Compiled and pure fixes agree to a nanometre, not to the last bit.  On Python 3.12+ the
@@ -88,9 +107,23 @@ def test_a_compiled_locator_gives_the_pure_multilateration_fixes(compiled_locate
     _assert_same_fixes(_compiled_fixes(compiled_locate, "multilateration"), pure)
 
 
+def test_a_compiled_locator_and_grid_give_the_pure_auto_fixes(compiled_locate: Path) -> None:
+    pure = locator_fixes("auto")
+    assert sum(str(fix[-1]).count(",") >= 2 for fix in pure) > 20  # 3+ anchors: the grid's pull
+    _assert_same_fixes(_compiled_fixes(compiled_locate, "auto"), pure)
+
+
+def test_a_compiled_jsonable_gives_the_pure_values(compiled_locate: Path) -> None:
+    from gateway.wire import jsonable
+
+    values = eval(SAMPLES, {"math": math, "pathlib": pathlib})  # our own literal, as in the child
+    pure = json.loads(json.dumps([jsonable(v) for v in values]))
+    assert _run_compiled(compiled_locate, JSONABLE) == pure
+
+
 def test_an_unchanged_source_is_not_built_again(compiled_locate: Path) -> None:
     stamp = (compiled_locate / STAMP).stat().st_mtime_ns
-    assert build(compiled_locate, ("gateway.locate.locator",)) == compiled_locate
+    assert build(compiled_locate, MODULES) == compiled_locate
     assert (compiled_locate / STAMP).stat().st_mtime_ns == stamp
 
 

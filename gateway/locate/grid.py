@@ -51,6 +51,7 @@ class GridSettings:
     walls: Walls = ()
 
 
+_sum, _min = np.add.reduce, np.minimum.reduce  # ndarray.sum(a, axis), .min() is _min(a, None)
 MIN_DISTANCE_M = 0.3
 MIN_ACCURACY_M = 0.5
 FLOOR = 1e-30  # the least posterior a cell keeps (float32's smallest normal is ~1e-38)
@@ -192,12 +193,13 @@ class PositionGrid:
         r1 = min(int((near[1] + radius_m - y0) / cell) + 2, len(self.ys))
         if c0 >= c1 or r0 >= r1:  # `near` off the grid: the whole of it
             c0, c1, r0, r1 = 0, len(self.xs), 0, len(self.ys)
-        # few numpy calls: at ~1 µs each they, not the arithmetic, are the cost
+        # few numpy calls: at ~1 µs each they, not the arithmetic, are the cost; the ufuncs'
+        # reduce is what ndarray.sum and .min call, without their interpreted wrappers
         misfit = (coef @ self._terms32).reshape(self._shape)[r0:r1, c0:c1]
-        p = np.exp((misfit - misfit.min()) * self._neg_inv2s2)
-        px, py = p.sum(axis=0), p.sum(axis=1)
+        p = np.exp((misfit - _min(misfit, None)) * self._neg_inv2s2)
+        px, py = _sum(p, 0), _sum(p, 1)
         xs, ys = self._xs32, self._ys32
-        total = float(px.sum())
+        total = float(_sum(px))
         x, y = float(px @ xs[c0:c1]) / total, float(py @ ys[r0:r1]) / total
         mean_sq = float(px @ self._xs32_sq[c0:c1]) + float(py @ self._ys32_sq[r0:r1])
         var = mean_sq / total - x * x - y * y

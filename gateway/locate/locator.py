@@ -132,6 +132,19 @@ class _Link:
     filter: LinkFilter
     tenfold_n: float  # 10 n, n the anchor's path-loss exponent (floored as rssi_to_distance)
 
+    def __init__(
+        self,
+        anchor: Anchor,
+        at: float,
+        filter: LinkFilter,
+        tenfold_n: float,
+    ) -> None:
+        # written out: mypyc compiles it, not the dataclass's (docs/performance.md)
+        self.anchor = anchor
+        self.at = at
+        self.filter = filter
+        self.tenfold_n = tenfold_n
+
     def distance(self) -> float:
         """`rssi_to_distance` of the filtered level, with the anchor's calibration."""
         d = 10.0 ** ((self.anchor.rssi_at_1m - self.filter.value) / self.tenfold_n)

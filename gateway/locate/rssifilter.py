@@ -107,6 +107,27 @@ class KalmanFilter:
     _at: float = 0.0
     _outlier_side: int = 0
 
+    def __init__(
+        self,
+        q: float = 4.0,
+        r: float = 30.0,
+        r_up: float = 15.0,
+        gate: float = 3.0,
+        value: float = math.nan,
+        _p: float = math.nan,
+        _at: float = 0.0,
+        _outlier_side: int = 0,
+    ) -> None:
+        # written out: mypyc compiles it, not the dataclass's (docs/performance.md)
+        self.q = q
+        self.r = r
+        self.r_up = r_up
+        self.gate = gate
+        self.value = value
+        self._p = _p
+        self._at = _at
+        self._outlier_side = _outlier_side
+
     def reset(self, rssi: float, at: float = 0.0) -> None:
         """Start over from one sample."""
         self.value, self._p, self._at, self._outlier_side = rssi, self.r, at, 0

@@ -19,6 +19,15 @@ class VisitInfo:
     started_at: float
     zones: frozenset[str] = frozenset()
 
+    def __init__(
+        self,
+        started_at: float,
+        zones: frozenset[str] = frozenset(),
+    ) -> None:
+        # written out: mypyc compiles it, not the dataclass's (docs/performance.md)
+        object.__setattr__(self, "started_at", started_at)
+        object.__setattr__(self, "zones", zones)
+
 
 @dataclass(frozen=True, slots=True)
 class Context:
@@ -28,6 +37,19 @@ class Context:
     customer: Customer
     local: datetime
     visit: VisitInfo | None
+
+    def __init__(
+        self,
+        event: ZoneEvent,
+        customer: Customer,
+        local: datetime,
+        visit: VisitInfo | None,
+    ) -> None:
+        # written out: mypyc compiles it, not the dataclass's (docs/performance.md)
+        object.__setattr__(self, "event", event)
+        object.__setattr__(self, "customer", customer)
+        object.__setattr__(self, "local", local)
+        object.__setattr__(self, "visit", visit)
 
 
 def _nothing(ctx: Context) -> str:

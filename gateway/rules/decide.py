@@ -73,6 +73,15 @@ class Evaluation:
     offers: tuple[Offer, ...]
     reasons: Mapping[str, str]
 
+    def __init__(
+        self,
+        offers: tuple[Offer, ...],
+        reasons: Mapping[str, str],
+    ) -> None:
+        # written out: mypyc compiles it, not the dataclass's (docs/performance.md)
+        object.__setattr__(self, "offers", offers)
+        object.__setattr__(self, "reasons", reasons)
+
 
 class Decider:
     """Checks rules for a context, makes offers (recorded in the ledger), explains."""

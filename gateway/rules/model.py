@@ -150,7 +150,10 @@ class OfferTemplate:
     @property
     def attributes(self) -> tuple[str, ...]:
         """The CRM attributes the title and body cite, each once, in order."""
-        return tuple(dict.fromkeys((*self.title.attributes, *self.body.attributes)))
+        title, body = self.title.attributes, self.body.attributes
+        if not body and len(title) < 2:  # most offers cite none: asked per candidate rule
+            return title
+        return tuple(dict.fromkeys((*title, *body)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,25 @@ class Stay:
     fired: frozenset[float] = NO_THRESHOLDS
     scheduled: frozenset[float] = NO_THRESHOLDS
 
+    def __init__(
+        self,
+        since: float,
+        inside: bool = False,
+        entered_at: float = 0.0,
+        out_since: float | None = None,
+        last_in: float = math.nan,
+        fired: frozenset[float] = NO_THRESHOLDS,
+        scheduled: frozenset[float] = NO_THRESHOLDS,
+    ) -> None:
+        # written out: mypyc compiles it, not the dataclass's (docs/performance.md)
+        self.since = since
+        self.inside = inside
+        self.entered_at = entered_at
+        self.out_since = out_since
+        self.last_in = last_in
+        self.fired = fired
+        self.scheduled = scheduled
+
 
 @dataclass(slots=True)
 class DeviceState:

@@ -103,6 +103,19 @@ class _ExitDue:
     out_since: float
     since: float
 
+    def __init__(
+        self,
+        device: str,
+        zone: int,
+        out_since: float,
+        since: float,
+    ) -> None:
+        # written out: mypyc compiles it, not the dataclass's (docs/performance.md)
+        object.__setattr__(self, "device", device)
+        object.__setattr__(self, "zone", zone)
+        object.__setattr__(self, "out_since", out_since)
+        object.__setattr__(self, "since", since)
+
 
 @dataclass(frozen=True, slots=True)
 class _DwellDue:
@@ -113,6 +126,19 @@ class _DwellDue:
     threshold_s: float
     since: float
 
+    def __init__(
+        self,
+        device: str,
+        zone: int,
+        threshold_s: float,
+        since: float,
+    ) -> None:
+        # written out: mypyc compiles it, not the dataclass's (docs/performance.md)
+        object.__setattr__(self, "device", device)
+        object.__setattr__(self, "zone", zone)
+        object.__setattr__(self, "threshold_s", threshold_s)
+        object.__setattr__(self, "since", since)
+
 
 @dataclass(frozen=True, slots=True)
 class _VisitEnd:
@@ -121,6 +147,15 @@ class _VisitEnd:
     device: str
     started_at: float
 
+    def __init__(
+        self,
+        device: str,
+        started_at: float,
+    ) -> None:
+        # written out: mypyc compiles it, not the dataclass's (docs/performance.md)
+        object.__setattr__(self, "device", device)
+        object.__setattr__(self, "started_at", started_at)
+
 
 @dataclass(frozen=True, slots=True)
 class _Purge:
@@ -128,6 +163,15 @@ class _Purge:
 
     device: str
     visit_end: float
+
+    def __init__(
+        self,
+        device: str,
+        visit_end: float,
+    ) -> None:
+        # written out: mypyc compiles it, not the dataclass's (docs/performance.md)
+        object.__setattr__(self, "device", device)
+        object.__setattr__(self, "visit_end", visit_end)
 
 
 _Deadline = _ExitDue | _DwellDue | _VisitEnd | _Purge

@@ -46,8 +46,13 @@ import gateway
 # An interpreted class cannot inherit from a compiled one: nothing in the package subclasses
 # these (backtest hooks RuleEngine through `on_evaluation` for that reason).  Left out: the
 # rules' load/explain/selftest modules (not per advert) and the store (SQLModel's metaclass).
+# When a module moves, check that its hot functions are still listed: `jsonable` moved from
+# deliver.payloads to gateway.wire and ran interpreted until it was added back; the grid
+# estimate of the `auto` method (locate.grid) is called every few fixes since it became the
+# default (docs/performance.md, "The compiled build").
 HOT_MODULES: tuple[str, ...] = (
     "gateway.locate.locator",
+    "gateway.locate.grid",
     "gateway.locate.rssifilter",
     "gateway.zones.geom",
     "gateway.zones.index",
@@ -56,10 +61,12 @@ HOT_MODULES: tuple[str, ...] = (
     "gateway.decode.privacy",
     "gateway.pipeline",
     "gateway.offline.replay",
+    "gateway.offline.writer",
     "gateway.identity.model",
     "gateway.events",
     "gateway.store.persist",
     "gateway.deliver.payloads",
+    "gateway.wire",
     "gateway.rules.engine",
     "gateway.rules.absent",
     "gateway.rules.checks",

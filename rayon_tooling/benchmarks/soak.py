@@ -39,7 +39,7 @@ from gateway.errors import RuntimeFailure
 from gateway.events import Advertisement
 from gateway.identity.model import Consent, Customer, CustomerRegistry
 from gateway.offline.replay import TICK_S, flush_horizon
-from gateway.offline.replayrun import OutputWriter
+from gateway.offline.writer import OutputWriter
 from gateway.pipeline import LOCATOR_IDLE_S, PRUNE_EVERY_S, Output, Pipeline
 from gateway.rules.load import load_rules
 from gateway.sim.customers import demo_customers

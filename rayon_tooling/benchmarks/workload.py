@@ -27,7 +27,7 @@ from gateway.events import Advertisement
 from gateway.heap import tune_gc
 from gateway.identity.model import Customer, CustomerRegistry
 from gateway.offline.replay import ReplayStats, replay
-from gateway.offline.replayrun import OutputWriter
+from gateway.offline.writer import OutputWriter
 from gateway.pipeline import Pipeline
 from gateway.rules.model import RuleSet
 from gateway.store.persist import load_pools
