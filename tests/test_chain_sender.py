@@ -9,7 +9,7 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +63,10 @@ def run_sender(
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'rayon.db'}", journal=True)
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store(f"sqlite:///{tmp_path / 'rayon.db'}", journal=True)
+    yield opened
+    opened.close()
 
 
 def test_in_flight_is_bounded_and_the_mark_trims_and_releases(
