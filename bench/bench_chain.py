@@ -37,7 +37,8 @@ from paho.mqtt.client import Client  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion  # noqa: E402
 from sqlalchemy import create_engine, make_url, text  # noqa: E402
 
-from gateway.central.wire import Batch, BatchRow, encode  # noqa: E402
+from gateway.central.wire import Batch, encode  # noqa: E402
+from gateway.store.uplink import UplinkEntry  # noqa: E402
 from gateway.topics import ChainLeaf, Topics  # noqa: E402
 from tests.broker import find_mosquitto  # noqa: E402
 from tests.chainlab import ChainLab  # noqa: E402
@@ -71,7 +72,7 @@ def batches(store: str, events: int) -> list[bytes]:
             device = f"ibeacon:{store}:1:{seq % 300}"
             body: dict[str, object] = {"at": now + seq, "kind": "dwell", "zone": "aisle-tv"}
             body |= {"device": device, "customer": None, "dwell_s": 30.0, "reason": REASON}
-            rows.append(BatchRow(seq, "event", now + seq, None, device, body))
+            rows.append(UplinkEntry(seq, "event", now + seq, None, device, body))
         out.append(encode(Batch(store, after, rows[-1].seq, tuple(rows))))
     return out
 

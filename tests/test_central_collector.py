@@ -14,8 +14,9 @@ import pytest
 
 from gateway.central.collector import Collector
 from gateway.central.ingest import CentralDb
-from gateway.central.wire import Batch, BatchRow, encode
+from gateway.central.wire import Batch, encode
 from gateway.deliver.mqtt import MqttLink
+from gateway.store.uplink import UplinkEntry
 from gateway.topics import ChainLeaf, Topics
 from tests.broker import Mosquitto, Subscriber
 
@@ -32,7 +33,7 @@ def central(postgres_url: str) -> Iterator[CentralDb]:
 
 def batch(after: int, last: int) -> bytes:
     seqs = range(after + 1, last + 1)
-    rows = tuple(BatchRow(s, "event", 1.0e9 + s, None, "d1", {"n": s}) for s in seqs)
+    rows = tuple(UplinkEntry(s, "event", 1.0e9 + s, None, "d1", {"n": s}) for s in seqs)
     return encode(Batch("paris-11", after, last, rows))
 
 

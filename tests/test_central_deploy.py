@@ -149,7 +149,8 @@ def test_doctor_tells_when_the_centre_acknowledges_nothing(tmp_path: Path) -> No
 
 
 def test_the_collector_writes_into_monthly_partitions(postgres_url: str) -> None:
-    from gateway.central.wire import Batch, BatchRow
+    from gateway.central.wire import Batch
+    from gateway.store.uplink import UplinkEntry
 
     engine = create_engine(postgres_url)
     raw = engine.raw_connection()
@@ -165,12 +166,13 @@ def test_the_collector_writes_into_monthly_partitions(postgres_url: str) -> None
         assert central.upgraded == []  # version 1, as the file says
         december = 1_796_083_200.0  # 2026-12-01T00:00:00Z
         rows = [
-            BatchRow(s, "event", december + s, "c1" if s == 2 else None, "d", {}) for s in (1, 2, 3)
+            UplinkEntry(s, "event", december + s, "c1" if s == 2 else None, "d", {})
+            for s in (1, 2, 3)
         ]
         batch = Batch("paris-11", 0, 3, tuple(rows))
         assert central.ingest(batch).written == 3
         assert central.ingest(batch).written == 0  # a copy: nothing doubled
-        erase = BatchRow(4, "erase", december + 4, None, None, {"customer": "c1", "devices": []})
+        erase = UplinkEntry(4, "erase", december + 4, None, None, {"customer": "c1", "devices": []})
         assert central.ingest(Batch("paris-11", 3, 4, (erase,))).erased == ((4, 1),)
     finally:
         central.close()

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from gateway.central.ingest import CentralDb
-from gateway.central.wire import Batch, BatchRow, ChainPayloadError, encode, parse_batch
+from gateway.central.wire import Batch, ChainPayloadError, encode, parse_batch
+from gateway.store.uplink import UplinkEntry
 
 NOW = 1_772_600_000.0
 
@@ -24,8 +25,10 @@ def central(postgres_url: str) -> Iterator[CentralDb]:
     db.close()
 
 
-def row(seq: int, kind: str = "event", customer: str | None = None, device: str = "d1") -> BatchRow:
-    return BatchRow(seq, kind, NOW - 100 + seq, customer, device, {"n": seq})
+def row(
+    seq: int, kind: str = "event", customer: str | None = None, device: str = "d1"
+) -> UplinkEntry:
+    return UplinkEntry(seq, kind, NOW - 100 + seq, customer, device, {"n": seq})
 
 
 def batch(after: int, last: int, seqs: list[int] | None = None, store: str = "paris-11") -> Batch:
@@ -80,9 +83,9 @@ def test_stores_are_apart(central: CentralDb, postgres_url: str) -> None:
 def test_an_erasure_is_applied_when_the_mark_passes_it(
     central: CentralDb, postgres_url: str
 ) -> None:
-    ana = [BatchRow(s, "event", NOW, "c1" if s % 2 else None, f"d{s}", {}) for s in (1, 2, 3)]
+    ana = [UplinkEntry(s, "event", NOW, "c1" if s % 2 else None, f"d{s}", {}) for s in (1, 2, 3)]
     central.ingest(Batch("paris-11", 0, 3, tuple(ana)), NOW)
-    erase = BatchRow(5, "erase", NOW, None, None, {"customer": "c1", "devices": ["d2"]})
+    erase = UplinkEntry(5, "erase", NOW, None, None, {"customer": "c1", "devices": ["d2"]})
     early = central.ingest(Batch("paris-11", 4, 5, (erase,)), NOW)
     assert early.erased == ()  # (3, 4] still missing: not applied yet
     done = central.ingest(batch(3, 4), NOW)

@@ -20,8 +20,9 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.central.schema import upgrade_central
-from gateway.central.wire import Batch, BatchRow
+from gateway.central.wire import Batch
 from gateway.errors import RuntimeFailure
+from gateway.store.uplink import UplinkEntry
 
 __all__ = ["CentralDb", "Gap", "Ingested"]
 
@@ -137,7 +138,7 @@ def _locked_mark(conn: Connection, store: str, now: float) -> int:
     return int(found.scalar_one())
 
 
-def _values(store: str, row: BatchRow, now: float) -> dict[str, Any]:
+def _values(store: str, row: UplinkEntry, now: float) -> dict[str, Any]:
     return {
         "store": store,
         "seq": row.seq,

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 from gateway.central.wire import (
     Batch,
-    BatchRow,
     ChainPayloadError,
     encode,
     parse_ack,
@@ -215,8 +214,7 @@ class ChainSender:
         entries, last = await journal.call(journal.uplink_range, after, self._config.batch)
         if last <= after:
             return None
-        rows = tuple(BatchRow(e.seq, e.kind, e.at, e.customer, e.device, e.body) for e in entries)
-        return Batch(self._store, after, last, rows)
+        return Batch(self._store, after, last, tuple(entries))
 
     async def _publish(self, batch: Batch) -> None:
         try:

@@ -11,13 +11,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.store.uplink import UplinkEntry
+
 __all__ = [
     "KINDS",
     "MAX_ROWS",
     "Ack",
     "Backfill",
     "Batch",
-    "BatchRow",
     "ChainPayloadError",
     "Erased",
     "encode",
@@ -36,38 +37,16 @@ class ChainPayloadError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class BatchRow:
-    """One journal row: its per-store number, kind, time, whose, and the record."""
-
-    seq: int
-    kind: str
-    at: float
-    customer: str | None
-    device: str | None
-    body: dict[str, Any]
-
-    def obj(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "kind": self.kind,
-            "at": self.at,
-            "customer": self.customer,
-            "device": self.device,
-            "body": self.body,
-        }
-
-
-@dataclass(frozen=True, slots=True)
 class Batch:
     """The range `(after, last]` of a store's journal: every row it still has in it."""
 
     store: str
     after: int
     last: int
-    rows: tuple[BatchRow, ...]
+    rows: tuple[UplinkEntry, ...]  # the journal's rows, as the store reads them
 
     def obj(self) -> dict[str, Any]:
-        rows = [r.obj() for r in self.rows]
+        rows = [_row_obj(r) for r in self.rows]
         return {"v": 1, "store": self.store, "after": self.after, "last": self.last, "rows": rows}
 
 
@@ -154,7 +133,18 @@ def _text(value: Any, key: str, what: str) -> str | None:
     raise ChainPayloadError(f"{what}: '{key}' must be a string of at most 200 or null")
 
 
-def _row(obj: Any, what: str) -> BatchRow:
+def _row_obj(row: UplinkEntry) -> dict[str, Any]:
+    return {
+        "seq": row.seq,
+        "kind": row.kind,
+        "at": row.at,
+        "customer": row.customer,
+        "device": row.device,
+        "body": row.body,
+    }
+
+
+def _row(obj: Any, what: str) -> UplinkEntry:
     if not isinstance(obj, dict):
         raise ChainPayloadError(f"{what}: expected an object")
     kind = obj.get("kind")
@@ -163,7 +153,7 @@ def _row(obj: Any, what: str) -> BatchRow:
     body = obj.get("body")
     if not isinstance(body, dict):
         raise ChainPayloadError(f"{what}: 'body' must be an object")
-    return BatchRow(
+    return UplinkEntry(
         seq=_int(obj, "seq", what, 1),
         kind=kind,
         at=_number(obj, "at", what),
