@@ -154,16 +154,22 @@ class PositionGrid:
         stored: np.ndarray = post.astype(np.float32)
         return stored
 
+    def _coefficients(self, coef: np.ndarray, heard: Sequence[tuple[str, float]]) -> np.ndarray:
+        """`coef` (the float64 or float32 buffer) set to [1; −2 rssi] for each link `heard`
+        (anchor id, filtered RSSI) and 0 for a silent anchor: `coef @ [model²; model]` is then
+        Σ (rssi − model)² over the links, less Σ rssi²."""
+        n = len(self._row)
+        coef[:] = 0.0
+        for anchor, rssi in heard:
+            row = self._row[anchor]
+            coef[row], coef[n + row] = 1.0, -2.0 * rssi
+        return coef
+
     def _misfit(self, heard: Sequence[tuple[str, float]]) -> np.ndarray:
         """Per cell, Σ over the links `heard` of (rssi − expected)², each clipped at
         (outlier_z σ)², less a constant."""
         if math.isinf(self._clip):
-            coef, n = self._coef, len(self._row)
-            coef[:] = 0.0
-            for anchor, rssi in heard:  # (anchor id, filtered RSSI)
-                row = self._row[anchor]
-                coef[row], coef[n + row] = 1.0, -2.0 * rssi
-            plain: np.ndarray = coef @ self._terms
+            plain: np.ndarray = self._coefficients(self._coef, heard) @ self._terms
             return plain
         rows = [self._row[anchor] for anchor, _ in heard]
         res = self._model[rows]  # a copy, (links, cells)
@@ -181,11 +187,7 @@ class PositionGrid:
         fix does not grow with the store), and the RMS distance of the mass to it.  In
         float32 (half the time of float64 here; the misfits are O(10⁵) dB², resolved to
         ~0.01 against σ² ≈ 36)."""
-        coef, n = self._coef32, len(self._row)
-        coef[:] = 0.0
-        for anchor, rssi in heard:
-            row = self._row[anchor]
-            coef[row], coef[n + row] = 1.0, -2.0 * rssi
+        coef = self._coefficients(self._coef32, heard)
         cell, x0, y0 = self.cell, float(self.xs[0]), float(self.ys[0])
         c0 = max(int((near[0] - radius_m - x0) / cell), 0)
         c1 = min(int((near[0] + radius_m - x0) / cell) + 2, len(self.xs))

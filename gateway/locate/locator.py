@@ -114,8 +114,6 @@ AUTO_GRID_WEIGHT = 0.4
 AUTO_REFRESH_S = 3.0  # the grid's pull is recomputed at most this often per device (its cost),
 # and when the device's loudest anchor changes
 AUTO_WINDOW_M = 10.0  # the grid's estimate is taken over cells this near the centroid
-# the methods that place a device heard by two anchors between them (by the centroid's weights)
-_PAIRS = frozenset({PositionMethod.AUTO})
 
 
 def rssi_to_distance(rssi: float, rssi_at_1m: float, path_loss_exponent: float) -> float:
@@ -385,7 +383,8 @@ class Locator:
             x, y, acc = self._auto(track, at, fresh)  # not gated: the grid weighs every link heard
             return Fix(at, device, x, y, acc, tuple([link.anchor.id for link in fresh]))
         if method is not PositionMethod.STRONGEST and (
-            len(fresh) >= GATE_ANCHORS or (len(fresh) == 2 and method in _PAIRS)
+            # auto places a device heard by two anchors between them (the centroid's weights)
+            len(fresh) >= GATE_ANCHORS or (len(fresh) == 2 and method is PositionMethod.AUTO)
         ):
             strongest = fresh[: self._max_anchors]
             x, y, acc = self._multilaterate(strongest)
