@@ -11,6 +11,8 @@ Accepted aliases: `iBeacon:<uuid>-<major>-<minor>` (ESPresense), `<uuid>_<major>
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 
 _HEX32 = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
@@ -90,3 +92,12 @@ def token_problem(value: object) -> str | None:
     if _NUMBER_LIKE.fullmatch(value) and any(c.isdigit() for c in value):
         return f"a delivery token must not be only digits: use {_OPAQUE}"
     return None
+
+
+def visit_pseudonym(key: bytes, device: str, started_at: float) -> str:
+    """The pseudonym of one visit on the console's pages and live topics (`v-` and 12 hex
+    digits): a keyed hash of the device and the visit's start, so it changes at every visit,
+    says nothing of the customer, and only a holder of the store's key (the database's
+    `runtime_state`, gateway.store.pseudonyms) can tell which visit it names."""
+    mac = hmac.new(key, f"{device}|{started_at:.3f}".encode(), hashlib.sha256)
+    return "v-" + mac.hexdigest()[:12]

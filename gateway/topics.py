@@ -30,6 +30,7 @@ class TopicKind(StrEnum):
     OCCUPANCY = "occupancy"
     EVENTS = "events"
     STATUS = "status"
+    CONSOLE = "console"
 
 
 class ChainLeaf(StrEnum):
@@ -39,6 +40,14 @@ class ChainLeaf(StrEnum):
     ACK = "ack"  # centre → store, retained
     BACKFILL = "backfill"  # centre → store
     ERASED = "erased"  # centre → store
+
+
+class ConsoleLeaf(StrEnum):
+    """The console's live topics, `<prefix>/<store>/console/<leaf>` (docs/mqtt.md): QoS 0,
+    never retained, never bridged, readable by the `rayon-<store>-console` login only."""
+
+    POSITIONS = "positions"  # gw → console, about once a second: anonymous dots
+    TICKER = "ticker"  # gw → console: zone events and offer decisions, by visit pseudonym
 
 
 CENTRAL_GROUP = "rayon-central"  # the collectors' shared subscription group
@@ -176,6 +185,13 @@ class Topics:
     def chain(self, leaf: ChainLeaf) -> str:
         """The store's topic of the chain (`chain/batch`, `chain/ack`, …)."""
         return f"{self.base}/chain/{leaf.value}"
+
+    def console(self, leaf: ConsoleLeaf) -> str:
+        """The store's live topic for the console (`console/positions`, `console/ticker`)."""
+        return f"{self.base}/console/{leaf.value}"
+
+    def console_filter(self) -> str:
+        return f"{self.base}/console/+"
 
     def parse(self, topic: str) -> tuple[TopicKind, str] | None:
         """The kind of an inbound topic and its argument (token, node, customer id; the

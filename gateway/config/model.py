@@ -60,6 +60,7 @@ class MqttConfig:
     # id and persistent session); None: that connection logs in as the gateway does.
     crm: LoginConfig | None = None
     tools: LoginConfig | None = None  # forget, doctor, replay, demo: a login of their own
+    console: LoginConfig | None = None  # `rayon console`: reads the live topics, nothing more
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +270,31 @@ class CentralConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FloorPlanImage:
+    """`console.floor_plan`: a picture drawn under the plan; its top-left pixel is at `origin`
+    (floor metres) and one pixel is `metres_per_pixel` metres."""
+
+    image: Path
+    origin: tuple[float, float] = (0.0, 0.0)
+    metres_per_pixel: float = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleConfig:
+    """`console:` (docs/console.md): where `rayon console` listens, its users file, the TLS it
+    needs off the loopback, the session secret's file (created 0600 when missing; never in
+    config.yaml), the audit log of logins, and the floor plan's background."""
+
+    listen: str = "127.0.0.1:8080"
+    users_file: Path = Path("/etc/rayon/console-users")
+    tls: TlsConfig | None = None
+    secret_file: Path = Path("/var/lib/rayon-console/session.key")
+    audit_log: Path = Path("/var/lib/rayon-console/audit.log")
+    floor_plan: FloorPlanImage | None = None
+    session_ttl: float = 12 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     store: StoreConfig
@@ -289,6 +315,7 @@ class Config:
     customers: CustomersConfig = CustomersConfig()
     record: RecordConfig = RecordConfig()
     central: CentralConfig = CentralConfig()
+    console: ConsoleConfig = ConsoleConfig()
 
     def zone(self, zone_id: str) -> Zone | None:
         return next((z for z in self.zones if z.id == zone_id), None)
