@@ -13,6 +13,7 @@ saved live state and feedback.
 from __future__ import annotations
 
 import hashlib
+import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ _EVENTS = table_of(ZoneEventRow)
 _VISITS = table_of(VisitRow)
 _OBSERVATIONS = table_of(ObservationRow)
 _RUNTIME = table_of(RuntimeRow)
+VISIT_KEY = "console.visit_key"  # runtime_state: the visit pseudonyms' key (Store.visit_key)
 _CODES = table_of(CodeRow)
 
 
@@ -251,6 +253,20 @@ class Store(OfferOutbox):
                 if isinstance(doc, dict) and {"map", "key", "value"} <= doc.keys():
                     entries[(str(doc["map"]), str(doc["key"]))] = doc["value"]
             return merge(row.value, entries)
+
+    def visit_key(self, *, create: bool = False) -> bytes | None:
+        """The store's key for visit pseudonyms (`gateway.ids.visit_pseudonym`): the gateway
+        creates it (`create=True`, 32 random bytes, kept in `runtime_state`); the console only
+        reads it, and gets None before the gateway ever ran on this database."""
+        with self._session() as session:
+            row = session.get(RuntimeRow, VISIT_KEY)
+            if row is not None and isinstance(row.value.get("key"), str):
+                return bytes.fromhex(row.value["key"])
+            if not create:
+                return None
+            key = secrets.token_bytes(32)
+            session.add(RuntimeRow(key=VISIT_KEY, value={"key": key.hex()}, updated_at=0.0))
+            return key
 
     def positions(self, customer: str | None = None) -> list[Position]:
         """Stored positions in time order, optionally of one customer."""
