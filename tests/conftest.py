@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -14,6 +15,7 @@ from sqlalchemy.engine import make_url
 
 from gateway.store.repo import Store
 from tests.broker import Mosquitto, Subscriber, find_mosquitto
+from tests.browser import chromium_path, no_browser
 
 # CI explores the same examples every run, so that main stays green for a reason and a failure
 # reproduces; a developer's runs draw new examples each time and find what CI would not.
@@ -121,3 +123,22 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]
     s = Store(url)
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """A headless Chromium (Playwright's Browser) for the session's browser tests; skipped with
+    the reason when it is missing, failed instead under CI=true (tests/browser.py)."""
+    binary = chromium_path()
+    if binary is None:
+        no_browser("Chromium is not installed (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        no_browser("playwright is not installed (pip install -e '.[test]')")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(binary), args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
