@@ -128,6 +128,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quiet", action="store_true", help="no live view, only offers and summary"
     )
+    parser.add_argument(
+        "--database",
+        metavar="PATH",
+        type=Path,
+        help="keep the demo's SQLite database at PATH (for `rayon report` or `rayon console` "
+        "afterwards); default: a new temporary folder",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -138,8 +145,9 @@ def run(args: argparse.Namespace) -> int:
 async def run_demo(config: Config, args: argparse.Namespace) -> int:
     if not args.verbose:  # the live view and the phone are the demo's output, not the logs
         logging.getLogger("gateway").setLevel(logging.WARNING)
-    workdir = Path(tempfile.mkdtemp(prefix="rayon-demo-"))
-    config = dataclasses.replace(config, database=DatabaseConfig(f"sqlite:///{workdir}/demo.db"))
+    database = args.database or Path(tempfile.mkdtemp(prefix="rayon-demo-")) / "demo.db"
+    database = database.absolute()
+    config = dataclasses.replace(config, database=DatabaseConfig(f"sqlite:///{database}"))
     start = local_time(args.start, config)
     sim = StoreSimulator(
         config, shoppers=args.shoppers, minutes=args.minutes, seed=args.seed, start_at=start
@@ -154,7 +162,7 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
         print(
             f"Rayon demo — {config.store.name}: {args.shoppers} shoppers, {args.minutes:g} "
             f"simulated minutes at ×{args.speed:g}; broker {config.mqtt.host}:{config.mqtt.port}; "
-            f"database {workdir}/demo.db",
+            f"database {database}",
             flush=True,
         )
         return await _run(config, args, sim, customers, store, start)
