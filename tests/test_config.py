@@ -165,6 +165,38 @@ BAD = [
          "the outline (at zones[0].polygon)"],
     ),
     (
+        "polygon touching itself at a corner",
+        VALID_STORE
+        + "zones:\n  - {id: t, polygon: [[0, 0], [4, 0], [2, 2], [4, 4], [0, 4], [2, 2]]}\n",
+        ["3:22: error: invalid polygon (Ring Self-intersection[2 2]): list the corners in order "
+         "along the outline (at zones[0].polygon)"],
+    ),
+    (
+        "polygon crossing itself off the grid",
+        VALID_STORE + "zones:\n  - {id: x, polygon: [[0, 0], [3, 1], [3, 0], [0, 1.1]]}\n",
+        ["3:22: error: invalid polygon (Self-intersection[1.57142857142857 0.523809523809524]): "
+         "list the corners in order along the outline (at zones[0].polygon)"],
+    ),
+    (
+        "polygon with a corner twice in a row",
+        VALID_STORE + "zones:\n  - {id: r, polygon: [[0, 0], [4, 0], [4, 0], [4, 4]]}\n",
+        ["3:22: error: invalid polygon (Repeated point[4 0]): list each corner once "
+         "(at zones[0].polygon)"],
+    ),
+    (
+        "polygon on a line",
+        VALID_STORE + "zones:\n  - {id: l, polygon: [[0, 0], [1, 1], [2, 2]]}\n",
+        ["3:22: error: invalid polygon (Self-intersection[0 0]): list the corners in order "
+         "along the outline (at zones[0].polygon)"],
+    ),
+    (
+        "geofence crossing itself",
+        VALID_STORE
+        + "geofences:\n  - {id: g, polygon: [[48, 2], [48.1, 2.1], [48, 2.1], [48.1, 2]]}\n",
+        ["3:22: error: invalid polygon (Self-intersection[2.05 48.05]): list the corners in order "
+         "along the outline (at geofences[0].polygon)"],
+    ),
+    (
         "polygon of two points",
         VALID_STORE + "zones:\n  - {id: line, polygon: [[0, 0], [4, 4]]}\n",
         ["3:25: error: expected at least 3 items, got 2 (at zones[0].polygon)"],
@@ -372,6 +404,16 @@ def test_aliases_and_case_are_normalised(tmp_path: Path) -> None:
     assert config.identity.eddystone_namespaces == ("edd1ebeac04e5defa017",)
     assert config.anchors[0].beacon == f"ibeacon:{STORE_UUID}:1:7"
     assert (config.anchors[0].rssi_at_1m, config.anchors[0].path_loss_exponent) == (-59.0, 2.0)
+
+
+def test_an_outline_written_closed_is_one_corner_shorter(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        VALID_STORE + "zones:\n  - {id: z, polygon: [[0, 0], [4, 0], [4, 4], [0, 0]]}\n"
+    )
+    (zone,) = load_config(path).zones
+    assert zone.outline == ((0.0, 0.0), (4.0, 0.0), (4.0, 4.0))
+    assert zone.polygon.area == 8.0
 
 
 def test_geofence_polygon_is_stored_lon_lat(tmp_path: Path) -> None:
