@@ -120,15 +120,15 @@ class Anchor:
     beacon: str | None = None  # canonical device id of a store beacon (kind beacon only)
 
 
-def _shapely_polygon(outline: Outline, cache: dict[Outline, Polygon]) -> Polygon:
-    """The shapely Polygon of `outline`, built once per owner (shapely is imported here only:
-    the console loads config.yaml without it)."""
-    built = cache.get(outline)
-    if built is None:
+def _shapely_polygon(outline: Outline, kept: list[Polygon]) -> Polygon:
+    """The shapely Polygon of `outline`, built on the first call and kept in `kept` (its owner's
+    own cell: a frozen owner's outline never changes).  Shapely is imported here only, so the
+    console loads config.yaml without it."""
+    if not kept:
         from shapely.geometry import Polygon
 
-        built = cache[outline] = Polygon(outline)
-    return built
+        kept.append(Polygon(outline))
+    return kept[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +144,14 @@ class Zone:
     enter_after: float = 2.0
     exit_after: float = 10.0
     margin_m: float = 0.0
-    _shapes: dict[Outline, Polygon] = field(
-        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    _shape: list[Polygon] = field(
+        default_factory=list, init=False, repr=False, compare=False, hash=False
     )
 
     @property
     def polygon(self) -> Polygon:
         """The outline as a shapely Polygon (built on first use, then kept)."""
-        return _shapely_polygon(self.outline, self._shapes)
+        return _shapely_polygon(self.outline, self._shape)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,14 +166,14 @@ class Geofence:
     radius_m: float | None = None
     enter_after: float = 0.0
     exit_after: float = 0.0
-    _shapes: dict[Outline, Polygon] = field(
-        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    _shape: list[Polygon] = field(
+        default_factory=list, init=False, repr=False, compare=False, hash=False
     )
 
     @property
     def polygon(self) -> Polygon | None:
         """The outline as a shapely Polygon of (lon, lat), or None for a circle."""
-        return None if self.outline is None else _shapely_polygon(self.outline, self._shapes)
+        return None if self.outline is None else _shapely_polygon(self.outline, self._shape)
 
 
 @dataclass(frozen=True, slots=True)
