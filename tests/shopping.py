@@ -90,14 +90,18 @@ def earlier_offer(customer: Customer, at: float) -> Offer:
     )
 
 
-def shop(folder: Path, extra_rules: Mapping[str, str] | None = None) -> Shop:
-    """Write both visits into a new database in `folder` (see the module's docstring); the
-    shipped rules run, with `extra_rules` (file name → text) beside them."""
+def shop(
+    folder: Path, extra_rules: Mapping[str, str] | None = None, database_url: str | None = None
+) -> Shop:
+    """Write both visits into a new database in `folder`, or at `database_url` (see the
+    module's docstring); the shipped rules run, with `extra_rules` (file name → text) beside
+    them."""
     rules = folder / "rules"
     shutil.copytree(ROOT / "rules", rules)
     for name, text in (extra_rules or {}).items():
         (rules / name).write_text(text, encoding="utf-8")
-    config = load_config(reference_store(folder, rules_dir="rules"))
+    database = {"database": {"url": database_url}} if database_url else {}
+    config = load_config(reference_store(folder, rules_dir="rules", **database))
     start = parse_local_time(TUESDAY_3PM, config.store.timezone)
     earlier = earlier_offer(BRUNO, start - 3600)
     pipeline = Pipeline(

@@ -210,3 +210,23 @@ def test_rules_that_do_not_load_are_said_so(
     assert trace is not None and trace.zones and trace.decisions == ()
     (note,) = trace.notes
     assert note.startswith("the rules do not load, nothing to explain: ") and "broken.yaml:" in note
+
+
+def test_a_trace_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
+    shopped = shop(tmp_path, database_url=postgres_url)
+    history = History(postgres_url)
+    try:
+        store = Store(postgres_url)
+        try:
+            visits = {v.customer or "": v for v in store.visits()}
+        finally:
+            store.close()
+        ines = trace_of(shopped, history, visits[INES.id])
+        tv = only(ines, "tv-aisle-dwell", "dwell aisle-tv")
+        assert (tv.verdict, tv.state) == ("fires", "pending")
+        bruno = trace_of(shopped, history, visits[BRUNO.id])
+        tv = only(bruno, "tv-aisle-dwell", "dwell aisle-tv")
+        assert tv.verdict == "blocked: limit reached: 1 per day per customer"
+        assert INES.token not in repr(ines) and BRUNO.id not in repr(bruno)
+    finally:
+        history.close()
