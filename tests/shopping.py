@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gateway.clock import parse_local_time
 from gateway.config.load import load_config
@@ -100,7 +101,7 @@ def shop(
     shutil.copytree(ROOT / "rules", rules)
     for name, text in (extra_rules or {}).items():
         (rules / name).write_text(text, encoding="utf-8")
-    database = {"database": {"url": database_url}} if database_url else {}
+    database: dict[str, Any] = {"database": {"url": database_url}} if database_url else {}
     config = load_config(reference_store(folder, rules_dir="rules", **database))
     start = parse_local_time(TUESDAY_3PM, config.store.timezone)
     earlier = earlier_offer(BRUNO, start - 3600)
