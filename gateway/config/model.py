@@ -323,7 +323,7 @@ class ConsoleConfig:
     config.yaml), the audit log of logins, and the floor plan's background."""
 
     listen: str = "127.0.0.1:8080"
-    users_file: Path = Path("/etc/rayon/console-users")
+    users_file: Path = Path("/var/lib/rayon-console/users")
     tls: TlsConfig | None = None
     secret_file: Path = Path("/var/lib/rayon-console/session.key")
     audit_log: Path = Path("/var/lib/rayon-console/audit.log")
