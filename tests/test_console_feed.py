@@ -7,22 +7,27 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
+from shapely.geometry import Polygon
 
 import gateway.deliver.schemas as schemas
 from gateway.clock import ManualClock, parse_local_time
 from gateway.config.load import load_config
-from gateway.config.model import Config
+from gateway.config.model import Config, VisitsConfig, Zone
 from gateway.deliver.connect import connect_link
-from gateway.events import Advertisement
+from gateway.events import Advertisement, EventKind, Fix, Offer, Purpose, Reason, ZoneEvent
+from gateway.identity.model import Consent, Customer, CustomerRegistry
 from gateway.ids import visit_pseudonym
 from gateway.runtime.app import Gateway
+from gateway.runtime.livefeed import MAX_DOTS, LiveFeed
 from gateway.store.repo import Store, Visit
+from gateway.topics import Topics
+from gateway.zones.tracker import ZoneTracker
 from tests.broker import Mosquitto, Received, Subscriber
 from tests.stores import reference_store
 from tests.walks import STORE_UUID, customer_of, tv_aisle_walk, walk_adverts, zone_centre
@@ -209,3 +214,108 @@ def test_metrics_count_offers_by_rule_and_state_and_zones(
     assert "# TYPE rayon_zone_occupancy gauge" in lines
     assert 'rayon_zone_occupancy{zone="entrance"} 1' in lines  # the fan, back at the door
     assert lines.count("# TYPE rayon_offers_total counter") == 1
+
+
+# -- the feed on its own: a tracker and customers made by hand ---------------------------------
+
+KEY = b"k" * 32
+DAY = 1772546400.0
+
+
+def device(i: int) -> str:
+    return f"ibeacon:{STORE_UUID}:1000:{i}"
+
+
+def customer(i: int, consent: bool = True) -> Customer:
+    return Customer(f"c-{i}", f"t-{i}", (device(i),), Consent(consent, True))
+
+
+def store_tracker() -> ZoneTracker:
+    outline = Zone("store", "Magasin", Polygon([(0, 0), (40, 0), (40, 25), (0, 25)]), 0.0, 60.0)
+    return ZoneTracker([outline], VisitsConfig(gap=1800.0, timeout=300.0))
+
+
+async def with_feed(
+    config: Config, clock: ManualClock, use: Callable[[LiveFeed], Awaitable[None]]
+) -> None:
+    link = await connect_link(config)
+    try:
+        await use(LiveFeed(link, Topics("rayon", "paris-11"), clock, config.store.timezone, KEY))
+    finally:
+        await link.disconnect()
+
+
+def test_positions_show_consenting_customers_only_at_most_max_dots_once_a_second(
+    tmp_path: Path, mosquitto: Mosquitto, subscriber: Callable[..., Subscriber]
+) -> None:
+    config = load_config(reference_store(tmp_path, port=mosquitto.port))
+    tracker, clock = store_tracker(), ManualClock(DAY)
+    hidden = [device(0), device(1)]  # no consent; no customer
+    everyone = [*hidden, *(device(i) for i in range(2, MAX_DOTS + 3))]  # 1,001 consenting
+    for d in everyone:
+        tracker.update(Fix(DAY, d, 5.0, 5.0, 1.0, ("pi-entrance",)))
+    customers = CustomerRegistry([customer(0, consent=False), *map(customer, range(2, 1100))])
+    console = subscriber(f"{BASE}/console/positions", qos=0)
+
+    async def rounds(feed: LiveFeed) -> None:
+        await feed.positions(tracker, customers)
+        clock.advance(0.5)
+        await feed.positions(tracker, customers)  # too soon: nothing
+        clock.advance(0.5)
+        await feed.positions(tracker, customers)
+
+    asyncio.run(with_feed(config, clock, rounds))
+    first, second = (json.loads(m.payload) for m in console.wait(2))
+    assert len(first["devices"]) == MAX_DOTS and first["devices"] == second["devices"]
+    shown = {d["visit"] for d in first["devices"]}
+    assert len(shown) == MAX_DOTS
+    assert not shown & {visit_pseudonym(KEY, d, DAY) for d in hidden}
+    assert shown == {visit_pseudonym(KEY, device(i), DAY) for i in range(2, MAX_DOTS + 2)}
+    assert second["at"] != first["at"]
+
+
+def event(at: float, kind: EventKind, zone: str, reason: Reason | None = None) -> ZoneEvent:
+    return ZoneEvent(at, kind, zone, device(2), "c-2", None, reason)
+
+
+def test_a_batch_names_each_line_by_the_visit_it_belongs_to_even_when_the_tracker_is_past_it(
+    tmp_path: Path, mosquitto: Mosquitto, subscriber: Callable[..., Subscriber]
+) -> None:
+    """The batch was written after the next visit began: its lines still name the visit
+    they happened in, and an offer's later states follow it, counted once."""
+    config = load_config(reference_store(tmp_path, port=mosquitto.port))
+    tracker, clock = store_tracker(), ManualClock(DAY + 4000)
+    customers = CustomerRegistry([customer(2)])
+    again = DAY + 3000  # the tracker is in the second visit already
+    tracker.update(Fix(again, device(2), 5.0, 5.0, 1.0, ("pi-entrance",)))
+    events = [
+        event(DAY + 400, EventKind.EXIT, "aisle-tv"),
+        event(DAY + 400, EventKind.VISIT_END, "store", {"started_at": DAY}),
+        event(again, EventKind.VISIT_START, "store"),
+        event(again + 5, EventKind.ENTER, "aisle-tv"),
+    ]
+    offer = Offer("o-1", "thanks", "paris-11", None, "c-2", "t-2", DAY + 400, DAY + 9000,
+                  "Merci", "…", None, None, Purpose.COMMERCIAL)  # fmt: skip
+    console = subscriber(f"{BASE}/console/ticker", qos=0)
+    tally: dict[tuple[str, str], int] = {}
+
+    async def batch(feed: LiveFeed) -> None:
+        feed.note_decided(events, [(offer, "pending")], tracker, customers)
+        feed.note_settled([(offer, "sent")])
+        feed.note_confirmed(["o-1", "o-1", "unknown"])
+        await feed.flush()
+        tally.update(feed.offers_by)
+
+    asyncio.run(with_feed(config, clock, batch))
+    lines = [json.loads(m.payload) for m in console.wait(7)]
+    first, second = visit_pseudonym(KEY, device(2), DAY), visit_pseudonym(KEY, device(2), again)
+    assert [(t.get("kind") or t["state"], t["visit"]) for t in lines] == [
+        ("exit", first),
+        ("visit_end", first),
+        ("pending", first),  # decided at the visit's end, after it in the batch
+        ("visit_start", second),
+        ("enter", second),
+        ("sent", first),
+        ("delivered", first),
+    ]
+    assert tally == {("thanks", "pending"): 1, ("thanks", "sent"): 1, ("thanks", "delivered"): 1}

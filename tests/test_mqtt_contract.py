@@ -24,6 +24,7 @@ from gateway.decode.jsonvalues import InboundError
 from gateway.deliver.payloads import (
     TickerOffer,
     encode,
+    encode_positions,
     event_payload,
     occupancy_payload,
     offer_payload,
@@ -264,7 +265,11 @@ def test_emitted_status_matches_the_schema(
 pseudonyms = st.from_regex(r"v-[0-9a-f]{12}", fullmatch=True)
 metres = st.floats(min_value=-1e4, max_value=1e4, allow_nan=False)
 dots = st.tuples(
-    pseudonyms, metres, metres, st.floats(min_value=0, max_value=100), st.none() | st.just("tv")
+    pseudonyms,
+    metres,
+    metres,
+    st.floats(min_value=0, max_value=100),
+    st.none() | st.sampled_from(["aisle-tv", 'zone "é"\\']),
 )
 
 
@@ -276,6 +281,7 @@ def test_emitted_console_positions_match_the_schema(
     payload = json.loads(encode(positions_payload(devices, at, PARIS)))
     assert errors("console_positions", payload) == []
     assert len(payload["devices"]) == len(devices)
+    assert json.loads(encode_positions(devices, at, PARIS)) == payload  # the gateway's fast path
 
 
 @settings(max_examples=40)

@@ -160,6 +160,24 @@ def positions_payload(dots: Iterable[Dot], at: float, tz: ZoneInfo) -> dict[str,
     }
 
 
+def encode_positions(dots: Iterable[Dot], at: float, tz: ZoneInfo) -> bytes:
+    """`encode(positions_payload(dots, at, tz))`, the same JSON values written straight as
+    text: the gateway sends thousands of dots every second, and a dict per dot through
+    `json.dumps` costs four times as much.  Each dot's numbers must be finite; a pseudonym
+    is `v-` and hex digits, which need no escaping."""
+    zones: dict[str | None, str] = {None: "null"}
+    parts = []
+    for v, x, y, a, z in dots:
+        zone = zones.get(z)
+        if zone is None:
+            zone = zones[z] = json.dumps(z, ensure_ascii=False)
+        parts.append(
+            f'{{"visit":"{v}","x":{x:.2f},"y":{y:.2f},"accuracy_m":{a:.2f},"zone":{zone}}}'
+        )
+    head = f'{{"type":"positions","v":{PAYLOAD_VERSION},"at":"{iso(at, tz)}","devices":['
+    return (head + ",".join(parts) + "]}").encode()
+
+
 def ticker_event_payload(event: ZoneEvent, visit: str, tz: ZoneInfo) -> dict[str, Any]:
     """A zone event on `console/ticker`, by its visit's pseudonym: no device, no customer."""
     return {

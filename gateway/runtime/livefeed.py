@@ -17,8 +17,9 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from math import isfinite
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,7 +29,7 @@ from gateway.deliver.payloads import (
     Dot,
     TickerOffer,
     encode,
-    positions_payload,
+    encode_positions,
     ticker_event_payload,
     ticker_offer_payload,
 )
@@ -43,6 +44,9 @@ from gateway.zones.tracker import ZoneTracker
 log = logging.getLogger(__name__)
 
 POSITIONS_EVERY_S = 1.0  # by the gateway's clock: the map needs no more
+# Dots per positions message: a map of 1,000 dots is already a blur, and building 5,000 every
+# second would cost the pipeline ~6 % of its CPU at that crowd (bench/bench_console_feed.py).
+MAX_DOTS = 1_000
 REMEMBERED_OFFERS = 10_000  # offers whose later states the ticker can still name (newest kept)
 
 
@@ -71,7 +75,7 @@ class LiveFeed:
     def pseudonym(self, device: str, started_at: float) -> str:
         """The pseudonym of `device`'s visit begun at `started_at`."""
         name = self._names.get((device, started_at))
-        return name if name is not None else visit_pseudonym(self._key, device, started_at)
+        return name if name else visit_pseudonym(self._key, device, started_at)
 
     # -- positions --------------------------------------------------------------------------
 
@@ -86,24 +90,38 @@ class LiveFeed:
         if not dots and not self._showing:
             return
         self._sent_at, self._showing = now, bool(dots)
-        await self._send(self._positions_topic, positions_payload(dots, now, self._tz))
+        await self._send(self._positions_topic, encode_positions(dots, now, self._tz))
 
     def _dots(self, zones: ZoneTracker, customers: CustomerRegistry) -> list[Dot]:
-        """The dots now; the pseudonyms of the visits shown are kept for the next round."""
+        """The dots now, at most MAX_DOTS (then those of the tracker's oldest devices: the
+        same ones from one second to the next).  Whether a visit is shown, and its pseudonym
+        ("": not shown, not a consenting customer's), is decided at its first round and kept
+        while it lasts: the pipeline forgets the tracks of a customer who withdraws consent
+        or is erased, and a device bound to a customer mid-visit is shown from its next
+        visit."""
         known, names = self._names, {}
         dots: list[Dot] = []
         for device, started, fix, zone in zones.open_visits():
-            customer = customers.by_device(device)
-            if customer is None or not customer.consent.instore_location:
-                continue
+            if len(dots) == MAX_DOTS:
+                self.counters["console_positions_capped"] += 1
+                break
             key = (device, started)
             name = known.get(key)
             if name is None:
-                name = visit_pseudonym(self._key, device, started)
+                name = self._first_seen(device, started, customers)
             names[key] = name
-            dots.append((name, fix.x, fix.y, fix.accuracy_m, zone))
+            if name:
+                x, y, accuracy = fix.x, fix.y, fix.accuracy_m
+                if isfinite(x) and isfinite(y) and isfinite(accuracy):
+                    dots.append((name, x, y, accuracy, zone))
         self._names = names
         return dots
+
+    def _first_seen(self, device: str, started: float, customers: CustomerRegistry) -> str:
+        customer = customers.by_device(device)
+        if customer is None or not customer.consent.instore_location:
+            return ""
+        return visit_pseudonym(self._key, device, started)
 
     # -- the ticker -------------------------------------------------------------------------
 
@@ -175,11 +193,11 @@ class LiveFeed:
         """Publish the ticker lines noted so far, in order."""
         lines, self._lines = self._lines, []
         for payload in lines:
-            await self._send(self._ticker_topic, payload)
+            await self._send(self._ticker_topic, encode(payload))
 
-    async def _send(self, topic: str, payload: Mapping[str, Any]) -> None:
+    async def _send(self, topic: str, data: bytes) -> None:
         try:
-            await self._link.publish(topic, encode(payload), qos=0, retain=False)
+            await self._link.publish(topic, data, qos=0, retain=False)
         except RuntimeFailure as exc:
             self.counters["console_publish_failed"] += 1
             log.debug("could not publish %s: %s", topic, exc)
@@ -214,8 +232,8 @@ def _owner(offer: Offer, customers: CustomerRegistry) -> str | None:
 def _visit_starts(items: Sequence[_Item], zones: ZoneTracker) -> list[float | None]:
     """The start of the visit each item of a batch belongs to.  The tracker may already be
     past the batch (the next visit begun before it was written), so the batch's own visit
-    events decide first: a `visit_start` before the item, else a `visit_end` after it (its
-    `started_at`); only then the tracker's current visit."""
+    events decide first: the last `visit_start` or `visit_end` before the item, else a
+    `visit_end` after it (its `started_at`); only then the tracker's current visit."""
     ending: dict[str, float] = {}
     later: list[float | None] = []
     for item in reversed(items):
@@ -237,5 +255,7 @@ def _visit_starts(items: Sequence[_Item], zones: ZoneTracker) -> list[float | No
             continue
         if item.event is not None and item.event.kind is EventKind.VISIT_START:
             begun[device] = item.event.at
+        elif item.event is not None and item.event.kind is EventKind.VISIT_END and end is not None:
+            begun[device] = end  # what follows it in the batch is of it, until the next start
         out.append(begun.get(device, end if end is not None else zones.visit_started(device)))
     return out

@@ -328,8 +328,11 @@ class ZoneTracker:
         for device, dev in self._devices.items():
             if not dev.visit_open:
                 continue
-            inside = [i for i, stay in dev.stays.items() if stay.inside]
-            zone = ids[min(inside, key=inner.__getitem__)] if inside else None
+            zone = None
+            if dev.stays:  # most devices are in a zone or two; walking in the open, none
+                inside = [i for i, stay in dev.stays.items() if stay.inside]
+                if inside:
+                    zone = ids[min(inside, key=inner.__getitem__)]
             yield device, dev.visit_start, dev.last, zone
 
     def forget(self, device: str) -> None:
