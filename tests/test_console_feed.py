@@ -16,6 +16,7 @@ from jsonschema import Draft202012Validator
 from shapely.geometry import Polygon
 
 import gateway.deliver.schemas as schemas
+from gateway.central.bridge import render_bridge
 from gateway.clock import ManualClock, parse_local_time
 from gateway.config.load import load_config
 from gateway.config.model import Config, VisitsConfig, Zone
@@ -319,3 +320,11 @@ def test_a_batch_names_each_line_by_the_visit_it_belongs_to_even_when_the_tracke
         ("delivered", first),
     ]
     assert tally == {("thanks", "pending"): 1, ("thanks", "sent"): 1, ("thanks", "delivered"): 1}
+
+
+def test_the_console_topics_are_never_bridged_to_the_centre(tmp_path: Path) -> None:
+    config = load_config(reference_store(tmp_path))
+    bridged = render_bridge(config, address="central.example.com:8883", plain=True)
+    topics = [line for line in bridged.splitlines() if line.startswith("topic ")]
+    assert topics and all(line.startswith("topic chain/") for line in topics)
+    assert "console" not in bridged

@@ -135,14 +135,9 @@ class LiveFeed:
         """A written batch: its zone events and its new offers with the state each was
         recorded in (`pending`, `holdout`, `dropped`), in time order, each by the pseudonym
         of its customer's visit at that moment.  Anonymous devices' events are not shown."""
-        items = sorted(
-            [_Item(e.at, 0, i, _track(e, customers), e) for i, e in enumerate(events)]
-            + [
-                _Item(o.created_at, 1, i, _owner(o, customers), None)
-                for i, (o, _) in enumerate(offers)
-            ],
-            key=lambda item: (item.at, item.order, item.index),
-        )
+        items = [_event_item(i, e, customers) for i, e in enumerate(events)]
+        items += [_offer_item(i, o, customers) for i, (o, _) in enumerate(offers)]
+        items.sort(key=lambda item: (item.at, item.order, item.index))
         for item, started in zip(items, _visit_starts(items, zones), strict=True):
             if item.event is not None:
                 if item.event.customer is not None and started is not None:
@@ -206,56 +201,68 @@ class LiveFeed:
 @dataclass(frozen=True, slots=True)
 class _Item:
     """A zone event (`order` 0, `event` set) or an offer (`order` 1) of a written batch, in
-    time order, with the track its visit is that of (None: no customer's)."""
+    time order, with the track whose visit it is of (None: no customer's) and, for a visit
+    event, the start of the visit it opens or closes."""
 
     at: float
     order: int
     index: int
     device: str | None
-    event: ZoneEvent | None
+    event: ZoneEvent | None = None
+    kind: EventKind | None = None
+    started: float | None = None
 
 
-def _track(event: ZoneEvent, customers: CustomerRegistry) -> str | None:
-    """The zone tracker's device whose visit `event` belongs to: a visit event's own; else
-    its customer's track (a GPS geofence's phone is the customer's in-store track)."""
-    if event.kind in (EventKind.VISIT_START, EventKind.VISIT_END) or event.customer is None:
-        return event.device
-    customer = customers.get(event.customer)
-    return track_key(customer) if customer is not None else event.device
+def _event_item(index: int, event: ZoneEvent, customers: CustomerRegistry) -> _Item:
+    """A batch's zone event, of the zone tracker's device whose visit it belongs to: a visit
+    event's own; else its customer's track (a GPS geofence's phone is the customer's in-store
+    track)."""
+    kind, device, started = event.kind, event.device, None
+    if kind is EventKind.VISIT_START:
+        started = event.at
+    elif kind is EventKind.VISIT_END:
+        started = event.reason.get("started_at")
+    elif event.customer is not None and (customer := customers.get(event.customer)):
+        device = track_key(customer)
+    return _Item(event.at, 0, index, device, event, kind, started)
 
 
-def _owner(offer: Offer, customers: CustomerRegistry) -> str | None:
+def _offer_item(index: int, offer: Offer, customers: CustomerRegistry) -> _Item:
     customer = customers.get(offer.customer)
-    return track_key(customer) if customer is not None else None
+    return _Item(offer.created_at, 1, index, track_key(customer) if customer else None)
 
 
 def _visit_starts(items: Sequence[_Item], zones: ZoneTracker) -> list[float | None]:
     """The start of the visit each item of a batch belongs to.  The tracker may already be
     past the batch (the next visit begun before it was written), so the batch's own visit
-    events decide first: the last `visit_start` or `visit_end` before the item, else a
-    `visit_end` after it (its `started_at`); only then the tracker's current visit."""
-    ending: dict[str, float] = {}
-    later: list[float | None] = []
-    for item in reversed(items):
-        event, device = item.event, item.device
-        if event is not None and device is not None and event.kind is EventKind.VISIT_START:
-            ending.pop(device, None)
-        elif event is not None and device is not None and event.kind is EventKind.VISIT_END:
-            started = event.reason.get("started_at")
-            if started is not None:
-                ending[device] = started
-        later.append(ending.get(device) if device is not None else None)
-    later.reverse()
+    events decide first: the last `visit_start` or `visit_end` before the item, else the
+    next `visit_end` after it; only then the tracker's current visit."""
     begun: dict[str, float] = {}
     out: list[float | None] = []
-    for item, end in zip(items, later, strict=True):
+    for item, ending in zip(items, _ends_ahead(items), strict=True):
         device = item.device
+        if device is not None and item.started is not None:
+            begun[device] = item.started
         if device is None:
             out.append(None)
-            continue
-        if item.event is not None and item.event.kind is EventKind.VISIT_START:
-            begun[device] = item.event.at
-        elif item.event is not None and item.event.kind is EventKind.VISIT_END and end is not None:
-            begun[device] = end  # what follows it in the batch is of it, until the next start
-        out.append(begun.get(device, end if end is not None else zones.visit_started(device)))
+        elif device in begun:
+            out.append(begun[device])
+        else:
+            out.append(ending if ending is not None else zones.visit_started(device))
+    return out
+
+
+def _ends_ahead(items: Sequence[_Item]) -> list[float | None]:
+    """For each item, the start of the visit its device's next `visit_end` in the batch
+    closes (None when a `visit_start` or the batch's end comes first)."""
+    ending: dict[str, float] = {}
+    out: list[float | None] = []
+    for item in reversed(items):
+        device = item.device
+        if device is not None and item.kind is EventKind.VISIT_START:
+            ending.pop(device, None)
+        elif device is not None and item.kind is EventKind.VISIT_END and item.started is not None:
+            ending[device] = item.started
+        out.append(ending.get(device) if device is not None else None)
+    out.reverse()
     return out
