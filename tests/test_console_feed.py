@@ -78,6 +78,10 @@ def fed(gateway: Gateway, adverts: list[Advertisement]) -> Callable[[], bool]:
     return lambda: not len(gateway.inbox)
 
 
+def offer_states(sub: Subscriber) -> list[str]:
+    return [t["state"] for t in payloads(sub, "ticker") if t["type"] == "offer"]
+
+
 def in_zone(sub: Subscriber, zone: str) -> bool:
     return any(d["zone"] == zone for p in payloads(sub, "positions") for d in p["devices"])
 
@@ -107,7 +111,12 @@ async def scenario(config: Config, clock: ManualClock, console: Subscriber, star
         await until(fed(gateway, sorted(in_aisle + stranger, key=lambda a: a.at)), "fed")
         clock.advance(1.0)  # a positions round with every input taken
         await until(lambda: in_zone(console, "aisle-tv"), "the fan's dot in the TV aisle")
-        await until(lambda: any(p["type"] == "offer" for p in payloads(console, "ticker")), "offer")
+        await until(lambda: "sent" in offer_states(console), "the offer sent")
+        offer_id = next(t["offer"] for t in payloads(console, "ticker") if t["type"] == "offer")
+        feedback = {"type": "feedback", "v": 1, "offer": offer_id, "state": "delivered"}
+        body = json.dumps(feedback | {"at": clock.now()}).encode()
+        await link.publish(f"{BASE}/feedback/t-tv-1", body, qos=1)  # the fan's app confirms
+        await until(lambda: "delivered" in offer_states(console), "the offer delivered")
         await until(fed(gateway, [a for a in first if a.at >= start + 56]), "fed")
         clock.set(first[-1].at + config.visits.timeout + 5)  # the fan's visit ends
         await until(shown(console, 0), "the empty map")
@@ -184,7 +193,7 @@ def test_the_ticker_carries_the_enter_and_the_offer_with_its_rule(
         first,
     )
     states = [o["state"] for o in offers if o["offer"] == offers[0]["offer"]]
-    assert states == ["pending", "sent"]  # decided, then acknowledged by the broker
+    assert states == ["pending", "sent", "delivered"]  # decided, acknowledged, confirmed
 
 
 def test_every_payload_matches_its_schema_and_names_nobody(
@@ -212,6 +221,7 @@ def test_metrics_count_offers_by_rule_and_state_and_zones(
     lines = run.metrics.splitlines()
     assert 'rayon_offers_total{rule="tv-aisle-dwell",state="pending"} 1' in lines
     assert 'rayon_offers_total{rule="tv-aisle-dwell",state="sent"} 1' in lines
+    assert 'rayon_offers_total{rule="tv-aisle-dwell",state="delivered"} 1' in lines
     assert "# TYPE rayon_zone_occupancy gauge" in lines
     assert 'rayon_zone_occupancy{zone="entrance"} 1' in lines  # the fan, back at the door
     assert lines.count("# TYPE rayon_offers_total counter") == 1
