@@ -52,6 +52,30 @@ def test_bench_grid_prints_the_cost_of_a_fix_per_variant() -> None:
     assert all("µs per fix, median of 1" in line for line in lines[1:])
 
 
+def test_bench_console_feed_prints_the_positions_message_s_share_of_the_pipeline() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_console_feed.py"),
+            "--devices",
+            "30",
+            "--seconds",
+            "2",
+            "--runs",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("30 devices, ") and lines[0].endswith(" over 2 s of trace")
+    assert [line.split()[0] for line in lines[1:]] == ["pipeline", "positions", "share"]
+    assert "(median of 1)" in lines[2] and lines[2].endswith(" bytes")
+
+
 TINY_HOSTILE = ("--runs", "1", "--rate", "500", "--seconds", "1", "--spoofed", "6000")
 
 

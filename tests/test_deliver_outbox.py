@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import math
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -548,3 +548,34 @@ def test_feedback_confirms_an_offer_once_per_state(store: Store) -> None:
     assert (state(store, "o1"), state(store, "o2")) == (OfferState.DELIVERED,) * 2
     assert not store.mark_sent("o2", T0 + 4)  # the late PUBACK does not undo the confirmation
     assert state(store, "o2") is OfferState.DELIVERED
+
+
+def test_the_publisher_tells_each_offer_s_new_state_once_and_never_a_resend(
+    store: Store, mosquitto: Mosquitto
+) -> None:
+    """`on_settled` (the console's ticker, the metrics): sent, expired, cancelled as
+    recorded; an offer the link could not send stays pending and is not told."""
+    clock = ManualClock(T0 + 3600)
+    store.upsert_customer(Customer("c1", "tok-c1", (), Consent(True, True)))
+    store.enqueue_offers(
+        [
+            offer("late", T0, expires_in=3600),
+            offer("bad", T0 + 1, expires_in=7200, token="4970 1234"),
+            offer("fresh", T0 + 2, expires_in=7200),
+        ]
+    )
+    told: list[list[tuple[str, str]]] = []
+
+    def settled(changes: Sequence[tuple[Offer, str]]) -> None:
+        told.append([(o.id, state) for o, state in changes])
+
+    async def main() -> DrainResult:
+        async with link_to(mosquitto) as link:
+            outbox = OutboxPublisher(store, link, TOPICS, clock, PARIS, on_settled=settled)
+            await outbox.drain()
+            return await outbox.resend()  # "fresh" again, under its id: no new state
+
+    assert run(main()) == DrainResult(sent=1)
+    assert [sorted(batch) for batch in told] == [
+        [("bad", "cancelled"), ("fresh", "sent"), ("late", "expired")]
+    ]

@@ -234,3 +234,35 @@ def test_event_streams_are_well_formed(
             visit[e.device] = e.kind
     assert not any(state.values()) and set(visit.values()) <= {K.VISIT_END}
     assert tr.devices() == 0 and set(tr.occupancy().values()) <= {0}
+
+
+# -- what the console's live map is told (open_visits, visit_started) -------------------------
+
+
+def test_open_visits_give_the_last_fix_the_visit_start_and_the_innermost_zone() -> None:
+    tr = tracker()
+    feed(tr, [(0, 5, 5), (1, 16, 12), (5, 16, 12)])  # store, then aisle and promo overlap
+    tr.update(fix(5, 30, 5, "other"))
+    (device, started, last, zone), (other, _, _, outer) = tr.open_visits()
+    assert (device, started, (last.at, last.x, last.y)) == (DEV, 0, (5, 16, 12))
+    assert zone == "promo"  # aisle and promo are 100 m² each: the later one of the config
+    assert (other, outer) == ("other", "store")  # only the outline holds it (after enter_after)
+    assert tr.visit_started(DEV) == 0 and tr.visit_started("nobody") is None
+
+
+def test_the_innermost_zone_is_the_smallest() -> None:
+    small = Zone("endcap", "Tête de gondole", box(11, 11, 13, 13), 0.0, 5.0)
+    tr = ZoneTracker([*zones(), small], VisitsConfig(gap=600.0, timeout=60.0))
+    feed(tr, [(0, 12, 12), (4, 12, 12)])
+    assert [zone for *_, zone in tr.open_visits()] == ["endcap"]
+
+
+def test_an_ended_visit_is_not_open_but_its_start_is_remembered_until_the_gap() -> None:
+    tr = tracker()
+    feed(tr, [(0, 5, 5), (1, 5, 5)])
+    tr.tick(100)  # timeout 60 s after the last fix: the visit ended
+    assert list(tr.open_visits()) == [] and tr.visit_started(DEV) == 0
+    tr.tick(100 + 601)  # gap: forgotten
+    assert tr.visit_started(DEV) is None
+    feed(tr, [(800, 5, 5)])
+    assert [started for _, started, _, _ in tr.open_visits()] == [800]
