@@ -21,7 +21,7 @@ from gateway.config.commandline import config_of
 from gateway.config.model import Config
 from gateway.errors import InvalidInput, UsageError
 from gateway.report.funnel import parse_funnel
-from gateway.report.kpis import Report, build_report
+from gateway.report.kpis import DEFAULT_GOAL_ZONE, Report, build_report
 from gateway.report.period import ACCEPTED_FORMS, resolve, time_arg
 from gateway.report.query import read_period
 from gateway.report.render import render
@@ -30,8 +30,6 @@ from gateway.store.repo import Store
 from gateway.textformat import Format
 
 __all__ = ["add_arguments", "run", "run_report"]
-
-DEFAULT_GOAL_ZONE = "checkout"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

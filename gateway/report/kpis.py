@@ -25,6 +25,8 @@ from gateway.report.period import Period, hour_label, hour_start
 from gateway.report.rows import PoolCode, ReportData, Stay, VisitRecord
 from gateway.report.stats import mean, median
 
+DEFAULT_GOAL_ZONE = "checkout"  # the conversion goal when the config has such a zone
+
 
 @dataclass(frozen=True, slots=True)
 class HourCount:

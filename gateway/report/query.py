@@ -1,13 +1,15 @@
 """Reading one period's rows from the database, in one read-only transaction.
 
-The report never writes: it reads through `Store.reading()`, whose transaction is rolled back,
-so it can run next to the daemon (SQLite in WAL mode: readers do not block the writer).
+The report never writes: it reads through `reading()` — a `Store`'s, or the console's
+read-only `History`'s — whose transaction is rolled back, so it can run next to the daemon
+(SQLite in WAL mode: readers do not block the writer).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 from sqlmodel import Session, col, select
 
@@ -22,7 +24,6 @@ from gateway.report.rows import (
     Stay,
     VisitRecord,
 )
-from gateway.store.repo import Store
 from gateway.store.tables import (
     CodeRow,
     FeedbackRow,
@@ -34,7 +35,15 @@ from gateway.store.tables import (
 )
 
 
-def read_period(store: Store, period: Period, *, points: bool = False) -> ReportData:
+class Readable(Protocol):
+    """Where the rows are read: `Store` or the console's `History`."""
+
+    def reading(self) -> AbstractContextManager[Session]:
+        """A session in one transaction, rolled back at its end."""
+        ...
+
+
+def read_period(store: Readable, period: Period, *, points: bool = False) -> ReportData:
     """The rows of `period` (see `ReportData`); the sampled positions only when `points`."""
     with store.reading() as session:
         visits = _visits(session, period)
