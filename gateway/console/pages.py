@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.console.auth import Session
 from gateway.console.history import RuleActivity
-from gateway.console.kpis import kpis, kpis_csv
+from gateway.console.kpis import TABLES, kpis, kpis_csv
 from gateway.console.livemsg import VISIT
 from gateway.console.plan import render_plan
 from gateway.console.rulestate import RulesView, rule_states
@@ -31,7 +31,6 @@ from gateway.console.web import (
 )
 from gateway.errors import InvalidInput, RuntimeFailure
 
-KPI_TABLES = ("footfall_day", "footfall_hour", "dwell", "rules", "codes")
 DEFAULT_DAYS = 7
 _TABLE = re.compile(r"[a-z_]{1,32}")
 
@@ -55,7 +54,9 @@ async def live_map(request: Request) -> Response:
         return session
     console = console_of(request)
     live = console.live
-    plan = Markup(render_plan(console.config, live.anchor_health, live.occupancy))  # noqa: S704  # escaped by plan.py
+    plan = Markup(
+        render_plan(console.config, live.anchor_health, live.occupancy)
+    )  # escaped by plan.py
     zones = [(z.id, z.name, live.occupancy.get(z.id, 0)) for z in console.config.zones]
     context = {"plan": plan, "zones": zones, "ticker": list(reversed(live.ticker))}
     return render(request, "map.html", context)
@@ -91,9 +92,7 @@ async def rules(request: Request) -> Response:
     rows = [
         {
             "rule": r,
-            "last_fired": local_time(activity[r.id].last_fired_at, tz)
-            if r.id in activity
-            else "—",
+            "last_fired": local_time(activity[r.id].last_fired_at, tz) if r.id in activity else "—",
             "offers": dict(activity[r.id].offers) if r.id in activity else {},
         }
         for r in view.rules
@@ -159,7 +158,7 @@ async def kpis_page(request: Request) -> Response:
     period = _period(request)
     if isinstance(period, str):
         return error_page(request, 400, "Wrong period", period)
-    context = {"since": period[0].isoformat(), "until": period[1].isoformat(), "tables": KPI_TABLES}
+    context = {"since": period[0].isoformat(), "until": period[1].isoformat(), "tables": TABLES}
     return render(request, "kpis.html", context)
 
 
@@ -197,8 +196,8 @@ async def kpis_csv_file(request: Request) -> Response:
     if not isinstance(session, Session):
         return session
     table = request.path_params["table"]
-    if not _TABLE.fullmatch(table) or table not in KPI_TABLES:
-        return JSONResponse({"error": f"tables: {', '.join(KPI_TABLES)}"}, status_code=404)
+    if not _TABLE.fullmatch(table) or table not in TABLES:
+        return JSONResponse({"error": f"tables: {', '.join(TABLES)}"}, status_code=404)
     report = await _report(request)
     if isinstance(report, Response):
         return report

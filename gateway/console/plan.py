@@ -125,7 +125,9 @@ def picture(image: FloorPlanImage) -> Picture | None:
     """The picture's place on the floor, or None when its size cannot be read."""
     size = image_size(image.image)
     if size is None:
-        log.warning("console.floor_plan: cannot read the size of %s (PNG, GIF or JPEG)", image.image)
+        log.warning(
+            "console.floor_plan: cannot read the size of %s (PNG, GIF or JPEG)", image.image
+        )
         return None
     mpp = image.metres_per_pixel
     return Picture(image.origin[0], image.origin[1], size[0] * mpp, size[1] * mpp)
