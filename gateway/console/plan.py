@@ -133,8 +133,13 @@ def picture(image: FloorPlanImage) -> Picture | None:
     return Picture(image.origin[0], image.origin[1], size[0] * mpp, size[1] * mpp)
 
 
+def _up(y: float) -> float:
+    """Floor y as SVG y (y up); never "-0"."""
+    return -y + 0.0
+
+
 def _pts(points: Iterable[Point]) -> str:
-    return " ".join(f"{x:g},{-y:g}" for x, y in points)
+    return " ".join(f"{x:g},{_up(y):g}" for x, y in points)
 
 
 def _attr(value: str) -> str:
@@ -160,16 +165,16 @@ def render_plan(
     view = Box(box.x0 - MARGIN_M, box.y0 - MARGIN_M, box.x1 + MARGIN_M, box.y1 + MARGIN_M)
     parts = [
         f'<svg id="plan" xmlns="http://www.w3.org/2000/svg" data-flip="y" '
-        f'viewBox="{view.x0:g} {-view.y1:g} {view.x1 - view.x0:g} {view.y1 - view.y0:g}" '
+        f'viewBox="{view.x0:g} {_up(view.y1):g} {view.x1 - view.x0:g} {view.y1 - view.y0:g}" '
         'role="img" aria-label="floor plan">',
     ]
     if pic is not None:
         parts.append(
-            f'<image id="floor-image" href="{FLOOR_PLAN_URL}" x="{pic.x:g}" y="{-pic.y:g}" '
+            f'<image id="floor-image" href="{FLOOR_PLAN_URL}" x="{pic.x:g}" y="{_up(pic.y):g}" '
             f'width="{pic.width:g}" height="{pic.height:g}" preserveAspectRatio="none"/>'
         )
     parts.append(
-        f'<rect class="store-outline" x="{box.x0:g}" y="{-box.y1:g}" '
+        f'<rect class="store-outline" x="{box.x0:g}" y="{_up(box.y1):g}" '
         f'width="{box.x1 - box.x0:g}" height="{box.y1 - box.y0:g}"/>'
     )
     parts += _zones(config.zones, counts or {})
@@ -199,9 +204,9 @@ def _zone(zone: Zone, outline: tuple[Point, ...], boxes: dict[str, Box], count: 
     return (
         f'<g class="zone" data-zone="{zid}"><title>{escape(zone.name)}</title>'
         f'<polygon points="{_pts(outline)}"/>'
-        f'<text class="zone-name" x="{x:g}" y="{-y:g}" text-anchor="{anchor}">'
+        f'<text class="zone-name" x="{x:g}" y="{_up(y):g}" text-anchor="{anchor}">'
         f"{escape(zone.name)}</text>"
-        f'<text class="zone-count" data-count-for="{zid}" x="{x:g}" y="{-y + 1.1:g}" '
+        f'<text class="zone-count" data-count-for="{zid}" x="{x:g}" y="{_up(y) + 1.1:g}" '
         f'text-anchor="{anchor}">{count:d}</text></g>'
     )
 
@@ -210,5 +215,5 @@ def _anchor(anchor: str, kind: str, x: float, y: float, health: str) -> str:
     aid = _attr(anchor)
     return (
         f'<circle class="anchor anchor-{kind} anchor-{_attr(health)}" data-anchor="{aid}" '
-        f'cx="{x:g}" cy="{-y:g}" r="{ANCHOR_R:g}"><title>{escape(anchor)}</title></circle>'
+        f'cx="{x:g}" cy="{_up(y):g}" r="{ANCHOR_R:g}"><title>{escape(anchor)}</title></circle>'
     )
