@@ -14,11 +14,15 @@ from gateway.config.load import load_config, parse_config
 from gateway.config.model import (
     AnchorKind,
     Config,
+    ConsoleConfig,
     FilterKind,
+    FloorPlanImage,
     LocateConfig,
+    LoginConfig,
     MetricsConfig,
     PositionMethod,
     ScanningMode,
+    TlsConfig,
 )
 from gateway.errors import ConfigError
 from gateway.ids import canonical_device_id
@@ -52,6 +56,15 @@ def test_example_store_and_services(example: Config) -> None:
     assert (example.visits.gap, example.visits.timeout) == (1800.0, 300.0)
     assert example.retention.offers == 3 * 365 * 86400.0
     assert example.rules_dir == EXAMPLE.parent / "rules"
+
+
+def test_example_console(example: Config) -> None:
+    assert example.console.listen == "127.0.0.1:8080" and example.console.tls is None
+    assert example.console.users_file == Path("/var/lib/rayon-console/users")
+    assert example.console.secret_file.parent == example.console.users_file.parent
+    assert example.mqtt.console == LoginConfig(
+        "rayon-paris-11-console", Path("/etc/rayon/mqtt-console.secret")
+    )
 
 
 def test_example_zones(example: Config) -> None:
@@ -165,6 +178,38 @@ BAD = [
          "the outline (at zones[0].polygon)"],
     ),
     (
+        "polygon touching itself at a corner",
+        VALID_STORE
+        + "zones:\n  - {id: t, polygon: [[0, 0], [4, 0], [2, 2], [4, 4], [0, 4], [2, 2]]}\n",
+        ["3:22: error: invalid polygon (Ring Self-intersection[2 2]): list the corners in order "
+         "along the outline (at zones[0].polygon)"],
+    ),
+    (
+        "polygon crossing itself off the grid",
+        VALID_STORE + "zones:\n  - {id: x, polygon: [[0, 0], [3, 1], [3, 0], [0, 1.1]]}\n",
+        ["3:22: error: invalid polygon (Self-intersection[1.57142857142857 0.523809523809524]): "
+         "list the corners in order along the outline (at zones[0].polygon)"],
+    ),
+    (
+        "polygon with a corner twice in a row",
+        VALID_STORE + "zones:\n  - {id: r, polygon: [[0, 0], [4, 0], [4, 0], [4, 4]]}\n",
+        ["3:22: error: invalid polygon (Repeated point[4 0]): list each corner once "
+         "(at zones[0].polygon)"],
+    ),
+    (
+        "polygon on a line",
+        VALID_STORE + "zones:\n  - {id: l, polygon: [[0, 0], [1, 1], [2, 2]]}\n",
+        ["3:22: error: invalid polygon (Self-intersection[0 0]): list the corners in order "
+         "along the outline (at zones[0].polygon)"],
+    ),
+    (
+        "geofence crossing itself",
+        VALID_STORE
+        + "geofences:\n  - {id: g, polygon: [[48, 2], [48.1, 2.1], [48, 2.1], [48.1, 2]]}\n",
+        ["3:22: error: invalid polygon (Self-intersection[2.05 48.05]): list the corners in order "
+         "along the outline (at geofences[0].polygon)"],
+    ),
+    (
         "polygon of two points",
         VALID_STORE + "zones:\n  - {id: line, polygon: [[0, 0], [4, 4]]}\n",
         ["3:25: error: expected at least 3 items, got 2 (at zones[0].polygon)"],
@@ -274,6 +319,62 @@ BAD = [
          "…}, got a list"],
     ),
     (
+        "console: a misspelt key",
+        VALID_STORE + "console: {listn: 127.0.0.1:8080}\n",
+        ["2:11: error: unknown key 'listn' (did you mean 'listen'?) (at console.listn)"],
+    ),
+    (
+        "console: listen without a port",
+        VALID_STORE + "console: {listen: localhost}\n",
+        ["2:19: error: bad address 'localhost': write host:port, e.g. 127.0.0.1:8080, "
+         "0.0.0.0:8443 or [::1]:8080 (at console.listen)"],
+    ),
+    (
+        "console: listen on a port out of range",
+        VALID_STORE + "console: {listen: '[::1]:70000'}\n",
+        ["2:19: error: bad address '[::1]:70000': write host:port, e.g. 127.0.0.1:8080, "
+         "0.0.0.0:8443 or [::1]:8080 (at console.listen)"],
+    ),
+    (
+        "console: listen on a bracketed name",
+        VALID_STORE + "console: {listen: '[shop]:8080'}\n",
+        ["2:19: error: bad address '[shop]:8080': write host:port, e.g. 127.0.0.1:8080, "
+         "0.0.0.0:8443 or [::1]:8080 (at console.listen)"],
+    ),
+    (
+        "console: tls without its key",
+        VALID_STORE + "console: {tls: {cert_file: console.pem}}\n",
+        ["2:16: error: missing required key 'key_file' (at console.tls.key_file)"],
+    ),
+    (
+        "console: tls is files, not a switch",
+        VALID_STORE + "console: {tls: true}\n",
+        ["2:16: error: expected a mapping of {cert_file, key_file}, got the boolean true "
+         "(at console.tls)"],
+    ),
+    (
+        "console: a session shorter than a minute",
+        VALID_STORE + "console: {session_ttl: 10s}\n",
+        ["2:24: error: 10.0 is out of range: must be between 60.0 and 2592000.0 "
+         "(at console.session_ttl)"],
+    ),
+    (
+        "console: a floor plan without its image",
+        VALID_STORE + "console: {floor_plan: {origin: [1, 2]}}\n",
+        ["2:23: error: missing required key 'image' (at console.floor_plan.image)"],
+    ),
+    (
+        "mqtt.console: a misspelt key",
+        VALID_STORE + "mqtt: {console: {username: c, pasword_file: x}}\n",
+        ["2:31: error: unknown key 'pasword_file' (did you mean 'password_file'?) "
+         "(at mqtt.console.pasword_file)"],
+    ),
+    (
+        "mqtt.console: no username",
+        VALID_STORE + "mqtt: {console: {password_file: x}}\n",
+        ["2:17: error: missing required key 'username' (at mqtt.console.username)"],
+    ),
+    (
         "bad id characters",
         "store: {id: 'paris/11', timezone: UTC}\n",
         ["1:13: error: invalid id 'paris/11': use up to 64 letters, digits, '-', '_' or '.' "
@@ -374,6 +475,16 @@ def test_aliases_and_case_are_normalised(tmp_path: Path) -> None:
     assert (config.anchors[0].rssi_at_1m, config.anchors[0].path_loss_exponent) == (-59.0, 2.0)
 
 
+def test_an_outline_written_closed_is_one_corner_shorter(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        VALID_STORE + "zones:\n  - {id: z, polygon: [[0, 0], [4, 0], [4, 4], [0, 0]]}\n"
+    )
+    (zone,) = load_config(path).zones
+    assert zone.outline == ((0.0, 0.0), (4.0, 0.0), (4.0, 4.0))
+    assert zone.polygon.area == 8.0
+
+
 def test_geofence_polygon_is_stored_lon_lat(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(
@@ -449,6 +560,58 @@ def test_metrics_listen_address(tmp_path: Path) -> None:
         f"{bad}:{line}:19: error: bad address '9200': write host:port, e.g. 127.0.0.1:9108 "
         "(at metrics.listen)"
     )
+
+
+CONSOLE = """console:
+  listen: "[::]:8443"
+  users_file: console-users
+  secret_file: state/session.key
+  audit_log: /var/log/rayon-console/audit.log
+  session_ttl: 8h
+  tls: {cert_file: tls/console.pem, key_file: tls/console.key}
+  floor_plan: {image: plan.png, origin: [-1.5, 26], metres_per_pixel: 0.02}
+mqtt:
+  console: {username: rayon-s1-console, password_file: mqtt-console.secret}
+"""
+
+
+def test_the_console_section_with_paths_beside_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    (tmp_path / "plan.png").write_bytes(b"\x89PNG")
+    path.write_text(VALID_STORE + CONSOLE, encoding="utf-8")
+    config = parse_config(path)
+    assert config.console == ConsoleConfig(
+        listen="[::]:8443",
+        users_file=tmp_path / "console-users",
+        tls=TlsConfig(
+            cert_file=tmp_path / "tls/console.pem", key_file=tmp_path / "tls/console.key"
+        ),
+        secret_file=tmp_path / "state/session.key",
+        audit_log=Path("/var/log/rayon-console/audit.log"),
+        floor_plan=FloorPlanImage(tmp_path / "plan.png", (-1.5, 26.0), 0.02),
+        session_ttl=8 * 3600.0,
+    )
+    assert config.mqtt.console == LoginConfig("rayon-s1-console", tmp_path / "mqtt-console.secret")
+
+
+def test_the_console_defaults_listen_on_the_loopback(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(VALID_STORE + "console: {}\n", encoding="utf-8")
+    config = parse_config(path)
+    assert config.console == ConsoleConfig() and config.console.listen == "127.0.0.1:8080"
+    assert config.mqtt.console is None
+    assert config.console.tls is None and config.console.floor_plan is None
+
+
+def test_a_floor_plan_image_that_is_not_there_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(VALID_STORE + "console:\n  floor_plan: {image: plans/shop.png}\n")
+    with pytest.raises(ConfigError) as info:
+        parse_config(path)
+    assert [str(d) for d in info.value.diagnostics] == [
+        f"{path}:3:23: error: no picture at {tmp_path / 'plans/shop.png'}: put the floor plan's "
+        "image there or remove floor_plan (at console.floor_plan.image)"
+    ]
 
 
 def test_locate_and_walls_are_read_with_their_defaults(tmp_path: Path) -> None:

@@ -59,3 +59,36 @@ def test_good_record_sections_pass(record: object) -> None:
 def test_the_command_writes_it(tmp_path: Path) -> None:
     assert main(["schema", "config", "-c", str(EXAMPLE), "-o", str(tmp_path)]) == 0
     assert json.loads((tmp_path / CONFIG_SCHEMA_FILE).read_text("utf-8")) == config_schema()
+
+
+@pytest.mark.parametrize(
+    "console",
+    [
+        {"listen": "localhost"},
+        {"listn": "127.0.0.1:8080"},
+        {"tls": {"cert_file": "c.pem"}},
+        {"floor_plan": {"origin": [0, 0]}},
+        {"session_ttl": "a day"},
+    ],
+)
+def test_a_bad_console_section_is_underlined(console: object) -> None:
+    doc = yaml.safe_load(EXAMPLE.read_text("utf-8"))
+    doc["console"] = console
+    assert _errors(doc)
+
+
+def test_a_full_console_section_and_its_mqtt_login_pass() -> None:
+    doc = yaml.safe_load(EXAMPLE.read_text("utf-8"))
+    doc["console"] = {
+        "listen": "[::1]:8443",
+        "users_file": "console-users",
+        "secret_file": "session.key",
+        "audit_log": "audit.log",
+        "session_ttl": "8h",
+        "tls": {"cert_file": "c.pem", "key_file": "c.key"},
+        "floor_plan": {"image": "plan.png", "origin": [0, 25], "metres_per_pixel": 0.02},
+    }
+    doc["mqtt"]["console"] = {"username": "rayon-paris-11-console", "password_file": "s"}
+    assert _errors(doc) == []
+    doc["mqtt"]["console"] = {"password_file": "s"}
+    assert _errors(doc)

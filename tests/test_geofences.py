@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from shapely.geometry import Polygon
 
 from gateway.config.load import load_config
 from gateway.config.model import Geofence, LatLon
@@ -172,8 +171,8 @@ def test_the_accuracy_rule_on_a_polygon(shipped: tuple[Geofence, ...]) -> None:
 
 
 def test_a_polygon_border_point_is_inside() -> None:
-    square = Polygon([(2.0, 48.0), (2.001, 48.0), (2.001, 48.001), (2.0, 48.001)])
-    tracker = GeofenceTracker([Geofence("sq", "Square", polygon=square)])
+    square = ((2.0, 48.0), (2.001, 48.0), (2.001, 48.001), (2.0, 48.001))
+    tracker = GeofenceTracker([Geofence("sq", "Square", outline=square)])
     assert len(tracker.location(0, PHONE, 48.0005, 2.0, 0)) == 1  # on the western edge
     assert len(tracker.location(1, PHONE, 48.0005, 1.9999, 0)) == 1  # 7 m west: exit
 
@@ -271,8 +270,8 @@ def test_a_geofence_needs_a_shape() -> None:
 
 # -- properties -----------------------------------------------------------------------------
 
-SQUARE = Polygon([(2.3780, 48.8585), (2.3790, 48.8585), (2.3790, 48.8592), (2.3780, 48.8592)])
-FENCES = [circle(enter_after=20, exit_after=40), Geofence("sq", "Square", polygon=SQUARE)]
+SQUARE = ((2.3780, 48.8585), (2.3790, 48.8585), (2.3790, 48.8592), (2.3780, 48.8592))
+FENCES = [circle(enter_after=20, exit_after=40), Geofence("sq", "Square", outline=SQUARE)]
 DEVICES = st.sampled_from(["phone:a", "phone:b"])
 
 

@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from shapely.geometry import box
-
 from gateway.config.model import (
     Config,
     DatabaseConfig,
@@ -56,7 +54,8 @@ GEOFENCES = (
 def store_config(rules_dir: Path = ROOT / "rules") -> Config:
     """The reference store paris-11: its twelve zones (placeholder polygons), two geofences."""
     zones = tuple(
-        Zone(zid, name, box(i, 0, i + 1, 1)) for i, (zid, name) in enumerate(ZONE_NAMES.items())
+        Zone(zid, name, ((i, 0), (i + 1, 0), (i + 1, 1), (i, 1)))
+        for i, (zid, name) in enumerate(ZONE_NAMES.items())
     )
     return Config(
         path=rules_dir.parent / "config.yaml",

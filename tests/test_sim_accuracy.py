@@ -7,10 +7,9 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from shapely.geometry import Polygon
 
 from gateway.config.load import load_config
-from gateway.config.model import Zone
+from gateway.config.model import Outline, Zone
 from gateway.events import EventKind, ZoneEvent
 from gateway.sim.radio import RadioModel
 from gateway.sim.simulator import TruthRecord
@@ -24,8 +23,8 @@ from rayon_tooling.accuracy.simulated import (
 REFERENCE = Path(__file__).resolve().parent.parent / "config.example.yaml"
 
 
-def box(x0: float, y0: float, x1: float, y1: float) -> Polygon:
-    return Polygon([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+def box(x0: float, y0: float, x1: float, y1: float) -> Outline:
+    return ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
 
 
 ZONES = (

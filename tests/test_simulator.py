@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
-from shapely.geometry import Polygon
 
 from gateway.config.model import (
     Anchor,
@@ -21,6 +20,7 @@ from gateway.config.model import (
     DatabaseConfig,
     IdentityConfig,
     MqttConfig,
+    Outline,
     RetentionConfig,
     SourcesConfig,
     StoreConfig,
@@ -43,8 +43,8 @@ START = 1772550000.0
 REFERENCE = Path(__file__).resolve().parent.parent / "config.example.yaml"
 
 
-def box(x0: float, y0: float, x1: float, y1: float) -> Polygon:
-    return Polygon([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+def box(x0: float, y0: float, x1: float, y1: float) -> Outline:
+    return ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
 
 
 def small_store() -> Config:

@@ -18,16 +18,24 @@ from shapely.geometry import Point, Polygon
 
 from gateway.config.model import Zone
 from gateway.zones.index import ZoneIndex
-from tests.test_zones import box
 
 # shapely's buffer draws a quarter circle as 8 chords: the arc's points it leaves out are at
 # least this share of the margin away from the polygon.
 CHORD = math.cos(math.pi / 32)
 
 
+def box(x0: float, y0: float, x1: float, y1: float) -> Polygon:
+    return Polygon([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+
+
+def zone(zid: str, poly: Polygon, margin: float = 0.0) -> Zone:
+    """A zone of `poly`'s outline (zones have no holes: config.yaml gives one outline)."""
+    return Zone(zid, zid, tuple((x, y) for x, y in poly.exterior.coords[:-1]), margin_m=margin)
+
+
 def shapes() -> list[Polygon]:
-    """Rectangles, a concave L, a polygon with a hole, rotated rectangles, a triangle."""
-    ring = Polygon([(30, 0), (42, 0), (42, 12), (30, 12)], [[(33, 3), (39, 3), (39, 9), (33, 9)]])
+    """Rectangles, a concave L, a C around a box, rotated rectangles, a triangle."""
+    ring = Polygon([(30, 0), (42, 0), (42, 12), (30, 12), (30, 9), (39, 9), (39, 3), (30, 3)])
     ell = Polygon([(0, 20), (10, 20), (10, 24), (4, 24), (4, 32), (0, 32)])
     return [
         box(0, 0, 10, 8),
@@ -38,16 +46,13 @@ def shapes() -> list[Polygon]:
         affinity.rotate(box(14, 20, 24, 24), 30, origin="center"),
         affinity.rotate(box(26, 22, 29, 34), -63.4, origin="centroid"),
         Polygon([(44, 14), (50, 30), (40, 26)]),
-        box(35.5, 4.5, 37.5, 7.5),  # inside the ring's hole
+        box(35.5, 4.5, 37.5, 7.5),  # inside the C's notch
     ]
 
 
 def index_of(margins: Sequence[float]) -> tuple[ZoneIndex, list[Polygon]]:
     polys = shapes()
-    zones = [
-        Zone(f"z{k}", f"z{k}", p, margin_m=m)
-        for k, (p, m) in enumerate(zip(polys, margins, strict=True))
-    ]
+    zones = [zone(f"z{k}", p, m) for k, (p, m) in enumerate(zip(polys, margins, strict=True))]
     return ZoneIndex(zones), polys
 
 
@@ -164,7 +169,7 @@ def test_a_grid_of_cells_agrees_on_its_lines() -> None:
     corners (the grid's own cell lines fall there too) hold every cell they touch."""
     cells = [box(5.0 * c, 4.0 * r, 5.0 * c + 5, 4.0 * r + 4) for r in range(10) for c in range(20)]
     polys = [box(0, 0, 100, 40), *cells[:-1]]
-    index = ZoneIndex([Zone(f"z{k}", f"z{k}", p) for k, p in enumerate(polys)])
+    index = ZoneIndex([zone(f"z{k}", p) for k, p in enumerate(polys)])
     geoms = np.array(polys, dtype=object)
     pts = [(x * 2.5, y * 2.0) for x in range(-1, 42) for y in range(-1, 22)]
     pts += sample(2000, seed=9)
@@ -180,7 +185,7 @@ def test_a_grid_of_cells_agrees_on_its_lines() -> None:
 def test_empty_and_degenerate_inputs() -> None:
     assert ZoneIndex([]).hits(1.0, 2.0) == {}
     assert ZoneIndex([]).containing(1.0, 2.0) == ()
-    index = ZoneIndex([Zone("a", "a", box(0, 0, 4, 4)), Zone("e", "e", Polygon())])
+    index = ZoneIndex([zone("a", box(0, 0, 4, 4)), Zone("e", "e", ())])
     assert index.hits(2.0, 2.0) == {0: (True, True)}
     assert index.hits(math.nan, 2.0) == {} and index.hits(2.0, math.inf) == {}
     assert index.nearest((1, 0), 6.0, 2.0, 5.0) == 0

@@ -9,9 +9,8 @@ from collections.abc import Sequence
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from shapely.geometry import Polygon
 
-from gateway.config.model import VisitsConfig, Zone
+from gateway.config.model import Outline, VisitsConfig, Zone
 from gateway.errors import InvalidInput
 from gateway.events import EventKind, Fix, ZoneEvent
 from gateway.zones.tracker import ZoneTracker
@@ -20,8 +19,8 @@ DEV = "ibeacon:8d8c1a2e-5b3f-4c1d-9e2a-0f6b7c8d9e10:1000:1"
 K = EventKind
 
 
-def box(x0: float, y0: float, x1: float, y1: float) -> Polygon:
-    return Polygon([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+def box(x0: float, y0: float, x1: float, y1: float) -> Outline:
+    return ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
 
 
 def zones(margin: float = 0.0) -> list[Zone]:

@@ -2,15 +2,13 @@
 
 Part of the config loader (`gateway.config.load`): it reads the three lists, checks their ids
 are unique (anchors apart; zones and geofences together) and that a beacon is one anchor only,
-and turns outlines into valid shapely polygons (geofences as (lon, lat), as GeoJSON orders them).
+and checks outlines are simple polygons (gateway.config.outline, no shapely; geofences keep
+(lon, lat), as GeoJSON orders them).
 """
 
 from __future__ import annotations
 
 from typing import TypeVar
-
-from shapely.geometry import Polygon
-from shapely.validation import explain_validity
 
 from gateway.config.model import (
     PATH_LOSS_EXPONENTS,
@@ -18,9 +16,11 @@ from gateway.config.model import (
     AnchorKind,
     Geofence,
     LatLon,
+    Outline,
     Polyline,
     Zone,
 )
+from gateway.config.outline import closed_outline, outline_problem
 from gateway.config.yamlconv import (
     ID,
     STR,
@@ -81,7 +81,8 @@ def _point(x: Conv[float], y: Conv[float], form: str) -> Conv[tuple[float, float
     return conv
 
 
-XY = list_of(_point(float_in(), float_in(), "[x, y] in metres"), min_len=3)
+POINT_XY = _point(float_in(), float_in(), "[x, y] in metres")
+XY = list_of(POINT_XY, min_len=3)
 _POLYLINE = list_of(_point(float_in(), float_in(), "[x, y] in metres"), min_len=2)
 
 
@@ -96,16 +97,14 @@ LATLON = list_of(_point(LAT, LON, "[lat, lon]"), min_len=3)
 
 def _polygon(
     points: list[tuple[float, float]], node: Node, path: str, d: Diagnostics
-) -> Polygon | None:
-    poly = Polygon(points)
-    if not poly.is_valid:
-        why = explain_validity(poly)
-        d.at(node, f"invalid polygon ({why}): list the corners in order along the outline", path)
+) -> Outline | None:
+    """The outline of `points` if they make a simple polygon; else say why at `node`."""
+    ring = closed_outline(points)
+    problem = outline_problem(ring)
+    if problem is not None:
+        d.at(node, problem, path)
         return None
-    if poly.area <= 0:
-        d.at(node, "the polygon has no area: give at least 3 corners not on a line", path)
-        return None
-    return poly
+    return ring
 
 
 def _each(top: MapReader, key: str, build: Conv[T], d: Diagnostics) -> list[T | None]:
@@ -186,7 +185,7 @@ def _zone(node: Node, path: str, diags: Diagnostics) -> Zone | None:
     zone = Zone(
         id=zid or "",
         name=r.opt("name", STR, zid or ""),
-        polygon=poly or Polygon(),
+        outline=poly or (),
         enter_after=r.opt("enter_after", DURATION, 2.0),
         exit_after=r.opt("exit_after", DURATION, 10.0),
         margin_m=r.opt("margin", float_in(0.0, 50.0), 0.0),
@@ -211,7 +210,7 @@ def _geofence(node: Node, path: str, diags: Diagnostics) -> Geofence | None:
     fence = Geofence(
         id=gid or "",
         name=r.opt("name", STR, gid or ""),
-        polygon=shape,
+        outline=shape,
         center=center,
         radius_m=radius,
         enter_after=r.opt("enter_after", DURATION, 0.0),
@@ -220,8 +219,8 @@ def _geofence(node: Node, path: str, diags: Diagnostics) -> Geofence | None:
     return fence if gid is not None and (shape is not None or center is not None) else None
 
 
-def _geo_polygon(r: MapReader) -> Polygon | None:
-    """[[lat, lon], …] in the YAML -> a shapely Polygon of (lon, lat), as GeoJSON orders them."""
+def _geo_polygon(r: MapReader) -> Outline | None:
+    """[[lat, lon], …] in the YAML -> an outline of (lon, lat), as GeoJSON orders them."""
     points, node = r.req("polygon", LATLON), r.value("polygon")
     if not points or node is None:
         return None

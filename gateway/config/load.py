@@ -1,10 +1,11 @@
 """config.yaml -> `Config` (docs/config.md); every problem reported with file:line:col, key path.
 
 `parse_config(path)` reads one file and has no other effect: it checks nothing on disk besides
-the config itself (the files it names are resolved, not opened), so `rayon check` can run it on a
-laptop.  Relative paths in the file (`rules_dir`, `mqtt.password_file`, `mqtt.tls.*`, a relative
-sqlite `database.url`) are resolved against the folder of the config file.  The floor plan
-(anchors, zones, geofences) is read by `gateway.config.floorplan`.
+the config itself (the files it names are resolved, not opened; the console's floor-plan picture
+alone must be there), so `rayon check` can run it on a laptop.  Relative paths in the file
+(`rules_dir`, `mqtt.password_file`, `mqtt.tls.*`, the `console:` files, a relative sqlite
+`database.url`) are resolved against the folder of the config file.  The floor plan (anchors,
+zones, geofences) is read by `gateway.config.floorplan`, `console:` by `gateway.config.console`.
 
 Beyond the contract (docs/design.md §3): `sources.ble.anchor` names the scanner anchor the Pi's
 own radio stands for (default: the first anchor of kind scanner).
@@ -20,6 +21,7 @@ from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 from gateway.config.chain import read_central
+from gateway.config.console import read_console
 from gateway.config.floorplan import latlon, read_floor_plan, walls
 from gateway.config.model import (
     DEFAULT_TRACKED_DEVICES,
@@ -74,7 +76,7 @@ from gateway.ids import format_uuid
 
 _TOP = (
     "store mqtt database sources identity anchors zones geofences visits retention rules_dir "
-    "metrics limits locate walls customers record central"
+    "metrics limits locate walls customers record central console"
 )
 # As many attributes as one CRM record may carry (gateway/identity/customers.py).
 MAX_ATTRIBUTES = 50
@@ -128,6 +130,7 @@ def _build(top: MapReader, path: Path, diags: Diagnostics) -> Config | None:
         customers=_customers(top.value("customers"), diags),
         record=_record(top.value("record"), base, diags),
         central=read_central(top.value("central"), base, diags),
+        console=read_console(top.value("console"), base, diags),
     )
     return config if store is not None else None
 
@@ -180,7 +183,8 @@ def _store(node: Node | None, diags: Diagnostics) -> StoreConfig | None:
 
 def _mqtt(node: Node | None, base: Path, diags: Diagnostics) -> MqttConfig:
     keys = ("host", "port", "username", "password", "password_file", "tls", "topic_prefix")
-    r = MapReader.of(node, "mqtt", diags, (*keys, "client_id", "keepalive", "crm", "tools"))
+    logins = ("crm", "tools", "console")
+    r = MapReader.of(node, "mqtt", diags, (*keys, "client_id", "keepalive", *logins))
     if r is None:
         return MqttConfig()
     if r.has("password"):
@@ -197,6 +201,7 @@ def _mqtt(node: Node | None, base: Path, diags: Diagnostics) -> MqttConfig:
         keepalive_s=round(r.opt("keepalive", duration_in(5, 3600), 30.0)),
         crm=_login(r.value("crm"), "mqtt.crm", base, diags),
         tools=_login(r.value("tools"), "mqtt.tools", base, diags),
+        console=_login(r.value("console"), "mqtt.console", base, diags),
     )
 
 

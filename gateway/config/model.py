@@ -2,7 +2,9 @@
 
 `load_config(path)` returns a `Config` or raises `ConfigError` listing every problem with
 file:line:col, the key path and a "did you mean" where a near name exists.
-Durations are float seconds; polygons are shapely geometries; UUIDs are lowercase strings.
+Durations are float seconds; outlines are tuples of corner points (`Zone.polygon` builds the
+shapely geometry on first use, so loading a config imports no shapely); UUIDs are lowercase
+strings.
 """
 
 from __future__ import annotations
@@ -12,9 +14,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from shapely.geometry import Polygon
+if TYPE_CHECKING:
+    from shapely.geometry import Polygon
+
+Outline = tuple[tuple[float, float], ...]  # a polygon's corners, not repeating the first
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,29 +120,60 @@ class Anchor:
     beacon: str | None = None  # canonical device id of a store beacon (kind beacon only)
 
 
+def _shapely_polygon(outline: Outline, kept: list[Polygon]) -> Polygon:
+    """The shapely Polygon of `outline`, built on the first call and kept in `kept` (its owner's
+    own cell: a frozen owner's outline never changes).  Shapely is imported here only, so the
+    console loads config.yaml without it."""
+    if not kept:
+        from shapely.geometry import Polygon
+
+        kept.append(Polygon(outline))
+    return kept[0]
+
+
 @dataclass(frozen=True, slots=True)
 class Zone:
-    """A polygon in floor-plan metres with hysteresis (seconds) and an optional margin."""
+    """A polygon in floor-plan metres with hysteresis (seconds) and an optional margin.
+
+    `outline` is its corners, (x, y) in metres; `polygon` the shapely geometry, built on first
+    use and kept."""
 
     id: str
     name: str
-    polygon: Polygon
+    outline: Outline
     enter_after: float = 2.0
     exit_after: float = 10.0
     margin_m: float = 0.0
+    _shape: list[Polygon] = field(
+        default_factory=list, init=False, repr=False, compare=False, hash=False
+    )
+
+    @property
+    def polygon(self) -> Polygon:
+        """The outline as a shapely Polygon (built on first use, then kept)."""
+        return _shapely_polygon(self.outline, self._shape)
 
 
 @dataclass(frozen=True, slots=True)
 class Geofence:
-    """A WGS84 area: `polygon` has (lon, lat) coordinates; a circle is centre + radius."""
+    """A WGS84 area: `outline` has (lon, lat) corners, as GeoJSON orders them; a circle is
+    centre + radius.  `polygon` is the outline's shapely geometry (built on first use)."""
 
     id: str
     name: str
-    polygon: Polygon | None = None
+    outline: Outline | None = None
     center: LatLon | None = None
     radius_m: float | None = None
     enter_after: float = 0.0
     exit_after: float = 0.0
+    _shape: list[Polygon] = field(
+        default_factory=list, init=False, repr=False, compare=False, hash=False
+    )
+
+    @property
+    def polygon(self) -> Polygon | None:
+        """The outline as a shapely Polygon of (lon, lat), or None for a circle."""
+        return None if self.outline is None else _shapely_polygon(self.outline, self._shape)
 
 
 @dataclass(frozen=True, slots=True)

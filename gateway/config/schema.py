@@ -70,6 +70,35 @@ _TLS = {
 }
 _POINT = {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number"}}
 _POLYGON = {"type": "array", "minItems": 3, "description": "corner points", "items": _POINT}
+LISTEN_PATTERN = r"^(\[[0-9A-Fa-f:.]+\]|[^:\[\]\s]+):[0-9]{1,5}$"
+
+
+def _console() -> Schema:
+    """`console:` (docs/config.md#console)."""
+    files = {k: _t(_STR, f"path of the {k.replace('_', ' ')}") for k in ("cert_file", "key_file")}
+    return _obj(
+        {
+            "listen": _t(
+                _STR,
+                "host:port (127.0.0.1:8080; [::1]:8080); off the loopback needs tls",
+                pattern=LISTEN_PATTERN,
+            ),
+            "users_file": _t(_STR, "the console's users and password hashes"),
+            "secret_file": _t(_STR, "the session secret, created 0600 when missing"),
+            "audit_log": _t(_STR, "JSON lines of logins and logouts"),
+            "session_ttl": _duration("a login lasts this long (12h)"),
+            "tls": _obj(files, ("cert_file", "key_file"), "the certificate browsers see"),
+            "floor_plan": _obj(
+                {
+                    "image": _t(_STR, "picture drawn under the plan (PNG, JPEG, SVG)"),
+                    "origin": {**_POINT, "description": "floor metres of its top-left pixel"},
+                    "metres_per_pixel": _t("number", "scale (0.05)", exclusiveMinimum=0),
+                },
+                ("image",),
+            ),
+        },
+        doc="`rayon console`, the store's web console (docs/config.md#console)",
+    )
 
 
 def _sections() -> dict[str, Schema]:
@@ -96,6 +125,7 @@ def _sections() -> dict[str, Schema]:
                 "keepalive": _duration("MQTT keepalive"),
                 "crm": _LOGIN,
                 "tools": _LOGIN,
+                "console": _LOGIN,
             },
             doc="the store's broker",
         ),
@@ -259,6 +289,7 @@ def _sections() -> dict[str, Schema]:
             },
             doc="store-and-forward to the chain's central PostgreSQL (docs/config.md#central)",
         ),
+        "console": _console(),
         "record": {
             "description": "the rolling recording of consenting customers' adverts "
             "(docs/config.md#record); false turns it off",

@@ -106,8 +106,9 @@ class ZoneMap:
 
 
 def zone(zid: str, polygon: Polygon) -> Zone:
-    """A zone for evaluation (hysteresis plays no part in a per-instant score)."""
-    return Zone(id=zid, name=zid, polygon=polygon)
+    """A zone for evaluation (hysteresis plays no part in a per-instant score); its outline is
+    the polygon's exterior."""
+    return Zone(id=zid, name=zid, outline=tuple((x, y) for x, y in polygon.exterior.coords[:-1]))
 
 
 def grid_zones(x_edges: Sequence[float], y_edges: Sequence[float], prefix: str) -> tuple[Zone, ...]:
