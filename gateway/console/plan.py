@@ -59,12 +59,8 @@ class Box:
 
 
 def zone_outline(zone: Zone) -> tuple[Point, ...]:
-    """A zone's corners in floor metres (the config's outline; the polygon's ring before the
-    config kept the outline itself)."""
-    outline = getattr(zone, "outline", None)
-    if outline is not None:
-        return tuple((float(x), float(y)) for x, y in outline)
-    return tuple((float(x), float(y)) for x, y in zone.polygon.exterior.coords)[:-1]
+    """A zone's corners in floor metres."""
+    return tuple((float(x), float(y)) for x, y in zone.outline)
 
 
 def area(points: Sequence[Point]) -> float:
