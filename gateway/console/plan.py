@@ -192,7 +192,7 @@ def _zone(zone: Zone, outline: tuple[Point, ...], boxes: dict[str, Box], count: 
     box = boxes[zone.id]
     holds_others = any(k != zone.id and box.contains(b) for k, b in boxes.items())
     if holds_others:  # the store itself: its label in a corner, clear of the aisles
-        x, y, anchor = box.x0 + 0.4, box.y1 - 0.9, "start"
+        x, y, anchor = box.x0 + 0.4, box.y1 - 1.8, "start"
     else:
         x = sum(p[0] for p in outline) / len(outline)
         y, anchor = sum(p[1] for p in outline) / len(outline), "middle"
@@ -200,9 +200,9 @@ def _zone(zone: Zone, outline: tuple[Point, ...], boxes: dict[str, Box], count: 
     return (
         f'<g class="zone" data-zone="{zid}"><title>{escape(zone.name)}</title>'
         f'<polygon points="{_pts(outline)}"/>'
-        f'<text class="zone-name" x="{x:g}" y="{_up(y):g}" text-anchor="{anchor}">'
+        f'<text class="zone-name" x="{x:g}" y="{_up(y) - 0.9:g}" text-anchor="{anchor}">'
         f"{escape(zone.name)}</text>"
-        f'<text class="zone-count" data-count-for="{zid}" x="{x:g}" y="{_up(y) + 1.1:g}" '
+        f'<text class="zone-count" data-count-for="{zid}" x="{x:g}" y="{_up(y) + 1.6:g}" '
         f'text-anchor="{anchor}">{count:d}</text></g>'
     )
 

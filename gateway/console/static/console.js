@@ -144,6 +144,13 @@
     return Object.keys(row)[0];
   }
 
+  // "2026-03-03T09:00+01:00" → "09:00"; "2026-03-03" → "03-03"; anything else as it is
+  function shortLabel(text) {
+    if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(text)) return text.slice(11, 16);
+    if (/^\d{4}-\d{2}-\d{2}$/.test(text)) return text.slice(5);
+    return text.length > 12 ? text.slice(0, 11) + "…" : text;
+  }
+
   function barChart(target, rows, labels, values) {
     if (!target) return;
     if (!rows || rows.length === 0) { target.replaceChildren(el("p", { class: "empty" }, "No data in this period.")); return; }
@@ -160,7 +167,7 @@
       svg.appendChild(bar);
       if (rows.length <= 31) {
         const t = svgEl("text", { x: i * bw + bw / 2, y: h + 6, class: "bar-label", "text-anchor": "middle" });
-        t.textContent = String(r[lk]).slice(-5);
+        t.textContent = shortLabel(String(r[lk]));
         svg.appendChild(t);
       }
     });
