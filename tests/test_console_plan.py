@@ -106,7 +106,7 @@ def test_the_floor_picture_lies_under_the_plan_at_its_origin_and_scale(
     assert root.attrib["viewBox"].split()[:3] == ["-2", "-26.5", "44"]
 
 
-def test_image_size_reads_png_gif_and_jpeg_headers(tmp_path: Path) -> None:
+def test_image_size_reads_png_gif_jpeg_and_svg(tmp_path: Path) -> None:
     assert image_size(png(tmp_path / "a.png", 12, 34)) == (12, 34)
     gif = tmp_path / "a.gif"
     gif.write_bytes(b"GIF89a" + struct.pack("<HH", 7, 9) + b"\x00" * 16)
@@ -116,6 +116,14 @@ def test_image_size_reads_png_gif_and_jpeg_headers(tmp_path: Path) -> None:
     sof = b"\xff\xc0" + struct.pack(">HBHH", 17, 8, 480, 640) + b"\x00" * 10
     jpeg.write_bytes(b"\xff\xd8" + app0 + sof)
     assert image_size(jpeg) == (640, 480)
+    svg = tmp_path / "a.svg"
+    svg.write_text(
+        '<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" '
+        'viewBox="0 0 800 500.4" width="20cm"><rect/></svg>'
+    )
+    assert image_size(svg) == (800, 500)
+    svg.write_text('<svg width="640px" height="480"></svg>')
+    assert image_size(svg) == (640, 480)
     other = tmp_path / "a.txt"
     other.write_text("not a picture")
     assert image_size(other) is None

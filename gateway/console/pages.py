@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -94,6 +95,7 @@ async def rules(request: Request) -> Response:
             "rule": r,
             "last_fired": local_time(activity[r.id].last_fired_at, tz) if r.id in activity else "—",
             "offers": dict(activity[r.id].offers) if r.id in activity else {},
+            "file": Path(r.file).name,
         }
         for r in view.rules
     ]

@@ -11,6 +11,7 @@ Hooks for the page's script and the browser tests: `data-zone`, `data-count-for`
 from __future__ import annotations
 
 import logging
+import re
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -70,10 +71,13 @@ def area(points: Sequence[Point]) -> float:
 
 
 def image_size(path: Path) -> tuple[int, int] | None:
-    """Width and height in pixels of a PNG, GIF or JPEG file, or None (unreadable, other)."""
+    """Width and height in pixels of a PNG, GIF, JPEG or SVG file, or None (unreadable,
+    other)."""
     try:
         with path.open("rb") as f:
             head = f.read(26)
+            if path.suffix.lower() == ".svg":
+                return _svg_size(head + f.read(8192))
             if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24:
                 w, h = struct.unpack(">II", head[16:24])
                 return int(w), int(h)
@@ -86,6 +90,29 @@ def image_size(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return None
+
+
+_SVG_TAG = re.compile(rb"<svg\b[^>]*>", re.S)
+_SVG_ATTR = re.compile(rb'\b(width|height|viewBox)\s*=\s*["\']([^"\']*)["\']')
+
+
+def _svg_size(data: bytes) -> tuple[int, int] | None:
+    """An SVG's size in user units: its viewBox, else its width and height in plain numbers."""
+    tag = _SVG_TAG.search(data)
+    if tag is None:
+        return None
+    attrs = {k.decode(): v.decode(errors="replace") for k, v in _SVG_ATTR.findall(tag.group(0))}
+    try:
+        if "viewBox" in attrs:
+            _x, _y, w, h = (float(v) for v in attrs["viewBox"].replace(",", " ").split())
+        else:
+            w, h = (
+                float(attrs["width"].removesuffix("px")),
+                float(attrs["height"].removesuffix("px")),
+            )
+    except (KeyError, ValueError):
+        return None
+    return (round(w), round(h)) if w > 0 and h > 0 else None
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int] | None:

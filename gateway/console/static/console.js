@@ -165,7 +165,7 @@
       title.textContent = r[lk] + ": " + v;
       bar.appendChild(title);
       svg.appendChild(bar);
-      if (rows.length <= 31) {
+      if (i % Math.ceil(rows.length / 12) === 0) {
         const t = svgEl("text", { x: i * bw + bw / 2, y: h + 6, class: "bar-label", "text-anchor": "middle" });
         t.textContent = shortLabel(String(r[lk]));
         svg.appendChild(t);
