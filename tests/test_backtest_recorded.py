@@ -19,10 +19,11 @@ from gateway.config.load import load_config
 from gateway.config.model import Config
 from gateway.identity.model import Consent, Customer, CustomerRegistry
 from gateway.offline.backtest.compare import COMPARE_COLUMNS
-from gateway.offline.backtest.recorded import Stretch, customers_at, run_recorded
+from gateway.offline.backtest.recorded import Stretch, run_recorded
 from gateway.offline.replay import replay
 from gateway.pipeline import Output, Pipeline
 from gateway.rules.load import load_rules
+from gateway.store.asof import customers_at
 from gateway.store.persist import persist
 from gateway.store.recording import Recorder
 from gateway.store.repo import Store, Visit

@@ -119,6 +119,11 @@ def test_a_user_listed_twice_is_refused(tmp_path: Path) -> None:
         UsersFile(path).users()
 
 
-def test_a_bad_user_name_is_refused(tmp_path: Path) -> None:
+def test_a_bad_user_name_or_role_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="user name must be"):
         UsersFile(tmp_path / "users").add("a:b", Role.VIEWER, "pw")
+    with pytest.raises(
+        InvalidInput, match=r"unknown role 'admin' \(roles: viewer, marketer, ops\)"
+    ):
+        UsersFile(tmp_path / "users").add("alice", "admin", "pw")
+    assert not (tmp_path / "users").exists()

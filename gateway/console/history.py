@@ -8,6 +8,10 @@ that does not exist yet, or whose schema is older than this code, is refused wit
 
 Every query is a plain SELECT on `gateway.store.tables`' tables, in a transaction that is
 rolled back at its end (`reading`).
+
+SQLite in WAL mode lets a read-only reader in while the daemon writes; the console's user needs
+read access to the file and to its `-wal` and `-shm` files (the daemon keeps them while it
+runs), or write access to the folder when the daemon is stopped (SQLite then makes them).
 """
 
 from __future__ import annotations

@@ -103,10 +103,6 @@ class _Entry:
     hash: str
 
 
-# hashed for an unknown user, so that the answer takes as long as for a known one
-_DUMMY = hash_password(secrets.token_urlsafe(16))
-
-
 class UsersFile:
     """The users file at `path`, read again when its modification time changes."""
 
@@ -114,12 +110,14 @@ class UsersFile:
         self.path = path
         self._stamp: tuple[int, int] | None = None
         self._entries: dict[str, _Entry] = {}
+        # checked for an unknown user, so that the answer takes as long as for a known one
+        self._dummy = hash_password(secrets.token_urlsafe(16))
 
     def authenticate(self, name: str, password: str) -> User | None:
         """The user when `password` is theirs, else None (an unknown user costs as much time
         as a wrong password)."""
         entry = self._current().get(name)
-        ok = verify_password(entry.hash if entry is not None else _DUMMY, password)
+        ok = verify_password(entry.hash if entry is not None else self._dummy, password)
         return entry.user if ok and entry is not None else None
 
     def users(self) -> list[User]:
@@ -129,7 +127,7 @@ class UsersFile:
     def add(self, name: str, role: Role | str, password: str) -> None:
         """Add a user, or replace the line of an existing one (role and password); the file
         is created with mode 0600 and rewritten atomically."""
-        problem = _name_problem(name)
+        problem = _name_problem(name) or _role_problem(role)
         if problem:
             raise InvalidInput(problem)
         line = f"{name}:{Role(role).value}:{hash_password(password)}"
@@ -188,6 +186,10 @@ def _name_problem(name: str) -> str | None:
     return f"a console user name must be {NAME_RULE}, got {name!r}"
 
 
+def _role_problem(role: str) -> str | None:
+    return None if role in _RANK else f"unknown role {role!r} (roles: viewer, marketer, ops)"
+
+
 def _name_of(line: str) -> str | None:
     text = line.strip()
     return None if not text or text.startswith("#") else text.split(":", 1)[0]
@@ -224,7 +226,7 @@ def _entry(line: str) -> _Entry | str:
     problem = _name_problem(name)
     if problem:
         return problem
-    if role not in _RANK:
+    if _role_problem(role):
         return f"unknown role {role!r} for user '{name}' (roles: viewer, marketer, ops)"
     if _parse_hash(encoded) is None:
         return f"the password hash of user '{name}' is not a `scrypt$N$r$p$salt$hash` hash"

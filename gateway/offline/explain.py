@@ -26,8 +26,9 @@ from gateway.rules.explanation import Explanation, format_explanation
 from gateway.rules.load import load_rules
 from gateway.rules.model import RuleSet
 from gateway.sources.trace import TraceError, read_trace
-from gateway.store.persist import NOT_DECIDED, load_pools
+from gateway.store.persist import load_pools
 from gateway.store.repo import Store
+from gateway.store.tables import NOT_DECIDED
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -141,12 +141,20 @@ def format_explanation(explanation: Explanation) -> str:
 
 def _format_rule(rule: RuleExplanation) -> list[str]:
     head = f"rule {rule.rule}" + (f" — {rule.name}" if rule.name and rule.name != rule.rule else "")
+    return [head, *(f"  {line}" for line in check_lines(rule)), f"  → {verdict_text(rule)}"]
+
+
+def check_lines(rule: RuleExplanation) -> list[str]:
+    """The rule's checks as `format_explanation` prints them (without their indent): a mark
+    ✓ ✗ or ·, the section, the label and the value, aligned."""
     section_w = max(len(x.section) for x in rule.lines) if rule.lines else 0
     label_w = max(len(x.label) for x in rule.lines) if rule.lines else 0
-    out = [head]
-    for x in rule.lines:
-        text = f"  {_MARK[x.passed]} {x.section:<{section_w}}  {x.label:<{label_w}}  {x.value}"
-        out.append(text.rstrip())
-    verdict = f"  → {rule.verdict}" + (f": {rule.reason}" if rule.reason else "")
-    out.append(verdict)
-    return out
+    return [
+        f"{_MARK[x.passed]} {x.section:<{section_w}}  {x.label:<{label_w}}  {x.value}".rstrip()
+        for x in rule.lines
+    ]
+
+
+def verdict_text(rule: RuleExplanation) -> str:
+    """`blocked: <reason>`: the verdict as `format_explanation` prints it after the arrow."""
+    return f"{rule.verdict}" + (f": {rule.reason}" if rule.reason else "")

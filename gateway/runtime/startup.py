@@ -19,8 +19,9 @@ from gateway.pipeline import Pipeline
 from gateway.rules.codepools import MemoryCodePools
 from gateway.rules.load import load_rules
 from gateway.store.outbox import RepairedOffer
-from gateway.store.persist import NOT_DECIDED, RUNTIME_KEY, load_pools
+from gateway.store.persist import RUNTIME_KEY, load_pools
 from gateway.store.repo import Store
+from gateway.store.tables import NOT_DECIDED
 
 log = logging.getLogger(__name__)
 

@@ -14,12 +14,9 @@ from gateway.pipeline import Output
 from gateway.rules.codepools import Assignment, MemoryCodePools
 from gateway.store.outbox import Enqueued
 from gateway.store.repo import Position, Store
-from gateway.store.tables import OfferState
 
 # The row of the store's saved live state that holds the pipeline's (`Store.load_runtime`).
 RUNTIME_KEY = "pipeline"
-
-NOT_DECIDED = frozenset({OfferState.CANCELLED, OfferState.DROPPED})  # never counted in caps
 
 
 OBSERVATION_EVERY_S = 5.0  # one stored position per device per this many seconds

@@ -46,6 +46,10 @@ class OfferState(StrEnum):
     DROPPED = "dropped"
 
 
+NOT_DECIDED = frozenset({OfferState.CANCELLED, OfferState.DROPPED})
+"""States of offers the caps never count (withdrawn, or never queued)."""
+
+
 class RayonTable(SQLModel, registry=registry()):
     """Base of Rayon's tables: a private registry, hence a private `MetaData`."""
 

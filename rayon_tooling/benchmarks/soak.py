@@ -43,8 +43,9 @@ from gateway.offline.writer import OutputWriter
 from gateway.pipeline import LOCATOR_IDLE_S, PRUNE_EVERY_S, Output, Pipeline
 from gateway.rules.load import load_rules
 from gateway.sim.customers import demo_customers
-from gateway.store.persist import NOT_DECIDED, RUNTIME_KEY, load_pools
+from gateway.store.persist import RUNTIME_KEY, load_pools
 from gateway.store.repo import Store
+from gateway.store.tables import NOT_DECIDED
 from rayon_tooling.benchmarks import python_child, soakstream
 from rayon_tooling.benchmarks.soakcheck import (
     Sample,

@@ -150,7 +150,7 @@ def ready(config_path: Path, url: str) -> None:
     import gateway.runtime.daemon  # noqa: F401  (what `rayon run` imports counts too)
     from gateway.config.load import load_config
     from gateway.config.model import DatabaseConfig
-    from gateway.store.persist import NOT_DECIDED
+    from gateway.store.tables import NOT_DECIDED
 
     config = dataclasses.replace(load_config(config_path), database=DatabaseConfig(url))
     store = Store(config.database.url)

@@ -12,12 +12,11 @@ read.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from gateway.config.commandline import local_time
 from gateway.config.model import Config
@@ -30,11 +29,9 @@ from gateway.offline.backtest.result import BacktestResult
 from gateway.rules.load import load_rules
 from gateway.rules.model import RuleSet
 from gateway.sources.trace import TraceError, read_trace
+from gateway.store.asof import customers_at
 from gateway.store.recording import first_time, last_time, overlapping, segments
 from gateway.textformat import Format
-
-if TYPE_CHECKING:
-    from gateway.store.repo import Visit
 
 DAY_S = 86400.0
 
@@ -74,38 +71,12 @@ def last_day(config: Config) -> Stretch | None:
     return None if end is None else Stretch(end - DAY_S, end + 1.0)
 
 
-def customers_at(
-    customers: Sequence[Customer], visits: Sequence[Visit], since: float
-) -> list[Customer]:
-    """The customers as they were at `since`: the visits stored from `since` on are taken off
-    their count, and a last visit at or after `since` becomes the last one stored before it."""
-    after: dict[str, int] = {}
-    before: dict[str, float] = {}
-    for v in visits:
-        if v.customer is None:
-            continue
-        if v.started_at >= since:
-            after[v.customer] = after.get(v.customer, 0) + 1
-        else:
-            seen = min(since, v.ended_at if v.ended_at is not None else v.started_at)
-            before[v.customer] = max(before.get(v.customer, seen), seen)
-    out = []
-    for c in customers:
-        last = c.last_visit
-        if last is None or last >= since:
-            last = before.get(c.id)
-        out.append(
-            dataclasses.replace(c, visits=max(0, c.visits - after.get(c.id, 0)), last_visit=last)
-        )
-    return out
-
-
 def state_at(config: Config, since: float | None) -> tuple[list[Customer], list[Offer]]:
     """The customers and the offers the caps count, as at `since` (now when None), read
     from the database, which must exist (it is never created here)."""
     from gateway.store.database import missing_sqlite_file
-    from gateway.store.persist import NOT_DECIDED
     from gateway.store.repo import Store
+    from gateway.store.tables import NOT_DECIDED
 
     if (db := missing_sqlite_file(config.database.url)) is not None:
         raise InvalidInput(

@@ -1,0 +1,115 @@
+"""The rules page's list: the rule set as the gateway loads it, each rule's state now.
+
+The set is loaded by the product's loader (`gateway.rules.load.load_rules`, all or nothing,
+as `rayon run` and `rayon check` load it).  A refused set gives no rules and the loader's
+located errors, `file:line:col: error: …`, as `rayon check` prints them.
+
+A rule is `ended` once its `valid.until` day is past, `scheduled` before its `valid.from` day
+or while one of its `time:` windows does not hold, else `active`; days and hours are the
+store's (`store.timezone`).  `detail` says why, in words, with the next opening of its time
+window when there is one within a week.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from gateway.config.model import Config
+from gateway.errors import ConfigError, InvalidInput, Severity
+from gateway.rules.load import load_rules
+from gateway.rules.model import Rule
+from gateway.rules.timewindow import TimeWindow
+
+_LOOK_AHEAD = timedelta(days=8)
+_STEP = timedelta(minutes=1)  # windows are written to the minute
+
+
+class RuleStatus(StrEnum):
+    """Where a rule is in its life, now."""
+
+    ACTIVE = "active"
+    SCHEDULED = "scheduled"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleState:
+    """One rule of the loaded set and its state now; `file` is the rule's file as the
+    loader names it (relative to the working directory when under it)."""
+
+    id: str
+    name: str
+    purpose: str
+    state: RuleStatus
+    detail: str
+    file: str
+
+
+@dataclass(frozen=True, slots=True)
+class RulesView:
+    """The loaded rules (none when the set is refused), the loader's errors, and its
+    warnings (a set that loads may still carry them, `rayon check` shows them)."""
+
+    rules: tuple[RuleState, ...]
+    errors: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+
+
+def rule_states(config: Config, now: float) -> RulesView:
+    """The rules of `config.rules_dir` and their state at `now` (epoch seconds)."""
+    try:
+        rules = load_rules(config.rules_dir, config)
+    except ConfigError as exc:
+        errors = [d for d in exc.diagnostics if d.severity is Severity.ERROR]
+        return RulesView((), tuple(str(d) for d in errors) or (str(exc),))
+    except InvalidInput as exc:
+        return RulesView((), (str(exc),))
+    local = datetime.fromtimestamp(now, config.store.timezone)
+    return RulesView(
+        tuple(rule_state(rule, local) for rule in rules.rules),
+        (),
+        tuple(str(w) for w in rules.warnings),
+    )
+
+
+def rule_state(rule: Rule, local: datetime) -> RuleState:
+    """`rule`'s state at the store-local time `local`."""
+    state, detail = _state(rule, local)
+    return RuleState(rule.id, rule.name, rule.purpose.value, state, detail, rule.file)
+
+
+def _state(rule: Rule, local: datetime) -> tuple[RuleStatus, str]:
+    today = local.date()
+    if rule.valid_until is not None and rule.valid_until < today:
+        return RuleStatus.ENDED, f"the campaign ended on {rule.valid_until}"
+    if rule.valid_from is not None and rule.valid_from > today:
+        return RuleStatus.SCHEDULED, f"the campaign starts on {rule.valid_from}"
+    windows = [c.window for c in rule.conditions if c.window is not None]
+    until = f"valid until {rule.valid_until}" if rule.valid_until else "no end date"
+    if all(w.contains(local) for w in windows):
+        when = " and ".join(w.describe() for w in windows)
+        return RuleStatus.ACTIVE, f"{until}; {when}" if when else until
+    return RuleStatus.SCHEDULED, _outside(rule, windows, local)
+
+
+def _outside(rule: Rule, windows: list[TimeWindow], local: datetime) -> str:
+    when = " and ".join(w.describe() for w in windows)
+    opens = _next_opening(rule, windows, local)
+    if opens is None:
+        return f"outside its time window ({when}): it does not open within a week"
+    return f"outside its time window ({when}): opens {opens:%a %Y-%m-%d %H:%M}"
+
+
+def _next_opening(rule: Rule, windows: list[TimeWindow], local: datetime) -> datetime | None:
+    """The first minute after `local` (within a week and a day, before the campaign ends)
+    in which every window holds; stepped in absolute time, so a DST change is right."""
+    base = local.replace(second=0, microsecond=0).timestamp()
+    for step in range(1, int(_LOOK_AHEAD / _STEP) + 1):
+        at = datetime.fromtimestamp(base + step * _STEP.total_seconds(), local.tzinfo)
+        if rule.valid_until is not None and at.date() > rule.valid_until:
+            return None
+        if all(w.contains(at) for w in windows):
+            return at
+    return None
