@@ -1,5 +1,6 @@
 #!/bin/sh
-# Install or upgrade the Rayon gateway on Raspberry Pi OS Bookworm (or Debian 12), as root.
+# Install or upgrade the Rayon gateway, and its store console, on Raspberry Pi OS Bookworm (or
+# Debian 12), as root.
 #
 #   sudo deploy/install.sh                 # from a clone or an unpacked release of Rayon
 #   sudo deploy/install.sh --wheel rayon_gateway-1.0-py3-none-any.whl
@@ -7,7 +8,8 @@
 #   deploy/install.sh --dry-run            # print every command, change nothing
 #
 # Idempotent: run it again to upgrade. It never overwrites /etc/rayon/config.yaml nor the rules
-# in /etc/rayon/rules, and starts the service only once the config differs from the example.
+# in /etc/rayon/rules, and starts the service only once the config differs from the example. The
+# console (rayon-console.service) is installed, not enabled: deploy/README.md, "The console".
 # RAYON_ROOT=/some/dir prefixes every path it looks at or would write (with --dry-run only: the
 # tests use it to check the plan against a fake tree).  The guide is deploy/README.md.
 set -eu
@@ -54,7 +56,9 @@ SRC="$(cd "$(dirname "$0")/.." && pwd)"
 PREFIX=/opt/rayon
 ETC=/etc/rayon
 STATE=/var/lib/rayon
+CONSOLE_STATE=/var/lib/rayon-console
 UNIT=rayon-gateway.service
+CONSOLE_UNIT=rayon-console.service
 DROPIN=/etc/systemd/system/$UNIT.d/compiled.conf
 
 if [ -n "$ROOT" ] && [ "$DRY_RUN" = 0 ]; then
@@ -69,7 +73,7 @@ if [ -n "$WHEEL" ] && [ ! -f "$WHEEL" ]; then
     echo "install.sh: no such wheel: $WHEEL" >&2
     exit 2
 fi
-for f in config.example.yaml rules deploy/$UNIT deploy/rayon-gateway.compiled.conf \
+for f in config.example.yaml rules deploy/$UNIT deploy/$CONSOLE_UNIT deploy/rayon-gateway.compiled.conf \
     deploy/bluetooth/rayon-bluez.conf; do
     if [ ! -e "$SRC/$f" ]; then
         echo "install.sh: $SRC/$f is missing: run me from a full copy of the Rayon sources" >&2
@@ -120,15 +124,24 @@ else
     run useradd --system --user-group --groups bluetooth --home-dir "$STATE" --no-create-home \
         --shell /usr/sbin/nologin --comment "Rayon gateway" rayon
 fi
+# The console's own account, `rayon-console`: in group rayon, to read the gateway's database.
+if id rayon-console >/dev/null 2>&1; then
+    run usermod --append --groups rayon rayon-console
+else
+    run useradd --system --user-group --groups rayon --home-dir "$CONSOLE_STATE" \
+        --no-create-home --shell /usr/sbin/nologin --comment "Rayon store console" rayon-console
+fi
 
 # 3. The program: a venv in /opt/rayon, upgraded in place by a new run.
 if [ ! -x "$ROOT$PREFIX/bin/python" ]; then
     run python3 -m venv "$ROOT$PREFIX"
 fi
-if [ "$COMPILED" = yes ]; then  # with the `compiled` extra: mypy and the stubs it needs
-    run "$ROOT$PREFIX/bin/pip" install --quiet --upgrade "${WHEEL:-$SRC}[compiled]"
+# With the `console` extra (Starlette, uvicorn, Jinja2: `rayon console`), and with `compiled`
+# (mypy and the stubs it needs) for --compiled.
+if [ "$COMPILED" = yes ]; then
+    run "$ROOT$PREFIX/bin/pip" install --quiet --upgrade "${WHEEL:-$SRC}[compiled,console]"
 else
-    run "$ROOT$PREFIX/bin/pip" install --quiet --upgrade "${WHEEL:-$SRC}"
+    run "$ROOT$PREFIX/bin/pip" install --quiet --upgrade "${WHEEL:-$SRC}[console]"
 fi
 run install -D -m 644 "$SRC/deploy/README.md" "$ROOT$PREFIX/share/deploy/README.md"
 # The compiled copy of the installed package (rebuilt only when its sources changed); -P: of
@@ -158,9 +171,14 @@ else
 fi
 # The database's folder, owned by rayon so that `sudo -u rayon rayon doctor` may create it too.
 run install -d -o rayon -g rayon -m 750 "$ROOT$STATE"
+# The console's folder: its users file, session secret and audit log, its user's alone (made
+# now, so that `sudo -u rayon-console rayon console user add` works before its first start).
+run install -d -o rayon-console -g rayon-console -m 700 "$ROOT$CONSOLE_STATE"
 
 # 5. The unit and the D-Bus policy; enabled at boot.
 run install -m 644 "$SRC/deploy/$UNIT" "$ROOT/etc/systemd/system/$UNIT"
+# The console's unit: installed, enabled by the ops team once a console user exists.
+run install -m 644 "$SRC/deploy/$CONSOLE_UNIT" "$ROOT/etc/systemd/system/$CONSOLE_UNIT"
 if [ "$COMPILED" = yes ]; then
     run install -D -m 644 "$SRC/deploy/rayon-gateway.compiled.conf" "$ROOT$DROPIN"
 elif [ -e "$ROOT$DROPIN" ] || [ -e "$ROOT$PREFIX/compiled" ]; then
@@ -190,9 +208,11 @@ Edit it (deploy/README.md, "Configure"):
 then check and start:
   sudo -u rayon $PREFIX/bin/rayon doctor -c $ETC/config.yaml
   sudo systemctl start $UNIT
+The store console ($CONSOLE_UNIT) is installed, not enabled: deploy/README.md, "The console".
 EOF
 else
     run systemctl restart "$UNIT"
+    run systemctl try-restart "$CONSOLE_UNIT"  # the upgraded console, if it runs
     say "started: journalctl -u $UNIT -f to follow it"
 fi
 if [ "$BUILD_FAILED" = 1 ]; then

@@ -89,6 +89,23 @@ def test_the_bridge_section_is_the_stores_own_topics_with_its_certificate(
     ]
 
 
+def test_the_bridge_never_carries_the_consoles_live_topics(tmp_path: Path) -> None:
+    """The console's positions and ticker stay in the store: neither the rendered bridge nor
+    the commented one of the shipped mosquitto.conf names them, whatever `console:` says."""
+    console = (
+        "console: {listen: 127.0.0.1:8080}\nmqtt: {console: {username: rayon-paris-11-console}}\n"
+    )
+    config = load_config(_config(tmp_path, BRIDGE + console))
+    assert config.mqtt.console is not None
+    section = render_bridge(config)
+    topics = [line.split()[1] for line in section.splitlines() if line.startswith("topic ")]
+    assert topics and all(t.startswith("chain/") for t in topics)
+    assert "console" not in section
+    shipped = (ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text(encoding="utf-8")
+    bridged = [line for line in shipped.splitlines() if line.lstrip("#").startswith("topic ")]
+    assert bridged and not [line for line in bridged if "console" in line]
+
+
 def test_a_bridge_without_a_certificate_says_what_to_add(tmp_path: Path) -> None:
     config = load_config(_config(tmp_path, "central:\n  bridge: {host: c.example.com}\n"))
     with pytest.raises(RuntimeFailure, match=r"central.bridge.ca_file, central.bridge.cert_file"):

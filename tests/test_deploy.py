@@ -1,4 +1,5 @@
-"""deploy/: the systemd unit, the D-Bus policy and the install script's plan (`--dry-run`)."""
+"""deploy/: the systemd units (the gateway's, the console's), the D-Bus policy and the install
+script's plan (`--dry-run`)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config.model import ConsoleConfig
 from tests.stores import ROOT
 
 DEPLOY = ROOT / "deploy"
 UNIT = DEPLOY / "rayon-gateway.service"  # where docs/design.md §8 puts it
+CONSOLE_UNIT = DEPLOY / "rayon-console.service"
 INSTALL = DEPLOY / "install.sh"
 DRAIN_S = 5  # SIGTERM drains the outbox for at most this long (docs/design.md §8)
 
@@ -88,7 +91,9 @@ def test_the_unit_is_installed_for_boot() -> None:
     assert "network-online.target" in unit["Unit"]["After"][0].split()
 
 
-def _verify(unit_text: str, folder: Path) -> subprocess.CompletedProcess[str]:
+def _verify(
+    unit_text: str, folder: Path, name: str = UNIT.name
+) -> subprocess.CompletedProcess[str]:
     """`systemd-analyze verify` on the unit, /opt/rayon/bin/rayon replaced by a stub."""
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
@@ -96,7 +101,7 @@ def _verify(unit_text: str, folder: Path) -> subprocess.CompletedProcess[str]:
     stub = folder / "rayon"
     stub.write_text("#!/bin/sh\n", encoding="utf-8")
     stub.chmod(stub.stat().st_mode | stat.S_IXUSR)
-    unit = folder / UNIT.name
+    unit = folder / name
     unit.write_text(unit_text.replace("/opt/rayon/bin/rayon", str(stub)), encoding="utf-8")
     return subprocess.run(
         [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False
@@ -109,6 +114,55 @@ def test_systemd_accepts_every_line_of_the_unit(tmp_path: Path) -> None:
     assert done.returncode == 0 and str(tmp_path) not in done.stderr, done.stderr
     typo = _verify(text.replace("WatchdogSec=", "WatchdgSec="), tmp_path)
     assert "Unknown key 'WatchdgSec'" in typo.stderr  # the check above can see a bad line
+
+
+# --- the console's unit ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def console() -> dict[str, dict[str, list[str]]]:
+    return parse_unit(CONSOLE_UNIT.read_text(encoding="utf-8"))
+
+
+def test_the_console_runs_as_its_own_user_reading_the_gateways_state(
+    console: dict[str, dict[str, list[str]]], service: dict[str, list[str]]
+) -> None:
+    s = console["Service"]
+    assert one(s, "User") == "rayon-console" == one(s, "Group")
+    assert one(s, "SupplementaryGroups") == "rayon"  # the gateway's group: its database
+    assert one(s, "ExecStart") == "/opt/rayon/bin/rayon console -c /etc/rayon/config.yaml"
+    assert one(s, "Restart") == "on-failure" and "ExecStartPre" not in s
+    assert one(s, "StateDirectory") == "rayon-console" and one(s, "StateDirectoryMode") == "0700"
+    defaults = ConsoleConfig()
+    state = Path("/var/lib/rayon-console")
+    assert defaults.secret_file.parent == defaults.audit_log.parent == state
+    assert one(s, "ReadWritePaths") == str(state)
+    assert one(s, "ReadOnlyPaths") == one(service, "ReadWritePaths") == "/var/lib/rayon"
+    # the gateway makes its database (and -wal, -shm) group-readable in a group-open folder
+    assert one(service, "UMask") == "0027" and one(service, "StateDirectoryMode") == "0750"
+
+
+def test_the_console_unit_is_hardened_and_waits_for_the_broker(
+    console: dict[str, dict[str, list[str]]],
+) -> None:
+    s = console["Service"]
+    assert one(s, "ProtectSystem") == "strict"
+    for key in ("ProtectHome", "PrivateTmp", "PrivateDevices", "NoNewPrivileges"):
+        assert one(s, key) == "yes", key
+    assert one(s, "CapabilityBoundingSet") == "" and one(s, "UMask") == "0077"
+    assert set(one(s, "RestrictAddressFamilies").split()) == {"AF_UNIX", "AF_INET", "AF_INET6"}
+    unit = console["Unit"]
+    assert "mosquitto.service" in unit["Wants"][0].split()
+    assert "mosquitto.service" in unit["After"][0].split()
+    assert console["Install"]["WantedBy"] == ["multi-user.target"]
+
+
+def test_systemd_accepts_every_line_of_the_console_unit(tmp_path: Path) -> None:
+    text = CONSOLE_UNIT.read_text(encoding="utf-8")
+    done = _verify(text, tmp_path, CONSOLE_UNIT.name)
+    assert done.returncode == 0 and str(tmp_path) not in done.stderr, done.stderr
+    typo = _verify(text.replace("ReadOnlyPaths=", "ReadOnlyPath="), tmp_path, CONSOLE_UNIT.name)
+    assert "Unknown key 'ReadOnlyPath'" in typo.stderr
 
 
 def test_the_dbus_policy_lets_rayon_talk_to_bluez() -> None:
@@ -153,7 +207,7 @@ def test_a_fresh_install_plans_everything_and_starts_nothing(tmp_path: Path) -> 
     account = next(s for s in steps if s.startswith(("useradd", "usermod")))
     assert "--groups bluetooth" in account and account.endswith(" rayon")
     assert f"python3 -m venv {r}/opt/rayon" in steps
-    assert f"{r}/opt/rayon/bin/pip install --quiet --upgrade {ROOT}" in steps
+    assert f"{r}/opt/rayon/bin/pip install --quiet --upgrade '{ROOT}[console]'" in steps
     example = ROOT / "config.example.yaml"
     assert f"install -m 644 {example} {r}/etc/rayon/config.yaml" in steps
     assert f"cp -R {ROOT / 'rules'} {r}/etc/rayon/rules" in steps
@@ -162,8 +216,26 @@ def test_a_fresh_install_plans_everything_and_starts_nothing(tmp_path: Path) -> 
     assert f"install -m 644 {policy} {r}/etc/dbus-1/system.d/rayon-bluez.conf" in steps
     assert steps[-2:] == ["systemctl daemon-reload", "systemctl enable rayon-gateway.service"]
     assert "NOT started" in done.stdout and "proximity_uuids" in done.stdout
+    assert "rayon-console.service) is installed, not enabled" in done.stdout
     assert "rayon doctor -c /etc/rayon/config.yaml" in done.stdout
     assert tree(tmp_path) == []  # a dry run touches nothing
+
+
+def test_the_console_gets_its_user_folder_and_unit_but_is_not_enabled(tmp_path: Path) -> None:
+    steps = plan(install(tmp_path))
+    r = str(tmp_path)
+    gateway = next(i for i, s in enumerate(steps) if s.startswith("useradd") and "rayon" in s)
+    account = next(i for i, s in enumerate(steps) if s.endswith(" rayon-console"))
+    assert gateway < account  # its group rayon exists by then
+    assert (
+        "--groups rayon " in steps[account]
+        and "--home-dir /var/lib/rayon-console" in (steps[account])
+    )
+    folder = f"install -d -o rayon-console -g rayon-console -m 700 {r}/var/lib/rayon-console"
+    unit = f"install -m 644 {CONSOLE_UNIT} {r}/etc/systemd/system/rayon-console.service"
+    assert folder in steps and unit in steps
+    assert steps.index(unit) < steps.index("systemctl daemon-reload")
+    assert not [s for s in steps if "rayon-console.service" in s and s.startswith("systemctl")]
 
 
 def _installed(root: Path, config: str) -> None:
@@ -185,7 +257,10 @@ def test_a_rerun_keeps_the_stores_files_and_restarts_it(tmp_path: Path) -> None:
     assert not any(s.startswith("cp -R") for s in steps)
     assert "keeping /etc/rayon/config.yaml" in done.stdout
     assert "keeping /etc/rayon/rules/" in done.stdout
-    assert steps[-1] == "systemctl restart rayon-gateway.service"
+    assert steps[-2:] == [
+        "systemctl restart rayon-gateway.service",
+        "systemctl try-restart rayon-console.service",  # only if the ops team runs it
+    ]
     assert tree(tmp_path) == before
 
 
@@ -202,7 +277,7 @@ def test_a_wheel_is_installed_instead_of_the_tree(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
     steps = plan(install(root, "--no-apt", "--wheel", str(wheel)))
-    assert f"{root}/opt/rayon/bin/pip install --quiet --upgrade {wheel}" in steps
+    assert f"{root}/opt/rayon/bin/pip install --quiet --upgrade '{wheel}[console]'" in steps
 
 
 def test_bad_usage_exits_2(tmp_path: Path) -> None:
@@ -222,7 +297,7 @@ def test_compiled_installs_a_toolchain_builds_the_copy_and_points_the_service_at
         f"{r}/opt/rayon/bin/python -P -m rayon_tooling.benchmarks.compiled --build-only "
         f"--dest {r}/opt/rayon/compiled"
     )
-    pip = f"{r}/opt/rayon/bin/pip install --quiet --upgrade '{ROOT}[compiled]'"
+    pip = f"{r}/opt/rayon/bin/pip install --quiet --upgrade '{ROOT}[compiled,console]'"
     assert steps.index(pip) < steps.index(build)  # the copy is of the package just installed
     dropin = f"{r}/etc/systemd/system/rayon-gateway.service.d/compiled.conf"
     assert f"install -D -m 644 {DEPLOY / 'rayon-gateway.compiled.conf'} {dropin}" in steps

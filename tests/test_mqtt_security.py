@@ -35,7 +35,7 @@ from gateway.deliver.mqtt import Message, MqttLink
 from gateway.deliver.mqtterrors import LinkError, Refused
 from gateway.errors import RuntimeFailure
 from gateway.runtime.app import inbound_filters
-from gateway.topics import Topics
+from gateway.topics import ConsoleLeaf, Topics
 from tests.broker import Mosquitto, Subscriber, free_port
 from tests.stores import ROOT, reference_store
 
@@ -52,10 +52,12 @@ TOKEN_B = "b41e07c9d2f85a3e6c1b9d0a7f4e2c58"
 NODE = "node-tv"
 CRM_LOGIN = f"{GATEWAY}-crm"
 TOOLS_LOGIN = f"{GATEWAY}-tools"
+CONSOLE_LOGIN = f"{GATEWAY}-console"
 LOGINS = {
     GATEWAY: "service",
     CRM_LOGIN: "service",
     TOOLS_LOGIN: "service",
+    CONSOLE_LOGIN: "service",
     "rayon-backoffice": "service",
     "rayon-signage": "service",
     "rayon-analytics": "service",
@@ -380,6 +382,39 @@ def test_the_crm_connection_reads_the_customers_and_nothing_else(
             await link.disconnect()
 
     assert run(main()) == [(T.crm_customer("c1"), b"kept"), (T.crm_customer("c2"), b"live")]
+
+
+def test_the_console_reads_its_live_feed_the_counts_and_the_status_and_nothing_else(
+    tmp_path: Path, mosquitto_with: Callable[..., Mosquitto]
+) -> None:
+    """`mqtt.console`: the console's login gets the gateway's console/positions and ticker, the
+    zone counts and the status; never offers, events, customer records nor phone reports, and
+    it may publish none of the store's topics.  No app (nor the signage) reads console/+."""
+    logins = make_logins(tmp_path / "logins")
+    broker = secured(mosquitto_with, logins)
+    console = app(broker, logins, CONSOLE_LOGIN, "rayon/#")
+    a = app(broker, logins, TOKEN_A, "rayon/#")
+    signage = app(broker, logins, "rayon-signage", "rayon/#")
+    gateway, backoffice = app(broker, logins, GATEWAY), app(broker, logins, "rayon-backoffice")
+    hidden = [
+        (gateway, T.offers(TOKEN_A)),
+        (gateway, T.events()),
+        (backoffice, T.crm_customer("c1")),
+        (a, T.phone_sightings(TOKEN_A)),
+        (a, T.feedback(TOKEN_A)),
+    ]
+    live = [T.console(ConsoleLeaf.POSITIONS), T.console(ConsoleLeaf.TICKER)]
+    shown = [*live, T.occupancy("aisle-tv"), T.status()]
+    for client, topic in hidden:
+        assert client.send(topic) == SUCCESS, topic
+    for topic in shown:
+        assert gateway.send(topic) == SUCCESS, topic  # the gateway writes console/+
+    assert gateway.send(T.offers(TOKEN_A), b"marker") == SUCCESS  # after the console's topics
+    assert [m.topic for m in a.wait(2)] == [T.offers(TOKEN_A)] * 2  # no console/+ between
+    assert [m.topic for m in console.wait(len(shown))] == shown  # and nothing hidden came
+    assert [m.topic for m in signage.wait(2)] == shown[2:]
+    for topic in [*shown, T.offers(TOKEN_A), T.events(), T.crm_customer("c1")]:
+        assert console.send(topic) == DENIED, topic
 
 
 # --- the login script ------------------------------------------------------------------------

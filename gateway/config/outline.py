@@ -1,10 +1,10 @@
 """Checks a zone's or geofence's outline in pure Python (no shapely: `rayon console` loads config).
 
-`outline_problem(points)` says why a list of corners is no simple polygon, in the words shapely's
-`explain_validity` used (`Self-intersection[2 2]`), or None when it is one: at least 3 distinct
-corners, none repeated twice in a row, no two edges that cross or touch besides neighbours at
-their shared corner, and an area above zero (shoelace).  Orientation tests are exact (fractions),
-so a corner lying on an edge is found whatever the float rounding.
+`outline_problem(closed_outline(points))` says why a list of corners is no simple polygon, in
+the words shapely's `explain_validity` used (`Self-intersection[2 2]`), or None when it is one:
+at least 3 distinct corners, none repeated twice in a row, no two edges that cross or touch
+besides neighbours at their shared corner, and an area above zero (shoelace).  Orientation tests
+are exact (fractions), so a corner lying on an edge is found whatever the float rounding.
 """
 
 from __future__ import annotations
