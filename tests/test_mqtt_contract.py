@@ -22,12 +22,16 @@ from gateway.config.load import load_config
 from gateway.config.model import AnchorKind, Config
 from gateway.decode.jsonvalues import InboundError
 from gateway.deliver.payloads import (
+    TickerOffer,
     encode,
     event_payload,
     occupancy_payload,
     offer_payload,
     parse_feedback,
+    positions_payload,
     status_payload,
+    ticker_event_payload,
+    ticker_offer_payload,
 )
 from gateway.events import EventKind, Offer, Purpose, Reason, ZoneEvent
 from gateway.identity.customers import customer_from_obj, customer_to_obj
@@ -40,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PARIS = ZoneInfo("Europe/Paris")
 RECEIVED_AT = 1772546442.0
 INBOUND = ("feedback", "sightings", "transition", "location", "scanner_adv", "customer")
-OUTBOUND = ("offer", "event", "occupancy", "status")
+OUTBOUND = ("offer", "event", "occupancy", "status", "console_positions", "console_ticker")
 CHAIN = ("chain_batch", "chain_ack", "chain_backfill", "chain_erased")  # store ↔ centre
 
 
@@ -255,6 +259,66 @@ def test_emitted_status_matches_the_schema(
 ) -> None:
     payload = json.loads(encode(status_payload(state, "0.1.0", started_at, counters, tz=PARIS)))
     assert errors("status", payload) == []
+
+
+pseudonyms = st.from_regex(r"v-[0-9a-f]{12}", fullmatch=True)
+metres = st.floats(min_value=-1e4, max_value=1e4, allow_nan=False)
+dots = st.tuples(
+    pseudonyms, metres, metres, st.floats(min_value=0, max_value=100), st.none() | st.just("tv")
+)
+
+
+@settings(max_examples=40)
+@given(devices=st.lists(dots, max_size=5), at=times)
+def test_emitted_console_positions_match_the_schema(
+    devices: list[tuple[str, float, float, float, str | None]], at: float
+) -> None:
+    payload = json.loads(encode(positions_payload(devices, at, PARIS)))
+    assert errors("console_positions", payload) == []
+    assert len(payload["devices"]) == len(devices)
+
+
+@settings(max_examples=40)
+@given(kind=st.sampled_from(EventKind), at=times, zone=st.none() | st.just("aisle-tv"))
+def test_emitted_ticker_events_match_the_schema(
+    kind: EventKind, at: float, zone: str | None
+) -> None:
+    event = ZoneEvent(at, kind, zone, f"ibeacon:{STORE_UUID}:1:2", "c-1", None)
+    payload = json.loads(encode(ticker_event_payload(event, "v-0123456789ab", PARIS)))
+    assert errors("console_ticker", payload) == []
+    assert "c-1" not in json.dumps(payload) and STORE_UUID not in json.dumps(payload)
+
+
+@pytest.mark.parametrize(
+    "state", ["pending", "sent", "holdout", "dropped", "cancelled", "expired", "delivered"]
+)
+@pytest.mark.parametrize("zone", [None, "aisle-tv"])
+def test_emitted_ticker_offers_match_the_schema(state: str, zone: str | None) -> None:
+    shown = TickerOffer("0b7e6f0c", "tv-aisle-dwell", zone, "v-0123456789ab")
+    payload = json.loads(encode(ticker_offer_payload(shown, state, 1772546440.5, PARIS)))
+    assert errors("console_ticker", payload) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"visit": "c-42"}, "a customer id is no pseudonym"),
+        ({"visit": "v-0123456789AB"}, "lowercase hex only"),
+        ({"customer": "c-42"}, "no customer field"),
+        ({"type": "zone_event"}, "an offer line is no zone event"),
+        ({"state": "opened"}, "not a state of the log"),
+    ],
+)
+def test_the_ticker_schema_refuses_what_the_console_must_never_get(
+    change: dict[str, str], why: str
+) -> None:
+    assert errors("console_ticker", schemas.example("console_ticker") | change) != [], why
+
+
+def test_the_positions_schema_refuses_a_device_id() -> None:
+    payload = copy.deepcopy(schemas.example("console_positions"))
+    payload["devices"][0]["device"] = f"ibeacon:{STORE_UUID}:1:2"
+    assert errors("console_positions", payload) != []
 
 
 # -- what the gateway receives: schema and parser agree ---------------------------------------

@@ -101,6 +101,16 @@ class Outcome(Enum):
     DOWN = auto()
 
 
+# the offer's new state in the log, by outcome ("": it stays `pending`)
+_STATES = {
+    Outcome.SENT: "sent",
+    Outcome.EXPIRED: "expired",
+    Outcome.CANCELLED: "cancelled",
+    Outcome.REFUSED: "",
+    Outcome.DOWN: "",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class DrainResult:
     """What one drain did; `failed` counts offers left pending for the next drain (refused
@@ -149,8 +159,13 @@ class OutboxPublisher:
         tz: ZoneInfo,
         batch: int = BATCH,
         window: int = WINDOW,
+        on_settled: Callable[[Sequence[tuple[Offer, str]]], None] | None = None,
     ) -> None:
+        """`on_settled` is told, after each batch is recorded, every offer that became
+        `sent`, `expired` or `cancelled` in it, with that state (resends excluded): the
+        console's ticker and the metrics."""
         self._store, self._link, self._topics = store, link, topics
+        self._on_settled = on_settled
         self._clock, self._tz = clock, tz
         self._batch, self._window = batch, window
         self._handed: dict[str, Offer] = {}  # committed as pending, to send without a read
@@ -257,6 +272,10 @@ class OutboxPublisher:
             await asyncio.gather(*(one(offer) for offer in due))
         finally:
             await asyncio.shield(self._store.call(self._settle, batch))
+        if self._on_settled is not None and not resend:
+            by_id = {offer.id: offer for offer in due}
+            changed = [(by_id[i], _STATES[out]) for i, out in batch.outcomes.items()]
+            self._on_settled([(offer, state) for offer, state in changed if state])
         return batch.result()
 
     async def _handle(self, offer: Offer, errors: dict[str, str]) -> Outcome:

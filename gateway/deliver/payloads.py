@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -138,6 +138,63 @@ def inbound_table(counters: Mapping[str, int]) -> tuple[dict[str, int], dict[str
 def occupancy_payload(count: int, at: float, tz: ZoneInfo) -> dict[str, Any]:
     """The retained, anonymous `zones/<zone>/occupancy` payload."""
     return {"count": count, "at": iso(at, tz)}
+
+
+# One dot of `console/positions`: visit pseudonym, x, y (floor metres), accuracy (m), innermost
+# zone or None.  A tuple, not a dataclass: thousands are built every second.
+Dot = tuple[str, float, float, float, str | None]
+
+
+def positions_payload(dots: Iterable[Dot], at: float, tz: ZoneInfo) -> dict[str, Any]:
+    """The `console/positions` payload: the consenting customers tracked now, as anonymous
+    dots named by their visit's pseudonym (never a device, customer id or token); metres to
+    the centimetre."""
+    return {
+        "type": "positions",
+        "v": PAYLOAD_VERSION,
+        "at": iso(at, tz),
+        "devices": [
+            {"visit": v, "x": round(x, 2), "y": round(y, 2), "accuracy_m": round(a, 2), "zone": z}
+            for v, x, y, a, z in dots
+        ],
+    }
+
+
+def ticker_event_payload(event: ZoneEvent, visit: str, tz: ZoneInfo) -> dict[str, Any]:
+    """A zone event on `console/ticker`, by its visit's pseudonym: no device, no customer."""
+    return {
+        "type": "zone_event",
+        "v": PAYLOAD_VERSION,
+        "at": iso(event.at, tz),
+        "kind": event.kind.value,
+        "zone": event.zone,
+        "visit": visit,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class TickerOffer:
+    """An offer as `console/ticker` names it: its id, rule, zone and visit pseudonym."""
+
+    offer: str
+    rule: str
+    zone: str | None
+    visit: str
+
+
+def ticker_offer_payload(shown: TickerOffer, state: str, at: float, tz: ZoneInfo) -> dict[str, Any]:
+    """An offer decided, or its later change of state (`sent`, `expired`, `delivered` …), on
+    `console/ticker`: never the customer, the token, nor what the offer says."""
+    return {
+        "type": "offer",
+        "v": PAYLOAD_VERSION,
+        "at": iso(at, tz),
+        "offer": shown.offer,
+        "rule": shown.rule,
+        "zone": shown.zone,
+        "state": state,
+        "visit": shown.visit,
+    }
 
 
 def event_record(event: ZoneEvent) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from gateway.pipeline import Output
 from gateway.rules.load import load_rules
 from gateway.runtime.health import AnchorWatch
 from gateway.runtime.inbound import Inbound
+from gateway.runtime.livefeed import LiveFeed
 from gateway.runtime.metrics import GatewayFigures, MetricsServer, gateway_samples, render
 from gateway.runtime.reconfigure import carried_over, rebuild, restart_needed
 from gateway.runtime.startup import Fingerprint, Loaded, load, rules_fingerprint
@@ -130,14 +131,24 @@ class Gateway:
         self.sources = list(sources)
         self.topics = Topics(config.mqtt.topic_prefix, config.store.id)
         self.state = GatewayState(Counter(loaded.repaired))
-        self.inbound = Inbound(self.topics, clock, store, crm_apart=crm_link is not None)
+        tz = config.store.timezone
+        self.live = LiveFeed(link, self.topics, clock, tz, loaded.visit_key)
+        self.inbound = Inbound(
+            self.topics,
+            clock,
+            store,
+            crm_apart=crm_link is not None,
+            on_confirmed=self.live.note_confirmed,
+        )
         self.inbox = self.inbound.inbox  # what the pipeline task takes from
         self.pipeline = loaded.pipeline
         self.pools = loaded.pools
         self._rules_seen = loaded.rules_seen
         self._pending = Output()
         self._wake = asyncio.Event()
-        self.publisher = OutboxPublisher(store, link, self.topics, clock, config.store.timezone)
+        self.publisher = OutboxPublisher(
+            store, link, self.topics, clock, tz, on_settled=self.live.note_settled
+        )
         self._offers_due = asyncio.Event()
         self.started_at = clock.now()
         self._reload = asyncio.Event()
@@ -200,6 +211,7 @@ class Gateway:
         links = [self.link, *([self.crm_link] if self.crm_link is not None else [])]
         out["mqtt_queue_dropped"] += sum(link.dropped for link in links)
         out.update(self.publisher.counters)
+        out.update(self.live.counters)
         out.update(self.pipeline.counters)
         if self.recorder is not None:
             out.update(self.recorder.counters)
@@ -252,6 +264,7 @@ class Gateway:
         finally:
             try:
                 await self._flush(final=True)
+                await self.live.flush()
                 if self.recorder is not None:
                     await self._write_recording(self.recorder)
                 await publisher.drain()
@@ -328,6 +341,8 @@ class Gateway:
             offers_by_state={str(k): v for k, v in by_state.items()},
             rules_in_force=self.rules_state.count,
             devices=self.devices(),
+            occupancy=self.pipeline.zones.occupancy(),
+            offers_by=self.live.offers_by,
         )
         return render(gateway_samples(figures))
 
@@ -490,6 +505,7 @@ class Gateway:
                 self._offers_due.set()
             self._watch_anchors(now)
             await self.announcer.occupancy(self.pipeline.zones.occupancy())
+            await self.live.positions(self.pipeline.zones, self.pipeline.customers)
             if self._status_due or now - last_status >= STATUS_EVERY_S:
                 last_status, self._status_due = now, False
                 await self._status("online")
@@ -518,6 +534,7 @@ class Gateway:
                     await self._offers_due.wait()
             self._offers_due.clear()
             await self._flush()
+            await self.live.flush()  # the ticker: this batch's, and the outbox's news
 
     async def _flush(self, *, final: bool = False) -> None:
         """Write pending outputs; with them, the live state when offers were decided (so a
@@ -543,6 +560,8 @@ class Gateway:
             raise
         self.state.counters["offers"] += sum(not o.holdout for o in pending.offers)
         self.state.counters["offers_dropped"] += result.dropped
+        decided = [(offer, state.value) for offer, state in result.decided]
+        self.live.note_decided(pending.events, decided, pipeline.zones, pipeline.customers)
         if result.pending:  # sent at once, without reading them back
             self.publisher.hand(result.pending)
             self._wake.set()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Callable, Sequence
 
 from gateway.clock import Clock
 from gateway.decode.jsonvalues import InboundError
@@ -51,8 +52,19 @@ class Inbound:
     app connection (an old persistent session's subscription) is a copy and is skipped.
     """
 
-    def __init__(self, topics: Topics, clock: Clock, store: Store, *, crm_apart: bool) -> None:
+    def __init__(
+        self,
+        topics: Topics,
+        clock: Clock,
+        store: Store,
+        *,
+        crm_apart: bool,
+        on_confirmed: Callable[[Sequence[str]], None] | None = None,
+    ) -> None:
+        """`on_confirmed` is told the ids of the offers each written batch of feedback
+        confirmed (the store marks them `delivered` unless they already were)."""
         self.topics, self.clock, self.store = topics, clock, store
+        self._on_confirmed = on_confirmed
         self.crm_apart = crm_apart
         self.inbox: Inbox[TraceItem] = Inbox(SENDER_LIMITS, INBOX_SIZE)
         self.feedback_inbox: Inbox[tuple[str, bytes, float]] = Inbox(
@@ -120,9 +132,13 @@ class Inbound:
                 else:
                     good.append((token, fb.offer, fb.state, fb.at))
             if good:
-                for i in await self.store.call(self.store.record_feedbacks, good):
+                refused = await self.store.call(self.store.record_feedbacks, good)
+                for i in refused:
                     token, offer = good[i][0], good[i][1]
                     self._reject_feedback(token, f"no offer {offer[:40]!r} was sent to this token")
+                if self._on_confirmed is not None:
+                    gone = set(refused)
+                    self._on_confirmed([g[1] for i, g in enumerate(good) if i not in gone])
             await asyncio.sleep(0)  # a flood of feedback must not starve the other tasks
 
     def _reject_feedback(self, token: str, why: str) -> None:

@@ -119,11 +119,31 @@ class GatewayFigures:
     offers_by_state: Mapping[str, int]
     rules_in_force: int
     devices: Mapping[str, int] = field(default_factory=dict)
+    occupancy: Mapping[str, int] = field(default_factory=dict)  # zone → devices in it now
+    offers_by: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (rule, state) → n
+
+
+def store_samples(f: GatewayFigures) -> list[Sample]:
+    """What a Grafana board of the store shows: devices in each zone now, and the offers
+    decided and their later states by rule (`rayon_offers_total`, which replaces the plain
+    `offers` counter's family of the same name)."""
+    zones = Sample("zone_occupancy", "gauge", "Devices in each zone now (after hysteresis)")
+    zones.values += [({"zone": z}, float(n)) for z, n in sorted(f.occupancy.items())]
+    offers = Sample(
+        "offers_total",
+        "counter",
+        "Offers by rule and state: each decision in the state it was recorded in (pending, "
+        "holdout, dropped), then each later change (sent, expired, cancelled, delivered)",
+    )
+    by = sorted(f.offers_by.items())
+    offers.values += [({"rule": rule, "state": state}, float(n)) for (rule, state), n in by]
+    return [zones, offers]
 
 
 def gateway_samples(f: GatewayFigures) -> list[Sample]:
     """The metric families of `metrics.listen` (docs/config.md): adverts and silence per anchor,
-    queue depth, offers by state, rules in force, and every counter."""
+    queue depth, offers by state, occupancy per zone, offers by rule and state, rules in
+    force, and every counter."""
     adverts = Sample("anchor_adverts_total", "counter", "Adverts heard by each anchor")
     age = Sample(
         "anchor_last_advert_age_seconds",
@@ -137,6 +157,7 @@ def gateway_samples(f: GatewayFigures) -> list[Sample]:
     offers = Sample("offers", "gauge", "Offers in the outbox and log, by state")
     offers.values += [({"state": s}, float(n)) for s, n in sorted(f.offers_by_state.items())]
     flat, table = inbound_table(f.counters)
+    flat.pop("offers", None)  # its family name is `rayon_offers_total{rule,state}`'s
     inbound = Sample(
         "inbound_messages_total",
         "counter",
@@ -152,5 +173,6 @@ def gateway_samples(f: GatewayFigures) -> list[Sample]:
         Sample("input_queue_depth", "gauge", "Inputs waiting for the pipeline",
                [({}, float(f.queue_depth))]),
         Sample("rules_in_force", "gauge", "Rules in the set in force", [({}, f.rules_in_force)]),
+        *store_samples(f),
         *counters_as_samples(flat),
     ]  # fmt: skip

@@ -42,14 +42,16 @@ def rules_fingerprint(folder: Path) -> Fingerprint:
 class Loaded:
     """What a gateway starts from (`load`): the pipeline with the rules, the customers and the
     last run's live state in it; the code pools it shares; the rule files' fingerprint taken
-    before they were read (no change is missed); how many rules are in force; and what was
-    repaired of a store poisoned by times ahead of the clock (counters)."""
+    before they were read (no change is missed); how many rules are in force; what was
+    repaired of a store poisoned by times ahead of the clock (counters); and the store's key
+    for visit pseudonyms (`Store.visit_key`, created on the first run)."""
 
     pipeline: Pipeline
     pools: MemoryCodePools
     rules_seen: Fingerprint
     rules: int
     repaired: Mapping[str, int]
+    visit_key: bytes
 
 
 async def load(config: Config, store: Store, clock: Clock) -> Loaded:
@@ -61,7 +63,9 @@ async def load(config: Config, store: Store, clock: Clock) -> Loaded:
     pools = await store.call(load_pools, store)
     pipeline = Pipeline(config, rules, CustomerRegistry(customers), pools=pools)
     repaired = await restore(pipeline, store, clock.now())
-    return Loaded(pipeline, pools, seen, len(rules.rules), repaired)
+    key = await store.call(store.visit_key, create=True)
+    assert key is not None  # created when missing
+    return Loaded(pipeline, pools, seen, len(rules.rules), repaired, key)
 
 
 async def restore(pipeline: Pipeline, store: Store, now: float) -> Counter[str]:

@@ -41,11 +41,14 @@ _insert_offers = BulkInsert(_OFFERS, OFFER_COLUMNS, skip_existing=True)
 class Enqueued:
     """What `enqueue_offers` did: `added` new offers queued (or held out), `dropped` new
     commercial offers recorded as `dropped` because the outbox was full; `pending`, the new
-    offers queued to be sent (for `OutboxPublisher.hand`)."""
+    offers queued to be sent (for `OutboxPublisher.hand`); `decided`, each new offer with the
+    state it was recorded in (`pending`, `holdout`, `dropped`: the console's ticker, the
+    metrics).  An offer already stored is in none of them."""
 
     added: int = 0
     dropped: int = 0
     pending: tuple[Offer, ...] = field(default=(), compare=False)
+    decided: tuple[tuple[Offer, OfferState], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +121,7 @@ class OfferOutbox(UplinkJournal):
             _insert_offers(connection, values)
             if self.journal:
                 journal(connection, offer_entries(decided))
-        return Enqueued(len(values) - dropped, dropped, tuple(pending))
+        return Enqueued(len(values) - dropped, dropped, tuple(pending), tuple(decided))
 
     def _warn_dropped(self, result: Enqueued) -> None:
         if result.dropped:

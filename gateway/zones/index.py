@@ -33,6 +33,7 @@ class ZoneIndex:
         self.zones = tuple(zones)
         self.ids = tuple(z.id for z in self.zones)
         raw = [z.polygon for z in self.zones]
+        self.areas = tuple(p.area for p in raw)  # square metres, per zone
         grown = [z.polygon.buffer(z.margin_m) if z.margin_m > 0 else z.polygon for z in zones]
         self._geoms = np.array(raw + grown, dtype=object)
         shapely.prepare(self._geoms)

@@ -59,7 +59,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from math import isfinite
 from typing import Any
@@ -218,6 +218,8 @@ class ZoneTracker:
         self._seq = 0
         self._now = -math.inf
         self._counts = [0] * len(self._zones)
+        # the smallest zone first, the later in the config first among equals (`innermost`)
+        self._inner = [(a, -i) for i, a in enumerate(self._index.areas)]
         self._out: list[ZoneEvent] = []  # events decided during the current call
         if dwell_thresholds:
             self.set_dwell_thresholds(dwell_thresholds)
@@ -311,6 +313,24 @@ class ZoneTracker:
         if dev is None:
             return ()
         return tuple(self._index.ids[i] for i in sorted(dev.stays) if dev.stays[i].inside)
+
+    def visit_started(self, device: str) -> float | None:
+        """When `device`'s visit began (the `at` of its `visit_start`): the open one, or the
+        last one while it is remembered (`visits.gap` after its end); None if none is."""
+        dev = self._devices.get(device)
+        return dev.visit_start if dev is not None else None
+
+    def open_visits(self) -> Iterator[tuple[str, float, Fix, str | None]]:
+        """Each device with an open visit: its id, the visit's start, its last fix, and the
+        innermost zone it is in after hysteresis (the smallest by area; among equal areas
+        the later in the config), or None when it is in none."""
+        ids, inner = self._index.ids, self._inner
+        for device, dev in self._devices.items():
+            if not dev.visit_open:
+                continue
+            inside = [i for i, stay in dev.stays.items() if stay.inside]
+            zone = ids[min(inside, key=inner.__getitem__)] if inside else None
+            yield device, dev.visit_start, dev.last, zone
 
     def forget(self, device: str) -> None:
         """Drop everything about `device`, silently (no exit, no visit_end)."""
