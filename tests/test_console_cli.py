@@ -3,6 +3,7 @@ add|remove|list` keeps its users file."""
 
 from __future__ import annotations
 
+import io
 import stat
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from gateway.cli.main import main
 from gateway.console.users import Role, UsersFile
 from gateway.errors import UsageError
 from tests.stores import rayon, reference_store
+from tests.test_cli_imports import modules_after, under
 
 
 @pytest.fixture
@@ -77,8 +79,6 @@ def test_user_add_list_remove(config_path: Path) -> None:
 def test_user_add_replaces_the_role_and_password(
     config_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import io
-
     for role, password in (("viewer", "first-password"), ("ops", "second-password")):
         monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
         args = ["console", "-c", str(config_path), "user", "add", "bob", "--role", role]
@@ -92,8 +92,6 @@ def test_user_add_replaces_the_role_and_password(
 def test_a_short_password_or_a_bad_role_is_refused(
     config_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import io
-
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
     args = ["console", "-c", str(config_path), "user", "add", "carl", "--role", "ops"]
     assert main([*args, "--password-stdin"]) == 2
@@ -110,3 +108,39 @@ def test_console_help_names_its_options_and_actions(capsys: pytest.CaptureFixtur
     assert main(["console", "user", "add", "--help"]) == 0
     out = capsys.readouterr().out
     assert "--role" in out and "--password-stdin" in out
+
+
+def test_the_console_serving_its_pages_imports_no_numerics(tmp_path: Path) -> None:
+    """`rayon console` as it runs: its command module, the app, and the map, rules and KPI
+    pages rendered (the database missing: the KPIs say so) — no numpy, shapely, matplotlib."""
+    loaded = modules_after(
+        f"""
+        from dataclasses import replace
+        from pathlib import Path
+        from starlette.testclient import TestClient
+        from gateway.clock import ManualClock
+        from gateway.config.load import load_config
+        from gateway.config.model import ConsoleConfig
+        from gateway.console.app import build_app, build_console
+        from gateway.console.users import Role, UsersFile
+        import gateway.cli.console
+        folder = Path({str(tmp_path)!r})
+        config = load_config(Path("config.example.yaml"))
+        settings = ConsoleConfig(users_file=folder / "u", secret_file=folder / "k",
+                                 audit_log=folder / "a")
+        config = replace(config, console=settings,
+                         database=replace(config.database, url=f"sqlite:///{{folder}}/x.db"))
+        UsersFile(settings.users_file).add("otto", Role.OPS, "ops-pass-12345")
+        console = build_console(config, ManualClock(1772524800.0))
+        with TestClient(build_app(console), base_url="https://testserver") as client:
+            form = client.get("/login").text
+            csrf = form.split('name="csrf" value="')[1].split('"')[0]
+            data = {{"name": "otto", "password": "ops-pass-12345", "csrf": csrf}}
+            assert client.post("/login", data=data).status_code == 200
+            assert 'id="plan"' in client.get("/").text
+            assert client.get("/rules").status_code == 200
+            assert client.get("/kpis.json").status_code == 503
+        """
+    )
+    assert "gateway.console.app" in loaded and "gateway.console.rulestate" in loaded
+    assert under(loaded, ("numpy", "shapely", "matplotlib")) == []

@@ -21,9 +21,12 @@ from gateway.config.load import load_config
 from gateway.config.model import Config, ConsoleConfig, FloorPlanImage
 from gateway.console.app import build_app
 from gateway.console.web import Console
+from gateway.ids import visit_pseudonym
+from gateway.store.repo import Store
 from gateway.topics import ConsoleLeaf, Topics
 from tests.consolekit import log_in, make_console
 from tests.report_day import Day, epoch, simulated_day
+from tests.shopping import INES, LOYALTY_NUMBER, Shop, shop
 
 NOON = epoch("2026-03-03T12:00+01:00")
 AT = "2026-03-03T11:59:00+01:00"
@@ -155,3 +158,32 @@ def test_the_floor_picture_is_served_behind_login(day: Day, tmp_path: Path) -> N
         log_in(client, "vera")
         assert client.get("/floorplan").content == picture.read_bytes()
         assert 'href="/floorplan"' in client.get("/").text
+
+
+@pytest.fixture(scope="module")
+def shopped(tmp_path_factory: pytest.TempPathFactory) -> Shop:
+    return shop(tmp_path_factory.mktemp("console-visit"))
+
+
+def test_a_visit_page_explains_each_decision_and_names_no_customer(
+    shopped: Shop, tmp_path: Path
+) -> None:
+    config = with_console(shopped.config, tmp_path)
+    store = Store(config.database.url)
+    try:
+        visit = next(v for v in store.visits() if v.customer == INES.id)
+        key = store.visit_key()
+    finally:
+        store.close()
+    assert key is not None
+    name = visit_pseudonym(key, visit.device, visit.started_at)
+    console = make_console(config, ManualClock(visit.started_at + 600))
+    with TestClient(build_app(console), base_url="https://testserver") as client:
+        log_in(client, "mark")
+        page = client.get(f"/visits/{name}")
+    assert page.status_code == 200
+    assert f'id="visit-pseudonym">{name}<' in page.text
+    assert page.text.count('class="decision"') >= 2 and "tv-aisle-dwell" in page.text
+    secrets = (INES.id, INES.token, "Inès", "In&egrave;s", LOYALTY_NUMBER, visit.device)
+    for secret in (*secrets, *INES.devices):
+        assert secret not in page.text
