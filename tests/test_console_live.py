@@ -106,6 +106,25 @@ def test_valid_messages_update_the_state_and_give_their_event(config: Config) ->
     assert state.malformed == {}
 
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "gateway" / "data" / "mqtt" / "examples"
+
+
+@pytest.mark.parametrize(
+    ("example", "topic"),
+    [
+        ("console_positions", topics().console(ConsoleLeaf.POSITIONS)),
+        ("console_ticker", topics().console(ConsoleLeaf.TICKER)),
+        ("occupancy", topics().occupancy("aisle-tv")),
+        ("status", topics().status()),
+    ],
+)
+def test_the_contracts_examples_are_accepted(config: Config, example: str, topic: str) -> None:
+    """docs/mqtt.md's examples (validated against the schemas by test_mqtt_contract)."""
+    state = state_for(config)
+    assert state.handle(topic, (EXAMPLES / f"{example}.json").read_bytes()) is not None
+    assert state.malformed == {}
+
+
 BAD: list[tuple[str, Any]] = [
     ("positions", b"not json"),
     ("positions", [1, 2]),
