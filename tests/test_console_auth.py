@@ -188,3 +188,9 @@ def test_pages_carry_a_strict_content_security_policy(client: TestClient) -> Non
     page = client.get("/login")
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_broken_users_file_is_a_503_page_not_a_crash(client: TestClient, config: Config) -> None:
+    config.console.users_file.write_text("this line is no user\n")
+    response = log_in(client, "vera")
+    assert response.status_code == 503 and "users file" in response.text

@@ -323,7 +323,8 @@ def test_the_sse_stream_sends_a_snapshot_then_follows_the_broker(
     broker_config: Config, pub: Subscriber
 ) -> None:
     t = topics()
-    console = make_console(broker_config, ManualClock(START))
+    clock = ManualClock(START)
+    console = make_console(broker_config, clock)
     _session, cookie = console.sessions.issue("vera", Role.VIEWER)
     headers = {"cookie": f"{SESSION_COOKIE}={cookie}"}
     got: list[tuple[str, Any]] = []
@@ -344,6 +345,10 @@ def test_the_sse_stream_sends_a_snapshot_then_follows_the_broker(
                 await publish(pub, t.occupancy("aisle-tv"), dumps({"count": 7, "at": AT}))
                 await publish(pub, t.console(ConsoleLeaf.POSITIONS), dumps(POSITIONS))
                 got.extend([await anext(events) for _ in range(3)])
+                clock.advance(broker_config.console.session_ttl)  # the session is over:
+                await publish(pub, t.console(ConsoleLeaf.TICKER), dumps(ENTER))
+                after = [e async for e in events]  # the stream ends, this line unsent
+                assert after == []
 
     run(scenario())
     name, snap = got[0]

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
@@ -38,6 +39,8 @@ from gateway.console.web import (
 from gateway.topics import Topics
 
 log = logging.getLogger(__name__)
+
+SESSION_CHECK_S = 30.0
 
 SECURITY_HEADERS = (
     (
@@ -76,12 +79,20 @@ async def live_stream(request: Request) -> Response:
 
 
 async def _events(console: Console, session: Session) -> AsyncIterator[dict[str, str]]:
+    """The stream of one browser, until its session expires (checked at least every
+    SESSION_CHECK_S, so a quiet store does not keep an expired session streaming)."""
     queue = console.fanout.subscribe()
     try:
         yield {"event": "snapshot", "data": json.dumps(console.live.snapshot())}
-        while session.expires_at > console.clock.now():
-            event = await queue.get()
-            yield {"event": str(event["event"]), "data": json.dumps(event["data"])}
+        while True:
+            try:
+                event: dict[str, Any] | None = await asyncio.wait_for(queue.get(), SESSION_CHECK_S)
+            except TimeoutError:
+                event = None
+            if session.expires_at <= console.clock.now():
+                return
+            if event is not None:
+                yield {"event": str(event["event"]), "data": json.dumps(event["data"])}
     finally:
         console.fanout.unsubscribe(queue)
 

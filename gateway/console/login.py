@@ -3,12 +3,18 @@ per client address and per user name, the session cookie, and the audit log of e
 
 from __future__ import annotations
 
+import logging
+
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from gateway.console.auth import LOGIN_COOKIE, LOGIN_NONCE_TTL_S, SESSION_COOKIE, csrf_ok
-from gateway.console.users import Role
+from gateway.console.users import Role, User
 from gateway.console.web import Console, console_of, error_page, render, session_of
+from gateway.errors import InvalidInput
+
+log = logging.getLogger(__name__)
 
 MAX_NAME = 64
 MAX_PASSWORD = 1024
@@ -71,13 +77,22 @@ async def login_post(request: Request) -> Response:
         )
         response.headers["retry-after"] = str(int(limited + 0.999))
         return response
-    user = console.users.authenticate(name, password[:MAX_PASSWORD]) if name else None
+    try:  # scrypt takes tens of milliseconds: off the event loop
+        user = await run_in_threadpool(_authenticate, console, name, password[:MAX_PASSWORD])
+    except (InvalidInput, OSError) as exc:
+        log.error("console: cannot read the users file: %s", exc)
+        detail = "The console's users file cannot be read; the log says why (ops: fix it)."
+        return error_page(request, 503, "Login unavailable", detail)
     if user is None:
         console.limiter.failed(f"client:{client}")
         console.limiter.failed(f"user:{name}")
         console.audit.write("login_failed", client, user=name)
         return _login_form(request, error="Wrong user name or password.", status=401, name=name)
     return _logged_in(request, console, client, user.name, user.role, form.get("next"))
+
+
+def _authenticate(console: Console, name: str, password: str) -> User | None:
+    return console.users.authenticate(name, password) if name else None
 
 
 def _limited(console: Console, client: str, name: str) -> float | None:

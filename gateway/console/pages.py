@@ -118,10 +118,10 @@ async def visit(request: Request) -> Response:
     if not VISIT.fullmatch(pseudonym):
         return error_page(request, 404, "No such visit", "A visit is named v- and 12 hex digits.")
     console = console_of(request)
+    now = console.clock.now()
     try:
-        history = console.history.get()
         found = await run_in_threadpool(
-            visit_trace, console.config, history, pseudonym, console.clock.now()
+            lambda: visit_trace(console.config, console.history.get(), pseudonym, now)
         )
     except RuntimeFailure as exc:
         return error_page(request, 503, "History unavailable", history_problem(exc))
@@ -172,9 +172,8 @@ async def _report(request: Request) -> dict[str, Any] | Response:
     tz = console.config.store.timezone
     since, until = day_start(period[0], tz), day_start(period[1] + timedelta(days=1), tz)
     try:
-        history = console.history.get()
         report: dict[str, Any] = await run_in_threadpool(
-            kpis, console.config, history, since, until
+            lambda: kpis(console.config, console.history.get(), since, until)
         )
     except RuntimeFailure as exc:
         return JSONResponse({"error": history_problem(exc)}, status_code=503)

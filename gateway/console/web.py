@@ -3,6 +3,7 @@ pages rendered with their common context (user, role, the logout form's CSRF non
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,17 +32,21 @@ class HistorySource:
     def __init__(self, url: str, opener: Callable[[str], History] = History) -> None:
         self._url, self._opener = url, opener
         self._history: History | None = None
+        self._lock = threading.Lock()  # pages open it from worker threads
 
     def get(self) -> History:
-        """The open History; RuntimeFailure saying why when the database cannot be read."""
-        if self._history is None:
-            self._history = self._opener(self._url)
-        return self._history
+        """The open History (call it off the event loop: it may connect); RuntimeFailure
+        saying why when the database cannot be read."""
+        with self._lock:
+            if self._history is None:
+                self._history = self._opener(self._url)
+            return self._history
 
     def close(self) -> None:
-        if self._history is not None:
-            self._history.close()
-            self._history = None
+        with self._lock:
+            if self._history is not None:
+                self._history.close()
+                self._history = None
 
 
 @dataclass(frozen=True, slots=True)
