@@ -3,10 +3,19 @@ add|remove|list` keeps its users file."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import shutil
+import signal
+import ssl
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -14,8 +23,10 @@ from gateway.cli.console import is_loopback, parse_listen
 from gateway.cli.main import main
 from gateway.console.users import Role, UsersFile
 from gateway.errors import UsageError
-from tests.stores import rayon, reference_store
+from tests.broker import free_port
+from tests.stores import ROOT, rayon, reference_store
 from tests.test_cli_imports import modules_after, under
+from tests.test_mqtt_security import issue, new_ca
 
 
 @pytest.fixture
@@ -144,3 +155,83 @@ def test_the_console_serving_its_pages_imports_no_numerics(tmp_path: Path) -> No
     )
     assert "gateway.console.app" in loaded and "gateway.console.rulestate" in loaded
     assert under(loaded, ("numpy", "shapely", "matplotlib")) == []
+
+
+def serve_until_healthy(
+    args: list[str], url: str, log: Path, verify: Any = True
+) -> subprocess.Popen[bytes]:
+    """`rayon console …` started as a user would (its output in `log`), once /healthz answers."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "console", *args],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, verify=verify, timeout=2).text == "ok":
+                return proc
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise AssertionError(f"rayon console did not come up:\n{log.read_text()}")
+
+
+def stop(proc: subprocess.Popen[bytes], log: Path) -> None:
+    """SIGTERM, as systemd stops it: a graceful shutdown (uvicorn then re-raises the signal,
+    which systemd counts as a clean stop), nothing left behind, no traceback."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert code in (0, -signal.SIGTERM), text
+    assert "Traceback" not in text and "Application shutdown complete" in text, text
+
+
+def test_rayon_console_serves_on_the_loopback_and_stops_cleanly(config_path: Path) -> None:
+    port = free_port()
+    proc = serve_until_healthy(
+        ["-c", str(config_path), "--listen", f"127.0.0.1:{port}"],
+        f"http://127.0.0.1:{port}/healthz",
+        config_path.parent / "console.log",
+    )
+    login = httpx.get(f"http://127.0.0.1:{port}/login")
+    assert login.status_code == 200 and 'name="csrf"' in login.text
+    assert httpx.get(f"http://127.0.0.1:{port}/state.json").status_code == 401
+    stop(proc, config_path.parent / "console.log")
+    secret = Path(yaml.safe_load(config_path.read_text())["console"]["secret_file"])
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+
+
+def test_rayon_console_serves_tls_off_the_loopback_with_console_tls(tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (apt-get install openssl); needed here")
+    ca = new_ca(tmp_path, "console-ca")
+    cert, key = issue(
+        tmp_path,
+        "console-ca",
+        "console",
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth",
+    )
+    console = {
+        "users_file": str(tmp_path / "users"),
+        "secret_file": str(tmp_path / "session.key"),
+        "audit_log": str(tmp_path / "audit.log"),
+        "tls": {"cert_file": str(cert), "key_file": str(key)},
+    }
+    path = reference_store(tmp_path, console=console)
+    port = free_port("0.0.0.0")
+    proc = serve_until_healthy(
+        ["-c", str(path), "--listen", f"0.0.0.0:{port}"],
+        f"https://127.0.0.1:{port}/healthz",
+        tmp_path / "console.log",
+        verify=ssl.create_default_context(cafile=str(ca)),
+    )
+    stop(proc, tmp_path / "console.log")
