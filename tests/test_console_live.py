@@ -20,9 +20,20 @@ from gateway.config.model import Config
 from gateway.console.app import build_app
 from gateway.console.auth import SESSION_COOKIE
 from gateway.console.live import Fanout, LiveFeed, LiveState
+from gateway.console.livemsg import OFFER_STATES
 from gateway.console.users import Role
 from gateway.console.web import Console
 from gateway.deliver.mqtt import Backoff
+from gateway.deliver.payloads import (
+    TickerOffer,
+    encode,
+    occupancy_payload,
+    positions_payload,
+    status_payload,
+    ticker_event_payload,
+    ticker_offer_payload,
+)
+from gateway.events import EventKind, ZoneEvent
 from gateway.topics import ConsoleLeaf, Topics
 from tests.broker import Mosquitto, Subscriber, free_port
 from tests.consolekit import START, console_config, make_console
@@ -123,6 +134,31 @@ def test_the_contracts_examples_are_accepted(config: Config, example: str, topic
     state = state_for(config)
     assert state.handle(topic, (EXAMPLES / f"{example}.json").read_bytes()) is not None
     assert state.malformed == {}
+
+
+def test_what_the_gateways_payload_builders_make_is_accepted(config: Config) -> None:
+    """The gateway's own builders (gateway.deliver.payloads), at a fractional time, every
+    event kind and offer state: the console takes each one."""
+    tz, at, t = config.store.timezone, START + 0.25, topics()
+    state = state_for(config)
+    messages = [
+        (
+            t.console(ConsoleLeaf.POSITIONS),
+            positions_payload([(VISIT, 1.0, 2.5, 0.0, None)], at, tz),
+        ),
+        (t.occupancy("store"), occupancy_payload(0, at, tz)),
+        (t.status(), status_payload("online", "0.1.0", at, {"inputs": 3}, tz=tz)),
+    ]
+    for kind in EventKind:
+        event = ZoneEvent(at, kind, "store", "ibeacon:x", "c-1")
+        messages.append((t.console(ConsoleLeaf.TICKER), ticker_event_payload(event, VISIT, tz)))
+    shown = TickerOffer("0b7e6f0c-4a8e-4d3b-9a51-6f2d8c1e9b30", "welcome", None, VISIT)
+    for offer_state in OFFER_STATES:
+        payload = ticker_offer_payload(shown, offer_state, at, tz)
+        messages.append((t.console(ConsoleLeaf.TICKER), payload))
+    for topic, payload in messages:
+        assert state.handle(topic, encode(payload)) is not None, payload
+    assert state.malformed == {} and len(state.ticker) == len(EventKind) + len(OFFER_STATES)
 
 
 BAD: list[tuple[str, Any]] = [
