@@ -125,7 +125,8 @@ def test_kpis_json_and_csv_cover_the_chosen_days(client: TestClient) -> None:
     assert figures["visits"]["count"] > 10
     got = client.get("/kpis/rules.csv?since=2026-03-03&until=2026-03-03")
     assert got.headers["content-type"].startswith("text/csv")
-    assert "attachment" in got.headers["content-disposition"]
+    disposition = got.headers["content-disposition"]
+    assert disposition == 'attachment; filename="rayon-rules-2026-03-03-2026-03-03.csv"'
     rows = list(csv.DictReader(io.StringIO(got.text)))
     assert {r["rule"] for r in rows} >= {"welcome", "click-collect"}
     assert client.get("/kpis/secrets.csv").status_code == 404

@@ -206,6 +206,7 @@ async def kpis_csv_file(request: Request) -> Response:
         text = kpis_csv(report, table)
     except InvalidInput as exc:
         return JSONResponse({"error": str(exc)}, status_code=404)
-    name = f"rayon-{table}-{request.query_params.get('since', '')}.csv"
+    days = _period(request)  # valid: _report read it
+    name = f"rayon-{table}-{days[0]}-{days[1]}.csv" if isinstance(days, tuple) else f"{table}.csv"
     headers = {"content-disposition": f'attachment; filename="{name}"', "cache-control": "no-store"}
     return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
