@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from gateway.clock import ManualClock
 from gateway.config.model import Config
 from gateway.console.app import build_app
-from gateway.console.auth import SESSION_COOKIE, load_secret
+from gateway.console.auth import SESSION_COOKIE, RateLimiter, load_secret
 from gateway.console.web import Console
 from tests.consolekit import PASSWORDS, START, audit_lines, csrf_of, log_in, make_console
 from tests.consolekit import console_config as _console_config
@@ -194,3 +194,18 @@ def test_a_broken_users_file_is_a_503_page_not_a_crash(client: TestClient, confi
     config.console.users_file.write_text("this line is no user\n")
     response = log_in(client, "vera")
     assert response.status_code == 503 and "users file" in response.text
+
+
+def test_the_limiter_forgets_quiet_keys_and_holds_a_bounded_number(clock: ManualClock) -> None:
+    limiter = RateLimiter(clock, limit=2, window=60.0, max_keys=3)
+    limiter.failed("a")
+    limiter.failed("a")
+    assert limiter.retry_after("a") == 60.0
+    clock.advance(30)
+    assert limiter.retry_after("a") == 30.0
+    for key in ("b", "c", "d"):
+        limiter.failed(key)
+    assert limiter.retry_after("a") is None  # the oldest key went to make room
+    clock.advance(61)
+    limiter.failed("e")
+    assert limiter.retry_after("e") is None and limiter.tracked <= 3

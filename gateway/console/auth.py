@@ -171,6 +171,7 @@ class RateLimiter:
     clock: Clock
     limit: int = 5
     window: float = 300.0
+    max_keys: int = 10_000  # a flood of made-up names forgets the oldest, never grows memory
     _failures: dict[str, deque[float]] = field(default_factory=dict)
 
     def retry_after(self, key: str) -> float | None:
@@ -184,6 +185,13 @@ class RateLimiter:
         """Count one failure of `key`."""
         self._failures[key] = self._pruned(key)
         self._failures[key].append(self.clock.now())
+        while len(self._failures) > self.max_keys:
+            del self._failures[next(iter(self._failures))]
+
+    @property
+    def tracked(self) -> int:
+        """How many keys have failures on record."""
+        return len(self._failures)
 
     def _pruned(self, key: str) -> deque[float]:
         """`key`'s failures still in the window; a key with none left is forgotten."""
