@@ -197,6 +197,15 @@ def test_a_malformed_message_is_counted_and_logged_never_raised(
     assert not state.dots and not state.ticker and not state.occupancy and state.gateway is None
 
 
+def test_anchors_are_unknown_until_the_gateway_runs_and_when_it_stops(config: Config) -> None:
+    state = state_for(config)
+    assert state.anchor_health("node-tv") == "unknown"
+    state.handle(topics().status(), dumps(STATUS))
+    assert (state.anchor_health("node-tv"), state.anchor_health("node-audio")) == ("silent", "ok")
+    state.handle(topics().status(), dumps({"state": "offline", "version": "1", "started_at": None}))
+    assert state.anchor_health("node-audio") == "unknown" and state.rules is not None
+
+
 def test_occupancy_of_a_zone_not_in_the_config_is_refused(config: Config) -> None:
     state = state_for(config)
     assert state.handle(topics().occupancy("elsewhere"), dumps({"count": 1, "at": AT})) is None

@@ -79,10 +79,11 @@ class LiveState:
             return None
 
     def anchor_health(self, anchor: str) -> str:
-        """`silent` (the gateway says so), `ok` (a status came without it) or `unknown`."""
-        if anchor in self.silent:
-            return "silent"
-        return "ok" if self.gateway is not None else "unknown"
+        """`silent` (the running gateway says so), `ok` (it runs and does not) or `unknown`
+        (no status yet, or the gateway is offline: nobody listens to the anchors)."""
+        if self.gateway != "online":
+            return "unknown"
+        return "silent" if anchor in self.silent else "ok"
 
     def snapshot(self) -> dict[str, Any]:
         """Everything at once: the stream's first event and /state.json."""
