@@ -21,7 +21,13 @@ from gateway.cli.registry import Command
 from rayon_tooling.benchmarks.cli import BENCHMARKS
 from tests.stores import ROOT
 
-NOT_FOR_RUN = ("rayon_tooling", "gateway.offline", "gateway.report", "gateway.sim")
+NOT_FOR_RUN = (
+    "rayon_tooling",
+    "gateway.offline",
+    "gateway.report",
+    "gateway.sim",
+    "gateway.console",
+)
 # docs/design.md §7, the commands that exist
 DESIGN_COMMANDS = (
     "run", "demo", "check", "scan", "decode", "replay", "simulate", "backtest", "explain",

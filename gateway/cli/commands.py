@@ -149,6 +149,13 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     # The product never imports rayon_tooling: this string is its one door, imported only when
+    # `rayon console` serves the console; its module adds the `user` actions.
+    Command(
+        "console",
+        "the store console: live map, rules, visit traces and KPIs in a browser "
+        "(docs/console.md); `rayon console user add` manages its users",
+        "gateway.cli.console",
+    ),
     # `rayon bench …` is parsed; the module adds the benchmarks as the actions of `rayon bench`.
     Command(
         "bench", "measure speed (prints figures, asserts nothing)", "rayon_tooling.benchmarks.cli"

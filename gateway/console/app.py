@@ -1,0 +1,186 @@
+"""The console's web application (Starlette): the object graph, security headers, sessions,
+and the routes (pages in gateway.console.pages, login in gateway.console.login).
+
+`build_app(console, feed)` is all a server needs; tests build a `Console` with a manual clock
+and real files, and drive the app with Starlette's TestClient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sse_starlette import EventSourceResponse
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.clock import Clock
+from gateway.config.model import Config
+from gateway.console import login, pages
+from gateway.console.auth import AuditLog, RateLimiter, Session, Sessions, Signer, load_secret
+from gateway.console.live import Fanout, LiveFeed, LiveState
+from gateway.console.users import Role, UsersFile
+from gateway.console.web import (
+    HERE,
+    Console,
+    HistorySource,
+    api_session,
+    console_of,
+    templates,
+)
+from gateway.topics import Topics
+
+log = logging.getLogger(__name__)
+
+SESSION_CHECK_S = 30.0
+
+SECURITY_HEADERS = (
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        b"connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+)
+
+
+async def healthz(_request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+async def state_json(request: Request) -> Response:
+    """The live state at once (what the stream's first event carries)."""
+    session = api_session(request, Role.VIEWER)
+    if not isinstance(session, Session):
+        return session
+    return JSONResponse(console_of(request).live.snapshot(), headers={"cache-control": "no-store"})
+
+
+async def live_stream(request: Request) -> Response:
+    """Server-sent events: `snapshot` first, then `positions`, `ticker`, `occupancy` and
+    `status` as the live topics bring them; ends when the session does."""
+    session = api_session(request, Role.VIEWER)
+    if not isinstance(session, Session):
+        return session
+    console = console_of(request)
+    return EventSourceResponse(
+        _events(console, session), ping=15, headers={"cache-control": "no-store"}
+    )
+
+
+async def _events(console: Console, session: Session) -> AsyncIterator[dict[str, str]]:
+    """The stream of one browser, until its session expires (checked at least every
+    SESSION_CHECK_S, so a quiet store does not keep an expired session streaming)."""
+    queue = console.fanout.subscribe()
+    try:
+        yield {"event": "snapshot", "data": json.dumps(console.live.snapshot())}
+        while True:
+            try:
+                event: dict[str, Any] | None = await asyncio.wait_for(queue.get(), SESSION_CHECK_S)
+            except TimeoutError:
+                event = None
+            if session.expires_at <= console.clock.now():
+                return
+            if event is not None:
+                yield {"event": str(event["event"]), "data": json.dumps(event["data"])}
+    finally:
+        console.fanout.unsubscribe(queue)
+
+
+async def floor_image(request: Request) -> Response:
+    """`console.floor_plan.image`, behind login."""
+    session = api_session(request, Role.VIEWER)
+    if not isinstance(session, Session):
+        return session
+    plan = console_of(request).config.console.floor_plan
+    if plan is None or not plan.image.is_file():
+        return PlainTextResponse("no floor plan image (console.floor_plan)", status_code=404)
+    # an SVG opened on its own runs nothing: a sandbox of its own, on top of the pages' CSP
+    headers = {"cache-control": "private, max-age=300", "content-security-policy": "sandbox"}
+    return FileResponse(plan.image, headers=headers)
+
+
+class SecurityHeaders:
+    """Adds the CSP and friends to every response (a pure ASGI middleware: streams pass)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def build_app(console: Console, feed: LiveFeed | None = None) -> Starlette:
+    """The console's ASGI app; `feed` (the MQTT connection) runs while the app is up."""
+    routes = [
+        Route("/healthz", healthz),
+        Route("/login", login.login_page, methods=["GET"]),
+        Route("/login", login.login_post, methods=["POST"]),
+        Route("/logout", login.logout, methods=["POST"]),
+        Route("/", pages.live_map),
+        Route("/rules", pages.rules),
+        Route("/visits/{pseudonym}", pages.visit),
+        Route("/kpis", pages.kpis_page),
+        Route("/kpis.json", pages.kpis_json),
+        Route("/kpis/{table}.csv", pages.kpis_csv_file),
+        Route("/live", live_stream),
+        Route("/state.json", state_json),
+        Route("/floorplan", floor_image),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(feed.run(), name="console-feed") if feed else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            console.history.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(SecurityHeaders)
+    app.state.console = console
+    app.state.templates = templates()
+    app.state.feed_connected = (lambda: feed.connected) if feed is not None else (lambda: False)
+    return app
+
+
+def build_console(config: Config, clock: Clock, *, secure_cookies: bool = True) -> Console:
+    """The console's objects from the config: users file, session key (created 0600 when
+    missing), audit log, rate limits, live state and the read-only history."""
+    c = config.console
+    topics = Topics(config.mqtt.topic_prefix, config.store.id)
+    return Console(
+        config=config,
+        users=UsersFile(c.users_file),
+        sessions=Sessions(Signer(load_secret(c.secret_file)), clock, c.session_ttl),
+        limiter=RateLimiter(clock),
+        audit=AuditLog(c.audit_log, clock),
+        live=LiveState(topics, (z.id for z in config.zones), (a.id for a in config.anchors)),
+        fanout=Fanout(),
+        history=HistorySource(config.database.url),
+        clock=clock,
+        secure_cookies=secure_cookies,
+    )

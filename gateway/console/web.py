@@ -1,0 +1,135 @@
+"""What every console route shares: the `Console` object graph, sessions of requests, and
+pages rendered with their common context (user, role, the logout form's CSRF nonce)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from gateway.clock import Clock
+from gateway.config.model import Config
+from gateway.console.auth import SESSION_COOKIE, AuditLog, RateLimiter, Session, Sessions
+from gateway.console.history import History
+from gateway.console.live import Fanout, LiveState
+from gateway.console.users import Role, UsersFile
+from gateway.errors import RuntimeFailure
+
+HERE = Path(__file__).parent
+
+
+class HistorySource:
+    """The database, read-only, opened on first use and again after a failure (the gateway
+    may not have created it yet when the console starts)."""
+
+    def __init__(self, url: str, opener: Callable[[str], History] = History) -> None:
+        self._url, self._opener = url, opener
+        self._history: History | None = None
+        self._lock = threading.Lock()  # pages open it from worker threads
+
+    def get(self) -> History:
+        """The open History (call it off the event loop: it may connect); RuntimeFailure
+        saying why when the database cannot be read."""
+        with self._lock:
+            if self._history is None:
+                self._history = self._opener(self._url)
+            return self._history
+
+    def close(self) -> None:
+        with self._lock:
+            if self._history is not None:
+                self._history.close()
+                self._history = None
+
+
+@dataclass(frozen=True, slots=True)
+class Console:
+    """Everything the console's routes use, built once (gateway.cli.console)."""
+
+    config: Config
+    users: UsersFile
+    sessions: Sessions
+    limiter: RateLimiter
+    audit: AuditLog
+    live: LiveState
+    fanout: Fanout
+    history: HistorySource
+    clock: Clock
+    secure_cookies: bool = True
+
+
+def console_of(request: Request) -> Console:
+    return cast(Console, request.app.state.console)
+
+
+def templates() -> Jinja2Templates:
+    """The pages' templates: autoescaped, strict about undefined names."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    return Jinja2Templates(env=env)
+
+
+def session_of(request: Request) -> Session | None:
+    """The request's valid session, or None."""
+    return console_of(request).sessions.read(request.cookies.get(SESSION_COOKIE))
+
+
+def render(
+    request: Request, name: str, context: dict[str, Any], status_code: int = 200
+) -> Response:
+    """A page, with what every page shows (user, role, the logout form's CSRF nonce)."""
+    session = session_of(request)
+    console = console_of(request)
+    base = {
+        "session": session,
+        "store": console.config.store,
+        "can_trace": session is not None and session.role.allows(Role.MARKETER),
+        "broker": getattr(request.app.state, "feed_connected", lambda: False)(),
+    }
+    tpl: Jinja2Templates = request.app.state.templates
+    response = tpl.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
+    response.headers["cache-control"] = "no-store"
+    return response
+
+
+def error_page(request: Request, status: int, title: str, detail: str) -> Response:
+    """A plain page saying what went wrong and what to do."""
+    return render(request, "error.html", {"title": title, "detail": detail}, status)
+
+
+def page_session(request: Request, needed: Role) -> Session | Response:
+    """The session of a page request, or the response: a redirect to /login without one,
+    403 when the role does not allow the page."""
+    session = session_of(request)
+    if session is None:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+    if not session.role.allows(needed):
+        detail = f"This page needs the {needed.value} role; you are {session.role.value}."
+        return error_page(request, 403, "Not allowed", detail)
+    return session
+
+
+def api_session(request: Request, needed: Role) -> Session | Response:
+    """The session of a data request (JSON, CSV, stream, image): 401 without one, 403 when
+    the role does not allow it."""
+    session = session_of(request)
+    if session is None:
+        return JSONResponse({"error": "login required: open /login"}, status_code=401)
+    if not session.role.allows(needed):
+        return JSONResponse({"error": f"needs the {needed.value} role"}, status_code=403)
+    return session
+
+
+def history_problem(exc: RuntimeFailure) -> str:
+    """What a page says when the database cannot be read."""
+    return f"The history is not available: {exc}"

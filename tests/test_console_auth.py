@@ -1,0 +1,211 @@
+"""The console's logins: passwords, rate limits, CSRF, sessions and their cookie, roles, the
+audit log and the session key file — real files, the real app through Starlette's client."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from gateway.clock import ManualClock
+from gateway.config.model import Config
+from gateway.console.app import build_app
+from gateway.console.auth import SESSION_COOKIE, RateLimiter, load_secret
+from gateway.console.web import Console
+from tests.consolekit import PASSWORDS, START, audit_lines, csrf_of, log_in, make_console
+from tests.consolekit import console_config as _console_config
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return _console_config(tmp_path)
+
+
+@pytest.fixture
+def console(config: Config, clock: ManualClock) -> Console:
+    return make_console(config, clock)
+
+
+@pytest.fixture
+def client(console: Console) -> Iterator[TestClient]:
+    with TestClient(build_app(console), base_url="https://testserver") as c:
+        yield c
+
+
+def test_a_wrong_password_is_refused_and_audited_without_the_password(
+    client: TestClient, config: Config
+) -> None:
+    response = log_in(client, "vera", "not-her-password")
+    assert response.status_code == 401
+    assert "Wrong user name or password" in response.text
+    assert SESSION_COOKIE not in client.cookies
+    lines = audit_lines(config)
+    assert [(x["event"], x["user"], x["client"]) for x in lines] == [
+        ("login_failed", "vera", "testclient")
+    ]
+    assert "not-her-password" not in config.console.audit_log.read_text()
+    assert stat.S_IMODE(config.console.audit_log.stat().st_mode) == 0o600
+
+
+def test_a_good_login_sets_a_strict_cookie_and_opens_the_pages(
+    client: TestClient, config: Config
+) -> None:
+    response = log_in(client, "vera")
+    assert response.status_code == 303 and response.headers["location"] == "/"
+    cookie = next(
+        h for h in response.headers.get_list("set-cookie") if h.startswith(SESSION_COOKIE)
+    )
+    flags = {part.strip().lower() for part in cookie.split(";")[1:]}
+    assert {"httponly", "secure", "samesite=strict", "path=/"} <= flags
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="plan"' in page.text
+    assert "vera (viewer)" in page.text
+    assert [x["event"] for x in audit_lines(config)] == ["login_ok"]
+
+
+def test_five_failures_lock_the_name_out_with_429_until_the_window_passes(
+    client: TestClient, config: Config, clock: ManualClock
+) -> None:
+    for _ in range(5):
+        assert log_in(client, "otto", "guess-guess").status_code == 401
+    locked = log_in(client, "otto")  # even the right password, while locked out
+    assert locked.status_code == 429
+    assert 1 <= int(locked.headers["retry-after"]) <= 300
+    assert audit_lines(config)[-1]["event"] == "login_limited"
+    clock.advance(301)
+    assert log_in(client, "otto").status_code == 303
+
+
+def test_failures_from_one_address_lock_it_out_for_every_name(client: TestClient) -> None:
+    for name in ("a1", "a2", "a3", "a4", "a5"):
+        assert log_in(client, name, "whatever-pw").status_code == 401
+    assert log_in(client, "mark").status_code == 429
+
+
+def test_a_post_without_the_csrf_token_is_refused_with_403(client: TestClient) -> None:
+    client.get("/login")  # the login cookie is there, the form field is not
+    no_field = client.post("/login", data={"name": "vera", "password": PASSWORDS["vera"]})
+    assert no_field.status_code == 403 and "security token" in no_field.text
+    wrong = client.post("/login", data={"name": "vera", "password": "x", "csrf": "forged"})
+    assert wrong.status_code == 403
+    assert log_in(client, "vera").status_code == 303
+    logout = client.post("/logout", data={}, follow_redirects=False)
+    assert logout.status_code == 403
+    assert client.get("/", follow_redirects=False).status_code == 200  # still logged in
+
+
+def test_logout_with_its_token_ends_the_session_and_is_audited(
+    client: TestClient, config: Config
+) -> None:
+    log_in(client, "mark")
+    token = csrf_of(client.get("/").text)
+    out = client.post("/logout", data={"csrf": token}, follow_redirects=False)
+    assert out.status_code == 303 and out.headers["location"] == "/login"
+    assert client.get("/", follow_redirects=False).status_code == 303
+    assert [x["event"] for x in audit_lines(config)] == ["login_ok", "logout"]
+
+
+@pytest.mark.parametrize("path", ["/live", "/state.json", "/kpis.json", "/kpis/rules.csv"])
+def test_the_stream_and_the_data_need_a_session_401(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 401 and "login" in response.json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/", "/rules", "/kpis", "/visits/v-0123456789ab"])
+def test_a_page_without_a_session_redirects_to_login(client: TestClient, path: str) -> None:
+    response = client.get(path, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/login?next={path}"
+
+
+def test_healthz_answers_without_login(client: TestClient) -> None:
+    assert client.get("/healthz").text == "ok"
+
+
+def test_a_viewer_gets_403_on_a_visit_trace_a_marketer_does_not(
+    client: TestClient, console: Console
+) -> None:
+    log_in(client, "vera")
+    page = client.get("/visits/v-0123456789ab")
+    assert page.status_code == 403 and "marketer" in page.text
+    client.cookies.clear()
+    log_in(client, "mark")
+    assert client.get("/visits/v-0123456789ab").status_code != 403
+
+
+def test_a_session_ends_at_its_ttl(client: TestClient, clock: ManualClock, config: Config) -> None:
+    log_in(client, "vera")
+    clock.advance(config.console.session_ttl - 1)
+    assert client.get("/", follow_redirects=False).status_code == 200
+    clock.advance(2)
+    assert client.get("/", follow_redirects=False).status_code == 303
+    assert client.get("/state.json").status_code == 401
+
+
+def test_a_forged_or_altered_cookie_is_no_session(client: TestClient) -> None:
+    log_in(client, "vera")
+    value = client.cookies[SESSION_COOKIE]
+    payload, mac = value.split(".")
+    client.cookies.clear()
+
+    def status(cookie: str) -> int:
+        response = client.get("/state.json", headers={"cookie": f"{SESSION_COOKIE}={cookie}"})
+        code: int = response.status_code
+        return code
+
+    assert status(value) == 200
+    assert status(payload[:-2] + "xx." + mac) == 401
+    assert status(payload + "." + mac[:-2] + "AA") == 401
+    assert status(payload) == 401
+
+
+def test_the_session_key_is_created_0600_once_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / "session.key"
+    key = load_secret(path)
+    assert len(key) == 32 and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_secret(path) == key
+
+
+def test_a_session_survives_a_restart_with_the_same_key(
+    client: TestClient, config: Config, clock: ManualClock
+) -> None:
+    log_in(client, "otto")
+    with TestClient(build_app(make_console(config, clock)), base_url="https://testserver") as c2:
+        cookie = f"{SESSION_COOKIE}={client.cookies[SESSION_COOKIE]}"
+        assert c2.get("/state.json", headers={"cookie": cookie}).status_code == 200
+        assert c2.get("/state.json").status_code == 401
+
+
+def test_pages_carry_a_strict_content_security_policy(client: TestClient) -> None:
+    page = client.get("/login")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_broken_users_file_is_a_503_page_not_a_crash(client: TestClient, config: Config) -> None:
+    config.console.users_file.write_text("this line is no user\n")
+    response = log_in(client, "vera")
+    assert response.status_code == 503 and "users file" in response.text
+
+
+def test_the_limiter_forgets_quiet_keys_and_holds_a_bounded_number(clock: ManualClock) -> None:
+    limiter = RateLimiter(clock, limit=2, window=60.0, max_keys=3)
+    limiter.failed("a")
+    limiter.failed("a")
+    assert limiter.retry_after("a") == 60.0
+    clock.advance(30)
+    assert limiter.retry_after("a") == 30.0
+    for key in ("b", "c", "d"):
+        limiter.failed(key)
+    assert limiter.retry_after("a") is None  # the oldest key went to make room
+    clock.advance(61)
+    limiter.failed("e")
+    assert limiter.retry_after("e") is None and limiter.tracked <= 3
