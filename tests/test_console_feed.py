@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
-from shapely.geometry import Polygon
 
 import gateway.deliver.schemas as schemas
 from gateway.central.bridge import render_bridge
@@ -242,8 +241,8 @@ def customer(i: int, consent: bool = True) -> Customer:
 
 
 def store_tracker() -> ZoneTracker:
-    outline = Zone("store", "Magasin", Polygon([(0, 0), (40, 0), (40, 25), (0, 25)]), 0.0, 60.0)
-    return ZoneTracker([outline], VisitsConfig(gap=1800.0, timeout=300.0))
+    store = Zone("store", "Magasin", ((0, 0), (40, 0), (40, 25), (0, 25)), 0.0, 60.0)
+    return ZoneTracker([store], VisitsConfig(gap=1800.0, timeout=300.0))
 
 
 async def with_feed(
