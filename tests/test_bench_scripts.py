@@ -163,3 +163,12 @@ def test_bench_broker_disk_measures_what_the_shipped_persistence_writes() -> Non
     assert (small[0].split()[0], large[0].split()[0]) == ("0", "100")
     assert int(large[0].split()[1]) > int(small[0].split()[1])  # each retained customer
     assert small[4].split() == ["0", "0"], lines  # idle: no save, nothing written
+
+
+@pytest.mark.mqtt
+def test_bench_console_prints_load_time_latency_and_memory(chromium: object) -> None:
+    lines = bench("bench_console.py", "--devices", "20", "--runs", "1", "--events", "10")
+    assert lines[0].startswith("run 1: map with 20 dots "), lines
+    assert lines[-3].startswith("map load with 20 tracked devices: median "), lines
+    assert lines[-2].startswith("event to page: p50 ") and lines[-2].endswith("(10 events)")
+    assert lines[-1].startswith("console memory: VmRSS "), lines

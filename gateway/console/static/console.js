@@ -174,10 +174,14 @@
     target.replaceChildren(svg);
   }
 
-  function table(target, rows) {
+  // The rules' funnel on the page: the columns a marketer reads first (rules.csv has them all).
+  const RULE_COLUMNS = ["rule", "offers", "holdout", "sent", "delivered", "opened", "redeemed",
+    "conversion", "control_conversion", "uplift", "ci_low", "ci_high"];
+
+  function table(target, rows, columns) {
     if (!target) return;
     if (!rows || rows.length === 0) { target.replaceChildren(el("p", { class: "empty" }, "No data in this period.")); return; }
-    const keys = Object.keys(rows[0]);
+    const keys = columns ? columns.filter((k) => k in rows[0]) : Object.keys(rows[0]);
     const t = el("table", {});
     const head = el("tr", {});
     keys.forEach((k) => head.appendChild(el("th", {}, k)));
@@ -204,7 +208,7 @@
         barChart(document.getElementById("chart-footfall-day"), data.footfall_day, ["day", "date"], ["visits", "count"]);
         barChart(document.getElementById("chart-footfall-hour"), data.footfall_hour, ["hour"], ["visits", "count"]);
         barChart(document.getElementById("chart-dwell"), data.dwell, ["zone"], ["median_s", "mean_s"]);
-        table(document.getElementById("table-rules"), data.rules);
+        table(document.getElementById("table-rules"), data.rules, RULE_COLUMNS);
         table(document.getElementById("table-codes"), data.codes);
         status.textContent = "Period " + data.since + " – " + data.until + ".";
         body.dataset.kpis = "ready";

@@ -1,0 +1,141 @@
+"""The store console end to end, as a store manager meets it: a real Mosquitto, the simulated
+store (`rayon demo`, the same Gateway as `rayon run`) writing a real SQLite database, and
+`rayon console` as its own process, for the browser tests (Playwright driving Debian's
+Chromium) and `bench/bench_console.py`.
+
+The demo runs in real time from now (the store's local time), so the database's visits are
+the last minutes' and every page reads them as the store's present.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tests.broker import Mosquitto, free_port
+from tests.stores import ROOT, rayon, reference_store
+
+PASSWORD = "correct horse battery"
+USERS = {"vera": "viewer", "marc": "marketer", "olga": "ops"}
+STORE_TZ = ZoneInfo("Europe/Paris")  # config.example.yaml's store.timezone
+
+
+@dataclass
+class ConsoleLab:
+    """One store folder: config.yaml (the reference store on this broker, its rules copied
+    so a test may break one, a `console:` section on a free port), the console's users."""
+
+    folder: Path
+    broker: Mosquitto
+    port: int = field(default_factory=free_port)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        shutil.copytree(ROOT / "rules", self.folder / "rules")
+        console = {
+            "listen": f"127.0.0.1:{self.port}",
+            "users_file": str(self.folder / "console" / "users"),
+            "secret_file": str(self.folder / "console" / "session.key"),
+            "audit_log": str(self.folder / "console" / "audit.log"),
+        }
+        self.config = reference_store(
+            self.folder, port=self.broker.port, rules_dir="rules", console=console
+        )
+        (self.folder / "console").mkdir(mode=0o700)
+        for name, role in USERS.items():
+            done = rayon(
+                "console", "user", "add", name, "--role", role, "--password-stdin",
+                "-c", str(self.config), stdin=PASSWORD + "\n",
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def database(self) -> Path:
+        return self.folder / "rayon.db"
+
+    def start_store(self, *, shoppers: int = 20, minutes: float = 4.0, speed: float = 2.0) -> None:
+        """The simulated store from now, `minutes` of store time at `speed` × real time."""
+        start = datetime.now(STORE_TZ).replace(microsecond=0, tzinfo=None).isoformat()
+        args = ["demo", "-c", str(self.config), "--database", str(self.database), "--quiet"]
+        args += ["--shoppers", str(shoppers), "--minutes", str(minutes), "--speed", str(speed)]
+        self._spawn([*args, "--start", start], "demo.log")
+        deadline = time.monotonic() + 30
+        while not self.database.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def start_console(self) -> subprocess.Popen[bytes]:
+        """`rayon console` on its port; returns once /healthz answers."""
+        proc = self._spawn(["console", "-c", str(self.config)], "console.log")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"rayon console exited: {self.log('console.log')}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as answer:
+                    if answer.status == 200:
+                        return proc
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.1)
+        raise AssertionError(f"rayon console did not answer: {self.log('console.log')}")
+
+    def log(self, name: str) -> str:
+        path = self.folder / name
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def _spawn(self, args: list[str], log: str) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with (self.folder / log).open("ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "gateway", *args],
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        self.procs.append(proc)
+        return proc
+
+
+@contextmanager
+def console_lab(folder: Path, broker: Mosquitto) -> Iterator[ConsoleLab]:
+    lab = ConsoleLab(folder, broker)
+    try:
+        yield lab
+    finally:
+        lab.stop()
+
+
+def log_in(page: Any, lab: ConsoleLab, user: str, password: str = PASSWORD) -> None:
+    """Fill and send the login form as a person would."""
+    page.goto(lab.url + "/login")
+    page.fill("#name", user)
+    page.fill("#password", password)
+    page.click("#login")
