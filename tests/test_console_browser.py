@@ -103,7 +103,7 @@ def test_an_offer_appears_in_the_ticker_and_its_visit_trace_names_no_customer(
     assert any(rule in text for rule in rules), text
     visit = offer.get_attribute("data-visit")
     assert visit is not None and PSEUDONYM.match(visit)
-    offer.query_selector("a.visit").click()  # type: ignore[union-attr]
+    offer.query_selector("a.visit").click()
     page.wait_for_url(f"**/visits/{visit}")
     page.wait_for_selector("#decisions tr.decision")
     html = page.content()
