@@ -12,7 +12,9 @@ import asyncio
 import dataclasses
 import json
 import logging
+import secrets
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
+import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.clock import AcceleratedClock, Clock
@@ -107,6 +110,9 @@ def live_view(config: Config, gateway: Gateway, clock: Clock) -> str:
     return f"  [{local}] in store: {occ.get('store', 0):>3} | " + "  ".join(cells)
 
 
+DEMO_START = "2026-03-03T14:45:00"  # a Tuesday afternoon: every shipped rule may fire
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `rayon demo`."""
     parser.add_argument("--shoppers", type=int, default=24, help="simulated shoppers (default 24)")
@@ -122,11 +128,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--start",
-        default="2026-03-03T14:45:00",
-        help="simulated local start time in the store's timezone (ISO 8601)",
+        default=None,
+        help="simulated local start time in the store's timezone (ISO 8601; default "
+        f"{DEMO_START}, or now with --console)",
     )
     parser.add_argument(
         "--quiet", action="store_true", help="no live view, only offers and summary"
+    )
+    parser.add_argument(
+        "--console",
+        nargs="?",
+        const="127.0.0.1:8080",
+        metavar="HOST:PORT",
+        help="also run the web console on the demo store (default 127.0.0.1:8080), with a "
+        "one-time ops login printed; the store's time then starts now unless --start is given",
     )
     parser.add_argument(
         "--database",
@@ -148,7 +163,10 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
     database = args.database or Path(tempfile.mkdtemp(prefix="rayon-demo-")) / "demo.db"
     database = database.absolute()
     config = dataclasses.replace(config, database=DatabaseConfig(f"sqlite:///{database}"))
-    start = local_time(args.start, config)
+    if args.start is not None:
+        start = local_time(args.start, config)
+    else:
+        start = time.time() if args.console else local_time(DEMO_START, config)
     sim = StoreSimulator(
         config, shoppers=args.shoppers, minutes=args.minutes, seed=args.seed, start_at=start
     )
@@ -159,6 +177,8 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
         for customer in customers:
             store.upsert_customer(customer)
         config = await _with_broker(config, stack)
+        if args.console:
+            _with_console(config, args.console, database.parent / "console", stack)
         print(
             f"Rayon demo — {config.store.name}: {args.shoppers} shoppers, {args.minutes:g} "
             f"simulated minutes at ×{args.speed:g}; broker {config.mqtt.host}:{config.mqtt.port}; "
@@ -166,6 +186,61 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
             flush=True,
         )
         return await _run(config, args, sim, customers, store, start)
+
+
+def _with_console(config: Config, listen: str, folder: Path, stack: AsyncExitStack) -> None:
+    """`rayon console` on the demo's broker and database, as its own process (as in a store),
+    with a one-time `demo` login of role ops; stopped with the demo."""
+    from gateway.console.users import Role, UsersFile
+
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(_console_config(config, listen, folder), allow_unicode=True))
+    password = secrets.token_urlsafe(12)
+    UsersFile(folder / "users").add("demo", Role.OPS, password)
+    with (folder / "console.log").open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "console", "-c", str(path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    stack.callback(_end, proc)
+    print(f"console: http://{listen}/ — log in as demo / {password} (log: {log.name})")
+
+
+def _console_config(config: Config, listen: str, folder: Path) -> dict[str, Any]:
+    """The demo's config.yaml for the console: the broker the demo uses (without a login when
+    it is the embedded one), the demo's database, the console's files in `folder`."""
+    raw = yaml.safe_load(config.path.read_text(encoding="utf-8"))
+    mqtt = dict(raw.get("mqtt") or {}, host=config.mqtt.host, port=config.mqtt.port)
+    if config.mqtt.username is None:  # the embedded broker takes anyone
+        for key in ("username", "password_file", "tls", "crm", "tools", "console"):
+            mqtt.pop(key, None)
+    raw["mqtt"] = mqtt
+    raw["database"] = {"url": config.database.url}
+    raw["rules_dir"] = str(config.rules_dir.absolute())
+    console = dict(raw.get("console") or {}, listen=listen)
+    console.update(users_file=str(folder / "users"), secret_file=str(folder / "session.key"))
+    console["audit_log"] = str(folder / "audit.log")
+    if config.console.floor_plan is not None:
+        plan = config.console.floor_plan
+        console["floor_plan"] = {
+            "image": str(plan.image.absolute()),
+            "origin": list(plan.origin),
+            "metres_per_pixel": plan.metres_per_pixel,
+        }
+    raw["console"] = console
+    return dict(raw)
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 async def _with_broker(config: Config, stack: AsyncExitStack) -> Config:
