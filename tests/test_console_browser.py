@@ -198,3 +198,16 @@ def test_the_session_cookie_is_httponly_secure_and_same_site(page: Any, lab: Con
     assert session["httpOnly"] and session["secure"] and session["sameSite"] == "Strict"
     assert page.evaluate("document.cookie").find("rayon_session") == -1
     assert PASSWORD not in (lab.folder / "console" / "users").read_text()
+
+
+def test_the_console_process_never_loads_numpy_shapely_or_matplotlib(
+    page: Any, lab: ConsoleLab
+) -> None:
+    log_in(page, lab, "olga")
+    for path in ("/", "/rules", "/kpis"):
+        page.goto(lab.url + path)
+    page.wait_for_selector("body[data-kpis=ready]", timeout=30_000)
+    console = lab.procs[0]  # started first, by the fixture
+    maps = Path(f"/proc/{console.pid}/maps").read_text()
+    loaded = {lib for lib in ("numpy", "shapely", "matplotlib") if f"/{lib}/" in maps}
+    assert loaded == set(), f"the console process mapped {sorted(loaded)}"
