@@ -17,6 +17,7 @@ from gateway.config.load import load_config
 from gateway.config.model import Config
 from gateway.console.app import build_app, build_console
 from gateway.console.live import LiveFeed
+from gateway.console.memory import return_large_blocks
 from gateway.console.users import Role, UsersFile
 from gateway.errors import UsageError
 
@@ -125,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
 
 def serve(config: Config, host: str, port: int) -> None:
     """uvicorn with the console's app (and TLS from console.tls)."""
+    return_large_blocks()  # each login's 16 MB scrypt block goes back to the system
     console = build_console(config, SystemClock())
     app = build_app(console, LiveFeed(config, console.live, console.fanout))
     tls = config.console.tls
