@@ -15,6 +15,10 @@ and `console/ticker` lines, as docs/mqtt.md defines them.  Chromium (Playwright,
 * **latency**: on the open map, `--events` ticker lines are published 50 ms apart; the page
   notes when each line enters the DOM (a MutationObserver, wall clock); the latency is that
   minus the publish time (both clocks are this machine's);
+* **end to end**: the simulated store in real time (speed 1, from now) for `--end-to-end`
+  seconds, the map open: for every ticker line, the time it entered the DOM minus its `at`,
+  the store-clock time of the advert (or timer) that made the event — the whole way through
+  the gateway (pipeline, the 0.2 s write batch, MQTT), the broker, the console and the browser;
 * **memory**: the console's VmRSS and VmHWM after every page was served (map, rules, KPIs,
   a visit trace).
 
@@ -133,6 +137,31 @@ def latencies(
         context.close()
 
 
+OBSERVER_AT = """() => {
+    window.__lags = [];
+    new MutationObserver(ms => ms.forEach(m => m.addedNodes.forEach(n => {
+        if (n.dataset && n.dataset.at) window.__lags.push(Date.now() - Date.parse(n.dataset.at));
+    }))).observe(document.getElementById("ticker"), {childList: true});
+}"""
+
+
+def end_to_end(browser: Any, lab: ConsoleLab, seconds: float) -> list[float]:
+    """Milliseconds from each event's `at` to its ticker line in the DOM, with the simulated
+    store running in real time for `seconds`."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        log_in(page, lab, "olga")
+        page.wait_for_selector("body[data-live=ready]")
+        page.evaluate(OBSERVER_AT)
+        lab.start_store(shoppers=30, minutes=seconds / 60.0, speed=1.0)
+        lab.procs[-1].wait(timeout=seconds + 120)
+        lags: list[float] = page.evaluate("window.__lags")
+        return lags
+    finally:
+        context.close()
+
+
 def memory_kb(pid: int) -> dict[str, int]:
     fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -163,6 +192,7 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=200)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--events", type=int, default=100)
+    ap.add_argument("--end-to-end", type=float, default=60.0, metavar="SECONDS")
     args = ap.parse_args()
     binary, chromium = find_mosquitto(), chromium_path()
     if binary is None or chromium is None:
@@ -200,6 +230,7 @@ def run_figures(
         loads.append(load_time(browser, lab, args.devices))
         lags += latencies(browser, lab, gateway, args.events, run)
         print(f"run {run + 1}: map with {args.devices} dots {loads[-1] * 1000:.0f} ms", flush=True)
+    e2e = end_to_end(browser, lab, args.end_to_end) if args.end_to_end > 0 else []
     visit_every_page(browser, lab)
     mem = memory_kb(pid)
     q = statistics.quantiles(lags, n=100, method="inclusive")
@@ -208,6 +239,12 @@ def run_figures(
         f"event to page: p50 {q[49]:.0f} ms, p99 {q[98]:.0f} ms, max {max(lags):.0f} ms "
         f"({len(lags)} events)"
     )
+    if len(e2e) >= 2:
+        e = statistics.quantiles(e2e, n=100, method="inclusive")
+        print(
+            f"event to page, end to end (real-time store, {args.end_to_end:g} s): p50 "
+            f"{e[49]:.0f} ms, p99 {e[98]:.0f} ms, max {max(e2e):.0f} ms ({len(e2e)} events)"
+        )
     print(f"console memory: VmRSS {mem['VmRSS'] / 1024:.1f} MB, VmHWM {mem['VmHWM'] / 1024:.1f} MB")
 
 

@@ -3,7 +3,7 @@ store (`rayon demo`, the same Gateway as `rayon run`) writing a real SQLite data
 `rayon console` as its own process, for the browser tests (Playwright driving Debian's
 Chromium) and `bench/bench_console.py`.
 
-The demo runs in real time from now (the store's local time), so the database's visits are
+The demo runs from now (`--start now`), so the database's visits are
 the last minutes' and every page reads them as the store's present.
 """
 
@@ -19,17 +19,14 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from tests.broker import Mosquitto, free_port
 from tests.stores import ROOT, rayon, reference_store
 
 PASSWORD = "correct horse battery"
 USERS = {"vera": "viewer", "marc": "marketer", "olga": "ops"}
-STORE_TZ = ZoneInfo("Europe/Paris")  # config.example.yaml's store.timezone
 
 
 @dataclass
@@ -71,10 +68,9 @@ class ConsoleLab:
 
     def start_store(self, *, shoppers: int = 20, minutes: float = 4.0, speed: float = 2.0) -> None:
         """The simulated store from now, `minutes` of store time at `speed` × real time."""
-        start = datetime.now(STORE_TZ).replace(microsecond=0, tzinfo=None).isoformat()
         args = ["demo", "-c", str(self.config), "--database", str(self.database), "--quiet"]
         args += ["--shoppers", str(shoppers), "--minutes", str(minutes), "--speed", str(speed)]
-        self._spawn([*args, "--start", start], "demo.log")
+        self._spawn([*args, "--start", "now"], "demo.log")
         deadline = time.monotonic() + 30
         while not self.database.exists() and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -129,8 +129,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--start",
         default=None,
-        help="simulated local start time in the store's timezone (ISO 8601; default "
-        f"{DEMO_START}, or now with --console)",
+        help="simulated local start time in the store's timezone (ISO 8601, or `now`; "
+        f"default {DEMO_START}, or now with --console)",
     )
     parser.add_argument(
         "--quiet", action="store_true", help="no live view, only offers and summary"
@@ -152,6 +152,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def starts_now(args: argparse.Namespace) -> bool:
+    """The store's time starts at the wall clock's: `--start now`, or `--console` without
+    `--start` (the console reads the database as the store's present)."""
+    return bool(args.start == "now" or (args.start is None and args.console))
+
+
 def run(args: argparse.Namespace) -> int:
     """`rayon demo`: until the simulated time is over or Ctrl-C."""
     return asyncio.run(run_demo(config_of(args), args))
@@ -163,10 +169,7 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
     database = args.database or Path(tempfile.mkdtemp(prefix="rayon-demo-")) / "demo.db"
     database = database.absolute()
     config = dataclasses.replace(config, database=DatabaseConfig(f"sqlite:///{database}"))
-    if args.start is not None:
-        start = local_time(args.start, config)
-    else:
-        start = time.time() if args.console else local_time(DEMO_START, config)
+    start = time.time() if starts_now(args) else local_time(args.start or DEMO_START, config)
     sim = StoreSimulator(
         config, shoppers=args.shoppers, minutes=args.minutes, seed=args.seed, start_at=start
     )
@@ -271,8 +274,13 @@ async def _run(
     store: Store,
     start: float,
 ) -> int:
+    adverts = sim.adverts()
+    if starts_now(args):  # "now" is when the store opens, not when its setup began
+        shift = time.time() - start
+        start += shift
+        adverts = (dataclasses.replace(adv, at=adv.at + shift) for adv in adverts)
     clock = AcceleratedClock(start, args.speed)
-    source = SimulatorSource(sim.adverts(), clock)
+    source = SimulatorSource(adverts, clock)
     topics = Topics(config.mqtt.topic_prefix, config.store.id)
     phone = Phone(
         config.mqtt.host,

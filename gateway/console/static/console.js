@@ -54,7 +54,7 @@
   }
 
   function tickerItem(line) {
-    const li = el("li", { class: "tick tick-" + line.type, "data-visit": line.visit });
+    const li = el("li", { class: "tick tick-" + line.type, "data-visit": line.visit, "data-at": line.at });
     li.appendChild(el("time", {}, (line.at || "").slice(11, 19)));
     li.appendChild(document.createTextNode(" "));
     li.appendChild(el("span", { class: "what" }, line.what));
