@@ -167,8 +167,10 @@ def test_bench_broker_disk_measures_what_the_shipped_persistence_writes() -> Non
 
 @pytest.mark.mqtt
 def test_bench_console_prints_load_time_latency_and_memory(chromium: object) -> None:
-    lines = bench("bench_console.py", "--devices", "20", "--runs", "1", "--events", "10")
+    args = ("--devices", "20", "--runs", "1", "--events", "10", "--end-to-end", "15")
+    lines = bench("bench_console.py", *args)
     assert lines[0].startswith("run 1: map with 20 dots "), lines
-    assert lines[-3].startswith("map load with 20 tracked devices: median "), lines
-    assert lines[-2].startswith("event to page: p50 ") and lines[-2].endswith("(10 events)")
+    assert lines[-4].startswith("map load with 20 tracked devices: median "), lines
+    assert lines[-3].startswith("event to page: p50 ") and lines[-3].endswith("(10 events)")
+    assert lines[-2].startswith("event to page, end to end (real-time store, 15 s): p50 ")
     assert lines[-1].startswith("console memory: VmRSS "), lines
