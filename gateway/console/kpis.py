@@ -48,6 +48,19 @@ from gateway.report.period import Period
 from gateway.report.query import read_period
 from gateway.report.render import REPORT_VERSION, as_json
 
+_CONVERSION_KEYS = (
+    "treated",
+    "treated_converted",
+    "conversion",
+    "control",
+    "control_converted",
+    "control_conversion",
+    "uplift",
+    "ci_low",
+    "ci_high",
+)
+
+
 TABLES: Mapping[str, tuple[str, ...]] = {
     "footfall_day": ("day", "visits"),
     "footfall_hour": ("hour", "visits"),
@@ -77,15 +90,7 @@ TABLES: Mapping[str, tuple[str, ...]] = {
         "dismissed",
         "opened_rate",
         "redeemed_rate",
-        "treated",
-        "treated_converted",
-        "conversion",
-        "control",
-        "control_converted",
-        "control_conversion",
-        "uplift",
-        "ci_low",
-        "ci_high",
+        *_CONVERSION_KEYS,
     ),
     "codes": ("pool", "total", "assigned", "assigned_in_period", "remaining"),
 }
@@ -192,19 +197,6 @@ def _rules(
         row.update(_conversion(c) if c is not None else dict.fromkeys(_CONVERSION_KEYS))
         out.append(row)
     return out
-
-
-_CONVERSION_KEYS = (
-    "treated",
-    "treated_converted",
-    "conversion",
-    "control",
-    "control_converted",
-    "control_conversion",
-    "uplift",
-    "ci_low",
-    "ci_high",
-)
 
 
 def _conversion(c: Mapping[str, Any]) -> dict[str, Any]:
