@@ -17,8 +17,8 @@ runs), or write access to the folder when the daemon is stopped (SQLite then mak
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -30,7 +30,7 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import Session, create_engine
 
 from gateway.errors import RuntimeFailure
-from gateway.store.database import BUSY_TIMEOUT_MS, missing_sqlite_file
+from gateway.store.database import BUSY_TIMEOUT_MS, missing_sqlite_file, reading_session
 from gateway.store.migrations import HEAD, schema_version
 from gateway.store.repo import VISIT_KEY
 from gateway.store.tables import OfferRow, RuntimeRow, table_of
@@ -72,16 +72,10 @@ class History:
         """Release every connection."""
         self._engine.dispose()
 
-    @contextmanager
-    def reading(self) -> Iterator[Session]:
+    def reading(self) -> AbstractContextManager[Session]:
         """A session in one transaction, rolled back at the end (as `Store.reading`, so
         `gateway.report.query.read_period` reads through either)."""
-        try:
-            with Session(self._engine, expire_on_commit=False) as session:
-                yield session
-                session.rollback()
-        except SQLAlchemyError as exc:
-            raise RuntimeFailure(f"database error on {_where(self.url)}: {exc}") from exc
+        return reading_session(self._engine, self.url)
 
     def rule_activity(self, since: float, until: float) -> dict[str, RuleActivity]:
         """Per rule that ever made an offer: when it last did (holdout offers included: the

@@ -17,7 +17,6 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from gateway.config.model import Config
@@ -32,9 +31,9 @@ from gateway.console.livemsg import (
     rules_of,
     ticker_line,
 )
+from gateway.deliver.connect import read_password
 from gateway.deliver.mqtt import Backoff, MqttLink
 from gateway.deliver.mqtterrors import LinkError
-from gateway.errors import RuntimeFailure
 from gateway.topics import ConsoleLeaf, TopicKind, Topics
 
 log = logging.getLogger(__name__)
@@ -268,13 +267,4 @@ def console_login(config: Config) -> tuple[str | None, str | None]:
             "`mqtt: {console: {username, password_file}}` (deploy/mosquitto/README.md)"
         )
         return None, None
-    return login.username, _password(login.password_file)
-
-
-def _password(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise RuntimeFailure(f"cannot read mqtt.console.password_file {path}: {exc}") from exc
+    return login.username, read_password(login.password_file, "mqtt.console.password_file")

@@ -36,7 +36,7 @@ async def connect_link(
     login = None if persistent else m.tools
     username = login.username if login is not None else m.username
     secret = login.password_file if login is not None else m.password_file
-    password = _password(secret, "mqtt.tools.password_file" if login else "mqtt.password_file")
+    password = read_password(secret, "mqtt.tools.password_file" if login else "mqtt.password_file")
     topics = Topics(m.topic_prefix, config.store.id)
     client_id = (
         gateway_client_id(config)
@@ -76,7 +76,7 @@ async def connect_crm_link(config: Config) -> MqttLink:
         port=m.port,
         client_id=f"{gateway_client_id(config)}-crm",
         username=username,
-        password=_password(secret, where),
+        password=read_password(secret, where),
         tls=m.tls,
         keepalive=m.keepalive_s,
         queue_size=0,
@@ -91,7 +91,9 @@ def gateway_client_id(config: Config) -> str:
     return config.mqtt.client_id or f"rayon-{config.store.id}-gateway"
 
 
-def _password(path: Path | None, key: str) -> str | None:
+def read_password(path: Path | None, key: str) -> str | None:
+    """The password in the file `path` (None without one); RuntimeFailure naming the config
+    `key` when the file cannot be read."""
     if path is None:
         return None
     try:

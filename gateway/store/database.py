@@ -13,7 +13,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -88,6 +88,19 @@ def _make_engine(url: str) -> Engine:
     )
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+@contextmanager
+def reading_session(engine: Engine, url: str) -> Iterator[Session]:
+    """One transaction on `engine` (whose URL is `url`, named in errors), rolled back at the
+    end: what is read through it is never written (`Database.reading`, the console's
+    `History.reading`)."""
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            yield session
+            session.rollback()
+    except SQLAlchemyError as exc:
+        raise RuntimeFailure(f"database error on {_where(url)}: {exc}") from exc
 
 
 def _where(url: str) -> str:
@@ -199,16 +212,10 @@ class Database:
         except SQLAlchemyError as exc:
             raise RuntimeFailure(f"database error on {_where(self.url)}: {exc}") from exc
 
-    @contextmanager
-    def reading(self) -> Iterator[Session]:
+    def reading(self) -> AbstractContextManager[Session]:
         """A session for queries of other modules (reports): one transaction, rolled
         back at the end, so nothing read through it can be written by mistake."""
-        try:
-            with Session(self._engine, expire_on_commit=False) as session:
-                yield session
-                session.rollback()
-        except SQLAlchemyError as exc:
-            raise RuntimeFailure(f"database error on {_where(self.url)}: {exc}") from exc
+        return reading_session(self._engine, self.url)
 
     def _insert(self, table: Table) -> Insert:
         """A Core INSERT into `table` that skips rows whose primary key already exists."""
