@@ -126,12 +126,22 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]
 
 
 @pytest.fixture(scope="session")
-def chromium() -> Iterator[Any]:
-    """A headless Chromium (Playwright's Browser) for the session's browser tests; skipped with
+def chromium_binary() -> Path:
+    """The Chromium binary, for tests that start it themselves (a bench script); skipped with
     the reason when it is missing, failed instead under CI=true (tests/browser.py)."""
     binary = chromium_path()
     if binary is None:
         no_browser("Chromium is not installed (apt-get install chromium)")
+    assert binary is not None
+    return binary
+
+
+@pytest.fixture(scope="module")
+def chromium(chromium_binary: Path) -> Iterator[Any]:
+    """A headless Chromium (Playwright's Browser) for one module's browser tests.  Module
+    scope, not session: Playwright's sync API runs an event loop in this thread while it is
+    open, and every later test's `asyncio.run` would find it running."""
+    binary = chromium_binary
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

@@ -166,7 +166,7 @@ def test_bench_broker_disk_measures_what_the_shipped_persistence_writes() -> Non
 
 
 @pytest.mark.mqtt
-def test_bench_console_prints_load_time_latency_and_memory(chromium: object) -> None:
+def test_bench_console_prints_load_time_latency_and_memory(chromium_binary: object) -> None:
     args = ("--devices", "20", "--runs", "1", "--events", "10", "--end-to-end", "15")
     lines = bench("bench_console.py", *args)
     assert lines[0].startswith("run 1: map with 20 dots "), lines
