@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date
+from babel.dates import format_date, get_day_names
 from babel.dates import format_datetime as babel_datetime
 from babel.numbers import format_decimal
 from babel.support import Translations
@@ -30,6 +30,7 @@ DEFAULT = "en"
 LANGUAGES = ("en", "fr")
 LANG_COOKIE = "rayon_lang"
 LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
+ENGLISH_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 # English keeps the console's ISO-like dates; French writes them the French way.
 _DATETIME = {"en": "yyyy-MM-dd HH:mm:ss", "fr": "d MMM y HH:mm:ss"}
@@ -68,6 +69,13 @@ class Language:
     def day(self, day: date) -> str:
         """A day (`2026-03-03`, `3 mars 2026`)."""
         return format_date(day, _DATE[self.code], locale=self.code)
+
+    def weekday(self, index: int) -> str:
+        """A weekday (0 is Monday) as rule files write it in English (`mon`), abbreviated the
+        locale's way otherwise (`lun.`)."""
+        if self.code == "en":
+            return ENGLISH_WEEKDAYS[index]
+        return str(get_day_names("abbreviated", locale=self.code)[index])
 
     def number(self, value: float) -> str:
         """A number with the locale's separators."""

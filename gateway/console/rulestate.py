@@ -100,13 +100,14 @@ def _state(rule: Rule, local: datetime, t: Language) -> tuple[RuleStatus, str]:
         else t.gettext("no end date")
     )
     if all(w.contains(local) for w in windows):
-        when = t.gettext(" and ").join(w.describe() for w in windows)
-        return RuleStatus.ACTIVE, f"{until}; {when}" if when else until
+        when = t.gettext(" and ").join(_describe(w, t) for w in windows)
+        detail = t.gettext("%(until)s; %(when)s", until=until, when=when) if when else until
+        return RuleStatus.ACTIVE, detail
     return RuleStatus.SCHEDULED, _outside(rule, windows, local, t)
 
 
 def _outside(rule: Rule, windows: list[TimeWindow], local: datetime, t: Language) -> str:
-    when = t.gettext(" and ").join(w.describe() for w in windows)
+    when = t.gettext(" and ").join(_describe(w, t) for w in windows)
     opens = _next_opening(rule, windows, local)
     if opens is None:
         return t.gettext(
@@ -115,6 +116,19 @@ def _outside(rule: Rule, windows: list[TimeWindow], local: datetime, t: Language
     return t.gettext(
         "outside its time window (%(when)s): opens %(opens)s", when=when, opens=t.short(opens)
     )
+
+
+def _describe(window: TimeWindow, t: Language) -> str:
+    """The window in words, `between 14:00 and 19:00 on mon, tue` in English (as
+    `TimeWindow.describe` writes it), in `t`'s language otherwise."""
+    parts = []
+    if window.start is not None and window.end is not None:
+        start, end = f"{window.start:%H:%M}", f"{window.end:%H:%M}"
+        parts.append(t.gettext("between %(start)s and %(end)s", start=start, end=end))
+    if window.days:
+        days = ", ".join(t.weekday(d) for d in sorted(window.days))
+        parts.append(t.gettext("on %(days)s", days=days))
+    return " ".join(parts)
 
 
 def _next_opening(rule: Rule, windows: list[TimeWindow], local: datetime) -> datetime | None:
