@@ -12,7 +12,7 @@
   // The page's words in its language, rendered by the server (the #i18n JSON block).
   const i18nBlock = document.getElementById("i18n");
   const words = i18nBlock ? JSON.parse(i18nBlock.textContent) : {};
-  function t(key, values, fallback) {
+  function word(key, values, fallback) {
     let text = typeof words[key] === "string" ? words[key] : fallback;
     for (const [k, v] of Object.entries(values || {})) text = text.split("{" + k + "}").join(String(v));
     return text;
@@ -104,8 +104,8 @@
     if (box && status.rules) {
       const r = status.rules;
       const p = r.error
-        ? el("p", { class: "rule-error", id: "reload-error" }, t("reload_refused", {}, "The gateway refused its last rule reload (the previous set keeps running): "))
-        : el("p", { id: "reload-ok" }, t("reload_ok", { count: Number(r.count).toLocaleString(lang), loaded_at: r.loaded_at }, "The gateway runs {count} rule(s), loaded {loaded_at}."));
+        ? el("p", { class: "rule-error", id: "reload-error" }, word("reload_refused", {}, "The gateway refused its last rule reload (the previous set keeps running): "))
+        : el("p", { id: "reload-ok" }, word("reload_ok", { count: Number(r.count).toLocaleString(lang), loaded_at: r.loaded_at }, "The gateway runs {count} rule(s), loaded {loaded_at}."));
       if (r.error) p.appendChild(el("code", {}, r.error));
       box.replaceChildren(p);
     }
@@ -118,9 +118,9 @@
 
   function startLive() {
     const source = new EventSource("/live");
-    source.addEventListener("open", () => setStream(t("live", {}, "live")));
+    source.addEventListener("open", () => setStream(word("live", {}, "live")));
     source.addEventListener("error", () => {
-      setStream(t("reconnecting", {}, "reconnecting"));
+      setStream(word("reconnecting", {}, "reconnecting"));
       if (source.readyState === EventSource.CLOSED) {
         // the stream refused us (session over): log in again
         fetch("/state.json", { credentials: "same-origin" }).then((r) => {
@@ -163,7 +163,7 @@
 
   function barChart(target, rows, labels, values) {
     if (!target) return;
-    if (!rows || rows.length === 0) { target.replaceChildren(el("p", { class: "empty" }, t("no_data", {}, "No data in this period."))); return; }
+    if (!rows || rows.length === 0) { target.replaceChildren(el("p", { class: "empty" }, word("no_data", {}, "No data in this period."))); return; }
     const lk = labelKey(rows[0], labels), vk = numberKey(rows[0], values);
     const max = Math.max(1, ...rows.map((r) => Number(r[vk]) || 0));
     const w = 100, h = 50, bw = w / rows.length;
@@ -190,7 +190,7 @@
 
   function table(target, rows, columns) {
     if (!target) return;
-    if (!rows || rows.length === 0) { target.replaceChildren(el("p", { class: "empty" }, t("no_data", {}, "No data in this period."))); return; }
+    if (!rows || rows.length === 0) { target.replaceChildren(el("p", { class: "empty" }, word("no_data", {}, "No data in this period."))); return; }
     const keys = columns ? columns.filter((k) => k in rows[0]) : Object.keys(rows[0]);
     const t = el("table", {});
     const head = el("tr", {});
@@ -215,16 +215,16 @@
     fetch(status.dataset.src, { credentials: "same-origin" })
       .then((r) => r.json().then((data) => ({ ok: r.ok, data })))
       .then(({ ok, data }) => {
-        if (!ok) { status.textContent = data.error || t("kpis_unreadable", {}, "The KPIs cannot be read."); status.className = "error"; return; }
+        if (!ok) { status.textContent = data.error || word("kpis_unreadable", {}, "The KPIs cannot be read."); status.className = "error"; return; }
         barChart(document.getElementById("chart-footfall-day"), data.footfall_day, ["day", "date"], ["visits", "count"]);
         barChart(document.getElementById("chart-footfall-hour"), data.footfall_hour, ["hour"], ["visits", "count"]);
         barChart(document.getElementById("chart-dwell"), data.dwell, ["zone"], ["median_s", "mean_s"]);
         table(document.getElementById("table-rules"), data.rules, RULE_COLUMNS);
         table(document.getElementById("table-codes"), data.codes);
-        status.textContent = t("period", { since: data.since, until: data.until }, "Period {since} – {until}.");
+        status.textContent = word("period", { since: data.since, until: data.until }, "Period {since} – {until}.");
         body.dataset.kpis = "ready";
       })
-      .catch((e) => { status.textContent = t("kpis_failed", { error: e }, "The KPIs cannot be read: {error}"); status.className = "error"; });
+      .catch((e) => { status.textContent = word("kpis_failed", { error: e }, "The KPIs cannot be read: {error}"); status.className = "error"; });
   }
 
   document.addEventListener("DOMContentLoaded", () => {
