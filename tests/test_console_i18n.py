@@ -28,6 +28,7 @@ from gateway.console.app import build_app
 from gateway.console.i18n import LANG_COOKIE, LOCALE_DIR, chosen, english, load_languages
 from gateway.console.rulestate import rule_states
 from gateway.console.web import Console
+from gateway.topics import ConsoleLeaf, Topics
 from tests.consolekit import START, console_config, log_in, make_console
 from tests.stores import ROOT
 
@@ -37,6 +38,11 @@ POT = LOCALE_DIR / "console.pot"
 PARIS = ZoneInfo("Europe/Paris")
 _PLACEHOLDER = re.compile(r"%\([a-z_]+\)s|\{[a-z_]+\}")
 _WORDS = re.compile(r'<script type="application/json" id="i18n">(.*?)</script>', re.S)
+VISIT = "v-00000000000a"
+ENTER = {"type": "zone_event", "v": 1, "at": "2026-03-03T09:00:00+01:00", "kind": "enter",
+         "zone": "aisle-tv", "visit": VISIT}  # fmt: skip
+OFFER = {"type": "offer", "v": 1, "at": "2026-03-03T09:00:01+01:00", "offer": "o-1",
+         "rule": "tv-aisle-dwell", "zone": "aisle-tv", "state": "sent", "visit": VISIT}  # fmt: skip
 FRENCH = {"accept-language": "fr-FR,fr;q=0.9,en;q=0.5"}
 
 
@@ -183,9 +189,22 @@ def test_english_stays_the_default(client: TestClient) -> None:
     assert LANG_COOKIE not in client.cookies
 
 
-def test_the_map_in_french(client: TestClient) -> None:
+def test_the_map_in_french(client: TestClient, console: Console, config: Config) -> None:
+    ticker = Topics("rayon", config.store.id).console(ConsoleLeaf.TICKER)
+    for line in (ENTER, OFFER):
+        assert console.live.handle(ticker, json.dumps(line).encode()) is not None
     log_in_french(client, "vera")
     page = client.get("/").text
+    assert '<span class="what">entrée</span>' in page  # a zone event's kind, in words
+    assert '<span class="what">tv-aisle-dwell</span>' in page  # an offer's rule, as it is
+    assert '<span class="state">envoyées</span>' in page
+    assert words_of(page)["kinds"] == {
+        "enter": "entrée",
+        "exit": "sortie",
+        "dwell": "arrêt",
+        "visit_start": "début de visite",
+        "visit_end": "fin de visite",
+    }
     assert "<title>Plan en direct · " in page and ">Règles</a>" in page
     assert ">Indicateurs</a>" in page and ">Se déconnecter</button>" in page
     assert "Occupation" in page and 'id="broker-state">non connecté<' in page
@@ -220,7 +239,7 @@ def test_the_kpis_page_and_its_errors_in_french(client: TestClient) -> None:
 
 def test_a_refused_page_in_french(client: TestClient) -> None:
     log_in_french(client, "vera")
-    page = client.get("/visits/v-00000000000a")
+    page = client.get(f"/visits/{VISIT}")
     assert page.status_code == 403 and "Accès refusé" in page.text
     assert "Cette page demande le rôle marketing ; vous avez le rôle lecture." in page.text
 

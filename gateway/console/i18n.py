@@ -88,6 +88,43 @@ class Language:
         return {"gettext": t.gettext, "ngettext": t.ngettext, "_": t.gettext}
 
 
+def value_words(t: Language) -> dict[str, dict[str, str]]:
+    """The words for the values pages show (the values themselves stay in data- attributes
+    and the live messages): offer states, zone event kinds, rule states and purposes, roles."""
+    return {
+        "offer": {
+            "pending": t.gettext("pending"),
+            "sent": t.gettext("sent"),
+            "delivered": t.gettext("delivered"),
+            "expired": t.gettext("expired"),
+            "holdout": t.gettext("holdout"),
+            "cancelled": t.gettext("cancelled"),
+            "dropped": t.gettext("dropped"),
+        },
+        "kind": {
+            "enter": t.gettext("enter"),
+            "exit": t.gettext("exit"),
+            "dwell": t.gettext("dwell"),
+            "visit_start": t.gettext("visit start"),
+            "visit_end": t.gettext("visit end"),
+        },
+        "rule": {
+            "active": t.gettext("active"),
+            "scheduled": t.gettext("scheduled"),
+            "ended": t.gettext("ended"),
+        },
+        "purpose": {
+            "commercial": t.gettext("commercial"),
+            "transactional": t.gettext("transactional"),
+        },
+        "role": {
+            "viewer": t.gettext("viewer"),
+            "marketer": t.gettext("marketer"),
+            "ops": t.gettext("ops"),
+        },
+    }
+
+
 def english() -> Language:
     """English: the messages as written, no catalog needed."""
     return Language("en", gettext_module.NullTranslations())

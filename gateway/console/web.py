@@ -18,7 +18,7 @@ from gateway.clock import Clock
 from gateway.config.model import Config
 from gateway.console.auth import SESSION_COOKIE, AuditLog, RateLimiter, Session, Sessions
 from gateway.console.history import History
-from gateway.console.i18n import language_of, switch_links, tr
+from gateway.console.i18n import language_of, switch_links, tr, value_words
 from gateway.console.live import Fanout, LiveState
 from gateway.console.users import Role, UsersFile
 from gateway.errors import RuntimeFailure
@@ -98,6 +98,7 @@ def render(
         "lang": language.code,
         "lang_links": switch_links(request),
         "number": language.number,
+        "words": value_words(language),
         "session": session,
         "store": console.config.store,
         "can_trace": session is not None and session.role.allows(Role.MARKETER),

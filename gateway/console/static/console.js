@@ -67,11 +67,13 @@
     const li = el("li", { class: "tick tick-" + line.type, "data-visit": line.visit, "data-at": line.at });
     li.appendChild(el("time", {}, (line.at || "").slice(11, 19)));
     li.appendChild(document.createTextNode(" "));
-    li.appendChild(el("span", { class: "what" }, line.what));
+    const kinds = words.kinds || {}, states = words.states || {};
+    const what = line.type === "zone_event" && typeof kinds[line.what] === "string" ? kinds[line.what] : line.what;
+    li.appendChild(el("span", { class: "what" }, what));
     li.appendChild(document.createTextNode(" "));
     li.appendChild(el("span", { class: "zone" }, line.zone || ""));
     li.appendChild(document.createTextNode(" "));
-    li.appendChild(el("span", { class: "state" }, line.state || ""));
+    li.appendChild(el("span", { class: "state" }, (line.state && typeof states[line.state] === "string" ? states[line.state] : line.state) || ""));
     li.appendChild(document.createTextNode(" "));
     if (canTrace) li.appendChild(el("a", { class: "visit", href: "/visits/" + encodeURIComponent(line.visit) }, line.visit));
     else li.appendChild(el("span", { class: "visit" }, line.visit));
