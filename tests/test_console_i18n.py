@@ -25,9 +25,17 @@ from gateway.clock import ManualClock
 from gateway.config.load import load_config
 from gateway.config.model import Config
 from gateway.console.app import build_app
-from gateway.console.i18n import LANG_COOKIE, LOCALE_DIR, chosen, english, load_languages
+from gateway.console.i18n import (
+    LANG_COOKIE,
+    LOCALE_DIR,
+    chosen,
+    english,
+    load_languages,
+    value_words,
+)
 from gateway.console.rulestate import rule_states
-from gateway.console.web import Console
+from gateway.console.trace import Decision, VisitTrace
+from gateway.console.web import Console, templates
 from gateway.topics import ConsoleLeaf, Topics
 from tests.consolekit import START, console_config, log_in, make_console
 from tests.stores import ROOT
@@ -270,3 +278,33 @@ def test_an_unknown_language_falls_back_to_english_and_sets_no_cookie(
     page = client.get("/login", params={"lang": asked}, headers={"accept-language": "de-DE"})
     assert "<h1>Log in</h1>" in page.text
     assert LANG_COOKIE not in page.headers.get("set-cookie", "")
+
+
+def test_a_visits_trace_in_french(config: Config) -> None:
+    fr = load_languages()["fr"]
+    decision = Decision(START + 30, "tv-aisle-dwell", "holdout", "fires", ("trigger: ok",))
+    trace = VisitTrace(VISIT, START, None, ((START, "enter", "aisle-tv"),), (decision,))
+    context: dict[str, Any] = {
+        **fr.template_callables(),
+        "lang": "fr",
+        "lang_links": [],
+        "words": value_words(fr),
+        "number": fr.number,
+        "session": None,
+        "store": config.store,
+        "can_trace": True,
+        "trace": trace,
+        "when": lambda at: fr.when(at, PARIS),
+    }
+    html = templates().env.get_template("visit.html").render(context)
+    assert f"<title>Visite {VISIT} · " in html
+    assert "Depuis le 3 mars 2026 09:00:00 (visite en cours)." in html
+    assert "<time>3 mars 2026 09:00:00</time> entrée aisle-tv" in html
+    assert '<td class="offer-state">témoin</td>' in html and "<th>Pourquoi</th>" in html
+    ended = (
+        templates()
+        .env.get_template("visit.html")
+        .render({**context, "trace": VisitTrace(VISIT, START, START + 600, (), ())})
+    )
+    assert "Du 3 mars 2026 09:00:00 au 3 mars 2026 09:10:00." in ended
+    assert "Aucune règle n&#39;a examiné les événements de cette visite." in ended
