@@ -149,6 +149,37 @@ def test_the_kpis_page_draws_its_charts_from_the_database(page: Any, lab: Consol
     screenshot(page, "kpis")
 
 
+def test_a_french_browser_gets_the_pages_and_the_scripts_words_in_french(
+    chromium: Any, lab: ConsoleLab
+) -> None:
+    context = chromium.new_context(locale="fr-FR")  # Accept-Language: fr-FR
+    errors: list[str] = []
+    page = context.new_page()
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        log_in(page, lab, "vera")
+        page.wait_for_selector("body[data-live=ready]")
+        assert page.inner_text("#nav-map") == "Plan en direct"
+        page.wait_for_function(
+            "document.getElementById('stream-state').textContent === 'en direct'"
+        )
+        page.goto(lab.url + "/kpis")
+        page.wait_for_selector("body[data-kpis=ready]", timeout=30_000)
+        assert page.inner_text("#kpis-status").startswith("Période du ")
+        assert page.locator("#table-rules th[data-column=uplift]").all_inner_texts() in (
+            [],
+            ["gain"],
+        )
+        page.click("#lang-switch a[data-lang=en]")
+        page.wait_for_selector("body[data-kpis=ready]", timeout=30_000)
+        assert page.inner_text("h1") == "KPIs" and page.inner_text("#kpis-status").startswith(
+            "Period "
+        )
+    finally:
+        context.close()
+    assert errors == [], f"script errors on the page: {errors}"
+
+
 def test_a_wrong_password_is_refused_and_audited(page: Any, lab: ConsoleLab) -> None:
     log_in(page, lab, "vera", password="not the password")
     assert "Log in" in page.inner_text("h1")

@@ -26,6 +26,7 @@ from gateway.clock import Clock
 from gateway.config.model import Config
 from gateway.console import login, pages
 from gateway.console.auth import AuditLog, RateLimiter, Session, Sessions, Signer, load_secret
+from gateway.console.i18n import LanguageSwitch, load_languages
 from gateway.console.live import Fanout, LiveFeed, LiveState
 from gateway.console.users import Role, UsersFile
 from gateway.console.web import (
@@ -160,9 +161,11 @@ def build_app(console: Console, feed: LiveFeed | None = None) -> Starlette:
             console.history.close()
 
     app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(LanguageSwitch, secure=console.secure_cookies)
     app.add_middleware(SecurityHeaders)
     app.state.console = console
     app.state.templates = templates()
+    app.state.languages = load_languages()
     app.state.feed_connected = (lambda: feed.connected) if feed is not None else (lambda: False)
     return app
 

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from gateway.console.auth import LOGIN_COOKIE, LOGIN_NONCE_TTL_S, SESSION_COOKIE, csrf_ok
+from gateway.console.i18n import tr
 from gateway.console.users import Role, User
 from gateway.console.web import Console, console_of, error_page, render, session_of
 from gateway.errors import InvalidInput
@@ -73,7 +74,10 @@ async def login_post(request: Request) -> Response:
     if limited is not None:
         console.audit.write("login_limited", client, user=name)
         response = _login_form(
-            request, error="Too many failed logins: wait and try again.", status=429, name=name
+            request,
+            error=tr(request, "Too many failed logins: wait and try again."),
+            status=429,
+            name=name,
         )
         response.headers["retry-after"] = str(int(limited + 0.999))
         return response
@@ -81,13 +85,17 @@ async def login_post(request: Request) -> Response:
         user = await run_in_threadpool(_authenticate, console, name, password[:MAX_PASSWORD])
     except (InvalidInput, OSError) as exc:
         log.error("console: cannot read the users file: %s", exc)
-        detail = "The console's users file cannot be read; the log says why (ops: fix it)."
-        return error_page(request, 503, "Login unavailable", detail)
+        detail = tr(
+            request, "The console's users file cannot be read; the log says why (ops: fix it)."
+        )
+        return error_page(request, 503, tr(request, "Login unavailable"), detail)
     if user is None:
         console.limiter.failed(f"client:{client}")
         console.limiter.failed(f"user:{name}")
         console.audit.write("login_failed", client, user=name)
-        return _login_form(request, error="Wrong user name or password.", status=401, name=name)
+        return _login_form(
+            request, error=tr(request, "Wrong user name or password."), status=401, name=name
+        )
     return _logged_in(request, console, client, user.name, user.role, form.get("next"))
 
 
@@ -146,7 +154,10 @@ def _csrf_refused(request: Request) -> Response:
     return error_page(
         request,
         403,
-        "Form refused",
-        "The form's security token is missing or out of date (CSRF protection). "
-        "Reload the page and send the form again.",
+        tr(request, "Form refused"),
+        tr(
+            request,
+            "The form's security token is missing or out of date (CSRF protection). "
+            "Reload the page and send the form again.",
+        ),
     )

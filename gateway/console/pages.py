@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.console.auth import Session
 from gateway.console.history import RuleActivity
+from gateway.console.i18n import language_of, tr
 from gateway.console.kpis import TABLES, kpis, kpis_csv
 from gateway.console.livemsg import VISIT
 from gateway.console.plan import render_plan
@@ -74,11 +75,11 @@ def _rules_data(request: Request) -> tuple[RulesView, dict[str, RuleActivity], s
     """The rule set's states, and today's activity (or why the history cannot be read)."""
     console = console_of(request)
     since, now = _today(request)
-    view = rule_states(console.config, now)
+    view = rule_states(console.config, now, language_of(request))
     try:
         return view, console.history.get().rule_activity(since, now), None
     except RuntimeFailure as exc:
-        return view, {}, history_problem(exc)
+        return view, {}, history_problem(exc, request)
 
 
 async def rules(request: Request) -> Response:
@@ -89,11 +90,11 @@ async def rules(request: Request) -> Response:
         return session
     console = console_of(request)
     view, activity, problem = await run_in_threadpool(_rules_data, request)
-    tz = console.config.store.timezone
+    tz, when = console.config.store.timezone, language_of(request).when
     rows = [
         {
             "rule": r,
-            "last_fired": local_time(activity[r.id].last_fired_at, tz) if r.id in activity else "—",
+            "last_fired": when(activity[r.id].last_fired_at, tz) if r.id in activity else "—",
             "offers": dict(activity[r.id].offers) if r.id in activity else {},
             "file": Path(r.file).name,
         }
@@ -116,7 +117,12 @@ async def visit(request: Request) -> Response:
         return session
     pseudonym = request.path_params["pseudonym"]
     if not VISIT.fullmatch(pseudonym):
-        return error_page(request, 404, "No such visit", "A visit is named v- and 12 hex digits.")
+        return error_page(
+            request,
+            404,
+            tr(request, "No such visit"),
+            tr(request, "A visit is named v- and 12 hex digits."),
+        )
     console = console_of(request)
     now = console.clock.now()
     try:
@@ -124,12 +130,17 @@ async def visit(request: Request) -> Response:
             lambda: visit_trace(console.config, console.history.get(), pseudonym, now)
         )
     except RuntimeFailure as exc:
-        return error_page(request, 503, "History unavailable", history_problem(exc))
+        problem = history_problem(exc, request)
+        return error_page(request, 503, tr(request, "History unavailable"), problem)
     if found is None:
-        detail = f"No visit {pseudonym} in the last 7 days (pseudonyms change at every visit)."
-        return error_page(request, 404, "No such visit", detail)
-    tz = console.config.store.timezone
-    return render(request, "visit.html", {"trace": found, "when": lambda at: local_time(at, tz)})
+        detail = tr(
+            request,
+            "No visit %(visit)s in the last 7 days (pseudonyms change at every visit).",
+            visit=pseudonym,
+        )
+        return error_page(request, 404, tr(request, "No such visit"), detail)
+    tz, language = console.config.store.timezone, language_of(request)
+    return render(request, "visit.html", {"trace": found, "when": lambda at: language.when(at, tz)})
 
 
 def _period(request: Request) -> tuple[date, date] | str:
@@ -140,11 +151,11 @@ def _period(request: Request) -> tuple[date, date] | str:
         until = _day(request.query_params.get("until"), today)
         since = _day(request.query_params.get("since"), until - timedelta(days=DEFAULT_DAYS - 1))
     except ValueError:
-        return "since and until must be dates written YYYY-MM-DD"
+        return tr(request, "since and until must be dates written YYYY-MM-DD")
     if since > until:
-        return "since must not be after until"
+        return tr(request, "since must not be after until")
     if (until - since).days > 366:
-        return "at most 366 days at once"
+        return tr(request, "at most 366 days at once")
     return since, until
 
 
@@ -159,7 +170,7 @@ async def kpis_page(request: Request) -> Response:
         return session
     period = _period(request)
     if isinstance(period, str):
-        return error_page(request, 400, "Wrong period", period)
+        return error_page(request, 400, tr(request, "Wrong period"), period)
     context = {"since": period[0].isoformat(), "until": period[1].isoformat(), "tables": TABLES}
     return render(request, "kpis.html", context)
 
@@ -176,7 +187,7 @@ async def _report(request: Request) -> dict[str, Any] | Response:
             lambda: kpis(console.config, console.history.get(), since, until)
         )
     except RuntimeFailure as exc:
-        return JSONResponse({"error": history_problem(exc)}, status_code=503)
+        return JSONResponse({"error": history_problem(exc, request)}, status_code=503)
     return report
 
 

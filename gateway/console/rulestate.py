@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from gateway.config.model import Config
+from gateway.console.i18n import Language, english
 from gateway.errors import ConfigError, InvalidInput, Severity
 from gateway.rules.load import load_rules
 from gateway.rules.model import Rule
@@ -57,8 +58,10 @@ class RulesView:
     warnings: tuple[str, ...] = ()
 
 
-def rule_states(config: Config, now: float) -> RulesView:
-    """The rules of `config.rules_dir` and their state at `now` (epoch seconds)."""
+def rule_states(config: Config, now: float, language: Language | None = None) -> RulesView:
+    """The rules of `config.rules_dir` and their state at `now` (epoch seconds), the details
+    in `language` (English by default)."""
+    lang = language or english()
     try:
         rules = load_rules(config.rules_dir, config)
     except ConfigError as exc:
@@ -68,38 +71,64 @@ def rule_states(config: Config, now: float) -> RulesView:
         return RulesView((), (str(exc),))
     local = datetime.fromtimestamp(now, config.store.timezone)
     return RulesView(
-        tuple(rule_state(rule, local) for rule in rules.rules),
+        tuple(rule_state(rule, local, lang) for rule in rules.rules),
         (),
         tuple(str(w) for w in rules.warnings),
     )
 
 
-def rule_state(rule: Rule, local: datetime) -> RuleState:
-    """`rule`'s state at the store-local time `local`."""
-    state, detail = _state(rule, local)
+def rule_state(rule: Rule, local: datetime, language: Language | None = None) -> RuleState:
+    """`rule`'s state at the store-local time `local` (the detail in `language`)."""
+    state, detail = _state(rule, local, language or english())
     return RuleState(rule.id, rule.name, rule.purpose.value, state, detail, rule.file)
 
 
-def _state(rule: Rule, local: datetime) -> tuple[RuleStatus, str]:
+def _state(rule: Rule, local: datetime, t: Language) -> tuple[RuleStatus, str]:
     today = local.date()
     if rule.valid_until is not None and rule.valid_until < today:
-        return RuleStatus.ENDED, f"the campaign ended on {rule.valid_until}"
+        return RuleStatus.ENDED, t.gettext(
+            "the campaign ended on %(day)s", day=t.day(rule.valid_until)
+        )
     if rule.valid_from is not None and rule.valid_from > today:
-        return RuleStatus.SCHEDULED, f"the campaign starts on {rule.valid_from}"
+        return RuleStatus.SCHEDULED, t.gettext(
+            "the campaign starts on %(day)s", day=t.day(rule.valid_from)
+        )
     windows = [c.window for c in rule.conditions if c.window is not None]
-    until = f"valid until {rule.valid_until}" if rule.valid_until else "no end date"
+    until = (
+        t.gettext("valid until %(day)s", day=t.day(rule.valid_until))
+        if rule.valid_until
+        else t.gettext("no end date")
+    )
     if all(w.contains(local) for w in windows):
-        when = " and ".join(w.describe() for w in windows)
-        return RuleStatus.ACTIVE, f"{until}; {when}" if when else until
-    return RuleStatus.SCHEDULED, _outside(rule, windows, local)
+        when = t.gettext(" and ").join(_describe(w, t) for w in windows)
+        detail = t.gettext("%(until)s; %(when)s", until=until, when=when) if when else until
+        return RuleStatus.ACTIVE, detail
+    return RuleStatus.SCHEDULED, _outside(rule, windows, local, t)
 
 
-def _outside(rule: Rule, windows: list[TimeWindow], local: datetime) -> str:
-    when = " and ".join(w.describe() for w in windows)
+def _outside(rule: Rule, windows: list[TimeWindow], local: datetime, t: Language) -> str:
+    when = t.gettext(" and ").join(_describe(w, t) for w in windows)
     opens = _next_opening(rule, windows, local)
     if opens is None:
-        return f"outside its time window ({when}): it does not open within a week"
-    return f"outside its time window ({when}): opens {opens:%a %Y-%m-%d %H:%M}"
+        return t.gettext(
+            "outside its time window (%(when)s): it does not open within a week", when=when
+        )
+    return t.gettext(
+        "outside its time window (%(when)s): opens %(opens)s", when=when, opens=t.short(opens)
+    )
+
+
+def _describe(window: TimeWindow, t: Language) -> str:
+    """The window in words, `between 14:00 and 19:00 on mon, tue` in English (as
+    `TimeWindow.describe` writes it), in `t`'s language otherwise."""
+    parts = []
+    if window.start is not None and window.end is not None:
+        start, end = f"{window.start:%H:%M}", f"{window.end:%H:%M}"
+        parts.append(t.gettext("between %(start)s and %(end)s", start=start, end=end))
+    if window.days:
+        days = ", ".join(t.weekday(d) for d in sorted(window.days))
+        parts.append(t.gettext("on %(days)s", days=days))
+    return " ".join(parts)
 
 
 def _next_opening(rule: Rule, windows: list[TimeWindow], local: datetime) -> datetime | None:

@@ -18,6 +18,7 @@ from gateway.clock import Clock
 from gateway.config.model import Config
 from gateway.console.auth import SESSION_COOKIE, AuditLog, RateLimiter, Session, Sessions
 from gateway.console.history import History
+from gateway.console.i18n import language_of, switch_links, tr, value_words
 from gateway.console.live import Fanout, LiveState
 from gateway.console.users import Role, UsersFile
 from gateway.errors import RuntimeFailure
@@ -75,6 +76,7 @@ def templates() -> Jinja2Templates:
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
     )
     return Jinja2Templates(env=env)
 
@@ -90,7 +92,13 @@ def render(
     """A page, with what every page shows (user, role, the logout form's CSRF nonce)."""
     session = session_of(request)
     console = console_of(request)
+    language = language_of(request)
     base = {
+        **language.template_callables(),
+        "lang": language.code,
+        "lang_links": switch_links(request),
+        "number": language.number,
+        "words": value_words(language),
         "session": session,
         "store": console.config.store,
         "can_trace": session is not None and session.role.allows(Role.MARKETER),
@@ -114,8 +122,13 @@ def page_session(request: Request, needed: Role) -> Session | Response:
     if session is None:
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
     if not session.role.allows(needed):
-        detail = f"This page needs the {needed.value} role; you are {session.role.value}."
-        return error_page(request, 403, "Not allowed", detail)
+        detail = tr(
+            request,
+            "This page needs the %(needed)s role; you are %(role)s.",
+            needed=tr(request, needed.value),
+            role=tr(request, session.role.value),
+        )
+        return error_page(request, 403, tr(request, "Not allowed"), detail)
     return session
 
 
@@ -124,12 +137,16 @@ def api_session(request: Request, needed: Role) -> Session | Response:
     the role does not allow it."""
     session = session_of(request)
     if session is None:
-        return JSONResponse({"error": "login required: open /login"}, status_code=401)
+        error = tr(request, "login required: open /login")
+        return JSONResponse({"error": error}, status_code=401)
     if not session.role.allows(needed):
-        return JSONResponse({"error": f"needs the {needed.value} role"}, status_code=403)
+        error = tr(request, "needs the %(needed)s role", needed=tr(request, needed.value))
+        return JSONResponse({"error": error}, status_code=403)
     return session
 
 
-def history_problem(exc: RuntimeFailure) -> str:
-    """What a page says when the database cannot be read."""
-    return f"The history is not available: {exc}"
+def history_problem(exc: RuntimeFailure, request: Request | None = None) -> str:
+    """What a page says when the database cannot be read (in the request's language)."""
+    if request is None:
+        return f"The history is not available: {exc}"
+    return tr(request, "The history is not available: %(error)s", error=exc)

@@ -7,6 +7,16 @@
   const TICKER_MAX = 200;
   const body = document.body;
   const canTrace = body.dataset.canTrace === "1";
+  const lang = document.documentElement.lang || "en";
+
+  // The page's words in its language, rendered by the server (the #i18n JSON block).
+  const i18nBlock = document.getElementById("i18n");
+  const words = i18nBlock ? JSON.parse(i18nBlock.textContent) : {};
+  function word(key, values, fallback) {
+    let text = typeof words[key] === "string" ? words[key] : fallback;
+    for (const [k, v] of Object.entries(values || {})) text = text.split("{" + k + "}").join(String(v));
+    return text;
+  }
 
   function el(tag, attrs, text) {
     const node = document.createElement(tag);
@@ -57,11 +67,13 @@
     const li = el("li", { class: "tick tick-" + line.type, "data-visit": line.visit, "data-at": line.at });
     li.appendChild(el("time", {}, (line.at || "").slice(11, 19)));
     li.appendChild(document.createTextNode(" "));
-    li.appendChild(el("span", { class: "what" }, line.what));
+    const kinds = words.kinds || {}, states = words.states || {};
+    const what = line.type === "zone_event" && typeof kinds[line.what] === "string" ? kinds[line.what] : line.what;
+    li.appendChild(el("span", { class: "what" }, what));
     li.appendChild(document.createTextNode(" "));
     li.appendChild(el("span", { class: "zone" }, line.zone || ""));
     li.appendChild(document.createTextNode(" "));
-    li.appendChild(el("span", { class: "state" }, line.state || ""));
+    li.appendChild(el("span", { class: "state" }, (line.state && typeof states[line.state] === "string" ? states[line.state] : line.state) || ""));
     li.appendChild(document.createTextNode(" "));
     if (canTrace) li.appendChild(el("a", { class: "visit", href: "/visits/" + encodeURIComponent(line.visit) }, line.visit));
     else li.appendChild(el("span", { class: "visit" }, line.visit));
@@ -94,8 +106,8 @@
     if (box && status.rules) {
       const r = status.rules;
       const p = r.error
-        ? el("p", { class: "rule-error", id: "reload-error" }, "The gateway refused its last rule reload (the previous set keeps running): ")
-        : el("p", { id: "reload-ok" }, "The gateway runs " + r.count + " rule(s), loaded " + r.loaded_at + ".");
+        ? el("p", { class: "rule-error", id: "reload-error" }, word("reload_refused", {}, "The gateway refused its last rule reload (the previous set keeps running): "))
+        : el("p", { id: "reload-ok" }, word("reload_ok", { count: Number(r.count).toLocaleString(lang), loaded_at: r.loaded_at }, "The gateway runs {count} rule(s), loaded {loaded_at}."));
       if (r.error) p.appendChild(el("code", {}, r.error));
       box.replaceChildren(p);
     }
@@ -108,9 +120,9 @@
 
   function startLive() {
     const source = new EventSource("/live");
-    source.addEventListener("open", () => setStream("live"));
+    source.addEventListener("open", () => setStream(word("live", {}, "live")));
     source.addEventListener("error", () => {
-      setStream("reconnecting");
+      setStream(word("reconnecting", {}, "reconnecting"));
       if (source.readyState === EventSource.CLOSED) {
         // the stream refused us (session over): log in again
         fetch("/state.json", { credentials: "same-origin" }).then((r) => {
@@ -153,7 +165,7 @@
 
   function barChart(target, rows, labels, values) {
     if (!target) return;
-    if (!rows || rows.length === 0) { target.replaceChildren(el("p", { class: "empty" }, "No data in this period.")); return; }
+    if (!rows || rows.length === 0) { target.replaceChildren(el("p", { class: "empty" }, word("no_data", {}, "No data in this period."))); return; }
     const lk = labelKey(rows[0], labels), vk = numberKey(rows[0], values);
     const max = Math.max(1, ...rows.map((r) => Number(r[vk]) || 0));
     const w = 100, h = 50, bw = w / rows.length;
@@ -180,18 +192,19 @@
 
   function table(target, rows, columns) {
     if (!target) return;
-    if (!rows || rows.length === 0) { target.replaceChildren(el("p", { class: "empty" }, "No data in this period.")); return; }
+    if (!rows || rows.length === 0) { target.replaceChildren(el("p", { class: "empty" }, word("no_data", {}, "No data in this period."))); return; }
     const keys = columns ? columns.filter((k) => k in rows[0]) : Object.keys(rows[0]);
     const t = el("table", {});
     const head = el("tr", {});
-    keys.forEach((k) => head.appendChild(el("th", {}, k)));
+    const names = words.columns || {};
+    keys.forEach((k) => head.appendChild(el("th", { "data-column": k }, typeof names[k] === "string" ? names[k] : k)));
     t.appendChild(el("thead", {})).appendChild(head);
     const tb = el("tbody", {});
     rows.forEach((r) => {
       const tr = el("tr", {});
       keys.forEach((k) => {
         const v = r[k];
-        tr.appendChild(el("td", {}, typeof v === "number" && !Number.isInteger(v) ? v.toFixed(3) : v === null ? "—" : v));
+        tr.appendChild(el("td", {}, typeof v === "number" && !Number.isInteger(v) ? v.toLocaleString(lang, { minimumFractionDigits: 3, maximumFractionDigits: 3, useGrouping: false }) : v === null ? "—" : v));
       });
       tb.appendChild(tr);
     });
@@ -204,16 +217,16 @@
     fetch(status.dataset.src, { credentials: "same-origin" })
       .then((r) => r.json().then((data) => ({ ok: r.ok, data })))
       .then(({ ok, data }) => {
-        if (!ok) { status.textContent = data.error || "The KPIs cannot be read."; status.className = "error"; return; }
+        if (!ok) { status.textContent = data.error || word("kpis_unreadable", {}, "The KPIs cannot be read."); status.className = "error"; return; }
         barChart(document.getElementById("chart-footfall-day"), data.footfall_day, ["day", "date"], ["visits", "count"]);
         barChart(document.getElementById("chart-footfall-hour"), data.footfall_hour, ["hour"], ["visits", "count"]);
         barChart(document.getElementById("chart-dwell"), data.dwell, ["zone"], ["median_s", "mean_s"]);
         table(document.getElementById("table-rules"), data.rules, RULE_COLUMNS);
         table(document.getElementById("table-codes"), data.codes);
-        status.textContent = "Period " + data.since + " – " + data.until + ".";
+        status.textContent = word("period", { since: data.since, until: data.until }, "Period {since} – {until}.");
         body.dataset.kpis = "ready";
       })
-      .catch((e) => { status.textContent = "The KPIs cannot be read: " + e; status.className = "error"; });
+      .catch((e) => { status.textContent = word("kpis_failed", { error: e }, "The KPIs cannot be read: {error}"); status.className = "error"; });
   }
 
   document.addEventListener("DOMContentLoaded", () => {
