@@ -176,6 +176,16 @@ BAD: list[tuple[str, Any]] = [
     ("occupancy", {"count": "3"}),
     ("status", {"state": "dancing"}),
     ("status", {**STATUS, "degraded": "all"}),
+    # hostile payloads: nesting deeper than the parser's recursion, more than the size cap,
+    # invalid UTF-8, far too many dots, an endless string kept in the state
+    ("positions", b"[" * 200_000),
+    ("ticker", b'{"a":' * 100_000),
+    ("occupancy", b"[" * 200_000),
+    ("status", b"[" * 200_000),
+    ("positions", b"\xff\xfe{}"),
+    ("positions", {**POSITIONS, "devices": [POSITIONS["devices"][0]] * 100_000}),
+    ("positions", {**POSITIONS, "pad": "x" * 2_000_000}),
+    ("status", {**STATUS, "rules": {**STATUS["rules"], "loaded_at": "9" * 1_000_000}}),
 ]
 
 
