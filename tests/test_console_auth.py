@@ -3,6 +3,8 @@ audit log and the session key file — real files, the real app through Starlett
 
 from __future__ import annotations
 
+import asyncio
+import json
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,8 +14,9 @@ from starlette.testclient import TestClient
 
 from gateway.clock import ManualClock
 from gateway.config.model import Config
-from gateway.console.app import build_app
+from gateway.console.app import build_app, live_events
 from gateway.console.auth import SESSION_COOKIE, RateLimiter, load_secret
+from gateway.console.users import Role, UsersFile
 from gateway.console.web import Console
 from tests.consolekit import PASSWORDS, START, audit_lines, csrf_of, log_in, make_console
 from tests.consolekit import console_config as _console_config
@@ -209,3 +212,69 @@ def test_the_limiter_forgets_quiet_keys_and_holds_a_bounded_number(clock: Manual
     clock.advance(61)
     limiter.failed("e")
     assert limiter.retry_after("e") is None and limiter.tracked <= 3
+
+
+def test_a_copy_of_the_cookie_is_refused_after_logout_even_after_a_restart(
+    client: TestClient, config: Config, clock: ManualClock
+) -> None:
+    log_in(client, "mark")
+    cookie = f"{SESSION_COOKIE}={client.cookies[SESSION_COOKIE]}"
+    token = csrf_of(client.get("/").text)
+    assert client.post("/logout", data={"csrf": token}, follow_redirects=False).status_code == 303
+    client.cookies.clear()
+    assert client.get("/state.json", headers={"cookie": cookie}).status_code == 401
+    assert client.get("/", headers={"cookie": cookie}, follow_redirects=False).status_code == 303
+    with TestClient(build_app(make_console(config, clock)), base_url="https://testserver") as c2:
+        assert c2.get("/state.json", headers={"cookie": cookie}).status_code == 401
+    revoked = config.console.secret_file.with_name(f"{config.console.secret_file.name}.revoked")
+    assert stat.S_IMODE(revoked.stat().st_mode) == 0o600
+
+
+def test_a_logout_ends_that_session_only(client: TestClient, console: Console) -> None:
+    log_in(client, "vera")
+    other = f"{SESSION_COOKIE}={client.cookies[SESSION_COOKIE]}"
+    client.cookies.clear()
+    log_in(client, "vera")
+    token = csrf_of(client.get("/").text)
+    client.post("/logout", data={"csrf": token}, follow_redirects=False)
+    client.cookies.clear()
+    assert client.get("/state.json", headers={"cookie": other}).status_code == 200
+
+
+def test_revocations_are_forgotten_once_their_sessions_would_have_expired(
+    client: TestClient, console: Console, clock: ManualClock, config: Config
+) -> None:
+    for name in ("vera", "mark"):
+        log_in(client, name)
+        client.post("/logout", data={"csrf": csrf_of(client.get("/").text)})
+        clock.advance(config.console.session_ttl + 1)
+    revoked = config.console.secret_file.with_name(f"{config.console.secret_file.name}.revoked")
+    assert len(json.loads(revoked.read_text())) == 1
+
+
+def test_a_removed_user_or_a_lowered_role_takes_effect_at_the_next_request(
+    client: TestClient, config: Config
+) -> None:
+    log_in(client, "mark")
+    assert client.get("/visits/v-0123456789ab").status_code != 403
+    users = UsersFile(config.console.users_file)
+    users.add("mark", Role.VIEWER, PASSWORDS["mark"])
+    assert client.get("/visits/v-0123456789ab").status_code == 403
+    users.remove("mark")
+    assert client.get("/state.json").status_code == 401
+
+
+def test_the_stream_of_a_logged_out_session_ends_at_its_next_event(console: Console) -> None:
+    session, _cookie = console.sessions.issue("vera", Role.VIEWER)
+
+    async def read() -> list[str]:
+        async with asyncio.timeout(20):  # a bound for the run, not the behaviour tested
+            stream = live_events(console, session)
+            seen = [(await anext(stream))["event"]]
+            console.sessions.revoke(session)
+            console.fanout.publish({"event": "ticker", "data": {}})
+            seen += [e["event"] async for e in stream]
+            return seen
+
+    assert asyncio.run(read()) == ["snapshot"]
+    assert console.fanout.clients == 0

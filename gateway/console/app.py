@@ -25,7 +25,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.clock import Clock
 from gateway.config.model import Config
 from gateway.console import login, pages
-from gateway.console.auth import AuditLog, RateLimiter, Session, Sessions, Signer, load_secret
+from gateway.console.auth import (
+    AuditLog,
+    RateLimiter,
+    Revoked,
+    Session,
+    Sessions,
+    Signer,
+    load_secret,
+)
 from gateway.console.live import Fanout, LiveFeed, LiveState
 from gateway.console.users import Role, UsersFile
 from gateway.console.web import (
@@ -34,6 +42,7 @@ from gateway.console.web import (
     HistorySource,
     api_session,
     console_of,
+    current_session,
     templates,
 )
 from gateway.topics import Topics
@@ -74,13 +83,14 @@ async def live_stream(request: Request) -> Response:
         return session
     console = console_of(request)
     return EventSourceResponse(
-        _events(console, session), ping=15, headers={"cache-control": "no-store"}
+        live_events(console, session), ping=15, headers={"cache-control": "no-store"}
     )
 
 
-async def _events(console: Console, session: Session) -> AsyncIterator[dict[str, str]]:
-    """The stream of one browser, until its session expires (checked at least every
-    SESSION_CHECK_S, so a quiet store does not keep an expired session streaming)."""
+async def live_events(console: Console, session: Session) -> AsyncIterator[dict[str, str]]:
+    """The stream of one browser, until its session expires, is logged out or its user is
+    removed (checked at least every SESSION_CHECK_S, so a quiet store does not keep an
+    ended session streaming)."""
     queue = console.fanout.subscribe()
     try:
         yield {"event": "snapshot", "data": json.dumps(console.live.snapshot())}
@@ -89,7 +99,7 @@ async def _events(console: Console, session: Session) -> AsyncIterator[dict[str,
                 event: dict[str, Any] | None = await asyncio.wait_for(queue.get(), SESSION_CHECK_S)
             except TimeoutError:
                 event = None
-            if session.expires_at <= console.clock.now():
+            if current_session(console, session) is None:
                 return
             if event is not None:
                 yield {"event": str(event["event"]), "data": json.dumps(event["data"])}
@@ -175,7 +185,12 @@ def build_console(config: Config, clock: Clock, *, secure_cookies: bool = True) 
     return Console(
         config=config,
         users=UsersFile(c.users_file),
-        sessions=Sessions(Signer(load_secret(c.secret_file)), clock, c.session_ttl),
+        sessions=Sessions(
+            Signer(load_secret(c.secret_file)),
+            clock,
+            c.session_ttl,
+            Revoked(clock, c.secret_file.with_name(f"{c.secret_file.name}.revoked")),
+        ),
         limiter=RateLimiter(clock),
         audit=AuditLog(c.audit_log, clock),
         live=LiveState(topics, (z.id for z in config.zones), (a.id for a in config.anchors)),

@@ -134,6 +134,7 @@ async def logout(request: Request) -> Response:
     given = form.get("csrf")
     if not csrf_ok(session, given if isinstance(given, str) else None):
         return _csrf_refused(request)
+    console.sessions.revoke(session)  # a copy of the cookie is refused too
     console.audit.write("logout", client_of(request), user=session.user)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -20,7 +20,7 @@ from gateway.console.auth import SESSION_COOKIE, AuditLog, RateLimiter, Session,
 from gateway.console.history import History
 from gateway.console.live import Fanout, LiveState
 from gateway.console.users import Role, UsersFile
-from gateway.errors import RuntimeFailure
+from gateway.errors import InvalidInput, RuntimeFailure
 
 HERE = Path(__file__).parent
 
@@ -81,7 +81,23 @@ def templates() -> Jinja2Templates:
 
 def session_of(request: Request) -> Session | None:
     """The request's valid session, or None."""
-    return console_of(request).sessions.read(request.cookies.get(SESSION_COOKIE))
+    console = console_of(request)
+    session = console.sessions.read(request.cookies.get(SESSION_COOKIE))
+    return current_session(console, session) if session is not None else None
+
+
+def current_session(console: Console, session: Session) -> Session | None:
+    """`session` as it stands now: None once expired, logged out, or its user gone from the
+    users file (or the file unreadable); else with the user's role of now, so that removing
+    a user or lowering their role takes effect at their next request, not at the cookie's
+    expiry."""
+    if not console.sessions.live(session):
+        return None
+    try:
+        user = console.users.find(session.user)
+    except (InvalidInput, OSError):
+        return None
+    return replace(session, role=user.role) if user is not None else None
 
 
 def render(
