@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from gateway.clock import ManualClock
 from gateway.config.model import Config
-from gateway.console.app import build_app, live_events
+from gateway.console.app import build_app, build_console, live_events
 from gateway.console.auth import SESSION_COOKIE, RateLimiter, load_secret
 from gateway.console.users import Role, UsersFile
 from gateway.console.web import Console
@@ -278,3 +278,17 @@ def test_the_stream_of_a_logged_out_session_ends_at_its_next_event(console: Cons
 
     assert asyncio.run(read()) == ["snapshot"]
     assert console.fanout.clients == 0
+
+
+def test_without_a_users_file_the_console_starts_and_its_login_page_says_so(
+    tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = _console_config(tmp_path)
+    with TestClient(build_app(build_console(config, clock)), base_url="https://testserver") as c:
+        assert "rayon console user add" in caplog.text
+        page = c.get("/login")
+        assert page.status_code == 200 and "no console user" in page.text
+        config.console.users_file.write_text("alice:ops\n")
+        page = c.get("/login")
+        assert "users file cannot be read" in page.text and "alice" not in page.text
+        assert str(config.console.users_file) in caplog.text

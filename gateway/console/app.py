@@ -160,6 +160,7 @@ def build_app(console: Console, feed: LiveFeed | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        login.users_problem(console)  # logged at startup: the users file missing or broken
         task = asyncio.create_task(feed.run(), name="console-feed") if feed else None
         try:
             yield

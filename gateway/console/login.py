@@ -37,6 +37,7 @@ def _login_form(
 ) -> Response:
     console = console_of(request)
     nonce, cookie = console.sessions.login_nonce()
+    error = error or users_problem(console)
     context = {"csrf": nonce, "error": error, "name": name, "next": _next(request, None)}
     response = render(request, "login.html", context, status)
     response.set_cookie(
@@ -49,6 +50,22 @@ def _login_form(
         samesite="strict",
     )
     return response
+
+
+def users_problem(console: Console) -> str | None:
+    """Why nobody can log in (the users file missing, empty or unreadable: the details go to
+    the log, not to a page anyone can open), or None."""
+    try:
+        if console.users.users():
+            return None
+    except (InvalidInput, OSError) as exc:
+        log.error("console: cannot read the users file: %s", exc)
+        return "Nobody can log in: the console's users file cannot be read (ops: its log says why)."
+    log.warning(
+        "console: no user in %s: add one with `rayon console user add NAME --role ops`",
+        console.users.path,
+    )
+    return "Nobody can log in yet: no console user (ops: `rayon console user add NAME --role ops`)."
 
 
 async def login_page(request: Request) -> Response:
