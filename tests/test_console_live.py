@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from starlette.testclient import TestClient
 
 from gateway.clock import ManualClock
 from gateway.config.model import Config
@@ -415,3 +416,29 @@ def test_the_sse_stream_sends_a_snapshot_then_follows_the_broker(
     )  # fmt: skip
     assert got[2] == ("occupancy", {"zone": "aisle-tv", "count": 7})
     assert got[3][0] == "positions" and got[3][1]["devices"][0]["visit"] == VISIT
+
+
+def test_a_browser_that_never_reads_holds_one_positions_event_not_a_queue_of_them() -> None:
+    fanout = Fanout(queue_size=3)
+    stuck = fanout.subscribe()
+    fanout.publish({"event": "ticker", "data": "first"})
+    for i in range(1000):
+        fanout.publish({"event": "positions", "data": i})
+    fanout.publish({"event": "ticker", "data": "last"})
+    got = [stuck.get_nowait() for _ in range(stuck.qsize())]
+    assert got == [
+        {"event": "ticker", "data": "first"},
+        {"event": "positions", "data": 999},
+        {"event": "ticker", "data": "last"},
+    ]
+    assert fanout.dropped == 0
+
+
+def test_the_number_of_streams_is_bounded(config: Config) -> None:
+    console = make_console(config, ManualClock(START))
+    console.fanout.max_clients = 1
+    console.fanout.subscribe()
+    _session, cookie = console.sessions.issue("vera", Role.VIEWER)
+    with TestClient(build_app(console), base_url="https://testserver") as client:
+        response = client.get("/live", headers={"cookie": f"{SESSION_COOKIE}={cookie}"})
+    assert response.status_code == 503 and "already open" in response.json()["error"]

@@ -82,6 +82,12 @@ async def live_stream(request: Request) -> Response:
     if not isinstance(session, Session):
         return session
     console = console_of(request)
+    if console.fanout.full:  # each stream holds a queue: their number is bounded too
+        return JSONResponse(
+            {"error": f"{console.fanout.max_clients} live streams already open: try later"},
+            status_code=503,
+            headers={"retry-after": "30"},
+        )
     return EventSourceResponse(
         live_events(console, session), ping=15, headers={"cache-control": "no-store"}
     )
