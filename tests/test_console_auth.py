@@ -292,3 +292,18 @@ def test_without_a_users_file_the_console_starts_and_its_login_page_says_so(
         page = c.get("/login")
         assert "users file cannot be read" in page.text and "alice" not in page.text
         assert str(config.console.users_file) in caplog.text
+
+
+@pytest.mark.parametrize("breaker", ["\n", "\r", "\u2028", "\u2029", "\x85", "\x0b", "\x1c"])
+def test_a_user_name_cannot_forge_an_audit_line(
+    client: TestClient, config: Config, breaker: str
+) -> None:
+    forged = breaker + '{"at": 0, "event": "login_ok", "user": "otto"}'
+    log_in(client, "x" + forged, "whatever-pw")
+    lines = audit_lines(config)
+    assert [x["event"] for x in lines] == ["login_failed"] and lines[0]["user"] == "x" + forged
+
+
+def test_the_login_redirect_keeps_the_page_as_one_query_value(client: TestClient) -> None:
+    response = client.get("/visits/v-1&next=evil", follow_redirects=False)
+    assert response.headers["location"] == "/login?next=/visits/v-1%26next%3Devil"

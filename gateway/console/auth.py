@@ -275,7 +275,9 @@ class AuditLog:
     def write(self, event: str, client: str, **fields: str) -> None:
         """One line: time, event, client address, and e.g. the user name (never a password)."""
         line = {"at": self._clock.now(), "event": event, "client": client, **fields}
-        data = (json.dumps(line, ensure_ascii=False) + "\n").encode()
+        # ASCII only: a name with U+2028, U+0085 or the like must not split the line for a
+        # reader that splits on every Unicode line break (Python's str.splitlines does)
+        data = (json.dumps(line, ensure_ascii=True) + "\n").encode()
         try:
             fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         except OSError as exc:

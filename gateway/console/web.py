@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import quote
 
 import jinja2
 from starlette.requests import Request
@@ -128,7 +129,7 @@ def page_session(request: Request, needed: Role) -> Session | Response:
     403 when the role does not allow the page."""
     session = session_of(request)
     if session is None:
-        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        return RedirectResponse(f"/login?next={quote(request.url.path, safe='/')}", status_code=303)
     if not session.role.allows(needed):
         detail = f"This page needs the {needed.value} role; you are {session.role.value}."
         return error_page(request, 403, "Not allowed", detail)
