@@ -8,6 +8,7 @@ import json
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -307,3 +308,29 @@ def test_a_user_name_cannot_forge_an_audit_line(
 def test_the_login_redirect_keeps_the_page_as_one_query_value(client: TestClient) -> None:
     response = client.get("/visits/v-1&next=evil", follow_redirects=False)
     assert response.headers["location"] == "/login?next=/visits/v-1%26next%3Devil"
+
+
+def test_the_stream_says_when_the_console_loses_the_broker_and_gets_it_back(
+    console: Console,
+) -> None:
+    session, _cookie = console.sessions.issue("vera", Role.VIEWER)
+    up = [False]
+
+    async def read() -> list[tuple[str, Any]]:
+        async with asyncio.timeout(20):  # a bound for the run, not the behaviour tested
+            stream = live_events(console, session, lambda: up[0])
+            first = await anext(stream)
+            seen: list[tuple[str, Any]] = [("snapshot", json.loads(first["data"])["broker"])]
+            up[0] = True
+            console.fanout.publish({"event": "ticker", "data": 1})
+            for _ in range(2):
+                event = await anext(stream)
+                seen.append((event["event"], json.loads(event["data"])))
+            await stream.aclose()
+            return seen
+
+    assert asyncio.run(read()) == [
+        ("snapshot", False),
+        ("broker", {"connected": True}),
+        ("ticker", 1),
+    ]

@@ -11,8 +11,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any, cast
 
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
@@ -34,7 +34,7 @@ from gateway.console.auth import (
     Signer,
     load_secret,
 )
-from gateway.console.live import Fanout, LiveFeed, LiveState
+from gateway.console.live import Fanout, LiveFeed, LiveState, Subscription
 from gateway.console.users import Role, UsersFile
 from gateway.console.web import (
     HERE,
@@ -49,7 +49,7 @@ from gateway.topics import Topics
 
 log = logging.getLogger(__name__)
 
-SESSION_CHECK_S = 30.0
+SESSION_CHECK_S = 5.0
 
 SECURITY_HEADERS = (
     (
@@ -72,12 +72,19 @@ async def state_json(request: Request) -> Response:
     session = api_session(request, Role.VIEWER)
     if not isinstance(session, Session):
         return session
-    return JSONResponse(console_of(request).live.snapshot(), headers={"cache-control": "no-store"})
+    snapshot = {**console_of(request).live.snapshot(), "broker": _broker(request)()}
+    return JSONResponse(snapshot, headers={"cache-control": "no-store"})
+
+
+def _broker(request: Request) -> Callable[[], bool]:
+    """Whether the console's MQTT link is up now."""
+    return cast(Callable[[], bool], request.app.state.feed_connected)
 
 
 async def live_stream(request: Request) -> Response:
-    """Server-sent events: `snapshot` first, then `positions`, `ticker`, `occupancy` and
-    `status` as the live topics bring them; ends when the session does."""
+    """Server-sent events: `snapshot` first, then `positions`, `ticker`, `occupancy`,
+    `status` as the live topics bring them and `broker` when the console's link to the
+    broker goes down or comes back; ends when the session does."""
     session = api_session(request, Role.VIEWER)
     if not isinstance(session, Session):
         return session
@@ -88,29 +95,40 @@ async def live_stream(request: Request) -> Response:
             status_code=503,
             headers={"retry-after": "30"},
         )
-    return EventSourceResponse(
-        live_events(console, session), ping=15, headers={"cache-control": "no-store"}
-    )
+    events = live_events(console, session, _broker(request))
+    return EventSourceResponse(events, ping=15, headers={"cache-control": "no-store"})
 
 
-async def live_events(console: Console, session: Session) -> AsyncIterator[dict[str, str]]:
+async def live_events(
+    console: Console, session: Session, broker: Callable[[], bool] = lambda: False
+) -> AsyncGenerator[dict[str, str]]:
     """The stream of one browser, until its session expires, is logged out or its user is
     removed (checked at least every SESSION_CHECK_S, so a quiet store does not keep an
-    ended session streaming)."""
+    ended session streaming, and the broker's state is told within that time)."""
     queue = console.fanout.subscribe()
+    connected = broker()
     try:
-        yield {"event": "snapshot", "data": json.dumps(console.live.snapshot())}
+        snapshot = {**console.live.snapshot(), "broker": connected}
+        yield {"event": "snapshot", "data": json.dumps(snapshot)}
         while True:
-            try:
-                event: dict[str, Any] | None = await asyncio.wait_for(queue.get(), SESSION_CHECK_S)
-            except TimeoutError:
-                event = None
+            event = await _next_event(queue)
             if current_session(console, session) is None:
                 return
+            if broker() != connected:
+                connected = not connected
+                yield {"event": "broker", "data": json.dumps({"connected": connected})}
             if event is not None:
                 yield {"event": str(event["event"]), "data": json.dumps(event["data"])}
     finally:
         console.fanout.unsubscribe(queue)
+
+
+async def _next_event(queue: Subscription) -> dict[str, Any] | None:
+    """The browser's next live event, or None after SESSION_CHECK_S without one."""
+    try:
+        return await asyncio.wait_for(queue.get(), SESSION_CHECK_S)
+    except TimeoutError:
+        return None
 
 
 async def floor_image(request: Request) -> Response:
