@@ -14,7 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.clock import ManualClock
-from gateway.config.model import Config
+from gateway.config.model import Config, FloorPlanImage
 from gateway.console.app import build_app, build_console, live_events
 from gateway.console.auth import SESSION_COOKIE, RateLimiter, load_secret
 from gateway.console.users import Role, UsersFile
@@ -334,3 +334,33 @@ def test_the_stream_says_when_the_console_loses_the_broker_and_gets_it_back(
         ("broker", {"connected": True}),
         ("ticker", 1),
     ]
+
+
+@pytest.mark.parametrize("name", ["plan.html", "plan.xhtml", "plan", "plan.js"])
+def test_a_floor_picture_that_is_no_picture_is_not_served(
+    tmp_path: Path, clock: ManualClock, name: str
+) -> None:
+    picture = tmp_path / name
+    picture.write_text("<script>alert(document.cookie)</script>")
+    plan = FloorPlanImage(image=picture, origin=(0.0, 25.0), metres_per_pixel=1.0)
+    console = make_console(_console_config(tmp_path, floor_plan=plan), clock)
+    with TestClient(build_app(console), base_url="https://testserver") as client:
+        log_in(client, "vera")
+        response = client.get("/floorplan")
+    assert response.status_code == 404 and "alert" not in response.text
+    assert ".png" in response.text
+
+
+def test_a_floor_picture_is_served_with_its_type_nosniff_and_sandboxed(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    picture = tmp_path / "plan.SVG"
+    picture.write_text('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 4 2"/>')
+    plan = FloorPlanImage(image=picture, origin=(0.0, 25.0), metres_per_pixel=1.0)
+    console = make_console(_console_config(tmp_path, floor_plan=plan), clock)
+    with TestClient(build_app(console), base_url="https://testserver") as client:
+        log_in(client, "vera")
+        response = client.get("/floorplan")
+    assert response.headers["content-type"] == "image/svg+xml"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in response.headers.get_list("content-security-policy")

@@ -62,6 +62,14 @@ SECURITY_HEADERS = (
     (b"x-frame-options", b"DENY"),
 )
 
+PICTURE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".svg": "image/svg+xml",
+}
+
 
 async def healthz(_request: Request) -> Response:
     return PlainTextResponse("ok")
@@ -139,9 +147,14 @@ async def floor_image(request: Request) -> Response:
     plan = console_of(request).config.console.floor_plan
     if plan is None or not plan.image.is_file():
         return PlainTextResponse("no floor plan image (console.floor_plan)", status_code=404)
+    media = PICTURE_TYPES.get(plan.image.suffix.lower())
+    if media is None:  # never served as what its name guesses (text/html, …)
+        return PlainTextResponse(
+            "console.floor_plan.image must be a .png, .jpg, .gif or .svg file", status_code=404
+        )
     # an SVG opened on its own runs nothing: a sandbox of its own, on top of the pages' CSP
     headers = {"cache-control": "private, max-age=300", "content-security-policy": "sandbox"}
-    return FileResponse(plan.image, headers=headers)
+    return FileResponse(plan.image, headers=headers, media_type=media)
 
 
 class SecurityHeaders:
