@@ -14,11 +14,13 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from sse_starlette import EventSourceResponse
+from starlette.requests import Request
 from starlette.testclient import TestClient
 
 from gateway.clock import ManualClock
 from gateway.config.model import Config
-from gateway.console.app import build_app
+from gateway.console.app import SEND_TIMEOUT_S, build_app
 from gateway.console.auth import SESSION_COOKIE
 from gateway.console.live import Fanout, LiveFeed, LiveState
 from gateway.console.livemsg import OFFER_STATES
@@ -442,3 +444,27 @@ def test_the_number_of_streams_is_bounded(config: Config) -> None:
     with TestClient(build_app(console), base_url="https://testserver") as client:
         response = client.get("/live", headers={"cookie": f"{SESSION_COOKIE}={cookie}"})
     assert response.status_code == 503 and "already open" in response.json()["error"]
+
+
+def test_a_stream_whose_browser_takes_nothing_is_dropped_after_its_send_timeout(
+    config: Config,
+) -> None:
+    console = make_console(config, ManualClock(START))
+    app = build_app(console)
+    _session, cookie = console.sessions.issue("vera", Role.VIEWER)
+    route = next(r for r in app.routes if getattr(r, "path", "") == "/live")
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/live",
+        "headers": [(b"cookie", f"{SESSION_COOKIE}={cookie}".encode())],
+        "query_string": b"",
+        "app": app,
+    }
+
+    async def response() -> Any:
+        return await getattr(route, "endpoint")(Request(scope))
+
+    sent = asyncio.run(response())
+    assert isinstance(sent, EventSourceResponse) and sent.send_timeout == SEND_TIMEOUT_S
+    assert 0 < SEND_TIMEOUT_S <= 120

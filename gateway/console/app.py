@@ -50,6 +50,10 @@ from gateway.topics import Topics
 log = logging.getLogger(__name__)
 
 SESSION_CHECK_S = 5.0
+# a browser that takes no byte of its stream for this long is dropped (a live one reconnects):
+# else a client that never reads keeps its stream, its slot of Fanout.max_clients and, being
+# blocked in a send, its session checks away forever
+SEND_TIMEOUT_S = 60.0
 
 SECURITY_HEADERS = (
     (
@@ -104,7 +108,9 @@ async def live_stream(request: Request) -> Response:
             headers={"retry-after": "30"},
         )
     events = live_events(console, session, _broker(request))
-    return EventSourceResponse(events, ping=15, headers={"cache-control": "no-store"})
+    return EventSourceResponse(
+        events, ping=15, send_timeout=SEND_TIMEOUT_S, headers={"cache-control": "no-store"}
+    )
 
 
 async def live_events(
