@@ -364,3 +364,15 @@ def test_a_floor_picture_is_served_with_its_type_nosniff_and_sandboxed(
     assert response.headers["content-type"] == "image/svg+xml"
     assert response.headers["x-content-type-options"] == "nosniff"
     assert "sandbox" in response.headers.get_list("content-security-policy")
+
+
+def test_x_forwarded_for_does_not_change_the_client_the_limits_count(
+    client: TestClient, config: Config
+) -> None:
+    for i in range(5):
+        form = client.get("/login")
+        data = {"name": f"n{i}", "password": "whatever-pw", "csrf": csrf_of(form.text)}
+        headers = {"x-forwarded-for": f"10.0.0.{i}", "x-real-ip": f"10.0.1.{i}"}
+        assert client.post("/login", data=data, headers=headers).status_code == 401
+    assert log_in(client, "vera").status_code == 429
+    assert {x["client"] for x in audit_lines(config)} == {"testclient"}
