@@ -376,3 +376,14 @@ def test_x_forwarded_for_does_not_change_the_client_the_limits_count(
         assert client.post("/login", data=data, headers=headers).status_code == 401
     assert log_in(client, "vera").status_code == 429
     assert {x["client"] for x in audit_lines(config)} == {"testclient"}
+
+
+def test_a_session_key_others_may_read_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "session.key"
+    load_secret(path)
+    assert "readable by other users" not in caplog.text
+    path.chmod(0o644)
+    load_secret(path)
+    assert "readable by other users" in caplog.text and "chmod 600" in caplog.text

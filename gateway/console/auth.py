@@ -54,6 +54,13 @@ def load_secret(path: Path) -> bytes:
 
 def _read_secret(path: Path) -> bytes:
     try:
+        if path.stat().st_mode & 0o077:  # whoever reads it can forge any session
+            log.warning(
+                "the console's session key %s is readable by other users: `chmod 600 %s`, "
+                "then delete it to make a new one if anyone may have read it",
+                path,
+                path,
+            )
         key = path.read_bytes()
     except OSError as exc:
         raise RuntimeFailure(f"cannot read the console's session key {path}: {exc}") from exc
