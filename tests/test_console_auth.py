@@ -387,3 +387,18 @@ def test_a_session_key_others_may_read_is_warned_about(
     path.chmod(0o644)
     load_secret(path)
     assert "readable by other users" in caplog.text and "chmod 600" in caplog.text
+
+
+def test_a_locked_out_client_hammering_writes_one_audit_line_per_lockout(
+    client: TestClient, config: Config, clock: ManualClock
+) -> None:
+    for _ in range(5):
+        log_in(client, "otto", "guess-guess")
+    for _ in range(30):
+        assert log_in(client, "otto", "guess-guess").status_code == 429
+    events = [x["event"] for x in audit_lines(config)]
+    assert events == ["login_failed"] * 5 + ["login_limited"]
+    clock.advance(301)
+    for _ in range(6):
+        log_in(client, "otto", "guess-guess")
+    assert [x["event"] for x in audit_lines(config)][6:] == ["login_failed"] * 5 + ["login_limited"]

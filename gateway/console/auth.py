@@ -243,6 +243,7 @@ class RateLimiter:
     window: float = 300.0
     max_keys: int = 10_000  # a flood of made-up names forgets the oldest, never grows memory
     _failures: dict[str, deque[float]] = field(default_factory=dict)
+    _told: dict[str, float] = field(default_factory=dict)  # key → its lockout's first failure
 
     def retry_after(self, key: str) -> float | None:
         """Seconds until `key` may try again, or None when it may now."""
@@ -257,6 +258,17 @@ class RateLimiter:
         self._failures[key].append(self.clock.now())
         while len(self._failures) > self.max_keys:
             del self._failures[next(iter(self._failures))]
+
+    def first_refusal(self, key: str) -> bool:
+        """Whether `key`, refused now, is refused for the first time in this lockout (so
+        that a client hammering while locked out writes one audit line, not one a try)."""
+        times = self._pruned(key)
+        if not times or self._told.get(key) == times[0]:
+            return False
+        self._told[key] = times[0]
+        while len(self._told) > self.max_keys:
+            del self._told[next(iter(self._told))]
+        return True
 
     @property
     def tracked(self) -> int:

@@ -88,7 +88,8 @@ async def login_post(request: Request) -> Response:
     client = client_of(request)
     limited = _limited(console, client, name)
     if limited is not None:
-        console.audit.write("login_limited", client, user=name)
+        if _newly_limited(console, client, name):  # once a lockout: no disk-filling flood
+            console.audit.write("login_limited", client, user=name)
         response = _login_form(
             request, error="Too many failed logins: wait and try again.", status=429, name=name
         )
@@ -118,6 +119,12 @@ def _limited(console: Console, client: str, name: str) -> float | None:
     waits.append(console.limiter.retry_after(f"user:{name}"))
     found = [w for w in waits if w is not None]
     return max(found) if found else None
+
+
+def _newly_limited(console: Console, client: str, name: str) -> bool:
+    """Whether the client or the name is refused for the first time in its lockout."""
+    keys = (f"client:{client}", f"user:{name}")
+    return any([console.limiter.first_refusal(key) for key in keys])  # both marked
 
 
 def _logged_in(
