@@ -14,7 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.clock import ManualClock
-from gateway.config.model import Config, FloorPlanImage
+from gateway.config.model import Config, FloorPlanImage, TlsConfig
 from gateway.console.app import build_app, build_console, live_events
 from gateway.console.auth import SESSION_COOKIE, RateLimiter, load_secret
 from gateway.console.users import Role, UsersFile
@@ -402,3 +402,15 @@ def test_a_locked_out_client_hammering_writes_one_audit_line_per_lockout(
     for _ in range(6):
         log_in(client, "otto", "guess-guess")
     assert [x["event"] for x in audit_lines(config)][6:] == ["login_failed"] * 5 + ["login_limited"]
+
+
+def test_with_tls_every_answer_asks_browsers_to_keep_to_https(
+    tmp_path: Path, clock: ManualClock, client: TestClient
+) -> None:
+    assert "strict-transport-security" not in client.get("/login").headers  # loopback http
+    tls = TlsConfig(cert_file=tmp_path / "cert.pem", key_file=tmp_path / "key.pem")
+    (tmp_path / "tls").mkdir()
+    console = make_console(_console_config(tmp_path / "tls", tls=tls), clock)
+    with TestClient(build_app(console), base_url="https://testserver") as c:
+        assert c.get("/login").headers["strict-transport-security"] == "max-age=31536000"
+        assert c.get("/healthz").headers["strict-transport-security"] == "max-age=31536000"

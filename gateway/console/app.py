@@ -65,6 +65,7 @@ SECURITY_HEADERS = (
     (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
 )
+HSTS = ((b"strict-transport-security", b"max-age=31536000"),)
 
 PICTURE_TYPES = {
     ".png": "image/png",
@@ -166,8 +167,9 @@ async def floor_image(request: Request) -> Response:
 class SecurityHeaders:
     """Adds the CSP and friends to every response (a pure ASGI middleware: streams pass)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, https_only: bool = False) -> None:
         self.app = app
+        self.headers = [*SECURITY_HEADERS, *(HSTS if https_only else ())]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -176,7 +178,7 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+                message["headers"] = [*message.get("headers", []), *self.headers]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -214,7 +216,8 @@ def build_app(console: Console, feed: LiveFeed | None = None) -> Starlette:
             console.history.close()
 
     app = Starlette(routes=routes, lifespan=lifespan)
-    app.add_middleware(SecurityHeaders)
+    # served over TLS (console.tls): browsers keep to HTTPS for a year
+    app.add_middleware(SecurityHeaders, https_only=console.config.console.tls is not None)
     app.state.console = console
     app.state.templates = templates()
     app.state.feed_connected = (lambda: feed.connected) if feed is not None else (lambda: False)
