@@ -3,17 +3,21 @@ audit log and the session key file — real files, the real app through Starlett
 
 from __future__ import annotations
 
+import asyncio
+import json
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from gateway.clock import ManualClock
-from gateway.config.model import Config
-from gateway.console.app import build_app
+from gateway.config.model import Config, FloorPlanImage, TlsConfig
+from gateway.console.app import build_app, build_console, live_events
 from gateway.console.auth import SESSION_COOKIE, RateLimiter, load_secret
+from gateway.console.users import Role, UsersFile
 from gateway.console.web import Console
 from tests.consolekit import PASSWORDS, START, audit_lines, csrf_of, log_in, make_console
 from tests.consolekit import console_config as _console_config
@@ -209,3 +213,204 @@ def test_the_limiter_forgets_quiet_keys_and_holds_a_bounded_number(clock: Manual
     clock.advance(61)
     limiter.failed("e")
     assert limiter.retry_after("e") is None and limiter.tracked <= 3
+
+
+def test_a_copy_of_the_cookie_is_refused_after_logout_even_after_a_restart(
+    client: TestClient, config: Config, clock: ManualClock
+) -> None:
+    log_in(client, "mark")
+    cookie = f"{SESSION_COOKIE}={client.cookies[SESSION_COOKIE]}"
+    token = csrf_of(client.get("/").text)
+    assert client.post("/logout", data={"csrf": token}, follow_redirects=False).status_code == 303
+    client.cookies.clear()
+    assert client.get("/state.json", headers={"cookie": cookie}).status_code == 401
+    assert client.get("/", headers={"cookie": cookie}, follow_redirects=False).status_code == 303
+    with TestClient(build_app(make_console(config, clock)), base_url="https://testserver") as c2:
+        assert c2.get("/state.json", headers={"cookie": cookie}).status_code == 401
+    revoked = config.console.secret_file.with_name(f"{config.console.secret_file.name}.revoked")
+    assert stat.S_IMODE(revoked.stat().st_mode) == 0o600
+
+
+def test_a_logout_ends_that_session_only(client: TestClient, console: Console) -> None:
+    log_in(client, "vera")
+    other = f"{SESSION_COOKIE}={client.cookies[SESSION_COOKIE]}"
+    client.cookies.clear()
+    log_in(client, "vera")
+    token = csrf_of(client.get("/").text)
+    client.post("/logout", data={"csrf": token}, follow_redirects=False)
+    client.cookies.clear()
+    assert client.get("/state.json", headers={"cookie": other}).status_code == 200
+
+
+def test_revocations_are_forgotten_once_their_sessions_would_have_expired(
+    client: TestClient, console: Console, clock: ManualClock, config: Config
+) -> None:
+    for name in ("vera", "mark"):
+        log_in(client, name)
+        client.post("/logout", data={"csrf": csrf_of(client.get("/").text)})
+        clock.advance(config.console.session_ttl + 1)
+    revoked = config.console.secret_file.with_name(f"{config.console.secret_file.name}.revoked")
+    assert len(json.loads(revoked.read_text())) == 1
+
+
+def test_a_removed_user_or_a_lowered_role_takes_effect_at_the_next_request(
+    client: TestClient, config: Config
+) -> None:
+    log_in(client, "mark")
+    assert client.get("/visits/v-0123456789ab").status_code != 403
+    users = UsersFile(config.console.users_file)
+    users.add("mark", Role.VIEWER, PASSWORDS["mark"])
+    assert client.get("/visits/v-0123456789ab").status_code == 403
+    users.remove("mark")
+    assert client.get("/state.json").status_code == 401
+
+
+def test_the_stream_of_a_logged_out_session_ends_at_its_next_event(console: Console) -> None:
+    session, _cookie = console.sessions.issue("vera", Role.VIEWER)
+
+    async def read() -> list[str]:
+        async with asyncio.timeout(20):  # a bound for the run, not the behaviour tested
+            stream = live_events(console, session)
+            seen = [(await anext(stream))["event"]]
+            console.sessions.revoke(session)
+            console.fanout.publish({"event": "ticker", "data": {}})
+            seen += [e["event"] async for e in stream]
+            return seen
+
+    assert asyncio.run(read()) == ["snapshot"]
+    assert console.fanout.clients == 0
+
+
+def test_without_a_users_file_the_console_starts_and_its_login_page_says_so(
+    tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = _console_config(tmp_path)
+    with TestClient(build_app(build_console(config, clock)), base_url="https://testserver") as c:
+        assert "rayon console user add" in caplog.text
+        page = c.get("/login")
+        assert page.status_code == 200 and "no console user" in page.text
+        config.console.users_file.write_text("alice:ops\n")
+        page = c.get("/login")
+        assert "users file cannot be read" in page.text and "alice" not in page.text
+        assert str(config.console.users_file) in caplog.text
+
+
+@pytest.mark.parametrize("breaker", ["\n", "\r", "\u2028", "\u2029", "\x85", "\x0b", "\x1c"])
+def test_a_user_name_cannot_forge_an_audit_line(
+    client: TestClient, config: Config, breaker: str
+) -> None:
+    forged = breaker + '{"at": 0, "event": "login_ok", "user": "otto"}'
+    log_in(client, "x" + forged, "whatever-pw")
+    lines = audit_lines(config)
+    assert [x["event"] for x in lines] == ["login_failed"] and lines[0]["user"] == "x" + forged
+
+
+def test_the_login_redirect_keeps_the_page_as_one_query_value(client: TestClient) -> None:
+    response = client.get("/visits/v-1&next=evil", follow_redirects=False)
+    assert response.headers["location"] == "/login?next=/visits/v-1%26next%3Devil"
+
+
+def test_the_stream_says_when_the_console_loses_the_broker_and_gets_it_back(
+    console: Console,
+) -> None:
+    session, _cookie = console.sessions.issue("vera", Role.VIEWER)
+    up = [False]
+
+    async def read() -> list[tuple[str, Any]]:
+        async with asyncio.timeout(20):  # a bound for the run, not the behaviour tested
+            stream = live_events(console, session, lambda: up[0])
+            first = await anext(stream)
+            seen: list[tuple[str, Any]] = [("snapshot", json.loads(first["data"])["broker"])]
+            up[0] = True
+            console.fanout.publish({"event": "ticker", "data": 1})
+            for _ in range(2):
+                event = await anext(stream)
+                seen.append((event["event"], json.loads(event["data"])))
+            await stream.aclose()
+            return seen
+
+    assert asyncio.run(read()) == [
+        ("snapshot", False),
+        ("broker", {"connected": True}),
+        ("ticker", 1),
+    ]
+
+
+@pytest.mark.parametrize("name", ["plan.html", "plan.xhtml", "plan", "plan.js"])
+def test_a_floor_picture_that_is_no_picture_is_not_served(
+    tmp_path: Path, clock: ManualClock, name: str
+) -> None:
+    picture = tmp_path / name
+    picture.write_text("<script>alert(document.cookie)</script>")
+    plan = FloorPlanImage(image=picture, origin=(0.0, 25.0), metres_per_pixel=1.0)
+    console = make_console(_console_config(tmp_path, floor_plan=plan), clock)
+    with TestClient(build_app(console), base_url="https://testserver") as client:
+        log_in(client, "vera")
+        response = client.get("/floorplan")
+    assert response.status_code == 404 and "alert" not in response.text
+    assert ".png" in response.text
+
+
+def test_a_floor_picture_is_served_with_its_type_nosniff_and_sandboxed(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    picture = tmp_path / "plan.SVG"
+    picture.write_text('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 4 2"/>')
+    plan = FloorPlanImage(image=picture, origin=(0.0, 25.0), metres_per_pixel=1.0)
+    console = make_console(_console_config(tmp_path, floor_plan=plan), clock)
+    with TestClient(build_app(console), base_url="https://testserver") as client:
+        log_in(client, "vera")
+        response = client.get("/floorplan")
+    assert response.headers["content-type"] == "image/svg+xml"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in response.headers.get_list("content-security-policy")
+
+
+def test_x_forwarded_for_does_not_change_the_client_the_limits_count(
+    client: TestClient, config: Config
+) -> None:
+    for i in range(5):
+        form = client.get("/login")
+        data = {"name": f"n{i}", "password": "whatever-pw", "csrf": csrf_of(form.text)}
+        headers = {"x-forwarded-for": f"10.0.0.{i}", "x-real-ip": f"10.0.1.{i}"}
+        assert client.post("/login", data=data, headers=headers).status_code == 401
+    assert log_in(client, "vera").status_code == 429
+    assert {x["client"] for x in audit_lines(config)} == {"testclient"}
+
+
+def test_a_session_key_others_may_read_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "session.key"
+    load_secret(path)
+    assert "readable by other users" not in caplog.text
+    path.chmod(0o644)
+    load_secret(path)
+    assert "readable by other users" in caplog.text and "chmod 600" in caplog.text
+
+
+def test_a_locked_out_client_hammering_writes_one_audit_line_per_lockout(
+    client: TestClient, config: Config, clock: ManualClock
+) -> None:
+    for _ in range(5):
+        log_in(client, "otto", "guess-guess")
+    for _ in range(30):
+        assert log_in(client, "otto", "guess-guess").status_code == 429
+    events = [x["event"] for x in audit_lines(config)]
+    assert events == ["login_failed"] * 5 + ["login_limited"]
+    clock.advance(301)
+    for _ in range(6):
+        log_in(client, "otto", "guess-guess")
+    assert [x["event"] for x in audit_lines(config)][6:] == ["login_failed"] * 5 + ["login_limited"]
+
+
+def test_with_tls_every_answer_asks_browsers_to_keep_to_https(
+    tmp_path: Path, clock: ManualClock, client: TestClient
+) -> None:
+    assert "strict-transport-security" not in client.get("/login").headers  # loopback http
+    tls = TlsConfig(cert_file=tmp_path / "cert.pem", key_file=tmp_path / "key.pem")
+    (tmp_path / "tls").mkdir()
+    console = make_console(_console_config(tmp_path / "tls", tls=tls), clock)
+    with TestClient(build_app(console), base_url="https://testserver") as c:
+        assert c.get("/login").headers["strict-transport-security"] == "max-age=31536000"
+        assert c.get("/healthz").headers["strict-transport-security"] == "max-age=31536000"

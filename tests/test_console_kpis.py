@@ -141,3 +141,11 @@ def test_an_unknown_table_lists_the_valid_ones(figures: dict[str, Any]) -> None:
 def test_a_reversed_period_is_refused(config: Config, history: History) -> None:
     with pytest.raises(InvalidInput, match="not before its end"):
         kpis(config, history, epoch(UNTIL + PARIS), epoch(SINCE + PARIS))
+
+
+def test_a_csv_cell_a_spreadsheet_would_run_as_a_formula_is_quoted() -> None:
+    names = ['=HYPERLINK("http://evil.example")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)"]
+    report = {"dwell": [{"zone": f"z{i}", "name": n, "share": -0.25} for i, n in enumerate(names)]}
+    rows = list(csv.DictReader(io.StringIO(kpis_csv(report, "dwell"))))
+    assert [r["name"] for r in rows] == ["'" + n for n in names]
+    assert {r["share"] for r in rows} == {"-0.25"}  # numbers stay numbers

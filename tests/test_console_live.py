@@ -14,10 +14,13 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from sse_starlette import EventSourceResponse
+from starlette.requests import Request
+from starlette.testclient import TestClient
 
 from gateway.clock import ManualClock
 from gateway.config.model import Config
-from gateway.console.app import build_app
+from gateway.console.app import SEND_TIMEOUT_S, build_app, live_stream
 from gateway.console.auth import SESSION_COOKIE
 from gateway.console.live import Fanout, LiveFeed, LiveState
 from gateway.console.livemsg import OFFER_STATES
@@ -176,6 +179,16 @@ BAD: list[tuple[str, Any]] = [
     ("occupancy", {"count": "3"}),
     ("status", {"state": "dancing"}),
     ("status", {**STATUS, "degraded": "all"}),
+    # hostile payloads: nesting deeper than the parser's recursion, more than the size cap,
+    # invalid UTF-8, far too many dots, an endless string kept in the state
+    ("positions", b"[" * 200_000),
+    ("ticker", b'{"a":' * 100_000),
+    ("occupancy", b"[" * 200_000),
+    ("status", b"[" * 200_000),
+    ("positions", b"\xff\xfe{}"),
+    ("positions", {**POSITIONS, "devices": [POSITIONS["devices"][0]] * 100_000}),
+    ("positions", {**POSITIONS, "pad": "x" * 2_000_000}),
+    ("status", {**STATUS, "rules": {**STATUS["rules"], "loaded_at": "9" * 1_000_000}}),
 ]
 
 
@@ -405,3 +418,52 @@ def test_the_sse_stream_sends_a_snapshot_then_follows_the_broker(
     )  # fmt: skip
     assert got[2] == ("occupancy", {"zone": "aisle-tv", "count": 7})
     assert got[3][0] == "positions" and got[3][1]["devices"][0]["visit"] == VISIT
+
+
+def test_a_browser_that_never_reads_holds_one_positions_event_not_a_queue_of_them() -> None:
+    fanout = Fanout(queue_size=3)
+    stuck = fanout.subscribe()
+    fanout.publish({"event": "ticker", "data": "first"})
+    for i in range(1000):
+        fanout.publish({"event": "positions", "data": i})
+    fanout.publish({"event": "ticker", "data": "last"})
+    got = [stuck.get_nowait() for _ in range(stuck.qsize())]
+    assert got == [
+        {"event": "ticker", "data": "first"},
+        {"event": "positions", "data": 999},
+        {"event": "ticker", "data": "last"},
+    ]
+    assert fanout.dropped == 0
+
+
+def test_the_number_of_streams_is_bounded(config: Config) -> None:
+    console = make_console(config, ManualClock(START))
+    console.fanout.max_clients = 1
+    console.fanout.subscribe()
+    _session, cookie = console.sessions.issue("vera", Role.VIEWER)
+    with TestClient(build_app(console), base_url="https://testserver") as client:
+        response = client.get("/live", headers={"cookie": f"{SESSION_COOKIE}={cookie}"})
+    assert response.status_code == 503 and "already open" in response.json()["error"]
+
+
+def test_a_stream_whose_browser_takes_nothing_is_dropped_after_its_send_timeout(
+    config: Config,
+) -> None:
+    console = make_console(config, ManualClock(START))
+    app = build_app(console)
+    _session, cookie = console.sessions.issue("vera", Role.VIEWER)
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/live",
+        "headers": [(b"cookie", f"{SESSION_COOKIE}={cookie}".encode())],
+        "query_string": b"",
+        "app": app,
+    }
+
+    async def response() -> Any:
+        return await live_stream(Request(scope))
+
+    sent = asyncio.run(response())
+    assert isinstance(sent, EventSourceResponse) and sent.send_timeout == SEND_TIMEOUT_S
+    assert 0 < SEND_TIMEOUT_S <= 120

@@ -10,6 +10,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from gateway.clock import ManualClock
 from gateway.config.load import load_config
 from gateway.config.model import Config, ConsoleConfig, FloorPlanImage
 from gateway.console.app import build_app
+from gateway.console.kpis import TABLES
 from gateway.console.web import Console
 from gateway.ids import visit_pseudonym
 from gateway.store.repo import Store
@@ -188,3 +190,29 @@ def test_a_visit_page_explains_each_decision_and_names_no_customer(
     secrets = (INES.id, INES.token, "Inès", "In&egrave;s", LOYALTY_NUMBER, visit.device)
     for secret in (*secrets, *INES.devices):
         assert secret not in page.text
+
+
+def test_no_page_json_csv_or_stream_snapshot_names_a_customer(
+    shopped: Shop, tmp_path: Path
+) -> None:
+    config = with_console(shopped.config, tmp_path)
+    store = Store(config.database.url)
+    try:
+        visits = [v for v in store.visits() if v.customer == INES.id]
+    finally:
+        store.close()
+    start = visits[0].started_at
+    console = make_console(config, ManualClock(start + 600))
+    day = datetime.fromtimestamp(start, config.store.timezone).date().isoformat()
+    period = f"?since={day}&until={day}"
+    urls = ["/", "/rules", f"/kpis{period}", f"/kpis.json{period}", "/state.json"]
+    urls += [f"/kpis/{table}.csv{period}" for table in TABLES]
+    with TestClient(build_app(console), base_url="https://testserver") as client:
+        log_in(client, "otto")
+        answers = {url: client.get(url) for url in urls}
+    assert all(a.status_code == 200 for a in answers.values()), answers
+    assert answers[f"/kpis.json{period}"].json()["footfall_day"]  # figures of that visit
+    secrets = (INES.id, INES.token, "Inès", "In&egrave;s", "Ines", LOYALTY_NUMBER)
+    for url, answer in answers.items():
+        for secret in (*secrets, *INES.devices, *(v.device for v in visits)):
+            assert secret not in answer.text, (url, secret)

@@ -127,3 +127,16 @@ def test_a_bad_user_name_or_role_is_refused(tmp_path: Path) -> None:
     ):
         UsersFile(tmp_path / "users").add("alice", "admin", "pw")
     assert not (tmp_path / "users").exists()
+
+
+@pytest.mark.parametrize(
+    "name", ["eve:ops", "eve\nmallory:ops:scrypt$1", "eve\rx", "#eve", "", "e" * 65, "ève", "a b"]
+)
+def test_a_name_that_would_break_or_forge_a_line_is_refused(tmp_path: Path, name: str) -> None:
+    users = UsersFile(tmp_path / "users")
+    users.add("alice", Role.VIEWER, "alice-pass-123")
+    before = users.path.read_text()
+    with pytest.raises(InvalidInput, match="user name must be"):
+        users.add(name, Role.OPS, "eve-pass-1234")
+    assert users.path.read_text() == before
+    assert [u.name for u in users.users()] == ["alice"]

@@ -2,8 +2,10 @@
 
 A session is a cookie `rayon_session` = base64url(JSON {u, r, exp, csrf}) "." base64url(HMAC-
 SHA256 over that JSON), keyed with 32 random bytes read from `console.secret_file` (created
-0600 on first start, never in config.yaml). Nothing is kept server-side: a session ends at its
-`exp` (`console.session_ttl`) or when the cookie is dropped (logout). The login form itself
+0600 on first start, never in config.yaml). A session ends at its `exp` (`console.session_ttl`)
+or at its logout: the logout revokes the session's nonce (`Revoked`, kept in memory and in a
+`<secret_file>.revoked` file beside the key until the session would have expired), so a copy of
+the cookie taken before is refused too. The login form itself
 carries a nonce signed the same way in a short-lived `rayon_login` cookie (double submit), so
 that every POST form of the console has a CSRF token.
 """
@@ -14,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 from collections import deque
@@ -24,6 +27,8 @@ from typing import Any
 from gateway.clock import Clock
 from gateway.console.users import Role
 from gateway.errors import RuntimeFailure
+
+log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "rayon_session"
 LOGIN_COOKIE = "rayon_login"
@@ -49,6 +54,13 @@ def load_secret(path: Path) -> bytes:
 
 def _read_secret(path: Path) -> bytes:
     try:
+        if path.stat().st_mode & 0o077:  # whoever reads it can forge any session
+            log.warning(
+                "the console's session key %s is readable by other users: `chmod 600 %s`, "
+                "then delete it to make a new one if anyone may have read it",
+                path,
+                path,
+            )
         key = path.read_bytes()
     except OSError as exc:
         raise RuntimeFailure(f"cannot read the console's session key {path}: {exc}") from exc
@@ -112,11 +124,61 @@ def _unb64(text: str) -> bytes:
         raise ValueError("not base64url") from exc
 
 
+class Revoked:
+    """Sessions ended by a logout before their expiry: nonce → expiry, in memory and, when
+    `path` is given, in that file (0600, rewritten atomically) so that a restart keeps them.
+    An entry is forgotten once its session would have expired: the set never outgrows the
+    logouts of one `session_ttl`."""
+
+    def __init__(self, clock: Clock, path: Path | None = None) -> None:
+        self._clock, self._path = clock, path
+        self._until: dict[str, float] = self._load()
+
+    def add(self, nonce: str, expires_at: float) -> None:
+        """Revoke the session of `nonce` (valid until `expires_at`)."""
+        now = self._clock.now()
+        self._until = {n: t for n, t in self._until.items() if t > now}
+        self._until[nonce] = expires_at
+        self._save()
+
+    def __contains__(self, nonce: str) -> bool:
+        return nonce in self._until
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    def _load(self) -> dict[str, float]:
+        if self._path is None or not self._path.exists():
+            return {}
+        try:
+            data = json.loads(self._path.read_text(encoding="utf-8"))
+            return {str(n): float(t) for n, t in data.items()}
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            log.error("console: cannot read the revoked sessions %s (%s)", self._path, exc)
+            return {}
+
+    def _save(self) -> None:
+        if self._path is None:
+            return
+        tmp = self._path.with_name(f".{self._path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(self._until, out)
+            os.replace(tmp, self._path)
+        except OSError as exc:  # still revoked in memory, until a restart
+            tmp.unlink(missing_ok=True)
+            log.error("console: cannot write the revoked sessions %s (%s)", self._path, exc)
+
+
 class Sessions:
     """Issues and reads session cookies and login nonces, by the injected clock."""
 
-    def __init__(self, signer: Signer, clock: Clock, ttl: float) -> None:
+    def __init__(
+        self, signer: Signer, clock: Clock, ttl: float, revoked: Revoked | None = None
+    ) -> None:
         self._signer, self._clock, self._ttl = signer, clock, ttl
+        self._revoked = revoked if revoked is not None else Revoked(clock)
 
     def issue(self, user: str, role: Role) -> tuple[Session, str]:
         """A new session and its cookie value."""
@@ -135,7 +197,15 @@ class Sessions:
             )
         except (KeyError, ValueError, TypeError):
             return None
-        return session if session.expires_at > self._clock.now() else None
+        return session if self.live(session) else None
+
+    def live(self, session: Session) -> bool:
+        """Whether `session` has neither expired nor been logged out."""
+        return session.expires_at > self._clock.now() and session.csrf not in self._revoked
+
+    def revoke(self, session: Session) -> None:
+        """End `session` now (logout): its cookie, and every copy of it, is refused."""
+        self._revoked.add(session.csrf, session.expires_at)
 
     def login_nonce(self) -> tuple[str, str]:
         """A nonce for the login form and the cookie value that vouches for it."""
@@ -173,6 +243,7 @@ class RateLimiter:
     window: float = 300.0
     max_keys: int = 10_000  # a flood of made-up names forgets the oldest, never grows memory
     _failures: dict[str, deque[float]] = field(default_factory=dict)
+    _told: dict[str, float] = field(default_factory=dict)  # key → its lockout's first failure
 
     def retry_after(self, key: str) -> float | None:
         """Seconds until `key` may try again, or None when it may now."""
@@ -187,6 +258,17 @@ class RateLimiter:
         self._failures[key].append(self.clock.now())
         while len(self._failures) > self.max_keys:
             del self._failures[next(iter(self._failures))]
+
+    def first_refusal(self, key: str) -> bool:
+        """Whether `key`, refused now, is refused for the first time in this lockout (so
+        that a client hammering while locked out writes one audit line, not one a try)."""
+        times = self._pruned(key)
+        if not times or self._told.get(key) == times[0]:
+            return False
+        self._told[key] = times[0]
+        while len(self._told) > self.max_keys:
+            del self._told[next(iter(self._told))]
+        return True
 
     @property
     def tracked(self) -> int:
@@ -212,7 +294,9 @@ class AuditLog:
     def write(self, event: str, client: str, **fields: str) -> None:
         """One line: time, event, client address, and e.g. the user name (never a password)."""
         line = {"at": self._clock.now(), "event": event, "client": client, **fields}
-        data = (json.dumps(line, ensure_ascii=False) + "\n").encode()
+        # ASCII only: a name with U+2028, U+0085 or the like must not split the line for a
+        # reader that splits on every Unicode line break (Python's str.splitlines does)
+        data = (json.dumps(line, ensure_ascii=True) + "\n").encode()
         try:
             fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         except OSError as exc:

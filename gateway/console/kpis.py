@@ -60,7 +60,7 @@ _CONVERSION_KEYS = (
     "ci_high",
 )
 
-
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 TABLES: Mapping[str, tuple[str, ...]] = {
     "footfall_day": ("day", "visits"),
     "footfall_hour": ("hour", "visits"),
@@ -147,8 +147,19 @@ def kpis_csv(report: Mapping[str, Any], table: str) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
     for row in report.get(table, ()):
-        writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+        writer.writerow([_cell(row.get(c)) for c in columns])
     return buf.getvalue()
+
+
+def _cell(value: object) -> object:
+    """A CSV cell: n/a empty, and a text a spreadsheet would run as a formula (a zone name
+    or rule id starting with = + - @ or a tab from config.yaml or a marketer's rule file)
+    quoted with a leading apostrophe; numbers as they are."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _days(report: Report) -> list[dict[str, Any]]:

@@ -152,34 +152,86 @@ class LiveState:
         }
 
 
-class Fanout:
-    """The live events, copied to one bounded queue per browser; a browser that lags behind
-    `queue_size` events loses the newest ones (counted in `dropped`) rather than slow the rest."""
+class Subscription:
+    """One browser's pending live events, at most `size`: a `positions` event replaces the
+    one still pending (every positions message redraws all the dots), so a browser that
+    stops reading holds at most one positions event of up to MAX_DOTS dots, never `size`."""
 
-    def __init__(self, queue_size: int = 100) -> None:
-        self._size = queue_size
-        self._queues: set[asyncio.Queue[dict[str, Any]]] = set()
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._events: deque[dict[str, Any] | None] = deque()  # None: the pending positions
+        self._positions: dict[str, Any] | None = None
+        self._ready = asyncio.Event()
+
+    def put(self, event: dict[str, Any]) -> bool:
+        """Queue `event`; False when the browser is `size` events behind (dropped)."""
+        if event.get("event") == "positions" and self._positions is not None:
+            self._positions = event
+            return True
+        if len(self._events) >= self._size:
+            return False
+        if event.get("event") == "positions":
+            self._positions, event_or_mark = event, None
+        else:
+            event_or_mark = event
+        self._events.append(event_or_mark)
+        self._ready.set()
+        return True
+
+    def qsize(self) -> int:
+        """How many events wait."""
+        return len(self._events)
+
+    def get_nowait(self) -> dict[str, Any]:
+        """The oldest pending event; asyncio.QueueEmpty when none."""
+        if not self._events:
+            raise asyncio.QueueEmpty
+        event = self._events.popleft()
+        if event is None:
+            event, self._positions = self._positions or {}, None
+        if not self._events:
+            self._ready.clear()
+        return event
+
+    async def get(self) -> dict[str, Any]:
+        """The oldest pending event, waiting for one."""
+        while not self._events:
+            await self._ready.wait()
+        return self.get_nowait()
+
+
+class Fanout:
+    """The live events, copied to one bounded `Subscription` per browser (at most
+    `max_clients` of them); a browser that lags behind `queue_size` events loses the newest
+    ones (counted in `dropped`) rather than slow the rest."""
+
+    def __init__(self, queue_size: int = 100, max_clients: int = 64) -> None:
+        self._size, self.max_clients = queue_size, max_clients
+        self._queues: set[Subscription] = set()
         self.dropped = 0
 
-    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
-        """A new browser's queue; `unsubscribe` it when the browser leaves."""
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self._size)
+    def subscribe(self) -> Subscription:
+        """A new browser's subscription; `unsubscribe` it when the browser leaves."""
+        queue = Subscription(self._size)
         self._queues.add(queue)
         return queue
 
-    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    def unsubscribe(self, queue: Subscription) -> None:
         self._queues.discard(queue)
 
     @property
     def clients(self) -> int:
         return len(self._queues)
 
+    @property
+    def full(self) -> bool:
+        """Whether `max_clients` browsers already follow the stream."""
+        return len(self._queues) >= self.max_clients
+
     def publish(self, event: dict[str, Any]) -> None:
         """Queue `event` for every browser."""
         for queue in self._queues:
-            try:
-                queue.put_nowait(event)
-            except asyncio.QueueFull:
+            if not queue.put(event):
                 self.dropped += 1
                 if self.dropped == 1 or self.dropped % 1000 == 0:
                     log.warning("a console browser lags: %d live events dropped", self.dropped)

@@ -15,6 +15,8 @@ from datetime import datetime
 from typing import Any
 
 MAX_DOTS = 5000
+# 5000 dots of ~110 bytes each fit; anything larger is refused before it is parsed
+MAX_PAYLOAD = 1_000_000
 VISIT = re.compile(r"v-[0-9a-f]{12}")
 _NAME = re.compile(r"[A-Za-z0-9_.:~-]{1,128}")  # a zone, rule or offer id
 ZONE_KINDS = frozenset({"enter", "exit", "dwell", "visit_start", "visit_end"})
@@ -60,11 +62,15 @@ class RulesStatus:
 
 
 def parse_json(payload: bytes) -> Mapping[str, Any]:
-    """The JSON object of a payload."""
+    """The JSON object of a payload (at most MAX_PAYLOAD bytes)."""
+    if len(payload) > MAX_PAYLOAD:
+        raise Malformed(f"{len(payload)} bytes, more than the {MAX_PAYLOAD} a message may have")
     try:
         data = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Malformed(f"not JSON ({exc})") from None
+    except RecursionError:  # [[[[… deeper than the parser goes: would end the feed's task
+        raise Malformed("not JSON (nested too deeply)") from None
     if not isinstance(data, dict):
         raise Malformed("not a JSON object")
     return data
@@ -158,6 +164,6 @@ def rules_of(value: object) -> RulesStatus | None:
         raise Malformed("'rules.count' must be an integer")
     if error is not None and not isinstance(error, str):
         raise Malformed("'rules.error' must be a string or null")
-    if loaded is not None and not isinstance(loaded, str):
-        raise Malformed("'rules.loaded_at' must be a string")
+    if loaded is not None and (not isinstance(loaded, str) or len(loaded) > 40):
+        raise Malformed("'rules.loaded_at' must be an ISO 8601 time")
     return RulesStatus(loaded, count, error[:2000] if error is not None else None)

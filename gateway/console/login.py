@@ -38,6 +38,7 @@ def _login_form(
 ) -> Response:
     console = console_of(request)
     nonce, cookie = console.sessions.login_nonce()
+    error = error or users_problem(console)
     context = {"csrf": nonce, "error": error, "name": name, "next": _next(request, None)}
     response = render(request, "login.html", context, status)
     response.set_cookie(
@@ -50,6 +51,22 @@ def _login_form(
         samesite="strict",
     )
     return response
+
+
+def users_problem(console: Console) -> str | None:
+    """Why nobody can log in (the users file missing, empty or unreadable: the details go to
+    the log, not to a page anyone can open), or None."""
+    try:
+        if console.users.users():
+            return None
+    except (InvalidInput, OSError) as exc:
+        log.error("console: cannot read the users file: %s", exc)
+        return "Nobody can log in: the console's users file cannot be read (ops: its log says why)."
+    log.warning(
+        "console: no user in %s: add one with `rayon console user add NAME --role ops`",
+        console.users.path,
+    )
+    return "Nobody can log in yet: no console user (ops: `rayon console user add NAME --role ops`)."
 
 
 async def login_page(request: Request) -> Response:
@@ -72,7 +89,8 @@ async def login_post(request: Request) -> Response:
     client = client_of(request)
     limited = _limited(console, client, name)
     if limited is not None:
-        console.audit.write("login_limited", client, user=name)
+        if _newly_limited(console, client, name):  # once a lockout: no disk-filling flood
+            console.audit.write("login_limited", client, user=name)
         response = _login_form(
             request,
             error=tr(request, "Too many failed logins: wait and try again."),
@@ -111,6 +129,12 @@ def _limited(console: Console, client: str, name: str) -> float | None:
     return max(found) if found else None
 
 
+def _newly_limited(console: Console, client: str, name: str) -> bool:
+    """Whether the client or the name is refused for the first time in its lockout."""
+    keys = (f"client:{client}", f"user:{name}")
+    return any([console.limiter.first_refusal(key) for key in keys])  # both marked
+
+
 def _logged_in(
     request: Request, console: Console, client: str, name: str, role: Role, target: object
 ) -> Response:
@@ -142,6 +166,7 @@ async def logout(request: Request) -> Response:
     given = form.get("csrf")
     if not csrf_ok(session, given if isinstance(given, str) else None):
         return _csrf_refused(request)
+    console.sessions.revoke(session)  # a copy of the cookie is refused too
     console.audit.write("logout", client_of(request), user=session.user)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(

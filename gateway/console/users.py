@@ -120,6 +120,11 @@ class UsersFile:
         ok = verify_password(entry.hash if entry is not None else self._dummy, password)
         return entry.user if ok and entry is not None else None
 
+    def find(self, name: str) -> User | None:
+        """The user of that name in the file now, or None."""
+        entry = self._current().get(name)
+        return entry.user if entry is not None else None
+
     def users(self) -> list[User]:
         """Every user, in file order."""
         return [e.user for e in self._current().values()]

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import quote
 
 import jinja2
 from starlette.requests import Request
@@ -21,7 +22,7 @@ from gateway.console.history import History
 from gateway.console.i18n import language_of, switch_links, tr, value_words
 from gateway.console.live import Fanout, LiveState
 from gateway.console.users import Role, UsersFile
-from gateway.errors import RuntimeFailure
+from gateway.errors import InvalidInput, RuntimeFailure
 
 HERE = Path(__file__).parent
 
@@ -83,7 +84,23 @@ def templates() -> Jinja2Templates:
 
 def session_of(request: Request) -> Session | None:
     """The request's valid session, or None."""
-    return console_of(request).sessions.read(request.cookies.get(SESSION_COOKIE))
+    console = console_of(request)
+    session = console.sessions.read(request.cookies.get(SESSION_COOKIE))
+    return current_session(console, session) if session is not None else None
+
+
+def current_session(console: Console, session: Session) -> Session | None:
+    """`session` as it stands now: None once expired, logged out, or its user gone from the
+    users file (or the file unreadable); else with the user's role of now, so that removing
+    a user or lowering their role takes effect at their next request, not at the cookie's
+    expiry."""
+    if not console.sessions.live(session):
+        return None
+    try:
+        user = console.users.find(session.user)
+    except (InvalidInput, OSError):
+        return None
+    return replace(session, role=user.role) if user is not None else None
 
 
 def render(
@@ -120,7 +137,7 @@ def page_session(request: Request, needed: Role) -> Session | Response:
     403 when the role does not allow the page."""
     session = session_of(request)
     if session is None:
-        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        return RedirectResponse(f"/login?next={quote(request.url.path, safe='/')}", status_code=303)
     if not session.role.allows(needed):
         detail = tr(
             request,

@@ -113,6 +113,12 @@
     }
   }
 
+  function setBroker(connected) {
+    const n = document.getElementById("broker-state");
+    if (n) n.textContent = connected ? word("connected", {}, "connected") : word("not_connected", {}, "not connected");
+    body.dataset.broker = connected ? "up" : "down";
+  }
+
   function setStream(text) {
     const n = document.getElementById("stream-state");
     if (n) n.textContent = text;
@@ -136,12 +142,14 @@
       drawDots(s.positions);
       if (document.getElementById("ticker")) setTicker(s.ticker || []);
       setStatus(s.status);
+      setBroker(s.broker);
       body.dataset.live = "ready";
     });
     on("positions", drawDots);
     on("ticker", addTick);
     on("occupancy", (o) => setCount(o.zone, o.count));
     on("status", setStatus);
+    on("broker", (b) => setBroker(b.connected));
   }
 
   // --- KPIs ------------------------------------------------------------------------------
