@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,6 +127,21 @@ def console_lab(folder: Path, broker: Mosquitto) -> Iterator[ConsoleLab]:
         yield lab
     finally:
         lab.stop()
+
+
+def wait_until(page: Any, check: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    """Poll `check` (which reads the page through locators) until it holds.  Not Playwright's
+    `wait_for_function`: its polling evaluates a string in the page, which the console's
+    Content-Security-Policy (script-src 'self', no eval) rightly refuses."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {timeout_s:g} s: {check.__doc__ or check}")
+        page.wait_for_timeout(100)
+
+
+def digits(text: str | None) -> str:
+    return "".join(c for c in text or "" if c.isdigit())
 
 
 def log_in(page: Any, lab: ConsoleLab, user: str, password: str = PASSWORD) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.broker import Mosquitto
-from tests.consolelab import PASSWORD, ConsoleLab, console_lab, log_in
+from tests.consolelab import PASSWORD, ConsoleLab, console_lab, digits, log_in, wait_until
 
 pytestmark = pytest.mark.mqtt
 PSEUDONYM = re.compile(r"^v-[0-9a-f]{12}$")
@@ -76,20 +76,12 @@ def test_a_zone_count_changes_on_the_map_when_a_shopper_walks_in(
     page.wait_for_selector("body[data-live=ready]")
     store = page.locator("[data-count-for=store]")
     before = store.text_content()
-    page.wait_for_function(
-        "b => document.querySelector('[data-count-for=store]').textContent.trim() !== b",
-        arg=before,
-        timeout=LIVE_S * 1000,
-    )
+    wait_until(page, lambda: store.text_content() != before, LIVE_S)
     page.wait_for_selector("#dots [data-visit]", timeout=LIVE_S * 1000)
     visits = page.eval_on_selector_all("#dots [data-visit]", "ds => ds.map(d => d.dataset.visit)")
     assert visits and all(PSEUDONYM.match(v) for v in visits)
-    page.wait_for_function(  # the plan and the occupancy list show the same count
-        """() => {
-            const digits = s => document.querySelector(s).textContent.replace(/\\D/g, "");
-            return digits("[data-count-for=store]") === digits("[data-occupancy-for=store]");
-        }"""
-    )
+    listed = page.locator("[data-occupancy-for=store]")  # the plan and the list agree
+    wait_until(page, lambda: digits(store.text_content()) == digits(listed.text_content()))
 
 
 def test_an_offer_appears_in_the_ticker_and_its_visit_trace_names_no_customer(
@@ -160,9 +152,8 @@ def test_a_french_browser_gets_the_pages_and_the_scripts_words_in_french(
         log_in(page, lab, "vera")
         page.wait_for_selector("body[data-live=ready]")
         assert page.inner_text("#nav-map") == "Plan en direct"
-        page.wait_for_function(
-            "document.getElementById('stream-state').textContent === 'en direct'"
-        )
+        state = page.locator("#stream-state")
+        wait_until(page, lambda: state.text_content() == "en direct")
         page.goto(lab.url + "/kpis")
         page.wait_for_selector("body[data-kpis=ready]", timeout=30_000)
         assert page.inner_text("#kpis-status").startswith("Période du ")

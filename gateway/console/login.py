@@ -99,8 +99,9 @@ async def login_post(request: Request) -> Response:
         )
         response.headers["retry-after"] = str(int(limited + 0.999))
         return response
-    try:  # scrypt takes tens of milliseconds: off the event loop
-        user = await run_in_threadpool(_authenticate, console, name, password[:MAX_PASSWORD])
+    try:  # scrypt takes tens of milliseconds: off the event loop, one at a time
+        async with console.hashing:
+            user = await run_in_threadpool(_authenticate, console, name, password[:MAX_PASSWORD])
     except (InvalidInput, OSError) as exc:
         log.error("console: cannot read the users file: %s", exc)
         detail = tr(

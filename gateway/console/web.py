@@ -3,9 +3,10 @@ pages rendered with their common context (user, role, the logout form's CSRF non
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import quote
@@ -65,6 +66,10 @@ class Console:
     history: HistorySource
     clock: Clock
     secure_cookies: bool = True
+    # One password check at a time: each takes scrypt's 16 MB and tens of ms of CPU, so a burst
+    # of logins waits here (on the event loop, holding no worker thread) instead of adding
+    # 16 MB of memory each.
+    hashing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
 
 
 def console_of(request: Request) -> Console:
