@@ -174,8 +174,13 @@ def test_a_restarted_phone_shows_queued_offers_but_never_one_it_has_shown(
     again.wait_line(f"offer {queued}:")
     assert "resumed session" in again.wait_line("# connected")
     assert again.offers_shown() == [queued]
-    acks = feedback_of(feedback.wait(3))
-    assert [a["offer"] for a in acks] == [shown, shown, queued]
+    # QoS 1 is at least once: the broker may hand the first phone's last offer again to the
+    # second (its PUBACK lost with the first), and each copy is acknowledged, never shown
+    acks = [a["offer"] for a in feedback_of(feedback.wait(3))]
+    while queued not in acks and len(acks) < 6:
+        acks = [a["offer"] for a in feedback_of(feedback.wait(len(acks) + 1))]
+    assert acks[-1] == queued and acks.count(queued) == 1, acks
+    assert set(acks[:-1]) == {shown} and len(acks) >= 3, acks
     assert again.stop() == 0
 
 
