@@ -171,13 +171,35 @@
     return text.length > 12 ? text.slice(0, 11) + "…" : text;
   }
 
+  // Which bars get a label: hours on round hours (a day's date past two days), other series
+  // every n-th bar, at most about 12 labels; categories all, slanted when there are many.
+  function labeller(rows, lk) {
+    const n = rows.length, first = String(rows[0][lk]);
+    if (/^\d{4}-\d{2}-\d{2}T\d{2}:/.test(first)) {
+      const step = [1, 2, 3, 6, 12, 24, 48, 72, 168].find((h) => n / h <= 12) || 168;
+      return (r) => {
+        const t = String(r[lk]), hour = Number(t.slice(11, 13));
+        const day = Math.floor(Date.parse(t.slice(0, 10) + "T00:00:00Z") / 86400000);
+        if (step < 24) return hour % step === 0 ? t.slice(11, 16) : null;
+        return hour === 0 && day % (step / 24) === 0 ? t.slice(5, 10) : null;
+      };
+    }
+    if (/^\d{4}-\d{2}-\d{2}$/.test(first)) {
+      const step = Math.ceil(n / 12);
+      return (r, i) => (i % step === 0 ? String(r[lk]).slice(5) : null);
+    }
+    return (r) => shortLabel(String(r[lk]));
+  }
+
   function barChart(target, rows, labels, values) {
     if (!target) return;
     if (!rows || rows.length === 0) { target.replaceChildren(el("p", { class: "empty" }, word("no_data", {}, "No data in this period."))); return; }
     const lk = labelKey(rows[0], labels), vk = numberKey(rows[0], values);
     const max = Math.max(1, ...rows.map((r) => Number(r[vk]) || 0));
-    const w = 100, h = 50, bw = w / rows.length;
-    const svg = svgEl("svg", { viewBox: "0 0 " + w + " " + (h + 8), class: "bar-chart", role: "img" });
+    const label = labeller(rows, lk);
+    const slanted = rows.length > 6 && !/^\d{4}-/.test(String(rows[0][lk]));
+    const w = 100, h = 50, bw = w / rows.length, foot = slanted ? 18 : 8;
+    const svg = svgEl("svg", { viewBox: "0 0 " + w + " " + (h + foot), class: "bar-chart", role: "img" });
     rows.forEach((r, i) => {
       const v = Number(r[vk]) || 0, bh = (v / max) * h;
       const bar = svgEl("rect", { x: i * bw + bw * 0.1, y: h - bh, width: bw * 0.8, height: bh, class: "bar", "data-label": String(r[lk]), "data-value": v });
@@ -185,9 +207,14 @@
       title.textContent = r[lk] + ": " + v;
       bar.appendChild(title);
       svg.appendChild(bar);
-      if (i % Math.ceil(rows.length / 12) === 0) {
-        const t = svgEl("text", { x: i * bw + bw / 2, y: h + 6, class: "bar-label", "text-anchor": "middle" });
-        t.textContent = shortLabel(String(r[lk]));
+      const text = label(r, i);
+      if (text !== null) {
+        const x = i * bw + bw / 2, y = h + 4;
+        const attrs = slanted
+          ? { x: x, y: y, class: "bar-label", "text-anchor": "end", transform: "rotate(-40 " + x + " " + y + ")" }
+          : { x: x, y: y + 2, class: "bar-label", "text-anchor": "middle" };
+        const t = svgEl("text", attrs);
+        t.textContent = text;
         svg.appendChild(t);
       }
     });
