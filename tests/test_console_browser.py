@@ -14,6 +14,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,7 @@ def screenshot(page: Any, name: str) -> None:
 
 def customer_secrets(lab: ConsoleLab) -> list[str]:
     """What must never be on a page: the CRM's ids, tokens, names and devices."""
-    with sqlite3.connect(f"file:{lab.database}?mode=ro", uri=True) as db:
+    with closing(sqlite3.connect(f"file:{lab.database}?mode=ro", uri=True)) as db:
         rows = db.execute("SELECT id, token, first_name, devices FROM customers").fetchall()
     out = []
     for cid, token, name, devices in rows:
