@@ -153,7 +153,7 @@ def end_to_end(browser: Any, lab: ConsoleLab, seconds: float) -> list[float]:
         log_in(page, lab, "olga")
         page.wait_for_selector("body[data-live=ready]")
         page.evaluate(OBSERVER_AT)
-        lab.start_store(shoppers=30, minutes=seconds / 60.0, speed=1.0)
+        lab.start_store(shoppers=30, minutes=seconds / 60.0, speed=1.0, start="now")
         lab.procs[-1].wait(timeout=seconds + 120)
         lags: list[float] = page.evaluate("window.__lags")
         return lags
@@ -204,7 +204,7 @@ def main() -> None:
         (Path(tmp) / "store").mkdir()
         lab = ConsoleLab(Path(tmp) / "store", broker)
         try:
-            lab.start_store(shoppers=20, minutes=1.0, speed=10.0)
+            lab.start_store(shoppers=20, minutes=1.0, speed=10.0, start="now")
             lab.procs[-1].wait(timeout=120)  # the store's minute is over, its database written
             console = lab.start_console()
             gateway = Gateway(broker)

@@ -3,8 +3,9 @@ store (`rayon demo`, the same Gateway as `rayon run`) writing a real SQLite data
 `rayon console` as its own process, for the browser tests (Playwright driving Debian's
 Chromium) and `bench/bench_console.py`.
 
-The demo runs from now (`--start now`), so the database's visits are
-the last minutes' and every page reads them as the store's present.
+The demo runs from now (`--start now`) while the store may send offers, else from today at 10:00
+or 15:00 (`open_hours_start`), so the database's visits are today's and every page reads them
+as the store's present.
 """
 
 from __future__ import annotations
@@ -19,13 +20,16 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tests.broker import Mosquitto, free_port
 from tests.stores import ROOT, rayon, reference_store
 
 PASSWORD = "correct horse battery"
+STORE_TZ = ZoneInfo("Europe/Paris")  # config.example.yaml's store.timezone
 USERS = {"vera": "viewer", "marc": "marketer", "olga": "ops"}
 
 
@@ -66,11 +70,19 @@ class ConsoleLab:
     def database(self) -> Path:
         return self.folder / "rayon.db"
 
-    def start_store(self, *, shoppers: int = 20, minutes: float = 4.0, speed: float = 2.0) -> None:
-        """The simulated store from now, `minutes` of store time at `speed` × real time."""
+    def start_store(
+        self,
+        *,
+        shoppers: int = 20,
+        minutes: float = 4.0,
+        speed: float = 2.0,
+        start: str | None = None,
+    ) -> None:
+        """The simulated store, `minutes` of store time at `speed` × real time, from `start`
+        (`--start` of `rayon demo`; default: `open_hours_start()`)."""
         args = ["demo", "-c", str(self.config), "--database", str(self.database), "--quiet"]
         args += ["--shoppers", str(shoppers), "--minutes", str(minutes), "--speed", str(speed)]
-        self._spawn([*args, "--start", "now"], "demo.log")
+        self._spawn([*args, "--start", start or open_hours_start()], "demo.log")
         deadline = time.monotonic() + 30
         while not self.database.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -118,6 +130,21 @@ class ConsoleLab:
             )
         self.procs.append(proc)
         return proc
+
+
+def open_hours_start(now: datetime | None = None) -> str:
+    """`now` while the reference store may send offers (its policy's quiet hours are 21:00 to
+    08:00), else today at 10:00 or 15:00 store time: the offers the tests wait for come at
+    any hour CI runs, and the visits stay today's (the KPIs' default days, the traces' week).
+    RAYON_TEST_STORE_START overrides it (to try the other hours by day)."""
+    forced = os.environ.get("RAYON_TEST_STORE_START")
+    if forced:
+        return forced
+    local = now or datetime.now(STORE_TZ)
+    if 8 <= local.hour < 20:
+        return "now"
+    opening = local.replace(hour=10 if local.hour < 8 else 15, minute=0, second=0, microsecond=0)
+    return opening.replace(tzinfo=None).isoformat()
 
 
 @contextmanager
