@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, Engine, inspect, text
 
 from gateway.errors import RuntimeFailure
-from gateway.store.migrations import Migration
+from gateway.store.migrations import Migration, apply_all
 
 __all__ = ["CENTRAL_MIGRATIONS", "CENTRAL_SCHEMA_V1", "upgrade_central"]
 
@@ -92,15 +92,8 @@ def upgrade_central(engine: Engine, steps: Sequence[Migration] = CENTRAL_MIGRATI
                 "upgrade Rayon on every collector"
             )
         todo = [m for m in steps if m.version > current]
+        apply_all(conn, todo, "the central schema to version")
         for m in todo:
-            try:
-                m.apply(conn)
-            except Exception as exc:
-                conn.rollback()
-                raise RuntimeFailure(
-                    f"upgrading the central schema to version {m.version} ({m.summary}) "
-                    f"failed, nothing was changed: {exc}"
-                ) from exc
             conn.execute(
                 text(f"INSERT INTO {_VERSIONS} VALUES (:v, :s, :t)"),
                 {"v": m.version, "s": m.summary, "t": time.time()},

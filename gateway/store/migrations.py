@@ -176,15 +176,7 @@ def upgrade(engine: Engine, migrations: Sequence[Migration] = MIGRATIONS) -> lis
             if not _has_table(conn, SCHEMA.name):  # a 0.1 database: record what it was
                 SCHEMA.create(conn)
                 _stamp(conn, [m for m in migrations if m.version <= current])
-            for m in todo:
-                try:
-                    m.apply(conn)
-                except Exception as exc:
-                    conn.rollback()
-                    raise RuntimeFailure(
-                        f"upgrading the database to schema version {m.version} ({m.summary}) "
-                        f"failed, nothing was changed: {exc}"
-                    ) from exc
+            apply_all(conn, todo, "the database to schema version")
             _stamp(conn, todo)
             conn.commit()
             log.info(
@@ -194,6 +186,20 @@ def upgrade(engine: Engine, migrations: Sequence[Migration] = MIGRATIONS) -> lis
                 "; ".join(m.summary for m in todo),
             )
             return [m.version for m in todo]
+
+
+def apply_all(conn: Connection, todo: Sequence[Migration], what: str) -> None:
+    """Apply `todo` in order in `conn`'s transaction; at the first failure roll it all back and
+    raise RuntimeFailure "upgrading <what> <version> (<summary>) failed, nothing was changed"
+    (the store's schema here, the chain's central schema in gateway.central.schema)."""
+    for m in todo:
+        try:
+            m.apply(conn)
+        except Exception as exc:
+            conn.rollback()
+            raise RuntimeFailure(
+                f"upgrading {what} {m.version} ({m.summary}) failed, nothing was changed: {exc}"
+            ) from exc
 
 
 def schema_version(engine: Engine) -> int | None:
