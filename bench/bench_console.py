@@ -33,6 +33,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -95,32 +97,35 @@ class Gateway:
         self.client.disconnect()
 
 
-def load_time(browser: Any, lab: ConsoleLab, devices: int) -> float:
-    """Seconds from navigation start to the last of `devices` dots drawn, in a fresh tab."""
+@contextmanager
+def live_map(browser: Any, lab: ConsoleLab) -> Iterator[Any]:
+    """A fresh browser context logged in as ops, on the live map once its stream is ready."""
     context = browser.new_context()
     try:
         page = context.new_page()
         log_in(page, lab, "olga")
         page.wait_for_selector("body[data-live=ready]")
+        yield page
+    finally:
+        context.close()
+
+
+def load_time(browser: Any, lab: ConsoleLab, devices: int) -> float:
+    """Seconds from navigation start to the last of `devices` dots drawn, in a fresh tab."""
+    with live_map(browser, lab) as page:
         page.goto("about:blank")
         started = time.perf_counter()
         page.goto(lab.url + "/")
         # the last dot (no wait_for_function: the console's CSP refuses its string eval)
         page.locator("#dots [data-visit]").nth(devices - 1).wait_for(state="attached")
         return time.perf_counter() - started
-    finally:
-        context.close()
 
 
 def latencies(
     browser: Any, lab: ConsoleLab, gateway: Gateway, events: int, run: int
 ) -> list[float]:
     """Milliseconds from publish to the ticker line in the DOM, for `events` lines."""
-    context = browser.new_context()
-    try:
-        page = context.new_page()
-        log_in(page, lab, "olga")
-        page.wait_for_selector("body[data-live=ready]")
+    with live_map(browser, lab) as page:
         page.evaluate(OBSERVER)
         sent: dict[str, float] = {}
         for i in range(events):
@@ -132,8 +137,6 @@ def latencies(
         page.locator(f'#ticker li[data-visit="{last}"]').wait_for(state="attached")
         seen: dict[str, float] = page.evaluate("window.__seen")
         return [seen[v] - t for v, t in sent.items() if v in seen]
-    finally:
-        context.close()
 
 
 OBSERVER_AT = """() => {
@@ -147,18 +150,12 @@ OBSERVER_AT = """() => {
 def end_to_end(browser: Any, lab: ConsoleLab, seconds: float) -> list[float]:
     """Milliseconds from each event's `at` to its ticker line in the DOM, with the simulated
     store running in real time for `seconds`."""
-    context = browser.new_context()
-    try:
-        page = context.new_page()
-        log_in(page, lab, "olga")
-        page.wait_for_selector("body[data-live=ready]")
+    with live_map(browser, lab) as page:
         page.evaluate(OBSERVER_AT)
         lab.start_store(shoppers=30, minutes=seconds / 60.0, speed=1.0, start="now")
         lab.procs[-1].wait(timeout=seconds + 120)
         lags: list[float] = page.evaluate("window.__lags")
         return lags
-    finally:
-        context.close()
 
 
 def memory_kb(pid: int) -> dict[str, int]:
@@ -171,19 +168,13 @@ def memory_kb(pid: int) -> dict[str, int]:
 
 
 def visit_every_page(browser: Any, lab: ConsoleLab) -> None:
-    context = browser.new_context()
-    try:
-        page = context.new_page()
-        log_in(page, lab, "olga")
-        page.wait_for_selector("body[data-live=ready]")
+    with live_map(browser, lab) as page:
         page.goto(lab.url + "/rules")
         page.goto(lab.url + "/kpis")
         page.wait_for_selector("body[data-kpis=ready]", timeout=30_000)
         link = page.query_selector("#ticker a.visit")
         if link is not None:
             page.goto(lab.url + (link.get_attribute("href") or "/"))
-    finally:
-        context.close()
 
 
 def main() -> None:
