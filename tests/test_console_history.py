@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,30 +16,16 @@ from sqlalchemy import create_engine, text
 
 from gateway.console.history import History, RuleActivity
 from gateway.errors import RuntimeFailure
-from gateway.events import Offer, Purpose
+from gateway.events import Offer
 from gateway.store.migrations import schema_version
 from gateway.store.repo import Store
+from tests import chain
 
 T0 = datetime(2026, 3, 3, 14, 0, tzinfo=UTC).timestamp()
 
 
 def offer(oid: str, rule: str, at: float, holdout: bool = False) -> Offer:
-    return Offer(
-        id=oid,
-        rule=rule,
-        store="paris-11",
-        zone="aisle-tv",
-        customer="c1",
-        token="tok-c1",
-        created_at=at,
-        expires_at=at + 3600,
-        title="-15 % sur les TV",
-        body="Offre valable aujourd'hui.",
-        code=None,
-        url=None,
-        purpose=Purpose.COMMERCIAL,
-        holdout=holdout,
-    )
+    return replace(chain.offer(oid, at=at), rule=rule, holdout=holdout)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
