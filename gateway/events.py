@@ -48,7 +48,12 @@ class Observation:
 
 @dataclass(frozen=True, slots=True)
 class Fix:
-    """A position estimate of one tracked subject in floor-plan metres."""
+    """A position estimate of one tracked subject in floor-plan metres.
+
+    `zone_probability`: for a method that keeps a belief over the floor (the grid), the
+    belief's probability of each zone that holds any of it, (zone id, p) pairs, most probable
+    first; None for a point method (centroid, strongest, …), whose zone is the polygon that
+    contains (x, y): probability 1 inside, 0 outside."""
 
     at: float
     device: str
@@ -56,6 +61,7 @@ class Fix:
     y: float
     accuracy_m: float
     anchors: tuple[str, ...]
+    zone_probability: tuple[tuple[str, float], ...] | None
 
     def __init__(
         self,
@@ -65,6 +71,7 @@ class Fix:
         y: float,
         accuracy_m: float,
         anchors: tuple[str, ...],
+        zone_probability: tuple[tuple[str, float], ...] | None = None,
     ) -> None:
         # written out: mypyc compiles it, not the dataclass's (docs/performance.md)
         object.__setattr__(self, "at", at)
@@ -73,6 +80,7 @@ class Fix:
         object.__setattr__(self, "y", y)
         object.__setattr__(self, "accuracy_m", accuracy_m)
         object.__setattr__(self, "anchors", anchors)
+        object.__setattr__(self, "zone_probability", zone_probability)
 
 
 class EventKind(StrEnum):
