@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gateway.config.model import PATH_LOSS_EXPONENTS, Anchor
+from gateway.locate.radiomap import GridGeometry, RadioMap
 
 Walls = tuple[tuple[tuple[float, float], ...], ...]
 
@@ -77,15 +78,18 @@ class PositionGrid:
     `MAX_WALL_STEPS` the prior is flat.
     """
 
-    def __init__(self, anchors: Sequence[Anchor], settings: GridSettings) -> None:
-        lo_x, lo_y, hi_x, hi_y = anchor_bounds(anchors, settings.margin_m)
-        if not anchors:
-            lo_x, lo_y, hi_x, hi_y = 0.0, 0.0, 1.0, 1.0
-        area = (hi_x - lo_x) * (hi_y - lo_y)
-        cell = max(settings.cell_m, math.sqrt(area / max(settings.max_cells, 1)) * 1.0001)
+    def __init__(
+        self,
+        anchors: Sequence[Anchor],
+        settings: GridSettings,
+        radio_map: RadioMap | None = None,
+    ) -> None:
+        geometry = radio_map.geometry if radio_map is not None else grid_geometry(anchors, settings)
+        lo_x, lo_y, cell = geometry.x0, geometry.y0, geometry.cell
+        hi_x, hi_y = lo_x + cell * geometry.nx, lo_y + cell * geometry.ny
+        self.geometry = geometry
         self.cell = cell
-        self.xs = np.arange(lo_x + cell / 2, hi_x, cell)
-        self.ys = np.arange(lo_y + cell / 2, hi_y, cell)
+        self.xs, self.ys = geometry.centres()
         gx, gy = np.meshgrid(self.xs, self.ys)  # shape (ny, nx)
         self.settings = settings
         inv2s2 = 0.5 / (settings.sigma_db * settings.sigma_db)
@@ -102,6 +106,8 @@ class PositionGrid:
         n = _column([max(a.path_loss_exponent, least) for a in anchors])
         model = _column([a.rssi_at_1m for a in anchors]) - 10.0 * n * np.log10(d)
         model = model.reshape(len(anchors), gx.size)  # (anchor, cell): the expected RSSI
+        self.radio_map = radio_map
+        self._mapped = self._learned(anchors, model, radio_map)
         # [model²; model]: Σ over heard links of (rssi - model)², less Σ rssi², is one
         # matrix-vector product with the coefficients [1; -2 rssi] (0 for a silent anchor)
         self._terms = np.vstack([np.square(model), model])
@@ -127,6 +133,88 @@ class PositionGrid:
     def shape(self) -> tuple[int, int]:
         """(rows, columns) of the grid."""
         return self._shape
+
+    def _learned(
+        self, anchors: Sequence[Anchor], model: np.ndarray, radio_map: RadioMap | None
+    ) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """With a radio map: per anchor, [expected²; expected] / 2σ² (the map's, else the
+        path-loss model's with the settings' σ), and for scans the detection log-odds
+        log p − log(1 − p) stacked over Σ log(1 − p); None without a map."""
+        if radio_map is None:
+            return None
+        index = radio_map.index()
+        mean = model.copy()
+        inv = np.full(len(anchors), self._inv2s2)
+        log_heard = np.zeros_like(model)
+        log_missed = np.zeros_like(model)
+        for a, row in self._row.items():
+            k = index.get(a)
+            if k is None:
+                continue
+            mean[row] = radio_map.mean[k].ravel()
+            inv[row] = 0.5 / float(radio_map.sigma_db[k]) ** 2
+            if radio_map.detect is not None:
+                p = radio_map.detect[k].ravel().astype(np.float64)
+                log_heard[row], log_missed[row] = np.log(p), np.log1p(-p)
+        terms = np.vstack([np.square(mean) * inv[:, None], mean * inv[:, None]])
+        if radio_map.detect is None:
+            return terms, None
+        detect = np.vstack([log_heard - log_missed, log_missed.sum(axis=0)[None]])
+        return terms, detect
+
+    def log_likelihood(
+        self, samples: Sequence[tuple[str, float]], scan: bool = False
+    ) -> np.ndarray:
+        """Per cell, the log-likelihood (up to a constant) of raw `samples` (anchor id, RSSI)
+        under the radio map, each sample independent; with `scan` (a phone's scan: the
+        anchors it lists were heard, every other mapped one was not), times the detection
+        rates.  Needs a radio map."""
+        assert self._mapped is not None
+        terms, detect = self._mapped
+        n = len(self._row)
+        coef = np.zeros(2 * n)
+        for anchor, rssi in samples:
+            row = self._row.get(anchor)
+            if row is not None:
+                coef[row] += 1.0
+                coef[n + row] -= 2.0 * rssi
+        loglik: np.ndarray = -(coef @ terms)
+        if scan and detect is not None:
+            heard = np.zeros(n + 1)
+            heard[n] = 1.0
+            for anchor, _ in samples:
+                row = self._row.get(anchor)
+                if row is not None:
+                    heard[row] = 1.0
+            loglik += heard @ detect
+        return loglik
+
+    def update_likelihood(
+        self,
+        prior: np.ndarray | None,
+        dt: float,
+        max_speed: float,
+        loglik: np.ndarray,
+        jump: float = 0.0,
+    ) -> np.ndarray:
+        """The posterior after `dt` seconds of walking and a per-cell log-likelihood.
+        `jump`: the share of the prior spread over every cell (a device may reappear anywhere:
+        a missed stretch, a wrong belief), the rest moved at walking speed."""
+        loglik = loglik.reshape(self._shape)
+        likelihood = np.exp(loglik - loglik.max())
+        post = likelihood
+        moved = None if prior is None else self._blur(prior, max_speed * max(dt, 0.0))
+        if moved is not None:
+            if jump > 0.0:
+                moved = (1.0 - jump) * moved + jump / moved.size
+            post = likelihood * moved
+        total = float(post.sum())
+        if not total > 1e-30:
+            post, total = likelihood, float(likelihood.sum())
+        post /= total
+        np.maximum(post, FLOOR, out=post)
+        stored: np.ndarray = post.astype(np.float32)
+        return stored
 
     def update(
         self,
@@ -316,6 +404,34 @@ def _gauss_matrix(centres: np.ndarray, sigma: float) -> np.ndarray:
     m[m < 1e-12] = 0.0  # a far tail is nothing, and its denormals would slow every product
     out: np.ndarray = m / m.sum(axis=0, keepdims=True)
     return out
+
+
+def grid_geometry(
+    anchors: Sequence[Anchor],
+    settings: GridSettings,
+    cover: Sequence[tuple[float, float]] = (),
+) -> GridGeometry:
+    """The cells `PositionGrid` lays over `anchors` and the points `cover` (a walk's, the
+    zones' corners): their bounds plus `margin_m`, `cell_m` wide, grown when that would make
+    more than `max_cells`."""
+    lo_x, lo_y, hi_x, hi_y = anchor_bounds(anchors, settings.margin_m)
+    if not anchors:
+        lo_x, lo_y, hi_x, hi_y = 0.0, 0.0, 1.0, 1.0
+    if cover:
+        m = settings.margin_m
+        lo_x, hi_x = (
+            min(lo_x, min(p[0] for p in cover) - m),
+            max(hi_x, max(p[0] for p in cover) + m),
+        )
+        lo_y, hi_y = (
+            min(lo_y, min(p[1] for p in cover) - m),
+            max(hi_y, max(p[1] for p in cover) + m),
+        )
+    area = (hi_x - lo_x) * (hi_y - lo_y)
+    cell = max(settings.cell_m, math.sqrt(area / max(settings.max_cells, 1)) * 1.0001)
+    nx = len(np.arange(lo_x + cell / 2, hi_x, cell))
+    ny = len(np.arange(lo_y + cell / 2, hi_y, cell))
+    return GridGeometry(lo_x, lo_y, cell, nx, ny)
 
 
 def anchor_bounds(anchors: Sequence[Anchor], margin: float) -> tuple[float, float, float, float]:
