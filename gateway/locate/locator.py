@@ -83,6 +83,7 @@ from gateway.config.model import (
     FilterKind,
     LocateConfig,
     PositionMethod,
+    Zone,
 )
 from gateway.events import Fix, Observation
 from gateway.locate.grid import (
@@ -93,6 +94,7 @@ from gateway.locate.grid import (
     Walls,
     anchor_bounds,
 )
+from gateway.locate.radiomap import RadioMap
 from gateway.locate.rssifilter import FILTERS, LinkFilter
 
 __all__ = [
@@ -114,6 +116,15 @@ AUTO_GRID_WEIGHT = 0.4
 AUTO_REFRESH_S = 3.0  # the grid's pull is recomputed at most this often per device (its cost),
 # and when the device's loudest anchor changes
 AUTO_WINDOW_M = 10.0  # the grid's estimate is taken over cells this near the centroid
+# With a radio map (`locate.radio_map`): the belief's motion, σ = MAP_SPEED · dt (m/s), a
+# MAP_JUMP share of it spread over every cell, each raw sample's log-likelihood × MAP_TEMPER
+# (samples of one link are not independent); chosen on the data sets' training parts
+# (docs/accuracy.md, "The radio map")
+MAP_SPEED = 1.0
+MAP_JUMP = 0.02
+MAP_TEMPER = 0.5
+MAX_PENDING = 64  # raw samples kept per device between two updates of its belief
+MIN_ZONE_PROBABILITY = 0.005  # a zone with less of the belief is left out of a fix
 
 
 def rssi_to_distance(rssi: float, rssi_at_1m: float, path_loss_exponent: float) -> float:
@@ -162,6 +173,8 @@ class _Track:
     pull: tuple[float, float, float] | None = None  # AUTO: grid estimate − centroid, spread
     pull_at: float = -math.inf
     pull_anchor: str = ""
+    pending: list[tuple[str, float]] | None = None  # with a radio map: raw samples since the
+    # belief's last update
 
 
 class Locator:
@@ -188,6 +201,8 @@ class Locator:
         centroid_power: float = CENTROID_POWER,
         grid: GridSettings | None = None,
         settle_s: float = SETTLE_S,
+        radio_map: RadioMap | None = None,
+        zones: Sequence[Zone] = (),
     ) -> None:
         self._centroid_power = centroid_power
         self._anchors = {a.id: a for a in anchors}
@@ -205,13 +220,30 @@ class Locator:
         self._bursts: deque[tuple[float, str]] = deque()
         self.anchor_bounds = anchor_bounds(anchors, margin=3.0)
         uses_grid = method in (PositionMethod.GRID, PositionMethod.AUTO)
-        self._grid = PositionGrid(anchors, grid or GridSettings()) if uses_grid else None
+        # a radio map makes auto and grid keep a belief per device, updated on raw samples
+        self._mapped = uses_grid and radio_map is not None
+        mapped = radio_map if self._mapped else None
+        self._grid = PositionGrid(anchors, grid or GridSettings(), mapped) if uses_grid else None
+        self._zone_ids: tuple[str, ...] = ()
+        self._zone_masks: np.ndarray | None = None
+        if self._mapped and zones and self._grid is not None:
+            self._zone_ids, self._zone_masks = (
+                tuple(z.id for z in zones),
+                _zone_masks(self._grid, zones),
+            )
 
     @classmethod
     def configured(
-        cls, anchors: Sequence[Anchor], config: LocateConfig, walls: Walls = ()
+        cls,
+        anchors: Sequence[Anchor],
+        config: LocateConfig,
+        walls: Walls = (),
+        radio_map: RadioMap | None = None,
+        zones: Sequence[Zone] = (),
     ) -> Locator:
-        """The Locator of a store's `locate:` section (and `walls:`, for the grid's motion)."""
+        """The Locator of a store's `locate:` section (and `walls:`, for the grid's motion);
+        with the `radio_map` it names, a belief per device whose probability of each of
+        `zones` every fix carries."""
         return cls(
             anchors,
             fresh_s=config.fresh_s,
@@ -220,6 +252,8 @@ class Locator:
             rssi_filter=config.filter,
             centroid_power=config.centroid_power,
             grid=GridSettings(cell_m=config.cell_m, walls=walls),
+            radio_map=radio_map,
+            zones=zones,
         )
 
     def observe(self, obs: Observation) -> Fix | None:
@@ -240,10 +274,15 @@ class Locator:
         track = self._tracks.get(device)
         if track is None:
             track = self._tracks[device] = _Track()
+            if self._mapped:
+                track.pending = []
         fix = None
         if track.open and at - track.opened_at >= self._settle_s:
             track.open = False
             fix = self._fix(device, track, track.burst_last)
+        pending = track.pending
+        if pending is not None and len(pending) < MAX_PENDING:
+            pending.append((anchor_id, rssi))
         link = track.links.get(anchor_id)  # `_update`, inline: the per-advert path
         if link is None:
             track.links[anchor_id] = self._new_link(anchor, rssi, at)
@@ -286,6 +325,10 @@ class Locator:
         for anchor, rssi in known:
             self._update(track, anchor, rssi, at)
         track.open, track.opened_at = False, at  # the scan's fix covers an open burst
+        if self._mapped:  # one scan: what it heard, and what it did not
+            track.pending = [(anchor.id, rssi) for anchor, rssi in known]
+            track.last = fix = self._belief_fix(device, at, track, scan=True)
+            return fix
         return self._fix(device, track, at)
 
     def settle(self, now: float) -> list[Fix]:
@@ -377,6 +420,8 @@ class Locator:
         fresh = [link for link in track.links.values() if link.at >= since]
         fresh.sort(key=_level, reverse=True)
         method = self._method
+        if self._mapped:
+            return self._belief_fix(device, at, track, scan=False)
         if method is PositionMethod.GRID:
             return self._grid_fix(device, at, track, fresh)
         if method is PositionMethod.AUTO and len(fresh) >= GATE_ANCHORS:
@@ -407,6 +452,44 @@ class Locator:
         x, y, acc = self._grid.estimate(post)
         used = tuple(link.anchor.id for link in heard)
         return Fix(at=at, device=device, x=x, y=y, accuracy_m=acc, anchors=used)
+
+    def _belief_fix(self, device: str, at: float, track: _Track, scan: bool) -> Fix:
+        """With a radio map: the belief moved at walking speed since its last update, times
+        the likelihood of the raw samples heard since (a phone's scan: also of the beacons it
+        did not hear); the fix is the posterior mean, its spread, and the posterior's
+        probability of each zone."""
+        grid = self._grid
+        assert grid is not None
+        samples = track.pending or []
+        track.pending = []
+        used = tuple(dict.fromkeys(anchor for anchor, _ in samples))
+        if samples:
+            loglik = grid.log_likelihood(samples, scan=scan)
+            loglik *= MAP_TEMPER
+            dt = at - track.posterior_at if track.posterior is not None else 0.0
+            post = grid.update_likelihood(track.posterior, dt, MAP_SPEED, loglik, MAP_JUMP)
+            if at >= track.posterior_at or track.posterior is None:
+                track.posterior, track.posterior_at = post, at
+        elif track.posterior is None:  # nothing heard yet: anywhere over the anchors
+            lo_x, lo_y, hi_x, hi_y = self.anchor_bounds
+            half = 0.5 * math.hypot(hi_x - lo_x, hi_y - lo_y)
+            return Fix(at, device, (lo_x + hi_x) / 2, (lo_y + hi_y) / 2, half, ())
+        post = track.posterior
+        assert post is not None
+        x, y, acc = grid.estimate(post)
+        return Fix(at, device, x, y, acc, used, self._zone_probability(post))
+
+    def _zone_probability(self, post: np.ndarray) -> tuple[tuple[str, float], ...] | None:
+        masks = self._zone_masks
+        if masks is None:
+            return None
+        p = masks @ post.ravel().astype(np.float32)
+        order = np.argsort(-p)
+        return tuple(
+            (self._zone_ids[k], round(float(p[k]), 4))
+            for k in order
+            if p[k] >= MIN_ZONE_PROBABILITY
+        )
 
     def _auto(self, track: _Track, at: float, fresh: Sequence[_Link]) -> tuple[float, float, float]:
         """AUTO with ≥ 3 links: the centroid of the strongest, drawn `AUTO_GRID_WEIGHT` of the
@@ -520,6 +603,23 @@ def _gauss_newton_step(
     a, c = a + 1e-3, c + 1e-3
     det = a * c - b * b
     return (c * gx - b * gy) / det, (a * gy - b * gx) / det
+
+
+def _zone_masks(grid: PositionGrid, zones: Sequence[Zone]) -> np.ndarray:
+    """(zones, cells) float32: 1 where the cell's centre is inside the zone; a zone that holds
+    no centre (smaller than a cell) takes the cell under its own centre."""
+    import shapely  # only a store with a radio map pays for it here
+
+    gx, gy = np.meshgrid(grid.xs, grid.ys)
+    masks = np.zeros((len(zones), gx.size), dtype=np.float32)
+    for k, zone in enumerate(zones):
+        inside = shapely.contains_xy(zone.polygon, gx.ravel(), gy.ravel())
+        if not inside.any():
+            c = zone.polygon.centroid
+            inside = np.zeros(gx.size, dtype=bool)
+            inside[int(grid.geometry.cell_of(np.array([c.x]), np.array([c.y]))[0])] = True
+        masks[k] = inside
+    return masks
 
 
 def _level(link: _Link) -> float:
