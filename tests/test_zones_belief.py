@@ -34,8 +34,9 @@ def zones() -> list[Zone]:
     ]
 
 
-def tracker(**thresholds: float) -> ZoneTracker:
-    return ZoneTracker(zones(), VisitsConfig(gap=600.0, timeout=60.0), **thresholds)
+def tracker(enter: float = 0.6, leave: float = 0.3) -> ZoneTracker:
+    visits = VisitsConfig(gap=600.0, timeout=60.0)
+    return ZoneTracker(zones(), visits, enter_probability=enter, exit_probability=leave)
 
 
 def bfix(t: float, probs: Probs, x: float = 7.5, y: float = 10.0) -> Fix:
@@ -140,7 +141,7 @@ def test_the_band_keeps_a_device_in_and_calls_off_its_exit() -> None:
 
 
 def test_the_trackers_thresholds_and_a_zones_own() -> None:
-    tr = tracker(enter_probability=0.8, exit_probability=0.4)
+    tr = tracker(0.8, 0.4)
     events = feed(tr, 0.0, 10.0, {"a": 0.75})
     assert moves(events, "a") == []  # 0.75 is below this tracker's 0.8
     events += feed(tr, 10.0, 20.0, {"a": 0.85})
@@ -253,9 +254,13 @@ def test_a_belief_of_one_inside_and_zero_outside_decides_as_the_point(
 ) -> None:
     """Zones that overlap and have no margin: the point's polygons, written as a belief of
     1 and 0, give the same events whatever the thresholds (0 < exit ≤ enter ≤ 1)."""
-    thresholds = {"enter_probability": enter_p, "exit_probability": max(enter_p * share, 1e-9)}
     by_point = point_tracker()
-    by_belief = ZoneTracker(by_point.index.zones, VisitsConfig(600.0, 60.0), **thresholds)
+    by_belief = ZoneTracker(
+        by_point.index.zones,
+        VisitsConfig(600.0, 60.0),
+        enter_probability=enter_p,
+        exit_probability=max(enter_p * share, 1e-9),
+    )
     t, got, want = 0.0, [], []
     for dt, x, y in walk:
         t += dt
