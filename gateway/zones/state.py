@@ -100,8 +100,14 @@ def device_from_json(device: str, raw: Any, pos: Mapping[str, int]) -> DeviceSta
     value.
     """
     f = raw["last"]
-    nums = {k: float(f[k]) for k in ("at", "x", "y", "accuracy_m")}
-    last = Fix(device=device, anchors=tuple(str(a) for a in f["anchors"]), **nums)
+    last = Fix(
+        at=float(f["at"]),
+        device=device,
+        x=float(f["x"]),
+        y=float(f["y"]),
+        accuracy_m=float(f["accuracy_m"]),
+        anchors=tuple(str(a) for a in f["anchors"]),
+    )
     end = raw.get("visit_end")
     dev = DeviceState(
         last, float(raw["last_seen"]), float(raw["visit_start"]), raw["visit_open"] is True
