@@ -116,10 +116,11 @@ def time_weights(part: Part) -> list[np.ndarray]:
     steps = [np.diff([t.at for t in s.truth]) for s in part.streams]
     every = np.concatenate(steps) if steps else np.zeros(0)
     fallback = float(np.median(every)) if len(every) else 1.0
-    return [
-        np.append(d, float(np.median(d)) if len(d) else fallback) if len(s.truth) else d
-        for s, d in zip(part.streams, steps, strict=True)
-    ]
+    weights = []
+    for stream, d in zip(part.streams, steps, strict=True):
+        last = float(np.median(d)) if len(d) else fallback
+        weights.append(np.append(d, last) if stream.truth else d)
+    return weights
 
 
 def score(part: Part, estimates: Sequence[Sequence[Point]], zmap: ZoneMap) -> Scores:
