@@ -182,9 +182,9 @@ class RadioMap:
                     "y": p[1],
                     "samples": int(n),
                     "sigma_db": round(float(s), 2),
-                    "mean": np.round(self.mean[k], 1).tolist(),
+                    "mean": np.round(self.mean[k].astype(np.float64), 1).tolist(),
                     **(
-                        {"detect": np.round(self.detect[k], 3).tolist()}
+                        {"detect": np.round(self.detect[k].astype(np.float64), 3).tolist()}
                         if self.detect is not None
                         else {}
                     ),
