@@ -2,6 +2,7 @@
 
     rayon calibrate TRACE -c config.yaml                 # (a) store beacons heard by scanners
     rayon calibrate TRACE -c config.yaml --truth TRUTH   # (b) a walk with known positions
+    rayon calibrate WALK --truth TRUTH -c config.yaml --map-out radio-map.json   # (c) a map
 
 The model is the locator's: `rssi = rssi_at_1m − 10 n log10(d)`.  Each sample is one RSSI with
 the distance it was measured at:
@@ -12,8 +13,13 @@ the distance it was measured at:
   scanner anchors are fitted.
 * (b) a walk: the device's true position at the advert's time, interpolated linearly in the
   ground-truth JSONL (`{"at","device","x","y"}`, as `rayon simulate --truth` writes; no sample
-  where the truth has a gap over 5 s).  Scanner anchors are fitted from the adverts; store beacons
-  from the phones' sightings when `--customers` maps their tokens to the walking devices.
+  where the truth has a gap over 5 s; `gateway.offline.truth`).  Scanner anchors are fitted from
+  the adverts; store beacons from the phones' sightings when `--customers` maps their tokens to
+  the walking devices.
+* (c) with `--map-out FILE`, (b) also learns the radio map of `locate.radio_map` from the walk
+  (`gateway.offline.mapwalk`): truth lines may then also be `{"at","device","zone"}`, prints its
+  accuracy on held-back segments and the zones walked too thinly, and refuses a walk that never
+  enters some zone.
 
 Distances are in the floor plan, as the locator uses them; `--height` adds a vertical
 difference (√(d² + h²)) when the physical model is wanted.  Samples nearer than 0.3 m or farther
@@ -54,12 +60,12 @@ from gateway.decode.jsonvalues import InboundError
 from gateway.decode.privacy import PrivacyFilter
 from gateway.errors import InvalidInput
 from gateway.events import Advertisement, Observation, TraceItem
+from gateway.offline.truth import Truth
 from gateway.sources.trace import TraceError, read_trace
 from gateway.topics import TopicKind, Topics
 
 PHONE_TX_POWER_1M = -59
 MIN_DISTANCE_M = 0.3
-MAX_TRUTH_GAP_S = 5.0
 PLAUSIBLE_EXPONENT = PATH_LOSS_EXPONENTS
 BIWEIGHT_C = 4.685  # Tukey's constant: 95 % of least squares' efficiency on Gaussian residuals
 MAX_PAIRS = 50_000  # Theil–Sen: all pairs up to this many, else this many drawn (fixed seed)
@@ -78,6 +84,17 @@ class Criteria:
     min_spread: float = 3.0
     max_distance_m: float = 15.0
     height_m: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class MapOptions:
+    """(c) `--map-out`: where the map goes, and how much of the walk a zone needs not to be
+    named as thin (fewer samples than `min_zone_samples` and fewer scans than
+    `min_zone_scans`)."""
+
+    out: Path
+    min_zone_samples: int = 60
+    min_zone_scans: int = 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +279,18 @@ def observations(
 ) -> Iterator[Observation]:
     """Every observation of an allowed beacon in the trace: adverts, scanner nodes' MQTT
     adverts and phones' sightings.  Bad lines are counted in `samples.bad_lines`."""
+    for got in readings(config, items, allow, samples):
+        if isinstance(got, tuple):
+            yield from got
+        else:
+            yield got
+
+
+def readings(
+    config: Config, items: Iterable[TraceItem | TraceError], allow: PrivacyFilter, samples: Samples
+) -> Iterator[Observation | tuple[Observation, ...]]:
+    """`observations`, a phone's sightings message kept together as one scan (a tuple of
+    the beacons it heard, possibly empty)."""
     topics = Topics(config.mqtt.topic_prefix, config.store.id)
     beacon_anchor = {
         a.beacon: a.id for a in config.anchors if a.kind is AnchorKind.BEACON and a.beacon
@@ -286,7 +315,7 @@ def observations(
         elif kind is TopicKind.PHONE_SIGHTINGS:
             got = parse_sightings(item.payload, arg, item.at, beacon_anchor)
             if not isinstance(got, InboundError):
-                yield from got.observations
+                yield got.observations
 
 
 def beacon_samples(
@@ -312,61 +341,6 @@ def beacon_samples(
         d = math.hypot(beacon.x - scanner.x, beacon.y - scanner.y, height_m)
         samples.add(scanner.id, d, obs.rssi - (tx - PHONE_TX_POWER_1M))
     return samples
-
-
-class Truth:
-    """Each device's true track, read from ground-truth JSON Lines; positions interpolated."""
-
-    def __init__(self, tracks: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
-        self._tracks = dict(tracks)
-
-    @classmethod
-    def read(cls, path: Path) -> Truth:
-        """Parse `path`; InvalidInput naming the file and line of the first bad record."""
-        rows: dict[str, list[tuple[float, float, float]]] = {}
-        try:
-            with path.open(encoding="utf-8") as fh:
-                for lineno, text in enumerate(fh, start=1):
-                    if text.strip():
-                        device, row = _truth_row(text, f"{path}:{lineno}")
-                        rows.setdefault(device, []).append(row)
-        except OSError as exc:
-            raise InvalidInput(f"{path}: cannot read the truth file: {exc.strerror}") from None
-        tracks = {}
-        for device, got in rows.items():
-            arr = np.array(sorted(got))
-            tracks[device] = (arr[:, 0], arr[:, 1], arr[:, 2])
-        return cls(tracks)
-
-    def devices(self) -> set[str]:
-        return set(self._tracks)
-
-    def positions(self, device: str, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Where `device` was at each time of `at`: (x, y, known), where `known` is False
-        outside its track and within a gap of the truth over MAX_TRUTH_GAP_S."""
-        track = self._tracks.get(device)
-        if track is None:
-            nothing = np.zeros(len(at))
-            return nothing, nothing, nothing.astype(bool)
-        t, x, y = track
-        k = np.clip(np.searchsorted(t, at), 1, max(len(t) - 1, 1))
-        gap = t[k] - t[k - 1] if len(t) > 1 else np.zeros(len(at))
-        known = (at >= t[0]) & (at <= t[-1]) & (gap <= MAX_TRUTH_GAP_S)
-        return np.interp(at, t, x), np.interp(at, t, y), known
-
-
-def _truth_row(text: str, where: str) -> tuple[str, tuple[float, float, float]]:
-    try:
-        obj = json.loads(text)
-        device, at, x, y = obj["device"], float(obj["at"]), float(obj["x"]), float(obj["y"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-        raise InvalidInput(
-            f'{where}: a truth line must be {{"at", "device", "x", "y", "zones"}} '
-            "(as `rayon simulate --truth` writes)"
-        ) from None
-    if not isinstance(device, str) or not all(map(math.isfinite, (at, x, y))):
-        raise InvalidInput(f"{where}: 'device' must be a string and at, x, y finite numbers")
-    return device, (at, x, y)
 
 
 def walk_samples(
@@ -442,6 +416,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-samples", type=int, default=c.min_samples)
     parser.add_argument("--min-spread", type=float, default=c.min_spread, help="d_max / d_min")
     parser.add_argument("--max-distance", type=float, default=c.max_distance_m, help="metres")
+    m = MapOptions(Path())
+    parser.add_argument(
+        "--map-out",
+        metavar="FILE",
+        help="with --truth: also learn the radio map (locate.radio_map) from the walk, write it "
+        "to FILE (JSON) and print its accuracy on held-back segments (docs/calibration.md)",
+    )
+    parser.add_argument(
+        "--min-zone-samples",
+        type=int,
+        default=m.min_zone_samples,
+        help="with --map-out: a zone with fewer samples (and fewer scans) is named as thin",
+    )
+    parser.add_argument("--min-zone-scans", type=int, default=m.min_zone_scans)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -457,16 +445,28 @@ def run_calibrate(config: Config, args: argparse.Namespace, out: TextIO | None =
     trace = Path(args.trace)
     if not trace.is_file():
         raise InvalidInput(f"{trace}: no such trace file")
+    if args.map_out and not args.truth:
+        raise InvalidInput("--map-out learns the radio map from a walk: give its --truth TRUTH")
     if args.truth:
-        truth = Truth.read(Path(args.truth))
+        truth = Truth.read(Path(args.truth), [z.id for z in config.zones])
         aliases = _token_devices(Path(args.customers)) if args.customers else None
-        samples = walk_samples(config, read_trace(trace), truth, criteria.height_m, aliases)
+        if args.map_out:
+            samples = _learn_map(config, args, truth, aliases, criteria)
+        else:
+            samples = walk_samples(config, read_trace(trace), truth, criteria.height_m, aliases)
         anchors = list(config.anchors)
         source = f"a walk, {trace} with the truth {args.truth}"
     else:
         samples = beacon_samples(config, read_trace(trace), criteria.height_m)
         anchors = [a for a in config.anchors if a.kind is AnchorKind.SCANNER]
         source = f"fixed store beacons heard in {trace}"
+    if args.map_out and not samples.by_anchor:
+        print(
+            "rayon: the truth gives no position (zone lines only): the anchors' path loss in "
+            "the map is the config's, and there is no anchors YAML to print",
+            file=sys.stderr,
+        )
+        return 0
     if not samples.by_anchor:
         raise InvalidInput(f"{trace}: {_nothing_heard(bool(args.truth))}")
     fits, short = fit_anchors(anchors, samples, criteria)
@@ -479,10 +479,37 @@ def run_calibrate(config: Config, args: argparse.Namespace, out: TextIO | None =
         print(f"rayon:   {f.anchor.id}: {f.pooled}", file=sys.stderr)
     for s in short:
         print(f"rayon: not fitted: {s}", file=sys.stderr)
+    if not fits and args.map_out:
+        print("rayon: no anchor's path loss fitted: the map keeps the config's", file=sys.stderr)
+        return 0
     if not fits:
         raise InvalidInput(f"{trace}: no anchor could be fitted (see above)")
     (out or sys.stdout).write(format_yaml(fits, short, source))
     return 0
+
+
+def _learn_map(
+    config: Config,
+    args: argparse.Namespace,
+    truth: Truth,
+    aliases: Mapping[str, str] | None,
+    criteria: Criteria,
+) -> Samples:
+    """(c): the walk read once, the map learned, scored and written; its distance samples."""
+    from gateway.offline.mapwalk import learn_map
+    from gateway.offline.survey import read_walk
+
+    if args.min_zone_samples < 0 or args.min_zone_scans < 0:
+        raise InvalidInput("--min-zone-samples and --min-zone-scans must be ≥ 0")
+    trace = Path(args.trace)
+    walk = read_walk(config, read_trace(trace), truth, aliases)
+    if not walk.known().any():
+        raise InvalidInput(f"{trace}: {_nothing_heard(True)}")
+    options = MapOptions(Path(args.map_out), args.min_zone_samples, args.min_zone_scans)
+    source = f"{trace.name} with the truth {Path(args.truth).name}"
+    samples = learn_map(config, walk, truth, criteria, options, source)
+    samples.bad_lines = walk.bad_lines
+    return samples
 
 
 def _nothing_heard(walk: bool) -> str:
