@@ -244,6 +244,11 @@ def _sections() -> dict[str, Schema]:
                 "centroid_power": _t(
                     "number", "k of the centroid's 1/d^k weights (3)", minimum=0.5, maximum=6
                 ),
+                "radio_map": _t(
+                    _STR,
+                    "the radio map learned from a calibration walk (`rayon calibrate … "
+                    "--map-out`), relative to this file's folder (docs/calibration.md)",
+                ),
             },
             doc="how positions are computed; every key has a measured default",
         ),
