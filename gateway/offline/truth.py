@@ -113,7 +113,8 @@ class Truth:
         t, x, y = track.at[track.point], track.x[track.point], track.y[track.point]
         k = np.clip(np.searchsorted(t, at), 1, max(len(t) - 1, 1))
         gap = t[k] - t[k - 1] if len(t) > 1 else np.zeros(len(at))
-        known = (at >= t[0]) & (at <= t[-1]) & (gap <= MAX_TRUTH_GAP_S)
+        on_line = (t[k] == at) | (t[k - 1] == at)
+        known = (at >= t[0]) & (at <= t[-1]) & ((gap <= MAX_TRUTH_GAP_S) | on_line)
         # only between two position lines: a zone line (or a stop) in between ends them
         n = len(track.at)
         last = np.searchsorted(track.at, at, side="right") - 1
