@@ -167,7 +167,8 @@ def test_a_walk_that_misses_a_zone_is_refused_naming_it(
     out = tmp_path / "m.json"
     assert calibrate(walk, "--map-out", str(out), truth=str(partial)) == 1
     err = capsys.readouterr().err
-    assert "never enters 1 zone(s): aisle-photo;" in err and not out.exists()
+    assert f"{partial}: the walk never enters 1 zone(s): aisle-photo;" in err
+    assert not out.exists()
     # a zone line for it covers it (and a zone line for an aisle covers the store too)
     with partial.open("a") as fh:
         device = json.loads(kept[0])["device"]

@@ -496,11 +496,18 @@ def _learn_map(
     criteria: Criteria,
 ) -> Samples:
     """(c): the walk read once, the map learned, scored and written; its distance samples."""
-    from gateway.offline.mapwalk import learn_map
+    from gateway.offline.mapwalk import learn_map, missing_zones
     from gateway.offline.survey import read_walk
 
     if args.min_zone_samples < 0 or args.min_zone_scans < 0:
         raise InvalidInput("--min-zone-samples and --min-zone-scans must be ≥ 0")
+    missing = missing_zones(config.zones, truth)
+    if missing:
+        raise InvalidInput(
+            f"{args.truth}: the walk never enters {len(missing)} zone(s): {', '.join(missing)}; "
+            "walk through each (a tag or phone carried inside it, or a zone line naming it) "
+            "and record again"
+        )
     trace = Path(args.trace)
     walk = read_walk(config, read_trace(trace), truth, aliases)
     if not walk.known().any():

@@ -1,7 +1,8 @@
 """`rayon calibrate WALK --truth TRUTH --map-out FILE`: the radio map learned from a walk, how
 good it is on the walk's held-back segments, and where the walk was too thin.
 
-A walk that never enters some zone is refused (naming them): the map would only guess there.
+A walk that never enters some zone is refused (`missing_zones`, naming them): the map would
+only guess there.
 A zone is entered when a position line of the truth is inside it, or a zone line names it or a
 zone inside it.  The map written is fitted on the whole walk; the accuracy printed is that of
 a second map fitted without the held-back segments (`gateway.offline.survey`).
@@ -27,7 +28,6 @@ from typing import TextIO
 import numpy as np
 
 from gateway.config.model import Config, Zone
-from gateway.errors import InvalidInput
 from gateway.locate.locator import Locator
 from gateway.locate.radiomap import RadioMap
 from gateway.offline.calibrate import Criteria, MapOptions, Samples
@@ -47,6 +47,12 @@ from gateway.zones.index import ZoneIndex
 TICK_S = 1.0
 
 
+def missing_zones(zones: Sequence[Zone], truth: Truth) -> list[str]:
+    """The ids of the zones the walk never enters (`covered_zones`)."""
+    covered = covered_zones(zones, truth)
+    return [z.id for k, z in enumerate(zones) if k not in covered]
+
+
 def learn_map(
     config: Config,
     walk: Walk,
@@ -56,26 +62,31 @@ def learn_map(
     source: str,
     err: TextIO | None = None,
 ) -> Samples:
-    """Refuse a walk that misses a zone; fit, score and write the map; say which zones are
+    """Fit, score and write the map (of a walk that enters every zone); say which zones are
     thin.  Returns the whole walk's distance samples (for the anchors' YAML)."""
-    err = err or sys.stderr
-    missing = [
-        z.id for k, z in enumerate(config.zones) if k not in covered_zones(config.zones, truth)
-    ]
-    if missing:
-        raise InvalidInput(
-            f"the walk never enters {len(missing)} zone(s): {', '.join(missing)}; walk through "
-            "each (a tag or phone carried inside it, or a zone line naming it) and record again"
-        )
     every = (np.ones(len(walk.at), dtype=bool), np.ones(len(walk.scan_at), dtype=bool))
     held = held_back(walk, truth)
     trained = fit_map(config, walk, truth, criteria, (~held[0], ~held[1]))
-    with_map = evaluate(config, walk, truth, held, trained)
-    without = evaluate(config, walk, truth, held, None)
+    scores = (
+        evaluate(config, walk, truth, held, trained),
+        evaluate(config, walk, truth, held, None),
+    )
     _, end = truth.span()
     made_at = datetime.fromtimestamp(end, UTC).isoformat(timespec="seconds")
     radio_map = fit_map(config, walk, truth, criteria, every, made_at=made_at, source=source)
     radio_map.save(options.out)
+    _report(config, walk, radio_map, scores, options, err or sys.stderr)
+    return distances(walk, config.anchors, every[0], criteria.height_m)
+
+
+def _report(
+    config: Config,
+    walk: Walk,
+    radio_map: RadioMap,
+    scores: tuple[Score, Score],
+    options: MapOptions,
+    err: TextIO,
+) -> None:
     known, scans = int(walk.known().sum()), int(walk.scan_known().sum())
     g = radio_map.geometry
     print(
@@ -83,18 +94,15 @@ def learn_map(
         f"{g.nx} × {g.ny} cells of {g.cell:g} m, from {known} sample(s) and {scans} scan(s)",
         file=err,
     )
-    print(f"rayon: {accuracy_line(with_map, without)}", file=err)
-    thin = thin_zones(
-        config.zones, zone_counts(config.zones, walk), options.min_zone_samples,
-        options.min_zone_scans,
-    )  # fmt: skip
+    print(f"rayon: {accuracy_line(*scores)}", file=err)
+    counts = zone_counts(config.zones, walk)
+    thin = thin_zones(config.zones, counts, options.min_zone_samples, options.min_zone_scans)
     if thin:
         print(
             f"rayon: thin zones (fewer than {options.min_zone_samples} samples and "
             f"{options.min_zone_scans} scans; walk there longer): {'; '.join(thin)}",
             file=err,
         )
-    return distances(walk, config.anchors, every[0], criteria.height_m)
 
 
 def accuracy_line(with_map: Score, without: Score) -> str:

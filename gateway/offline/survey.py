@@ -33,7 +33,6 @@ from gateway.zones.index import ZoneIndex
 
 SEGMENT_S = 30.0
 HOLD_EVERY = 5
-TICK_S = 1.0  # the held-back truth instants: one a second
 
 
 @dataclass(slots=True)
