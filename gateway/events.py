@@ -97,7 +97,9 @@ class Reason(TypedDict, total=False):
     decided it; every one is optional.
 
     The zone tracker (gateway/zones/tracker.py) gives the fix that decided it (the last fix,
-    for a timed event): `x`, `y`, `accuracy_m`, `anchors`, and `runner_up`; an `enter` adds
+    for a timed event): `x`, `y`, `accuracy_m`, `anchors`, and `runner_up`; a zone's event
+    (not a visit's) adds the zone's `probability` at that fix and, with a runner-up, its
+    `runner_up_probability`; an `enter` adds
     `inside_since` and `enter_after_s`; an `exit` its `cause`, `inside_since` and, by cause,
     `outside_since` and `exit_after_s` (left), `outside_since` (superseded) or `last_seen`
     (visit_end); a `dwell` `inside_since` and `threshold_s`; a `visit_end` `started_at`,
@@ -114,6 +116,9 @@ class Reason(TypedDict, total=False):
     accuracy_m: float
     anchors: list[str]  # the anchors the fix was computed from
     runner_up: str | None  # the rival zone next best placed for the device, if any
+    # the belief's probability of the zone at the fix (a point fix: 1.0 inside, 0.0 outside)
+    probability: float
+    runner_up_probability: float  # the same, of the runner-up (when there is one)
     # the timers
     inside_since: float  # first fix inside (of the winning challenge, for an enter)
     outside_since: float | None  # first fix outside (None: a stay superseded from inside)

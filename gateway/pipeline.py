@@ -152,7 +152,13 @@ class Pipeline:
             zones=config.zones,
         )
         self.engine = engine if engine is not None else RuleEngine(rules, config, pools=pools)
-        self.zones = ZoneTracker(config.zones, config.visits, self.engine.dwell_thresholds())
+        self.zones = ZoneTracker(
+            config.zones,
+            config.visits,
+            self.engine.dwell_thresholds(),
+            enter_probability=config.locate.enter_probability,
+            exit_probability=config.locate.exit_probability,
+        )
         self._topics = Topics(config.mqtt.topic_prefix, config.store.id)
         self._beacon_anchor = {
             a.beacon: a.id for a in config.anchors if a.kind is AnchorKind.BEACON and a.beacon

@@ -77,6 +77,7 @@ def test_score_on_a_hand_made_stream() -> None:
     s = score(part, [[(1.0, 2.0), (6.0, 4.0), (3.0, 1.0)]], ZoneMap(ZONES))
     assert s.instants == 3
     assert s.zone_accuracy == pytest.approx(2 / 3)
+    assert s.area == pytest.approx(2 / 3)  # evenly spaced instants: the same share of time
     assert s.balanced_accuracy == pytest.approx((1.0 + 0.5) / 2)
     assert (s.error_mean, s.error_median) == pytest.approx((7 / 3, 3.0))  # errors 1, 3, 3
 
@@ -175,10 +176,13 @@ def test_bench_accuracy_prints_one_table(capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0].split()[:3] == ["data", "set", "method"]
-    methods = [line[12:30].strip() for line in lines[2:] if line.startswith("tetam ")]
+    methods = [line[12:36].strip() for line in lines[2:] if line.startswith("tetam ")]
     assert methods[:2] == ["strongest anchor", "weighted centroid"]
     assert "rayon kalman" in methods and "rayon default" in methods
+    assert methods[-1] == "kNN5 fingerprint"
+    assert "area" in lines[0].split()
     assert "train / 253 test instants" in out
+    assert "tetam: calibration 1260 / 253 test instants" in out
 
 
 def test_bench_accuracy_skips_a_missing_folder(

@@ -3,7 +3,8 @@
 Part of the config loader (`gateway.config.load`): it reads the three lists, checks their ids
 are unique (anchors apart; zones and geofences together) and that a beacon is one anchor only,
 and checks outlines are simple polygons (gateway.config.outline, no shapely; geofences keep
-(lon, lat), as GeoJSON orders them).
+(lon, lat), as GeoJSON orders them).  A zone's own belief thresholds are checked against
+`locate`'s where it sets only one (`check_probabilities`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from gateway.config.model import (
     AnchorKind,
     Geofence,
     LatLon,
+    LocateConfig,
     Outline,
     Polyline,
     Zone,
@@ -23,6 +25,7 @@ from gateway.config.model import (
 from gateway.config.outline import closed_outline, outline_problem
 from gateway.config.yamlconv import (
     ID,
+    PROBABILITY,
     STR,
     Conv,
     MapReader,
@@ -32,7 +35,15 @@ from gateway.config.yamlconv import (
     iter_items,
     list_of,
 )
-from gateway.config.yamlsrc import Diagnostics, MapNode, Node, ScalarNode, SeqNode, describe
+from gateway.config.yamlsrc import (
+    Diagnostics,
+    MapNode,
+    Node,
+    ScalarNode,
+    SeqNode,
+    describe,
+    is_null,
+)
 from gateway.ids import canonical_device_id
 
 _BEACON_FORMS = "ibeacon:<uuid>:<major>:<minor>, eddystone:<ns>:<instance> or altbeacon:<40 hex>"
@@ -43,12 +54,17 @@ T = TypeVar("T")
 
 
 def read_floor_plan(
-    top: MapReader,
+    top: MapReader, locate: LocateConfig
 ) -> tuple[tuple[Anchor, ...], tuple[Zone, ...], tuple[Geofence, ...]]:
-    """The anchors, zones and geofences of the top-level mapping; problems go to its diags."""
+    """The anchors, zones and geofences of the top-level mapping; problems go to its diags.
+    `locate` gives the belief thresholds a zone that sets only one of its own is checked with."""
     diags = top.diags
+
+    def zone(node: Node, path: str, d: Diagnostics) -> Zone | None:
+        return _zone(node, path, d, locate)
+
     anchors = _anchors(top.value("anchors"), diags)
-    zones = tuple(z for z in _each(top, "zones", _zone, diags) if z is not None)
+    zones = tuple(z for z in _each(top, "zones", zone, diags) if z is not None)
     geofences = tuple(g for g in _each(top, "geofences", _geofence, diags) if g is not None)
     _check_unique("anchor", top, ("anchors",), diags)
     _check_unique("zone or geofence", top, ("zones", "geofences"), diags)
@@ -172,16 +188,31 @@ def _anchor(node: Node, path: str, diags: Diagnostics) -> Anchor | None:
     return Anchor(aid, kind, x, y, rssi, exponent, beacon if kind is AnchorKind.BEACON else None)
 
 
-_ZONE_KEYS = ("id", "name", "polygon", "enter_after", "exit_after", "margin")
+_ZONE_KEYS = (
+    "id",
+    "name",
+    "polygon",
+    "enter_after",
+    "exit_after",
+    "margin",
+    "enter_probability",
+    "exit_probability",
+)
 
 
-def _zone(node: Node, path: str, diags: Diagnostics) -> Zone | None:
+def _zone(node: Node, path: str, diags: Diagnostics, locate: LocateConfig) -> Zone | None:
     r = MapReader.of(node, path, diags, _ZONE_KEYS, required=("id", "polygon"))
     if r is None:
         return None
     zid, points = r.req("id", ID), r.req("polygon", XY)
     poly_node = r.value("polygon")
     poly = _polygon(points, poly_node, r.at("polygon"), diags) if points and poly_node else None
+    enter = r.maybe("enter_probability", PROBABILITY)
+    leave = r.maybe("exit_probability", PROBABILITY)
+    if enter is not None or leave is not None:
+        e = locate.enter_probability if enter is None else enter
+        x = locate.exit_probability if leave is None else leave
+        check_probabilities(r, e, x, "locate")
     zone = Zone(
         id=zid or "",
         name=r.opt("name", STR, zid or ""),
@@ -189,8 +220,43 @@ def _zone(node: Node, path: str, diags: Diagnostics) -> Zone | None:
         enter_after=r.opt("enter_after", DURATION, 2.0),
         exit_after=r.opt("exit_after", DURATION, 10.0),
         margin_m=r.opt("margin", float_in(0.0, 50.0), 0.0),
+        enter_probability=enter,
+        exit_probability=leave,
     )
     return zone if zid is not None and poly is not None else None
+
+
+def check_probabilities(r: MapReader, enter: float, leave: float, inherited: str) -> bool:
+    """Whether `leave` ≤ `enter` (0 < exit ≤ enter ≤ 1); else say so, and how to fix it, at the
+    one of r's `exit_probability` / `enter_probability` written (the exit's if both are).
+    `inherited` is the section a key r does not set comes from ("locate"), or "" for the
+    default."""
+    if leave <= enter:
+        return True
+    why = "a device must leave a zone below the probability it enters it at"
+    if _written(r, "exit_probability"):
+        whose = "" if _written(r, "enter_probability") else _whose(inherited, "enter_probability")
+        key = "exit_probability"
+        msg = f"exit_probability {leave} is above the enter probability {enter}{whose}: {why}; "
+        msg += "lower exit_probability or raise enter_probability"
+    else:
+        key = "enter_probability"
+        whose = _whose(inherited, "exit_probability")
+        msg = f"enter_probability {enter} is below the exit probability {leave}{whose}: {why}; "
+        msg += "raise enter_probability or set a lower exit_probability"
+    node = r.value(key)
+    assert node is not None  # one of the two is written, else r's values are valid
+    r.diags.at(node, msg, r.at(key))
+    return False
+
+
+def _whose(inherited: str, key: str) -> str:
+    return f" ({inherited}.{key})" if inherited else " (the default)"
+
+
+def _written(r: MapReader, key: str) -> bool:
+    node = r.value(key)
+    return node is not None and not is_null(node)
 
 
 _GEOFENCE_KEYS = ("id", "name", "polygon", "circle", "enter_after", "exit_after")

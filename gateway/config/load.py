@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.config.chain import read_central
 from gateway.config.console import read_console
-from gateway.config.floorplan import latlon, read_floor_plan, walls
+from gateway.config.floorplan import check_probabilities, latlon, read_floor_plan, walls
 from gateway.config.model import (
     DEFAULT_TRACKED_DEVICES,
     Anchor,
@@ -52,6 +52,7 @@ from gateway.config.model import (
 from gateway.config.yamlconv import (
     BOOL,
     ID,
+    PROBABILITY,
     STR,
     Conv,
     MapReader,
@@ -109,7 +110,8 @@ def load_config(path: Path) -> Config:
 
 def _build(top: MapReader, path: Path, diags: Diagnostics) -> Config | None:
     base = path.absolute().parent
-    anchors, zones, geofences = read_floor_plan(top)
+    locate = _locate(top.value("locate"), base, diags)
+    anchors, zones, geofences = read_floor_plan(top, locate)
     store = _store(top.value("store"), diags)
     config = Config(
         path=path,
@@ -126,7 +128,7 @@ def _build(top: MapReader, path: Path, diags: Diagnostics) -> Config | None:
         rules_dir=top.opt("rules_dir", _rules_dir(base), base / "rules"),
         metrics=_metrics(top.value("metrics"), diags),
         limits=_limits(top.value("limits"), diags),
-        locate=_locate(top.value("locate"), base, diags),
+        locate=locate,
         walls=top.opt("walls", walls, ()),
         customers=_customers(top.value("customers"), diags),
         record=_record(top.value("record"), base, diags),
@@ -221,12 +223,28 @@ def _limits(node: Node | None, diags: Diagnostics) -> LimitsConfig:
     return LimitsConfig(tracked_devices=devices)
 
 
+_LOCATE_KEYS = (
+    "method",
+    "filter",
+    "fresh",
+    "max_speed",
+    "cell",
+    "centroid_power",
+    "radio_map",
+    "enter_probability",
+    "exit_probability",
+)
+
+
 def _locate(node: Node | None, base: Path, diags: Diagnostics) -> LocateConfig:
-    keys = ("method", "filter", "fresh", "max_speed", "cell", "centroid_power", "radio_map")
-    r = MapReader.of(node, "locate", diags, keys)
+    r = MapReader.of(node, "locate", diags, _LOCATE_KEYS)
     if r is None:
         return LocateConfig()
     d = LocateConfig()
+    enter = r.opt("enter_probability", PROBABILITY, d.enter_probability)
+    leave = r.opt("exit_probability", PROBABILITY, d.exit_probability)
+    if not check_probabilities(r, enter, leave, ""):
+        enter, leave = d.enter_probability, d.exit_probability  # the zones' checks go on
     return LocateConfig(
         method=r.opt("method", enum_of(PositionMethod), d.method),
         filter=r.opt("filter", enum_of(FilterKind), d.filter),
@@ -235,6 +253,8 @@ def _locate(node: Node | None, base: Path, diags: Diagnostics) -> LocateConfig:
         cell_m=r.opt("cell", float_in(0.25, 5.0), d.cell_m),
         centroid_power=r.opt("centroid_power", float_in(0.5, 6.0), d.centroid_power),
         radio_map=r.maybe("radio_map", _radio_map(base)),
+        enter_probability=enter,
+        exit_probability=leave,
     )
 
 

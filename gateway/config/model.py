@@ -136,7 +136,8 @@ class Zone:
     """A polygon in floor-plan metres with hysteresis (seconds) and an optional margin.
 
     `outline` is its corners, (x, y) in metres; `polygon` the shapely geometry, built on first
-    use and kept."""
+    use and kept.  `enter_probability` / `exit_probability`: the zone's own thresholds on the
+    belief's probability, or None for `locate`'s."""
 
     id: str
     name: str
@@ -144,6 +145,8 @@ class Zone:
     enter_after: float = 2.0
     exit_after: float = 10.0
     margin_m: float = 0.0
+    enter_probability: float | None = None
+    exit_probability: float | None = None
     _shape: list[Polygon] = field(
         default_factory=list, init=False, repr=False, compare=False, hash=False
     )
@@ -236,6 +239,10 @@ class FilterKind(StrEnum):
 
 
 Polyline = tuple[tuple[float, float], ...]
+# A belief's zone: in once its probability has stayed at or above the first, out once below the
+# second (`locate.enter_probability` / `exit_probability`; 0 < exit ≤ enter ≤ 1).
+ENTER_PROBABILITY = 0.6
+EXIT_PROBABILITY = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +254,8 @@ class LocateConfig:
     the walking model (speed gate, grid blur); `cell_m`: the grid's cell size;
     `centroid_power`: the k of the centroid's weights; `radio_map`: the learned radio map
     (`rayon calibrate … --map-out`, docs/calibration.md), resolved against the config file's
-    folder, read when the pipeline is built."""
+    folder, read when the pipeline is built; `enter_probability` / `exit_probability`: the
+    zones' thresholds on a belief's probability (a zone may set its own)."""
 
     method: PositionMethod = PositionMethod.AUTO
     filter: FilterKind = FilterKind.KALMAN
@@ -256,6 +264,8 @@ class LocateConfig:
     cell_m: float = 1.0
     centroid_power: float = 3.0
     radio_map: Path | None = None
+    enter_probability: float = ENTER_PROBABILITY
+    exit_probability: float = EXIT_PROBABILITY
 
 
 @dataclass(frozen=True, slots=True)

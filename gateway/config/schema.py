@@ -70,6 +70,12 @@ _TLS = {
 }
 _POINT = {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number"}}
 _POLYGON = {"type": "array", "minItems": 3, "description": "corner points", "items": _POINT}
+
+
+def _probability(doc: str) -> Schema:
+    return _t("number", doc, exclusiveMinimum=0, maximum=1)
+
+
 LISTEN_PATTERN = r"^(\[[0-9A-Fa-f:.]+\]|[^:\[\]\s]+):[0-9]{1,5}$"
 
 
@@ -185,6 +191,12 @@ def _sections() -> dict[str, Schema]:
                     "enter_after": _duration("inside this long before enter"),
                     "exit_after": _duration("outside this long before exit"),
                     "margin": _t("number", "metres added for exits", minimum=0),
+                    "enter_probability": _probability(
+                        "this zone's locate.enter_probability (a belief's zone)"
+                    ),
+                    "exit_probability": _probability(
+                        "this zone's locate.exit_probability (a belief's zone)"
+                    ),
                 },
                 ("id", "polygon"),
             ),
@@ -248,6 +260,14 @@ def _sections() -> dict[str, Schema]:
                     _STR,
                     "the radio map learned from a calibration walk (`rayon calibrate … "
                     "--map-out`), relative to this file's folder (docs/calibration.md)",
+                ),
+                "enter_probability": _probability(
+                    "a device enters a zone once the belief's probability of it has stayed at "
+                    "or above this for enter_after (0.6; 1/0 for point methods)"
+                ),
+                "exit_probability": _probability(
+                    "it exits once the probability has stayed below this for exit_after (0.3; "
+                    "at most enter_probability)"
                 ),
             },
             doc="how positions are computed; every key has a measured default",

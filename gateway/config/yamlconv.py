@@ -254,6 +254,16 @@ def _bounded(v: N, lo: N | None, hi: N | None, s: Node, path: str, diags: Diagno
 INT = int_in()
 FLOAT = float_in()
 
+
+def PROBABILITY(node: Node, path: str, diags: Diagnostics) -> float | None:
+    """A probability above 0 and at most 1 (a threshold on a belief)."""
+    p = FLOAT(node, path, diags)
+    if p is not None and not 0.0 < p <= 1.0:
+        diags.at(node, f"{p} is out of range: must be above 0 and at most 1", path)
+        return None
+    return p
+
+
 # ---------------------------------------------------------------------------------- durations
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}

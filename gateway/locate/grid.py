@@ -61,6 +61,19 @@ WALL_RATE = 0.2  # the share of a cell's mass that moves to each open neighbour 
 MAX_WALL_STEPS = 512  # beyond: σ ≳ 16 cells, the walled blur is taken as a flat prior
 
 
+PACK_KEEP = 1e-3  # a packed belief keeps the cells holding at least this share of its peak
+
+
+@dataclass(frozen=True, slots=True)
+class PackedBelief:
+    """A belief as kept per device between updates (`PositionGrid.pack`): the window of the
+    cells that matter, from (`row`, `column`), float16 relative to the peak."""
+
+    row: int
+    column: int
+    window: np.ndarray
+
+
 class PositionGrid:
     """Cells over the anchors' bounding box and, per anchor, what each cell would hear.
 
@@ -161,6 +174,25 @@ class PositionGrid:
             return terms, None
         detect = np.vstack([log_heard - log_missed, log_missed.sum(axis=0)[None]])
         return terms, detect
+
+    def pack(self, post: np.ndarray) -> PackedBelief:
+        """`post` kept small: the window of cells holding at least `PACK_KEEP` of its peak,
+        as float16 relative to the peak (the rest is 0: the motion's jump share brings every
+        cell back at the next update)."""
+        peak = float(post.max())
+        rows = np.flatnonzero((post >= PACK_KEEP * peak).any(axis=1))
+        cols = np.flatnonzero((post >= PACK_KEEP * peak).any(axis=0))
+        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        window = (post[r0:r1, c0:c1] / peak).astype(np.float16)
+        return PackedBelief(r0, c0, window)
+
+    def unpack(self, packed: PackedBelief) -> np.ndarray:
+        """The belief of `pack`, normalised, over every cell."""
+        full = np.zeros(self._shape)
+        r0, c0, window = packed.row, packed.column, packed.window
+        full[r0 : r0 + window.shape[0], c0 : c0 + window.shape[1]] = window
+        full /= full.sum()
+        return full
 
     def log_likelihood(
         self, samples: Sequence[tuple[str, float]], scan: bool = False

@@ -90,6 +90,7 @@ from gateway.locate.grid import (
     MIN_ACCURACY_M,
     MIN_DISTANCE_M,
     GridSettings,
+    PackedBelief,
     PositionGrid,
     Walls,
     anchor_bounds,
@@ -120,8 +121,8 @@ AUTO_WINDOW_M = 10.0  # the grid's estimate is taken over cells this near the ce
 # MAP_JUMP share of it spread over every cell, each raw sample's log-likelihood × MAP_TEMPER
 # (samples of one link are not independent); chosen on the data sets' training parts
 # (docs/accuracy.md, "The radio map")
-MAP_SPEED = 1.0
-MAP_JUMP = 0.02
+MAP_SPEED = 0.7
+MAP_JUMP = 0.05
 MAP_TEMPER = 0.5
 MAX_PENDING = 64  # raw samples kept per device between two updates of its belief
 MIN_ZONE_PROBABILITY = 0.005  # a zone with less of the belief is left out of a fix
@@ -175,6 +176,7 @@ class _Track:
     pull_anchor: str = ""
     pending: list[tuple[str, float]] | None = None  # with a radio map: raw samples since the
     # belief's last update
+    belief: PackedBelief | None = None  # with a radio map: the belief, packed
 
 
 class Locator:
@@ -463,19 +465,20 @@ class Locator:
         samples = track.pending or []
         track.pending = []
         used = tuple(dict.fromkeys(anchor for anchor, _ in samples))
+        prior = grid.unpack(track.belief) if track.belief is not None else None
         if samples:
             loglik = grid.log_likelihood(samples, scan=scan)
             loglik *= MAP_TEMPER
-            dt = at - track.posterior_at if track.posterior is not None else 0.0
-            post = grid.update_likelihood(track.posterior, dt, MAP_SPEED, loglik, MAP_JUMP)
-            if at >= track.posterior_at or track.posterior is None:
-                track.posterior, track.posterior_at = post, at
-        elif track.posterior is None:  # nothing heard yet: anywhere over the anchors
+            dt = at - track.posterior_at if prior is not None else 0.0
+            post = grid.update_likelihood(prior, dt, MAP_SPEED, loglik, MAP_JUMP)
+            if at >= track.posterior_at or prior is None:
+                track.belief, track.posterior_at = grid.pack(post), at
+        elif prior is None:  # nothing heard yet: anywhere over the anchors
             lo_x, lo_y, hi_x, hi_y = self.anchor_bounds
             half = 0.5 * math.hypot(hi_x - lo_x, hi_y - lo_y)
             return Fix(at, device, (lo_x + hi_x) / 2, (lo_y + hi_y) / 2, half, ())
-        post = track.posterior
-        assert post is not None
+        else:
+            post = prior
         x, y, acc = grid.estimate(post)
         return Fix(at, device, x, y, acc, used, self._zone_probability(post))
 

@@ -40,7 +40,7 @@ from gateway.config.model import Anchor
 from gateway.errors import InvalidInput
 
 FORMAT = "rayon-radio-map/1"
-BANDWIDTH_M = 1.5
+BANDWIDTH_M = 0.7
 PRIOR_WEIGHT = 3.0  # kernel weight (≈ samples) at which the learned correction counts half
 MIN_SIGMA_DB = 2.0
 MIN_DETECT = 0.02

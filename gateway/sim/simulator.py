@@ -144,6 +144,8 @@ class StoreSimulator:
 
     `tokens` are the shoppers' delivery tokens, by index, for their sightings topics (default:
     those of `gateway.sim.customers.demo_customers(devices(), seed)`, the `--customers` file).
+    `store_seed` draws the store's radio (the anchors' offsets and shadowing fields; default
+    `seed`): a calibration walk and the shoppers it is scored on share the store, not the walk.
     `paths`: the walks themselves (one shopper each, times from `start_at`; `shoppers` is
     then ignored), e.g. a calibration walk (`gateway.sim.survey`); by default drawn as above.
     """
@@ -161,6 +163,7 @@ class StoreSimulator:
         sightings: bool = True,
         beacons_heard_by_scanners: bool = False,
         tokens: Sequence[str] | None = None,
+        store_seed: int | None = None,
         paths: Sequence[WalkPath] | None = None,
     ) -> None:
         if not config.identity.proximity_uuids:
@@ -180,6 +183,7 @@ class StoreSimulator:
         self._n = len(self._given) if self._given is not None else max(0, shoppers)
         self._duration = max(0.0, minutes * 60.0)
         self._seed = seed
+        self._store_seed = seed if store_seed is None else store_seed
         self._start = start_at
         self._model = radio or RadioModel()
         self._phones_model = phones or PhoneModel()
@@ -320,11 +324,14 @@ class StoreSimulator:
         """Anchor offsets and shadowing fields, drawn once (they do not depend on shoppers)."""
         if self._radio_cache is None:
             anchors = self._config.anchors
-            draws = self._rng(1).normal(0.0, self._model.anchor_offset_sigma, len(anchors))
+            store = np.random.default_rng([self._store_seed % 2**64, 1])
+            draws = store.normal(0.0, self._model.anchor_offset_sigma, len(anchors))
             offsets = {a.id: float(o) for a, o in zip(anchors, draws.tolist(), strict=True)}
             bounds = _field_bounds(self._floor, anchors)
             fields = {
-                a.id: shadow_field(bounds, self._model, np.random.default_rng([self._seed, 5, j]))
+                a.id: shadow_field(
+                    bounds, self._model, np.random.default_rng([self._store_seed, 5, j])
+                )
                 for j, a in enumerate(anchors)
             }
             self._radio_cache = _Radio(self._model, offsets, fields)

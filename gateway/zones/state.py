@@ -65,6 +65,23 @@ def fix_reason(fix: Fix) -> Reason:
     return {"x": fix.x, "y": fix.y, "accuracy_m": fix.accuracy_m, "anchors": list(fix.anchors)}
 
 
+def _last_to_json(fix: Fix) -> dict[str, Any]:
+    """The device's last fix; its belief's probabilities only when it has some."""
+    last: dict[str, Any] = {"at": fix.at, **fix_reason(fix)}
+    if fix.zone_probability is not None:
+        last["zone_probability"] = [[z, p] for z, p in fix.zone_probability]
+    return last
+
+
+def _last_from_json(device: str, f: Any) -> Fix:
+    """The inverse of `_last_to_json`; a fix saved before `zone_probability` was has none."""
+    nums = {k: float(f[k]) for k in ("at", "x", "y", "accuracy_m")}
+    anchors = tuple(str(a) for a in f["anchors"])
+    raw = f.get("zone_probability")
+    zp = None if raw is None else tuple((str(z), float(p)) for z, p in raw)
+    return Fix(device=device, anchors=anchors, zone_probability=zp, **nums)
+
+
 def device_to_json(dev: DeviceState, ids: Sequence[str]) -> dict[str, Any]:
     """`dev` as JSON-able values; stays are keyed by zone id (`ids[i]`)."""
     stays = {
@@ -78,7 +95,7 @@ def device_to_json(dev: DeviceState, ids: Sequence[str]) -> dict[str, Any]:
         }
         for i, st in dev.stays.items()
     }
-    last = {"at": dev.last.at, **fix_reason(dev.last)}
+    last = _last_to_json(dev.last)
     end = None if math.isnan(dev.visit_end) else dev.visit_end
     return {
         "last": last,
@@ -96,12 +113,10 @@ def device_from_json(device: str, raw: Any, pos: Mapping[str, int]) -> DeviceSta
 
     A stay saved before `last_in` existed (older version 1 snapshots have none) takes
     the latest time it can tell: the device's last fix if it was not on its way out, else its
-    first fix inside.  Raises KeyError, TypeError, ValueError or AttributeError on a malformed
-    value.
+    first fix inside; a last fix saved before `zone_probability` existed is a point fix.
+    Raises KeyError, TypeError, ValueError or AttributeError on a malformed value.
     """
-    f = raw["last"]
-    nums = {k: float(f[k]) for k in ("at", "x", "y", "accuracy_m")}
-    last = Fix(device=device, anchors=tuple(str(a) for a in f["anchors"]), **nums)
+    last = _last_from_json(device, raw["last"])
     end = raw.get("visit_end")
     dev = DeviceState(
         last, float(raw["last_seen"]), float(raw["visit_start"]), raw["visit_open"] is True

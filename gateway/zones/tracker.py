@@ -36,10 +36,37 @@ first fix outside); B's entry needs no exit_after of A.  A device dithering on t
 A and B never holds B long enough, so nothing flaps; one walking from A to B leaves A when it
 enters B.  With no rival held, B enters as any zone does.
 
+Zones from a belief.  A fix that carries the belief's probability per zone
+(`Fix.zone_probability`, the grid) is weighed by it instead of its point; a zone it does not
+name has probability 0.  Zone i's thresholds are its `enter_probability` and
+`exit_probability` (E ≥ X), else `locate`'s:
+
+* p ≥ E counts as inside for the enter timer: it starts or grows i's pending stay, and the
+  enter is decided on such a fix once the stay has lasted `enter_after`;
+* p < X counts as outside: it breaks a pending stay, and for a device in i it starts the exit
+  timer (exit `exit_after` later, as for a point fix beyond the margin);
+* E > p ≥ X, the band, holds what the device has: a pending stay is neither started, broken
+  nor completed (an enter is only decided at p ≥ E); a device in i is still in it — no exit
+  starts, a pending exit is called off and the stay is confirmed (`last_in`), as a point fix
+  within the margin does.  So an exit needs `exit_after` with every fix below X, while an
+  enter tolerates fixes in the band between its first and its last fix at or above E.
+
+For a point fix the probability is 1 inside the polygon and 0 outside: with 0 < X ≤ E ≤ 1
+there is no band, and the rules above are exactly the polygon's (the margin still applies).
+Between rivals the belief replaces the geometry: rule 2 (depth) is not applied, a rival
+challenges only at p ≥ its E, and the incumbent is confirmed while its p ≥ its X, so a
+takeover needs the challenger at or above E for its `enter_after` with the incumbent below
+its exit threshold (the later start, as above).  Rule 1 (adjacency) is kept: a belief may
+still jump faster than anyone walks (a grid reset after a silence, a noisy burst), and the
+grid's motion model makes a belief that moves at walking speed pass it anyway.
+
 Every event's `reason` says why: `x`, `y`, `accuracy_m`, `anchors` of the fix that decided
 it (the last fix for timed events), the timers behind it, and `runner_up`: the rival that was
 the next best candidate — the rival held (or the one that took over, for `superseded`), else
-the rival with a pending stay, else the nearest rival within the fix's accuracy — or null.
+the rival with a pending stay, else, for a belief, the rival it gives most probability, for a
+point, the nearest rival within the fix's accuracy — or null.  A zone's event (not a visit's)
+also carries `probability`, the zone's probability at that fix (1.0 or 0.0 for a point fix:
+inside the polygon or not), and with a runner-up its `runner_up_probability`.
 
 Timers live in one heap of deadlines, so `update` and `tick` cost O(log n) per event
 whatever the number of devices, and events come out in time order across calls.  A fix
@@ -65,7 +92,7 @@ from math import isfinite
 from typing import Any
 
 from gateway.clock import MAX_AHEAD_S
-from gateway.config.model import VisitsConfig, Zone
+from gateway.config.model import ENTER_PROBABILITY, EXIT_PROBABILITY, VisitsConfig, Zone
 from gateway.errors import InvalidInput
 from gateway.events import EventKind, Fix, Reason, ZoneEvent
 from gateway.livestate import Changes
@@ -183,8 +210,10 @@ class ZoneTracker:
 
     `dwell_thresholds` maps a zone id to the times in zone (seconds) some rule asks about.
     Visit events carry the zone id `store` when the config has such a zone, else None.
-    `max_speed` (m/s) and `challenge_depth_m` tune the rivals' rules; `counters` counts the
-    fixes refused as too fast and the takeovers (the pipeline drains it into its own).
+    `max_speed` (m/s) and `challenge_depth_m` tune the rivals' rules; `enter_probability` and
+    `exit_probability` are the thresholds on a belief's probability of a zone that sets none of
+    its own (`locate:`); `counters` counts the fixes refused as too fast and the takeovers (the
+    pipeline drains it into its own).
     """
 
     def __init__(
@@ -195,6 +224,8 @@ class ZoneTracker:
         *,
         max_speed: float = MAX_SPEED_M_S,
         challenge_depth_m: float = CHALLENGE_DEPTH_M,
+        enter_probability: float = ENTER_PROBABILITY,
+        exit_probability: float = EXIT_PROBABILITY,
     ) -> None:
         self._index = ZoneIndex(zones)
         self._hits = self._index.hits
@@ -208,6 +239,8 @@ class ZoneTracker:
         self._has_rivals = [bool(js) for js in self._index.rivals]
         self._enter_after = [z.enter_after for z in self._zones]
         self._margins = [z.margin_m for z in self._zones]
+        self._enter_p = [_or(z.enter_probability, enter_probability) for z in self._zones]
+        self._exit_p = [_or(z.exit_probability, exit_probability) for z in self._zones]
         self._need = [max(challenge_depth_m, z.margin_m) for z in self._zones]
         self._need_cap = [0.5 * self._index.inradius(i) for i in range(len(self._zones))]
         self._store = STORE_ZONE_ID if STORE_ZONE_ID in self._pos else None
@@ -245,28 +278,57 @@ class ZoneTracker:
             dev.last, dev.last_seen = fix, t  # _see's common case
         else:
             dev = self._see(fix, t)
-        hits = self._hits(x, y)  # only the zones whose grown polygon holds the fix
-        stays = dev.stays
-        if stays:
-            for i, held in stays.items():
-                if held.inside and i in hits:
-                    held.last_in = t  # confirmed before any rival is weighed against it
-            zones = sorted(hits.keys() | stays.keys())
-        else:
-            zones = sorted(hits)
-        for i in zones:
-            hit = hits.get(i, _OUT)
-            stay = stays.get(i)
-            if stay is None or not stay.inside:
-                if hit[0]:
-                    self._pending(fix, t, dev, i, stay)
-                elif stay is not None:
-                    del stays[i]  # a fix outside breaks a pending stay
-            elif hit[1] == (stay.out_since is not None):  # else still in, or still out
-                self._in_or_out(fix.device, t, i, stay, hit[1])
+        if fix.zone_probability is not None:
+            self._believe(fix, t, dev)
+        else:  # a point fix: in a zone inside its polygon, out beyond its margin
+            hits = self._hits(x, y)  # only the zones whose grown polygon holds the fix
+            stays = dev.stays
+            if stays:
+                for i, held in stays.items():
+                    if held.inside and i in hits:
+                        held.last_in = t  # confirmed before any rival is weighed against it
+                zones = sorted(hits.keys() | stays.keys())
+            else:
+                zones = sorted(hits)
+            for i in zones:
+                hit = hits.get(i, _OUT)
+                stay = stays.get(i)
+                if stay is None or not stay.inside:
+                    if hit[0]:
+                        self._pending(fix, t, dev, i, stay)
+                    elif stay is not None:
+                        del stays[i]  # a fix outside breaks a pending stay
+                elif hit[1] == (stay.out_since is not None):  # else still in, or still out
+                    self._in_or_out(fix.device, t, i, stay, hit[1])
         if heap and heap[0][0] <= t:
             self._advance(t)
         return self._flush() if self._out else []
+
+    def _believe(self, fix: Fix, t: float, dev: DeviceState) -> None:
+        """A fix with the belief's probability per zone: in at `enter_probability` and above,
+        out below `exit_probability`, the band between holding what the device has (see
+        "Zones from a belief" in the module docstring)."""
+        probs = self._probabilities(fix)
+        enter_p, exit_p, stays = self._enter_p, self._exit_p, dev.stays
+        for i, held in stays.items():
+            if held.inside and probs.get(i, 0.0) >= exit_p[i]:
+                held.last_in = t  # confirmed before any rival is weighed against it
+        for i in sorted(probs.keys() | stays.keys()):
+            p = probs.get(i, 0.0)
+            stay = stays.get(i)
+            if stay is None or not stay.inside:
+                if p >= enter_p[i]:
+                    self._pending(fix, t, dev, i, stay)
+                elif p < exit_p[i] and stay is not None:
+                    del stays[i]  # a dip below the exit threshold breaks a pending stay
+            elif (p >= exit_p[i]) == (stay.out_since is not None):  # else still in, or out
+                self._in_or_out(fix.device, t, i, stay, p >= exit_p[i])
+
+    def _probabilities(self, fix: Fix) -> dict[int, float]:
+        """The belief's probability by zone index; zones not configured here, and values that
+        are not numbers, are left out (probability 0)."""
+        pos = self._pos
+        return {pos[z]: p for z, p in (fix.zone_probability or ()) if z in pos and isfinite(p)}
 
     def tick(self, now: float) -> list[ZoneEvent]:
         """Let time pass with no fix: exits, dwell thresholds and visit ends due by `now`."""
@@ -469,7 +531,7 @@ class ZoneTracker:
         if held is None:
             self.counters["zone_fixes_too_fast"] += 1
             return  # noise for zone i
-        if held and self._shallow(fix, i, held):
+        if held and fix.zone_probability is None and self._shallow(fix, i, held):
             dev.stays.pop(i, None)  # i's challenge restarts
             return
         if stay is None:
@@ -526,7 +588,7 @@ class ZoneTracker:
             **fix_reason(fix),
             "inside_since": start,
             "enter_after_s": self._zones[i].enter_after,
-            "runner_up": self._runner_up(i, dev),
+            **self._ranking(i, dev, fix),
         }
         for j in held:
             self._supersede(fix, t, dev, j, i)
@@ -547,24 +609,51 @@ class ZoneTracker:
             "cause": "superseded",
             "inside_since": stay.since,
             "outside_since": stay.out_since,
-            "runner_up": self._index.ids[by],
+            **self._ranking(j, dev, fix, by),
         }
         self._emit(t, EventKind.EXIT, self._index.ids[j], fix.device, left - stay.since, reason)
 
-    def _runner_up(self, i: int, dev: DeviceState) -> str | None:
+    def _ranking(self, i: int, dev: DeviceState, fix: Fix, runner: int | None = None) -> Reason:
+        """The reason's `probability` of zone `i` at `fix` and its `runner_up` (`runner`, else
+        the rival next best placed), with the runner-up's `runner_up_probability`."""
+        if runner is None:
+            runner = self._runner_up(i, dev)
+        reason: Reason = {"probability": self._probability(fix, i), "runner_up": None}
+        if runner is not None:
+            reason["runner_up"] = self._index.ids[runner]
+            reason["runner_up_probability"] = self._probability(fix, runner)
+        return reason
+
+    def _probability(self, fix: Fix, i: int) -> float:
+        """Zone `i`'s probability at `fix`: the belief's, else 1.0 inside its polygon, 0.0
+        outside."""
+        if fix.zone_probability is None:
+            return 1.0 if self._hits(fix.x, fix.y).get(i, _OUT)[0] else 0.0
+        return self._probabilities(fix).get(i, 0.0)
+
+    def _runner_up(self, i: int, dev: DeviceState) -> int | None:
         """The rival of zone `i` next best placed for the device (see the module docstring)."""
         index, stays = self._index, dev.stays
         mine = sorted(j for j in stays if index.are_rivals(i, j))  # few stays, not 199 rivals
         held = [j for j in mine if stays[j].inside]
         pending = [j for j in mine if not stays[j].inside]
         if held:
-            best: int | None = max(held, key=lambda j: stays[j].last_in)
-        elif pending:
-            best = min(pending, key=lambda j: stays[j].since)
-        else:
-            last = dev.last
-            best = index.nearest(index.rivals[i], last.x, last.y, last.accuracy_m)
-        return None if best is None else self._index.ids[best]
+            return max(held, key=lambda j: stays[j].last_in)
+        if pending:
+            return min(pending, key=lambda j: stays[j].since)
+        last = dev.last
+        if last.zone_probability is not None:
+            return self._likeliest_rival(i, last)
+        return index.nearest(index.rivals[i], last.x, last.y, last.accuracy_m)
+
+    def _likeliest_rival(self, i: int, fix: Fix) -> int | None:
+        """The rival of zone `i` the belief of `fix` gives most probability (above 0), the
+        first in the config among equals."""
+        best, best_p = None, 0.0
+        for j, p in sorted(self._probabilities(fix).items()):
+            if p > best_p and self._index.are_rivals(i, j):
+                best, best_p = j, p
+        return best
 
     def _schedule_dwell(self, device: str, i: int, stay: Stay, t: float) -> None:
         for th in self._thresholds[i]:
@@ -609,7 +698,7 @@ class ZoneTracker:
             "inside_since": stay.since,
             "outside_since": a,
             "exit_after_s": self._zones[i].exit_after,
-            "runner_up": self._runner_up(i, dev),
+            **self._ranking(i, dev, dev.last),
         }
         self._emit(due, EventKind.EXIT, self._index.ids[i], device, a - stay.since, reason)
 
@@ -626,7 +715,7 @@ class ZoneTracker:
             **fix_reason(dev.last),
             "inside_since": stay.since,
             "threshold_s": a,
-            "runner_up": self._runner_up(i, dev),
+            **self._ranking(i, dev, dev.last),
         }
         self._emit(due, EventKind.DWELL, self._index.ids[i], device, a, reason)
 
@@ -646,7 +735,7 @@ class ZoneTracker:
                     "cause": "visit_end",
                     "inside_since": stay.since,
                     "last_seen": left,
-                    "runner_up": self._runner_up(j, dev),
+                    **self._ranking(j, dev, dev.last),
                 }
                 self._emit(
                     due, EventKind.EXIT, self._index.ids[j], device, left - stay.since, reason
@@ -687,6 +776,10 @@ class ZoneTracker:
         out, self._out = self._out, []
         out.sort(key=lambda e: e.at)
         return out
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 def _latest(dev: DeviceState) -> float:

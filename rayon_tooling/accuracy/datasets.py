@@ -4,8 +4,11 @@ Each converter (`tetam`, `kolakowski`, `uci`, `uji`) reads one folder of ../shar
 (README there) where it lies and returns a `Dataset`: the anchors (fixed receivers in mode A,
 store beacons in mode B — the locator treats both alike), zones of room or aisle size that we
 defined (docs/accuracy.md says how), and a train and a test `Part` that never share a track,
-a day or a position.  Scan-based sets get synthetic times: one scan is one instant, and the
-scans of one walk are `SCAN_INTERVAL_S` apart.
+a day or a position.  Beside them a calibration `Part`: what a store would survey before live
+traffic (a fingerprint survey or a calibration walk), from the set's own files, and the part
+the methods trained on it are scored on (`calibration_test`, the test part unless the set's
+campaigns say otherwise); the two never share data.  Scan-based sets get synthetic times: one
+scan is one instant, and the scans of one walk are `SCAN_INTERVAL_S` apart.
 """
 
 from __future__ import annotations
@@ -66,11 +69,17 @@ class Part:
         return frozenset(s.unit for s in self.streams)
 
 
+_SAME_AS_TEST = Part(())
+
+
 @dataclass(frozen=True, slots=True)
 class Dataset:
     """A converted data set.  `window_s`: the span of raw samples that makes one instant
     for the unfiltered baselines (0: samples of exactly that instant, one scan or row).
-    `walls`: polylines in the set's metres that a walker cannot cross (the grid's motion)."""
+    `walls`: polylines in the set's metres that a walker cannot cross (the grid's motion).
+    `calibration`: the survey made before live traffic, what the calibrated methods train on;
+    `calibration_test`: the part they are scored on (default: `test`), never sharing data
+    with `calibration`; `calibration_split` says how the two were drawn."""
 
     name: str
     mode: str
@@ -80,7 +89,14 @@ class Dataset:
     test: Part
     window_s: float
     split: str
+    calibration: Part
+    calibration_split: str
     walls: Walls = ()
+    calibration_test: Part = _SAME_AS_TEST
+
+    def __post_init__(self) -> None:
+        if self.calibration_test is _SAME_AS_TEST:
+            object.__setattr__(self, "calibration_test", self.test)
 
 
 class ZoneMap:

@@ -5,8 +5,10 @@ choose, on the training part only, the centroid's power k and, for each RSSI fil
 Locator's position method (centroid with k and anchor count, least squares, or the grid
 with σ scaled and mean or MAP) and link freshness (best training zone accuracy); then score
 every method on the test part: zone accuracy (share of instants whose estimated zone is the
-true one), balanced accuracy (mean per-zone recall over the zones that occur), and position
-error mean, median and p90.
+true one), balanced accuracy (mean per-zone recall over the zones that occur), the area
+score (share of time the estimated zone is the true one, as in the EvAAL competition), and
+position error mean, median and p90.  The kNN fingerprint baseline is trained on the set's
+calibration part and scored on its `calibration_test` part.
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ import numpy as np
 from gateway.config.model import Anchor, FilterKind, LocateConfig, PositionMethod
 from gateway.locate.grid import GridSettings, Walls
 from gateway.locate.locator import CENTROID_POWER, Locator
-from rayon_tooling.accuracy.baselines import Point, centroid, strongest_anchor, window_means
+from rayon_tooling.accuracy.baselines import (
+    KNN_K,
+    Point,
+    centroid,
+    fingerprints,
+    knn,
+    strongest_anchor,
+    window_means,
+)
 from rayon_tooling.accuracy.datasets import Dataset, Part, Stream, ZoneMap
 from rayon_tooling.accuracy.fit import fit_path_loss, fit_sigma
 
@@ -33,11 +43,13 @@ SIGMA_SCALES = (0.7, 1.0, 1.5)  # × the fitted σ: fixes in a row share their f
 
 @dataclass(frozen=True, slots=True)
 class Scores:
-    """How one method did on one part of one data set."""
+    """How one method did on one part of one data set.  `area`: the EvAAL area score, the
+    share of time (not of instants) the estimated zone is the true one (`time_weights`)."""
 
     instants: int
     zone_accuracy: float
     balanced_accuracy: float
+    area: float
     error_mean: float
     error_median: float
     error_p90: float
@@ -97,6 +109,20 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=float), q)) if values else float("nan")
 
 
+def time_weights(part: Part) -> list[np.ndarray]:
+    """Per stream, the time each truth instant stands for: until the stream's next instant,
+    the last one the median step of its stream (of the part for a one-instant stream, else
+    1 s)."""
+    steps = [np.diff([t.at for t in s.truth]) for s in part.streams]
+    every = np.concatenate(steps) if steps else np.zeros(0)
+    fallback = float(np.median(every)) if len(every) else 1.0
+    weights = []
+    for stream, d in zip(part.streams, steps, strict=True):
+        last = float(np.median(d)) if len(d) else fallback
+        weights.append(np.append(d, last) if stream.truth else d)
+    return weights
+
+
 def score(part: Part, estimates: Sequence[Sequence[Point]], zmap: ZoneMap) -> Scores:
     """Score per-stream estimates (one point per truth instant) against the part's truth."""
     true_zones: list[str] = []
@@ -108,10 +134,14 @@ def score(part: Part, estimates: Sequence[Sequence[Point]], zmap: ZoneMap) -> Sc
             predicted.append(zmap.zone_of(x, y))
             errors.append(float(np.hypot(x - truth.x, y - truth.y)))
     hits = [t == p for t, p in zip(true_zones, predicted, strict=True)]
+    weights = np.concatenate(time_weights(part)) if part.streams else np.zeros(0)
     return Scores(
         instants=len(hits),
         zone_accuracy=float(np.mean(hits)) if hits else float("nan"),
         balanced_accuracy=balanced_accuracy(true_zones, predicted),
+        area=float(np.dot(weights, hits) / np.sum(weights))
+        if np.sum(weights) > 0
+        else float("nan"),
         error_mean=float(np.mean(errors)) if errors else float("nan"),
         error_median=percentile(errors, 50),
         error_p90=percentile(errors, 90),
@@ -165,6 +195,17 @@ def baselines(dataset: Dataset, anchors: Sequence[Anchor], power: float) -> dict
     return {"strongest anchor": strongest, "weighted centroid": weighted}
 
 
+def knn_fingerprint(dataset: Dataset, k: int = KNN_K) -> Estimator:
+    """The kNN fingerprint baseline, its references from `dataset.calibration`."""
+    refs = fingerprints(dataset.calibration, [a.id for a in dataset.anchors], dataset.window_s)
+    start = _centre(dataset.anchors)
+
+    def estimate(stream: Stream) -> list[Point]:
+        return knn(window_means(stream, dataset.window_s), refs, start, k)
+
+    return estimate
+
+
 def evaluate(dataset: Dataset, filters: Sequence[FilterKind], use_walls: bool = True) -> list[Row]:
     """Every method on `dataset`: choices made on the training part, scores on the test.
     `use_walls`: the grid's motion stops at the data set's walls (if it has any)."""
@@ -197,7 +238,20 @@ def evaluate(dataset: Dataset, filters: Sequence[FilterKind], use_walls: bool = 
                 run(dataset.test, rayon(anchors, setup), zmap),
             )
         )
+    rows.append(_knn_row(dataset, zmap))
     return rows
+
+
+def _knn_row(dataset: Dataset, zmap: ZoneMap) -> Row:
+    """kNN5 on the calibration part; `train` is on that part, its own references included."""
+    estimator = knn_fingerprint(dataset)
+    return Row(
+        dataset.name,
+        f"kNN{KNN_K} fingerprint",
+        f"trained on calibration, k {KNN_K}",
+        run(dataset.calibration, estimator, zmap).zone_accuracy,
+        run(dataset.calibration_test, estimator, zmap),
+    )
 
 
 def candidates(kind: FilterKind, sigma_db: float, walls: Walls = ()) -> list[RayonSetup]:

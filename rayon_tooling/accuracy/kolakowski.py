@@ -8,7 +8,7 @@ Zones: the flat's four rooms read off `layout.csv`: the west room, the L-shaped 
 room, the hall along the south wall and the south-east room, split at the middle of each
 wall.  Split by session: the calibration survey (4,104 points) trains, the robot's test
 run recorded hours later tests.  The walking-person test has no per-sample truth and is
-not used.
+not used.  Calibration: the same survey (the set's calibration walk), scored on the robot run.
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ def load(root: Path) -> Dataset:
         test=Part((test,)),
         window_s=0.0,
         split="by session: calibration survey trains, the robot test run (hours later) tests",
+        calibration=Part((train,)),
+        calibration_split="the calibration survey (the train part); the robot run tests",
         walls=(_layout(require(folder / "layout.csv")),),
     )
 

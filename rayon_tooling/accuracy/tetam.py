@@ -8,14 +8,28 @@ cells: 6 × 6 cells over the 20.7 × 17.6 m area.  Split by track: the two track
 the carrier turning on the spot ("with rotation") and straight_03, the only north–south
 walk, are the test; the six others train.  One packet reads +42 dBm (a glitch noted in the
 README): RSSI ≥ 0 is dropped.
+
+Calibration: the fingerprints of `hst/set_1` and `hst/set_2` (two surveys on other dates,
+126 positions): per 3-D position, per receiver, a normalised RSSI histogram over 1 dB bins
+(`Bins:` holds the 81 edges; a packet of r dBm counts in the bin from r).  Each position
+becomes a static stream, the beacon standing there for `HST_SECONDS`: each receiver sends
+`HST_RATE_HZ` packets a second (the tracks' rate), whose values are the histogram's quantiles
+at (j + ½)/N — so their counts follow the probabilities — spread over time in golden-ratio
+order so every second sees low and high values alike, the receivers staggered within each
+interval.  Truth once a second at the position: one instant per second of survey.  The
+receivers of the fingerprints must be the `Dongles` of tetam.dev.  Scored on the test tracks.
 """
 
 from __future__ import annotations
 
 import ast
+import math
 from pathlib import Path
 
+import numpy as np
+
 from gateway.config.model import Anchor, AnchorKind
+from gateway.errors import InvalidInput
 from gateway.events import Observation
 from rayon_tooling.accuracy.datasets import (
     Dataset,
@@ -42,6 +56,10 @@ X_EDGES = (-1.0, 4.5, 7.5, 10.5, 13.5, 16.5, 21.7)
 Y_EDGES = (-1.0, 3.5, 6.5, 9.5, 12.5, 15.5, 18.7)
 TRUTH_EVERY_S = 0.5
 DEVICE = "tetam:beacon1"
+HST_SETS = ("set_1", "set_2")
+HST_SECONDS = 10  # survey time per position
+HST_RATE_HZ = 2  # packets a second per receiver, as in the tracks
+GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
 
 def load(root: Path) -> Dataset:
@@ -51,6 +69,13 @@ def load(root: Path) -> Dataset:
     zones = grid_zones(X_EDGES, Y_EDGES, "cell")
     zmap = ZoneMap(zones)
     known = {a.id for a in anchors}
+    calibration = tuple(
+        stream
+        for hst in HST_SETS
+        for stream in _fingerprints(
+            require(folder / "hst" / hst / "tetam_multi_rssi.hst"), hst, known, zmap
+        )
+    )
 
     def part(tracks: tuple[str, ...]) -> Part:
         return Part(
@@ -66,6 +91,11 @@ def load(root: Path) -> Dataset:
         test=part(TEST_TRACKS),
         window_s=1.0,
         split="by track: 6 train; straight_03 and the two walks with rotation test",
+        calibration=Part(calibration),
+        calibration_split=(
+            f"the fingerprints of hst/set_1 and set_2, {HST_SECONDS} s per position; "
+            "the test tracks test"
+        ),
     )
 
 
@@ -98,3 +128,59 @@ def _track(path: Path, name: str, known: set[str], zmap: ZoneMap) -> Stream:
         key=lambda o: o.at
     )  # the per-sensor merge is off by microseconds here and there
     return Stream(device, name, tuple(observations), tuple(truth))
+
+
+def _fingerprints(path: Path, hst: str, known: set[str], zmap: ZoneMap) -> list[Stream]:
+    """The positions of one .hst file as static streams (module docstring)."""
+    lines = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        key, _, value = line.partition(":")
+        lines[key] = (number, value)
+    try:
+        edges = [float(v) for v in ast.literal_eval(lines["Bins"][1])]
+        table = ast.literal_eval(lines["Fingerprints"][1])
+    except (KeyError, ValueError, SyntaxError) as exc:
+        raise InvalidInput(
+            f"{path}: needs a 'Bins:' and a 'Fingerprints:' line of Python literals "
+            f"({exc}); restore the file from the data set's hst/ folder"
+        ) from None
+    streams = []
+    for k, (where, sensors) in enumerate(sorted(table.items())):
+        x, y, _ = ast.literal_eval(where)
+        unknown = sorted(set(sensors) - known)
+        if unknown:
+            raise InvalidInput(
+                f"{path}:{lines['Fingerprints'][0]}: receivers {unknown} at {where} are not "
+                "Dongles of cnf/tetam.dev; use the .dev file that belongs to this survey"
+            )
+        histograms = {
+            s: np.sum([h for h in by_beacon.values()], axis=0) for s, by_beacon in sensors.items()
+        }
+        device = f"{DEVICE}:hst/{hst}/{k}"
+        observations = _static_packets(device, histograms, edges[:-1])
+        truth = tuple(
+            Truth(float(t), float(x), float(y), zmap.zone_of(x, y))
+            for t in range(1, HST_SECONDS + 1)
+        )
+        streams.append(Stream(device, f"hst/{hst}:{where}", observations, truth))
+    return streams
+
+
+def _static_packets(
+    device: str, histograms: dict[str, np.ndarray], bins: list[float]
+) -> tuple[Observation, ...]:
+    """`HST_RATE_HZ` packets a second per receiver over `HST_SECONDS`, their values the
+    histogram's quantiles in golden-ratio order, the receivers staggered."""
+    n = HST_SECONDS * HST_RATE_HZ
+    levels = (np.arange(n) + 0.5) / n
+    rank = np.argsort(np.argsort((np.arange(n) * GOLDEN) % 1.0))  # slot → quantile, spread
+    observations = []
+    receivers = sorted(s for s, h in histograms.items() if np.sum(h) > 0)
+    for i, sensor in enumerate(receivers):
+        cdf = np.cumsum(histograms[sensor]) / np.sum(histograms[sensor])
+        values = np.asarray(bins)[np.minimum(np.searchsorted(cdf, levels), len(bins) - 1)]
+        for slot in range(n):
+            at = (slot + (i + 0.5) / len(receivers)) / HST_RATE_HZ
+            observations.append(Observation(at, device, sensor, float(values[rank[slot]])))
+    observations.sort(key=lambda o: o.at)
+    return tuple(observations)

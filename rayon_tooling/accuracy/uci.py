@@ -7,7 +7,8 @@ image) and one cell is ASSUMED to be `CELL_M` = 3 m, so every distance here scal
 guess.  A cell (col, row) has its centre at (col, row) cell units.  Zones: blocks of 2 × 2
 cells (6 × 6 m with the assumed cell).  -200, -199 and -198 mean "not heard".  Split by day:
 10-18-2016, the last day, tests; the ten earlier days train.  Rows of a day are ordered by
-their recorded time and replayed as one walk, scans `SCAN_INTERVAL_S` apart.
+their recorded time and replayed as one walk, scans `SCAN_INTERVAL_S` apart.  Calibration:
+the days before the test day (the train part), scored on the test day.
 """
 
 from __future__ import annotations
@@ -51,15 +52,18 @@ def load(root: Path) -> Dataset:
     zones = grid_zones(edges, edges, "block")
     days = _days(require(folder / "iBeacon_RSSI_Labeled.csv"), [a.id for a in anchors])
     streams = {day: scan_stream(f"uci:{day}", day, _scans(rows)) for day, rows in days.items()}
+    train = Part(tuple(s for d, s in sorted(streams.items()) if d != TEST_DAY))
     return Dataset(
         name=NAME,
         mode="B",
         anchors=anchors,
         zones=zones,
-        train=Part(tuple(s for d, s in sorted(streams.items()) if d != TEST_DAY)),
+        train=train,
         test=Part((streams[TEST_DAY],)),
         window_s=0.0,
         split=f"by day: {TEST_DAY} (the last) tests, the 10 earlier days train",
+        calibration=train,
+        calibration_split=f"the days before {TEST_DAY} (the train part); that day tests",
     )
 
 

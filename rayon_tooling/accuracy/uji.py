@@ -13,15 +13,34 @@ point after point: each collection run (one phone, one beacon setting) is one wa
   beacon B1 at setting 2, calibrated apart).  Zones: a 4 × 3 grid laid between the
   surveyed rows and columns.  Split by position: every other surveyed point in (x, y) order tests,
   the others train (a checkerboard over the survey grid).
+
+Calibration, per the collection campaigns.  A campaign is a point set (the id's `<set>`),
+ordered by when it was collected (`*_tms.csv`: nanoseconds on each phone's own clock, so
+compared within a phone only).  Every run visits each position twice, out and back, six
+(library) or thirteen (office) scans a visit.
+* `uji-lib`: the three phones were carried together (their clocks differ by a constant
+  offset, point after point) through two campaigns, the same order on every phone: set 2,
+  the 24 shelf-aisle points, then set 3, the 34 corridor points, minutes later.  The earlier
+  campaign calibrates and the later one is scored: calibration = set 2 (the test part of
+  the position split above), `calibration_test` = set 3 (its train part).  The two never share
+  a scan or a position.
+* `uji-geo`: one point set; the only later collections are the other transmit powers, each
+  its own deployment (anchors), so no campaign can calibrate another.  Calibration = the
+  train part (17 positions), scored on the test part (the 17 others).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import statistics
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from gateway.config.model import Anchor, AnchorKind, Zone
+from gateway.errors import InvalidInput
 from rayon_tooling.accuracy.datasets import (
     Dataset,
     Part,
@@ -39,7 +58,16 @@ LIB_Y_EDGES = (1.5, 5.6, 7.1, 10.1, 11.5, 15.5)
 GEO_X_EDGES = (-1.0, 4.25, 9.3, 14.3, 17.5)
 GEO_Y_EDGES = (-1.0, 4.0, 6.4, 11.5)
 
-Scan = tuple[str, float, float, list[float]]  # fingerprint id, x, y, RSSI per beacon column
+
+class Scan(NamedTuple):
+    """One fingerprint: its id, where, the RSSI per beacon column, and when (ns on the
+    phone's clock; None when nothing was heard)."""
+
+    fid: str
+    x: float
+    y: float
+    rssi: list[float]
+    at: int | None
 
 
 def load_lib(root: Path) -> Dataset:
@@ -50,7 +78,7 @@ def load_lib(root: Path) -> Dataset:
     scans = _scans(folder, "lib")
 
     def test(scan: Scan) -> bool:
-        return scan[0][2] == "2"  # point set 2: the aisles between the shelves
+        return scan.fid[2] == "2"  # point set 2: the aisles between the shelves
 
     return _dataset(
         "uji-lib",
@@ -93,28 +121,68 @@ def _dataset(
     split: str,
 ) -> Dataset:
     zmap = ZoneMap(zones)
-    runs = sorted({run(s[0]) for s in scans})
+    runs = sorted({run(s.fid) for s in scans})
     anchors: dict[str, Anchor] = {}
     for r in runs:
         for b, x, y in beacons:
             aid = anchor_id(r, b)
             anchors[aid] = anchor(aid, x, y, AnchorKind.BEACON)
 
-    def part(test: bool) -> Part:
+    def part(keep: Callable[[Scan], bool], label: str) -> Part:
         streams: list[Stream] = []
         for r in runs:
-            mine = [s for s in scans if run(s[0]) == r and is_test(s) == test]
+            mine = [s for s in scans if run(s.fid) == r and keep(s)]
             if not mine:
                 continue
-            heard = [
-                (x, y, zmap.zone_of(x, y), _heard(rssi, [anchor_id(r, b[0]) for b in beacons]))
-                for _, x, y, rssi in mine
-            ]
-            unit = f"{name}:{r}:{'test' if test else 'train'}"
+            ids = [anchor_id(r, b[0]) for b in beacons]
+            heard = [(s.x, s.y, zmap.zone_of(s.x, s.y), _heard(s.rssi, ids)) for s in mine]
+            unit = f"{name}:{r}:{label}"
             streams.append(scan_stream(unit, unit, heard))
         return Part(tuple(streams))
 
-    return Dataset(name, "B", tuple(anchors.values()), zones, part(False), part(True), 0.0, split)
+    train = part(lambda s: not is_test(s), "train")
+    test = part(is_test, "test")
+    plain = Dataset(
+        name=name,
+        mode="B",
+        anchors=tuple(anchors.values()),
+        zones=zones,
+        train=train,
+        test=test,
+        window_s=0.0,
+        split=split,
+        calibration=train,
+        calibration_split="one campaign (point set): the train part calibrates, test tests",
+    )
+    campaigns = _campaigns(scans)
+    if len(campaigns) < 2:
+        return plain
+    *early, last = campaigns
+    return dataclasses.replace(
+        plain,
+        calibration=part(lambda s: s.fid[2] in early, f"set{'+'.join(early)}"),
+        calibration_split=(
+            f"by campaign: point set {', '.join(early)} (collected first) calibrates, "
+            f"set {last} (collected after) tests"
+        ),
+        calibration_test=part(lambda s: s.fid[2] == last, f"set{last}"),
+    )
+
+
+def _campaigns(scans: list[Scan]) -> list[str]:
+    """The point sets (the id's `<set>`) in collection order: by the median scan time per
+    phone, which every phone must agree on (each has its own clock); none when they do not."""
+    times: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for s in scans:
+        if s.at is not None:
+            times[(s.fid[0], s.fid[2])].append(s.at)
+    orders = set()
+    for phone in {p for p, _ in times}:
+        mine = {
+            point_set: statistics.median(t) for (p, point_set), t in times.items() if p == phone
+        }
+        orders.add(tuple(sorted(mine, key=lambda k: mine[k])))
+    return list(orders.pop()) if len(orders) == 1 else []
 
 
 def _alternate_positions(scans: list[Scan]) -> Callable[[Scan], bool]:
@@ -122,9 +190,9 @@ def _alternate_positions(scans: list[Scan]) -> Callable[[Scan], bool]:
 
     By coordinates, not by the point number of the id, which does not name the same place
     in every run."""
-    positions = sorted({(x, y) for _, x, y, _ in scans})
+    positions = sorted({(s.x, s.y) for s in scans})
     test = set(positions[1::2])
-    return lambda scan: (scan[1], scan[2]) in test
+    return lambda scan: (scan.x, scan.y) in test
 
 
 def _heard(rssi: list[float], ids: list[str]) -> dict[str, float]:
@@ -137,14 +205,20 @@ def _beacons(path: Path) -> list[tuple[str, float, float]]:
 
 
 def _scans(folder: Path, area: str) -> list[Scan]:
-    """The rows of the rss, crd and ids files of `area`, in collection order."""
-    rss = require(folder / "rss" / f"{area}_rss.csv").read_text().split()
-    crd = require(folder / "rss" / f"{area}_crd.csv").read_text().split()
-    ids = require(folder / "rss" / f"{area}_ids.csv").read_text().split()
-    if not len(rss) == len(crd) == len(ids):
-        raise ValueError(f"{folder}/rss/{area}_*.csv: the rss, crd and ids files differ in length")
+    """The rows of the rss, crd, ids and tms files of `area`, in collection order."""
+    rss, crd, ids, tms = (
+        require(folder / "rss" / f"{area}_{kind}.csv").read_text().split()
+        for kind in ("rss", "crd", "ids", "tms")
+    )
+    if not len(rss) == len(crd) == len(ids) == len(tms):
+        raise InvalidInput(
+            f"{folder}/rss/{area}_*.csv: the rss, crd, ids and tms files differ in length "
+            f"({len(rss)}, {len(crd)}, {len(ids)}, {len(tms)} rows); restore them from the "
+            "data set's download"
+        )
     scans: list[Scan] = []
-    for fid, c, r in zip(ids, crd, rss, strict=True):
+    for fid, c, r, t in zip(ids, crd, rss, tms, strict=True):
         x, y = (float(v) for v in c.split(","))
-        scans.append((fid, x, y, [float(v) for v in r.split(",")]))
+        heard = [int(v) for v in t.split(",") if int(v)]  # 0: not heard
+        scans.append(Scan(fid, x, y, [float(v) for v in r.split(",")], min(heard, default=None)))
     return scans

@@ -7,8 +7,10 @@ converts the files into anchors, zones, a time-ordered observation stream and gr
 fits everything on the training split only (per-anchor path loss and RSSI spread, the
 centroid's power, the Locator's position method, its settings and link freshness per
 filter), and scores on the test split: zone
-accuracy, balanced accuracy, and position error mean / median / p90 in metres.  Methods:
-strongest anchor, weighted centroid, Rayon with each RSSI filter, and Rayon's defaults.
+accuracy, balanced accuracy, the EvAAL area score (share of time in the right zone), and
+position error mean / median / p90 in metres.  Methods: strongest anchor, weighted centroid,
+Rayon with each RSSI filter, Rayon's defaults, and a kNN fingerprint match trained on the
+set's calibration part (scored on the part the calibration rows use).
 A missing data set folder is reported and skipped.  Protocol: docs/accuracy.md.
 """
 
@@ -31,8 +33,8 @@ from rayon_tooling.accuracy.evaluate import Row, evaluate
 from rayon_tooling.accuracy.simulated import SimulatedScore, format_simulated, score_simulated
 
 HEADER = (
-    f"{'data set':<11} {'method':<18} {'chosen on training':<43} {'train':>6} {'test n':>6} "
-    f"{'zone':>6} {'bal.':>6} {'mean m':>6} {'med m':>6} {'p90 m':>6}"
+    f"{'data set':<11} {'method':<24} {'chosen on training':<43} {'train':>6} {'test n':>6} "
+    f"{'zone':>6} {'bal.':>6} {'area':>6} {'mean m':>6} {'med m':>6} {'p90 m':>6}"
 )
 
 
@@ -126,6 +128,9 @@ def _split(dataset: Dataset) -> dict[str, object]:
         "train_instants": dataset.train.instants(),
         "test_instants": dataset.test.instants(),
         "split": dataset.split,
+        "calibration_instants": dataset.calibration.instants(),
+        "calibration_test_instants": dataset.calibration_test.instants(),
+        "calibration_split": dataset.calibration_split,
     }
 
 
@@ -139,9 +144,9 @@ def _table(
     for r in rows:
         s = r.test
         lines.append(
-            f"{r.dataset:<11} {r.method:<18} {r.chosen:<43} {r.train_zone_accuracy:>6.1%} "
+            f"{r.dataset:<11} {r.method:<24} {r.chosen:<43} {r.train_zone_accuracy:>6.1%} "
             f"{s.instants:>6} {s.zone_accuracy:>6.1%} {s.balanced_accuracy:>6.1%} "
-            f"{s.error_mean:>6.2f} {s.error_median:>6.2f} {s.error_p90:>6.2f}"
+            f"{s.area:>6.1%} {s.error_mean:>6.2f} {s.error_median:>6.2f} {s.error_p90:>6.2f}"
         )
     lines.append("")
     for name, split in splits.items():
@@ -150,8 +155,15 @@ def _table(
             f"{split['train_instants']} train / {split['test_instants']} test instants; "
             f"{split['split']}"
         )
+        lines.append(
+            f"{name}: calibration {split['calibration_instants']} / "
+            f"{split['calibration_test_instants']} test instants; {split['calibration_split']}"
+        )
     lines.extend(f"{name}: skipped: {why}" for name, why in skipped.items())
-    lines.append(f"({seconds:.1f} s; train = zone accuracy on the training split)")
+    lines.append(
+        f"({seconds:.1f} s; train = zone accuracy on the training split, for kNN on the "
+        "calibration part; area = share of time in the right zone, EvAAL)"
+    )
     return "\n".join(lines) + "\n"
 
 
