@@ -92,9 +92,9 @@ def read_walk(
     for got in readings(config, items, allow, samples):
         group = got if isinstance(got, tuple) else (got,)
         kept = [o for o in group if o.anchor in index]
-        if not kept or alias.get(kept[0].device, kept[0].device) not in wanted:
+        name = alias.get(kept[0].device, kept[0].device) if kept else ""
+        if name not in wanted:
             continue
-        name = alias.get(kept[0].device, kept[0].device)
         d = devices.setdefault(name, len(devices))
         scan = -1
         if isinstance(got, tuple):
