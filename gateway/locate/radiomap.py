@@ -40,7 +40,9 @@ from gateway.config.model import Anchor
 from gateway.errors import InvalidInput
 
 FORMAT = "rayon-radio-map/1"
-BANDWIDTH_M = 0.7
+BANDWIDTHS_M = (0.7, 1.0, 1.5, 2.5, 4.0)  # the kernel widths a walk chooses from
+FOLDS = 5  # blocks of the floor held out in turn to choose the width
+FOLD_BLOCK_M = 2.0
 PRIOR_WEIGHT = 3.0  # kernel weight (≈ samples) at which the learned correction counts half
 MIN_SIGMA_DB = 2.0
 MIN_DETECT = 0.02
@@ -67,6 +69,21 @@ class Survey:
     scan_y: np.ndarray = field(default_factory=lambda: np.zeros(0))
     scan_zone: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     scan_heard: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
+
+    def subset(self, samples: np.ndarray, scans: np.ndarray) -> Survey:
+        """The survey of the samples and scans where the masks are True."""
+        return Survey(
+            self.anchors,
+            self.anchor[samples],
+            self.rssi[samples],
+            self.x[samples],
+            self.y[samples],
+            self.zone[samples],
+            self.scan_x[scans],
+            self.scan_y[scans],
+            self.scan_zone[scans],
+            self.scan_heard[scans],
+        )
 
     @classmethod
     def of_points(
@@ -254,14 +271,17 @@ def fit_radio_map(
     geometry: GridGeometry,
     zone_cells: Sequence[np.ndarray] = (),
     *,
-    bandwidth_m: float = BANDWIDTH_M,
+    bandwidth_m: float | None = None,
     prior_weight: float = PRIOR_WEIGHT,
     made_at: str = "",
     source: str = "",
 ) -> RadioMap:
     """Learn the map of `anchors` (their path-loss calibration is the prior) from `survey`
     over `geometry`'s cells.  `zone_cells[k]`: the flat cell indices of zone k (for samples
-    known by zone)."""
+    known by zone).  `bandwidth_m`: the kernel's width; None chooses it from the walk
+    (`choose_bandwidth`)."""
+    if bandwidth_m is None:
+        bandwidth_m = choose_bandwidth(anchors, survey, geometry, zone_cells, prior_weight)
     xs, ys = geometry.centres()
     gx, gy = np.meshgrid(xs, ys)
     ncell = geometry.nx * geometry.ny
@@ -338,6 +358,48 @@ def fit_radio_map(
         made_at=made_at,
         source=source,
     )
+
+
+def choose_bandwidth(
+    anchors: Sequence[Anchor],
+    survey: Survey,
+    geometry: GridGeometry,
+    zone_cells: Sequence[np.ndarray] = (),
+    prior_weight: float = PRIOR_WEIGHT,
+) -> float:
+    """The width of `BANDWIDTHS_M` whose maps best predict the walk's own RSSI where they did
+    not see it: the floor cut in `FOLD_BLOCK_M` blocks dealt into `FOLDS` folds, each fold's
+    samples predicted by the map of the others (squared error, each residual capped at 20 dB
+    so a deep fade does not choose).  A walk known only by zone keeps the middle width."""
+    pointed = survey.zone < 0
+    if pointed.sum() < 50:
+        return BANDWIDTHS_M[len(BANDWIDTHS_M) // 2]
+    block = np.floor(survey.x / FOLD_BLOCK_M) * 7 + np.floor(survey.y / FOLD_BLOCK_M) * 13
+    fold = np.where(pointed, block.astype(np.int64) % FOLDS, -1)
+    scan_block = np.floor(survey.scan_x / FOLD_BLOCK_M) * 7
+    scan_fold = (scan_block + np.floor(survey.scan_y / FOLD_BLOCK_M) * 13).astype(np.int64) % FOLDS
+    best, best_error = BANDWIDTHS_M[0], math.inf
+    for width in BANDWIDTHS_M:
+        error = 0.0
+        for k in range(FOLDS):
+            held = fold == k
+            if not held.any():
+                continue
+            fitted = fit_radio_map(
+                anchors,
+                survey.subset(~held, scan_fold != k),
+                geometry,
+                zone_cells,
+                bandwidth_m=width,
+                prior_weight=prior_weight,
+            )
+            cells = geometry.cell_of(survey.x[held], survey.y[held])
+            flat = fitted.mean.reshape(len(fitted.anchors), -1)
+            guess = flat[survey.anchor[held], cells]
+            error += float(np.sum(np.minimum(np.square(survey.rssi[held] - guess), 400.0)))
+        if error < best_error:
+            best, best_error = width, error
+    return best
 
 
 def _gauss_matrix(centres: np.ndarray, sigma: float) -> np.ndarray:

@@ -23,6 +23,7 @@ import numpy as np
 from gateway.config.model import Anchor, FilterKind, LocateConfig, PositionMethod
 from gateway.locate.grid import GridSettings, Walls
 from gateway.locate.locator import CENTROID_POWER, Locator
+from rayon_tooling.accuracy import walk
 from rayon_tooling.accuracy.baselines import (
     KNN_K,
     Point,
@@ -239,7 +240,21 @@ def evaluate(dataset: Dataset, filters: Sequence[FilterKind], use_walls: bool = 
             )
         )
     rows.append(_knn_row(dataset, zmap))
+    rows.append(_walk_row(dataset, zmap))
     return rows
+
+
+def _walk_row(dataset: Dataset, zmap: ZoneMap) -> Row:
+    """The shipped Locator with a radio map learned from the calibration part only
+    (`walk.estimator`), scored beside kNN5; `train` is on the calibration part."""
+    learned, estimator = walk.estimator(dataset, dataset.calibration)
+    return Row(
+        dataset.name,
+        "rayon + calibration walk",
+        learned,
+        run(dataset.calibration, estimator, zmap).zone_accuracy,
+        run(dataset.calibration_test, estimator, zmap),
+    )
 
 
 def _knn_row(dataset: Dataset, zmap: ZoneMap) -> Row:

@@ -2,9 +2,10 @@
 set's calibration part only (what `rayon calibrate WALK --truth T --map-out F` does in a store),
 then the Locator as shipped with `locate.radio_map` set.
 
-The calibration part's every observation, at its true position (interpolated in its truth),
-is a sample of the map; in a scan set (mode B) each scan, the set of anchors it heard, is a
-scan for the detection rates.  The path loss of each anchor is fitted first on the same part
+The calibration part's every observation, at its true position (interpolated in its truth,
+`survey.survey`), is a sample of the map; in a scan set (mode B) each scan, the set of anchors
+it heard, is a scan for the detection rates.  The path loss of each anchor is fitted first on
+the same part
 (`fit.fit_path_loss`), as the prior the map corrects.  The grid covers the anchors, the
 calibration points and the zones.  A mode B test stream is fed scan by scan
 (`Locator.observe_scan`: the observations that share a time), a mode A one packet by packet.
@@ -22,24 +23,28 @@ from gateway.locate.locator import Locator
 from gateway.locate.radiomap import RadioMap, Survey, fit_radio_map
 from rayon_tooling.accuracy.baselines import Point
 from rayon_tooling.accuracy.datasets import Dataset, Part, Stream
-from rayon_tooling.accuracy.fit import fit_path_loss, true_positions
+from rayon_tooling.accuracy.fit import fit_path_loss
+from rayon_tooling.accuracy.survey import survey
 
 
-def survey(part: Part, anchors: Sequence[Anchor], scans: bool) -> Survey:
-    """Every observation of `part` at its true position; with `scans`, each time's set of
-    anchors heard as one scan."""
-    ids = [a.id for a in anchors]
-    samples: list[tuple[str, float, float, float]] = []
-    heard: list[tuple[float, float, frozenset[str]]] = []
-    for stream in part.streams:
-        xs, ys = true_positions(stream)
-        by_time: dict[float, tuple[float, float, set[str]]] = {}
-        for obs, x, y in zip(stream.observations, xs.tolist(), ys.tolist(), strict=True):
-            samples.append((obs.anchor, obs.rssi, x, y))
-            if scans:
-                by_time.setdefault(obs.at, (x, y, set()))[2].add(obs.anchor)
-        heard.extend((x, y, frozenset(ids)) for x, y, ids in by_time.values())
-    return Survey.of_points(ids, samples, heard)
+def radio_survey(part: Part, anchors: Sequence[Anchor], scans: bool) -> Survey:
+    """`part` (`survey.survey`'s arrays) as the radio map's `Survey`: every observation at its
+    true position; with `scans`, each scan's anchors heard."""
+    got = survey(part, [a.id for a in anchors], scans)
+    rows = got.scans
+    none = np.zeros(0)
+    return Survey(
+        anchors=got.anchors,
+        anchor=got.anchor,
+        rssi=got.rssi,
+        x=got.x,
+        y=got.y,
+        zone=np.full(len(got.rssi), -1, dtype=np.int64),
+        scan_x=rows.x if rows is not None else none,
+        scan_y=rows.y if rows is not None else none,
+        scan_zone=np.full(len(rows.x) if rows is not None else 0, -1, dtype=np.int64),
+        scan_heard=rows.heard if rows is not None else np.zeros((0, len(got.anchors)), dtype=bool),
+    )
 
 
 def learn(dataset: Dataset, calibration: Part) -> tuple[tuple[Anchor, ...], RadioMap, GridSettings]:
@@ -47,7 +52,7 @@ def learn(dataset: Dataset, calibration: Part) -> tuple[tuple[Anchor, ...], Radi
     settings (the data set's walls)."""
     anchors = fit_path_loss(dataset.anchors, calibration)
     scans = dataset.mode == "B"
-    walk = survey(calibration, anchors, scans)
+    walk = radio_survey(calibration, anchors, scans)
     settings = GridSettings(walls=dataset.walls)
     cover = list(zip(walk.x.tolist(), walk.y.tolist(), strict=True))
     cover += [corner for z in dataset.zones for corner in z.outline]
