@@ -72,7 +72,8 @@ def test_the_calibration_walk_visits_every_zone_and_is_seeded(walk: Path, tmp_pa
     # truth at 1 Hz: each zone holds the surveyor at least for the 20 s stop
     assert inside.min() >= 15, dict(zip([z.id for z in config.zones], inside.tolist(), strict=True))
     named = [json.loads(line)["zone"] for line in (walk / "zones.jsonl").read_text().splitlines()]
-    assert sorted(z for z in named if z) == sorted(z.id for z in config.zones)
+    # by zone, the smallest: every zone but the store's outline, which the aisles' lines cover
+    assert sorted(z for z in named if z) == sorted(z.id for z in config.zones if z.id != "store")
     again = tmp_path / "again.jsonl"
     argv = ["simulate", "-c", str(walk / "config.yaml"), "--calibration-walk", "--seed", "3"]
     assert main([*argv, "-o", str(again), "--zone-truth"]) == 0

@@ -6,7 +6,8 @@ each time to the nearest zone not yet visited.  In each zone the surveyor stands
 (~20 s) at a point of that zone outside the zones it holds (the walkway of `store`, not an
 aisle), then walks slowly through it — one point per `SWEEP_M2` of its area, at most
 `MAX_SWEEP` — so the walk covers the floor, not only the zones' centres.  `stops` are the
-pauses: what a surveyor noting zone by zone would write (`zone_truth`).
+stretches in each zone, the stand and the sweep: what a surveyor noting zone by zone would write
+(`zone_truth`).
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ MAX_SWEEP = 6
 
 @dataclass(frozen=True, slots=True)
 class Stop:
-    """The surveyor stood in `zone` from `start` to `end` (seconds from the walk's start)."""
+    """The surveyor was in `zone` (standing, then sweeping it) from `start` to `end` (seconds
+    from the walk's start)."""
 
     zone: str
     start: float
     end: float
+    outer: bool = False  # the zone wholly holds another (the store's outline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +68,10 @@ def survey_route(
         _walk_to(knots, stand)
         t0 = knots[-1][0]
         knots.append((t0 + pause_s, *stand))
-        stops.append(Stop(zones[k].id, t0, t0 + pause_s))
         for point in _sweep(polygons[k], rng):
             _walk_to(knots, point)
+        outer = any(j != k and polygons[k].covers(p) for j, p in enumerate(polygons))
+        stops.append(Stop(zones[k].id, t0, knots[-1][0], outer))
         here = knots[-1][1:]
     arr = np.array(knots)
     t, x, y = arr[:, 0], arr[:, 1], arr[:, 2]
@@ -76,9 +80,15 @@ def survey_route(
 
 
 def zone_truth(route: SurveyRoute, device: str, start_at: float) -> list[dict[str, Any]]:
-    """The route's truth as zone lines: the zone at each stop's start, `null` at its end."""
+    """The route's truth as zone lines: the zone at each stretch's start, `null` at its end.
+    As a surveyor names the smallest zone they are in, the stretch of a zone that holds others
+    (the store's outline: its walkways, then anywhere in it) is not named: a map spreads a
+    zone's samples over all of it, and the whole store's would blur every aisle (measured:
+    dwell in the right zone 64.0 % with those lines, 70.7 % without, seed 7)."""
     out: list[dict[str, Any]] = []
     for stop in route.stops:
+        if stop.outer:
+            continue
         out.append({"at": round(start_at + stop.start, 3), "device": device, "zone": stop.zone})
         out.append({"at": round(start_at + stop.end, 3), "device": device, "zone": None})
     return out
