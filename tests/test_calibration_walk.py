@@ -266,3 +266,16 @@ def test_the_demo_stores_map_is_made_for_the_reference_store() -> None:
     assert radio_map.anchors == tuple(a.id for a in config.anchors)
     assert not radio_map.moved(config.anchors) and radio_map.detect is not None
     assert radio_map.source == "walk.jsonl with the truth truth.jsonl"  # as `./dev radio-map`
+
+
+def test_the_demo_stores_map_is_what_dev_radio_map_makes(tmp_path: Path) -> None:
+    """The committed map is the one the current code makes (else: `./dev radio-map`)."""
+    config = str(ROOT / "config.example.yaml")
+    walk, truth, customers = (str(tmp_path / n) for n in ("walk.jsonl", "truth.jsonl", "c.jsonl"))
+    argv = ["simulate", "-c", config, "--calibration-walk", "--seed", "7"]
+    assert main([*argv, "--customers", customers, "-o", walk, "--truth", truth]) == 0
+    made = tmp_path / "radio-map.json"
+    args = ["calibrate", walk, "--truth", truth, "--customers", customers, "-c", config]
+    assert main([*args, "--map-out", str(made)]) == 0
+    shipped = (ROOT / "radio-map.example.json").read_bytes()
+    assert made.read_bytes() == shipped, "radio-map.example.json is stale: run ./dev radio-map"
