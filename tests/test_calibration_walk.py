@@ -196,10 +196,10 @@ def test_thin_zones_are_named_with_their_counts(
     assert counts["store"] > counts["aisle-tv"] >= 15  # the store holds every sample
 
 
-def _with_map(walk: Path, folder: Path, radio_map: str | None) -> Path:
+def _with_map(walk: Path, folder: Path, radio_map: str | None, method: str = "auto") -> Path:
     """The walk's store in `folder` with `locate.radio_map` set (None: unset)."""
     raw = yaml.safe_load((walk / "config.yaml").read_text(encoding="utf-8"))
-    raw["locate"] = {"method": "auto"} | ({"radio_map": radio_map} if radio_map else {})
+    raw["locate"] = {"method": method} | ({"radio_map": radio_map} if radio_map else {})
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     return path
@@ -244,6 +244,10 @@ def test_doctor_warns_without_a_map_or_with_moved_anchors(walk: Path, tmp_path: 
     assert calibrate(walk, "--map-out", str(tmp_path / "radio-map.json")) == 0
     good = check_radio_map(load_config(_with_map(walk, tmp_path, "radio-map.json")))
     assert good.outcome is Outcome.OK, good
+    unused = load_config(_with_map(walk, tmp_path, "radio-map.json", method="centroid"))
+    idle = check_radio_map(unused)
+    assert idle.outcome is Outcome.WARNED and "not used by locate.method centroid" in idle.detail
+    _with_map(walk, tmp_path, "radio-map.json")
     raw = yaml.safe_load((tmp_path / "config.yaml").read_text(encoding="utf-8"))
     raw["anchors"][5]["x"] += 2.0  # node-tv moved 2 m
     raw["anchors"].append({"id": "node-new", "kind": "scanner", "x": 1.0, "y": 1.0})
