@@ -60,7 +60,7 @@ COMMANDS: tuple[Command, ...] = (
         "fit rssi_at_1m and path_loss_exponent per anchor from a trace of store beacons heard "
         "by the scanners, or of a walk with known positions (--truth); with --map-out, learn "
         "the radio map (locate.radio_map) from a walk through every zone",
-        "gateway.offline.calibrate",
+        "gateway.offline.calibraterun",
     ),
     Command(
         "replay",

@@ -23,6 +23,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 
 import numpy as np
@@ -30,7 +31,7 @@ import numpy as np
 from gateway.config.model import Config, Zone
 from gateway.locate.locator import Locator
 from gateway.locate.radiomap import RadioMap
-from gateway.offline.calibrate import Criteria, MapOptions, Samples
+from gateway.offline.calibrate import Criteria, Samples
 from gateway.offline.survey import (
     HOLD_EVERY,
     SEGMENT_S,
@@ -45,6 +46,17 @@ from gateway.offline.truth import NO_ZONE, Truth
 from gateway.zones.index import ZoneIndex
 
 TICK_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class MapOptions:
+    """`--map-out`: where the map goes, and how much of the walk a zone needs not to be
+    named as thin (fewer samples than `min_zone_samples` and fewer scans than
+    `min_zone_scans`)."""
+
+    out: Path
+    min_zone_samples: int = 60
+    min_zone_scans: int = 15
 
 
 def missing_zones(zones: Sequence[Zone], truth: Truth) -> list[str]:
