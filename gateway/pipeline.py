@@ -42,6 +42,7 @@ from gateway.identity.customers import customer_from_obj
 from gateway.identity.model import Customer, CustomerRegistry
 from gateway.livestate import StateDelta
 from gateway.locate.locator import Locator
+from gateway.locate.radiomap import RadioMap
 from gateway.rules.codepools import CodePools
 from gateway.rules.engine import RuleEngine
 from gateway.rules.model import RuleSet
@@ -112,6 +113,18 @@ class Output:
         return bool(self.fixes or self.events or self.offers or self.upserted or self.erased)
 
 
+def radio_map_of(config: Config) -> RadioMap | None:
+    """The map `locate.radio_map` names, read once (when the pipeline is built); a bad file is
+    InvalidInput naming the config, the key and the map's own line and column."""
+    path = config.locate.radio_map
+    if path is None:
+        return None
+    try:
+        return RadioMap.load(path)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{config.path}: locate.radio_map: {exc}") from None
+
+
 class Pipeline:
     """decode → identity → locate → zones → rules for one store, one input at a time."""
 
@@ -131,7 +144,13 @@ class Pipeline:
         self._filter = PrivacyFilter(
             config.identity.proximity_uuids, config.identity.eddystone_namespaces
         )
-        self._locator = Locator.configured(config.anchors, config.locate, config.walls)
+        self._locator = Locator.configured(
+            config.anchors,
+            config.locate,
+            config.walls,
+            radio_map=radio_map_of(config),
+            zones=config.zones,
+        )
         self.engine = engine if engine is not None else RuleEngine(rules, config, pools=pools)
         self.zones = ZoneTracker(
             config.zones,

@@ -21,13 +21,13 @@ from gateway.offline.calibrate import (
     AnchorFit,
     Criteria,
     Samples,
-    Truth,
     beacon_samples,
     fit_anchors,
     fit_log_distance,
     format_yaml,
     walk_samples,
 )
+from gateway.offline.truth import Truth
 from gateway.sim.customers import demo_customers
 from gateway.sim.radio import RadioModel
 from gateway.sim.simulator import StoreSimulator
@@ -65,7 +65,7 @@ def truth_of(sim: StoreSimulator) -> Truth:
     rows: dict[str, list[tuple[float, float, float]]] = collections.defaultdict(list)
     for rec in sim.truth():
         rows[rec.device].append((rec.at, rec.x, rec.y))
-    return Truth({d: tuple(np.array(r).T) for d, r in rows.items()})
+    return Truth.of_points({d: tuple(np.array(r).T) for d, r in rows.items()})
 
 
 def check_recovered(fits: list[AnchorFit], true: dict[str, Anchor]) -> None:

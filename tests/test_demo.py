@@ -100,3 +100,15 @@ def wait_until_ready(web: httpx.Client) -> bool:
             pass
         time.sleep(0.1)
     return False
+
+
+def test_demo_locates_with_the_shipped_radio_map(tmp_path: Path) -> None:
+    config = reference_store(tmp_path, port=free_port())
+    shipped = str(ROOT / "radio-map.example.json")
+    args = ("--shoppers", "10", "--minutes", "6", "--speed", "120", "--seed", "7")
+    result = rayon("demo", "-c", str(config), "--radio-map", shipped, *args)
+    assert result.returncode == 0, result.stderr
+    assert "in store:" in result.stdout and "Summary per rule" in result.stdout
+    missing = rayon("demo", "-c", str(config), "--radio-map", str(tmp_path / "none.json"))
+    assert missing.returncode == 1
+    assert f"--radio-map {tmp_path / 'none.json'}: no such file" in missing.stderr

@@ -25,7 +25,7 @@ from gateway.ops.doctor import (
 from gateway.store.migrations import HEAD
 from gateway.store.repo import Store
 from tests.broker import Mosquitto, free_port
-from tests.stores import reference_store
+from tests.stores import ROOT, reference_store
 
 
 def _store(folder: Path, port: int, **changes: Any) -> Path:
@@ -87,12 +87,22 @@ def test_all_ok_exits_0(tmp_path: Path, mosquitto: Mosquitto) -> None:
     socket_file.touch()
     clock = _executable(tmp_path / "timedatectl", "echo yes")
     host = Host(sysfs=sysfs, dbus_socket=socket_file, timedatectl=clock)
-    config = _store(tmp_path, mosquitto.port, ble={"adapter": "hci0"})
+    shipped = {"method": "auto", "radio_map": str(ROOT / "radio-map.example.json")}
+    config = _store(tmp_path, mosquitto.port, ble={"adapter": "hci0"}, locate=shipped)
     out = io.StringIO()
     assert report(diagnose(config, host), out) == 0, out.getvalue()
     marks = [line[0] for line in out.getvalue().splitlines()[:-1] if not line.startswith(" ")]
-    assert marks == ["✓"] * 8
-    assert out.getvalue().splitlines()[-1] == "rayon doctor: ready: 8 ok, 0 failed, 0 skipped"
+    assert marks == ["✓"] * 9
+    last = out.getvalue().splitlines()[-1]
+    assert last == "rayon doctor: ready: 9 ok, 0 warned, 0 failed, 0 skipped"
+
+
+def test_no_radio_map_is_a_warning_that_does_not_fail(tmp_path: Path) -> None:
+    _, lines = _doctor(_store(tmp_path, free_port()))  # the broker fails: nothing listens
+    warned = _after(lines, "radio map")
+    assert warned.startswith("! radio map: none (locate.radio_map)")
+    assert "--map-out radio-map.json" in warned and "docs/calibration.md" in warned
+    assert ", 1 warned, " in lines[-1]
 
 
 def test_a_broken_config_is_located_and_the_rest_skipped(tmp_path: Path) -> None:
@@ -104,7 +114,7 @@ def test_a_broken_config_is_located_and_the_rest_skipped(tmp_path: Path) -> None
     assert broken.startswith("✗ config:")
     assert f"{config}:" in broken and "unknown key 'exit_afer'" in broken
     assert "did you mean 'exit_after'" in broken and "`rayon check -c" in broken
-    for name in ("rules", "database", "recording", "broker", "bluetooth adapter"):
+    for name in ("rules", "radio map", "database", "recording", "broker", "bluetooth adapter"):
         assert _line(lines, name) == f"- {name}: skipped: needs a config that loads"
     assert code == 1
 

@@ -50,13 +50,17 @@ COMMANDS: tuple[Command, ...] = (
         "beacon (or null) per line. Decodes every beacon: no privacy filter.",
     ),
     Command(
-        "simulate", "write a simulated trace of shoppers walking the store", "gateway.cli.simulate"
+        "simulate",
+        "write a simulated trace of shoppers walking the store, or of a calibration walk "
+        "(--calibration-walk)",
+        "gateway.cli.simulate",
     ),
     Command(
         "calibrate",
         "fit rssi_at_1m and path_loss_exponent per anchor from a trace of store beacons heard "
-        "by the scanners, or of a walk with known positions (--truth)",
-        "gateway.offline.calibrate",
+        "by the scanners, or of a walk with known positions (--truth); with --map-out, learn "
+        "the radio map (locate.radio_map) from a walk through every zone",
+        "gateway.offline.calibraterun",
     ),
     Command(
         "replay",

@@ -33,6 +33,7 @@ from gateway.clock import AcceleratedClock, Clock
 from gateway.config.commandline import config_of, local_time
 from gateway.config.model import Config, DatabaseConfig
 from gateway.deliver.connect import connect_link
+from gateway.errors import InvalidInput
 from gateway.events import Advertisement, TraceItem
 from gateway.identity.model import Customer
 from gateway.runtime.app import Gateway
@@ -111,6 +112,10 @@ def live_view(config: Config, gateway: Gateway, clock: Clock) -> str:
 
 
 DEMO_START = "2026-03-03T14:45:00"  # a Tuesday afternoon: every shipped rule may fire
+# The simulated store's radio (anchor offsets, shadowing) whatever --seed draws the shoppers: the
+# store radio-map.example.json was walked in (`./dev radio-map`); another radio would make its
+# map wrong (dwell in the right zone 59 % against 82 % without the map, seed 8's radio)
+DEMO_STORE_SEED = 7
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -144,6 +149,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "one-time ops login printed; the store's time then starts now unless --start is given",
     )
     parser.add_argument(
+        "--radio-map",
+        metavar="FILE",
+        type=Path,
+        help="locate with this radio map instead of the config's locate.radio_map (`./dev demo` "
+        "gives radio-map.example.json, the reference store's from a simulated calibration "
+        "walk: docs/calibration.md)",
+    )
+    parser.add_argument(
         "--database",
         metavar="PATH",
         type=Path,
@@ -169,9 +182,16 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
     database = args.database or Path(tempfile.mkdtemp(prefix="rayon-demo-")) / "demo.db"
     database = database.absolute()
     config = dataclasses.replace(config, database=DatabaseConfig(f"sqlite:///{database}"))
+    if args.radio_map is not None:
+        config = _with_radio_map(config, args.radio_map)
     start = time.time() if starts_now(args) else local_time(args.start or DEMO_START, config)
     sim = StoreSimulator(
-        config, shoppers=args.shoppers, minutes=args.minutes, seed=args.seed, start_at=start
+        config,
+        shoppers=args.shoppers,
+        minutes=args.minutes,
+        seed=args.seed,
+        start_at=start,
+        store_seed=DEMO_STORE_SEED,
     )
     customers = demo_customers(sim.devices(), args.seed)
     store = Store(config.database.url)
@@ -189,6 +209,17 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
             flush=True,
         )
         return await _run(config, args, sim, customers, store, start)
+
+
+def _with_radio_map(config: Config, path: Path) -> Config:
+    """The config locating with the radio map at `path` (read when the pipeline is built)."""
+    if not path.is_file():
+        raise InvalidInput(
+            f"--radio-map {path}: no such file (the reference store's is radio-map.example.json; "
+            "make one with `rayon calibrate … --map-out`, docs/calibration.md)"
+        )
+    locate = dataclasses.replace(config.locate, radio_map=path.absolute())
+    return dataclasses.replace(config, locate=locate)
 
 
 def _with_console(config: Config, listen: str, folder: Path, stack: AsyncExitStack) -> None:
@@ -223,6 +254,8 @@ def _console_config(config: Config, listen: str, folder: Path) -> dict[str, Any]
     raw["mqtt"] = mqtt
     raw["database"] = {"url": config.database.url}
     raw["rules_dir"] = str(config.rules_dir.absolute())
+    if config.locate.radio_map is not None:  # the copy is in another folder: name it absolutely
+        raw["locate"] = dict(raw.get("locate") or {}, radio_map=str(config.locate.radio_map))
     console = dict(raw.get("console") or {}, listen=listen)
     console.update(users_file=str(folder / "users"), secret_file=str(folder / "session.key"))
     console["audit_log"] = str(folder / "audit.log")

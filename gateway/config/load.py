@@ -2,9 +2,10 @@
 
 `parse_config(path)` reads one file and has no other effect: it checks nothing on disk besides
 the config itself (the files it names are resolved, not opened; the console's floor-plan picture
-alone must be there), so `rayon check` can run it on a laptop.  Relative paths in the file
-(`rules_dir`, `mqtt.password_file`, `mqtt.tls.*`, the `console:` files, a relative sqlite
-`database.url`) are resolved against the folder of the config file.  The floor plan (anchors,
+and `locate.radio_map` alone must be there), so `rayon check` can run it on a laptop.  Relative
+paths in the file (`rules_dir`, `mqtt.password_file`, `mqtt.tls.*`, the `console:` files,
+`locate.radio_map`, a relative sqlite `database.url`) are resolved against the folder of the
+config file.  The floor plan (anchors,
 zones, geofences) is read by `gateway.config.floorplan`, `console:` by `gateway.config.console`.
 
 Beyond the contract (docs/design.md §3): `sources.ble.anchor` names the scanner anchor the Pi's
@@ -109,7 +110,7 @@ def load_config(path: Path) -> Config:
 
 def _build(top: MapReader, path: Path, diags: Diagnostics) -> Config | None:
     base = path.absolute().parent
-    locate = _locate(top.value("locate"), diags)
+    locate = _locate(top.value("locate"), base, diags)
     anchors, zones, geofences = read_floor_plan(top, locate)
     store = _store(top.value("store"), diags)
     config = Config(
@@ -229,12 +230,13 @@ _LOCATE_KEYS = (
     "max_speed",
     "cell",
     "centroid_power",
+    "radio_map",
     "enter_probability",
     "exit_probability",
 )
 
 
-def _locate(node: Node | None, diags: Diagnostics) -> LocateConfig:
+def _locate(node: Node | None, base: Path, diags: Diagnostics) -> LocateConfig:
     r = MapReader.of(node, "locate", diags, _LOCATE_KEYS)
     if r is None:
         return LocateConfig()
@@ -250,9 +252,28 @@ def _locate(node: Node | None, diags: Diagnostics) -> LocateConfig:
         max_speed=r.opt("max_speed", float_in(0.3, 10.0), d.max_speed),
         cell_m=r.opt("cell", float_in(0.25, 5.0), d.cell_m),
         centroid_power=r.opt("centroid_power", float_in(0.5, 6.0), d.centroid_power),
+        radio_map=r.maybe("radio_map", _radio_map(base)),
         enter_probability=enter,
         exit_probability=leave,
     )
+
+
+def _radio_map(base: Path) -> Conv[Path]:
+    """`locate.radio_map`: a file that must be there (its content is read, and checked, when
+    the pipeline is built: gateway.locate.radiomap)."""
+    under = path_under(base)
+
+    def conv(node: Node, path: str, diags: Diagnostics) -> Path | None:
+        file = under(node, path, diags)
+        if file is not None and not file.is_file():
+            msg = (
+                f"no radio map at {file}: make it with `rayon calibrate WALK --truth TRUTH "
+                f"-c CONFIG --map-out {file.name}` (docs/calibration.md), or remove radio_map"
+            )
+            diags.at(node, msg, path)
+        return file
+
+    return conv
 
 
 def _customers(node: Node | None, diags: Diagnostics) -> CustomersConfig:

@@ -252,9 +252,10 @@ class LocateConfig:
     the way to the grid's estimate (≥ 3 links), the pair's centroid (2), the anchor (1);
     centroid: earlier versions' method; `fresh_s`: how long a link counts; `max_speed` (m/s):
     the walking model (speed gate, grid blur); `cell_m`: the grid's cell size;
-    `centroid_power`: the k of the centroid's weights; `enter_probability` /
-    `exit_probability`: the zones' thresholds on a belief's probability (a zone may set its
-    own)."""
+    `centroid_power`: the k of the centroid's weights; `radio_map`: the learned radio map
+    (`rayon calibrate … --map-out`, docs/calibration.md), resolved against the config file's
+    folder, read when the pipeline is built; `enter_probability` / `exit_probability`: the
+    zones' thresholds on a belief's probability (a zone may set its own)."""
 
     method: PositionMethod = PositionMethod.AUTO
     filter: FilterKind = FilterKind.KALMAN
@@ -262,6 +263,7 @@ class LocateConfig:
     max_speed: float = 2.0
     cell_m: float = 1.0
     centroid_power: float = 3.0
+    radio_map: Path | None = None
     enter_probability: float = ENTER_PROBABILITY
     exit_probability: float = EXIT_PROBABILITY
 

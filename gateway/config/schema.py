@@ -256,6 +256,11 @@ def _sections() -> dict[str, Schema]:
                 "centroid_power": _t(
                     "number", "k of the centroid's 1/d^k weights (3)", minimum=0.5, maximum=6
                 ),
+                "radio_map": _t(
+                    _STR,
+                    "the radio map learned from a calibration walk (`rayon calibrate … "
+                    "--map-out`), relative to this file's folder (docs/calibration.md)",
+                ),
                 "enter_probability": _probability(
                     "a device enters a zone once the belief's probability of it has stayed at "
                     "or above this for enter_after (0.6; 1/0 for point methods)"

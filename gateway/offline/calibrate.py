@@ -1,7 +1,9 @@
-"""`rayon calibrate`: fit each anchor's `rssi_at_1m` and `path_loss_exponent` from a trace.
+"""`rayon calibrate` (the command: `gateway.offline.calibraterun`): fit each anchor's
+`rssi_at_1m` and `path_loss_exponent` from a trace.
 
     rayon calibrate TRACE -c config.yaml                 # (a) store beacons heard by scanners
     rayon calibrate TRACE -c config.yaml --truth TRUTH   # (b) a walk with known positions
+    rayon calibrate WALK --truth TRUTH -c config.yaml --map-out radio-map.json   # (c) a map
 
 The model is the locator's: `rssi = rssi_at_1m − 10 n log10(d)`.  Each sample is one RSSI with
 the distance it was measured at:
@@ -12,8 +14,13 @@ the distance it was measured at:
   scanner anchors are fitted.
 * (b) a walk: the device's true position at the advert's time, interpolated linearly in the
   ground-truth JSONL (`{"at","device","x","y"}`, as `rayon simulate --truth` writes; no sample
-  where the truth has a gap over 5 s).  Scanner anchors are fitted from the adverts; store beacons
-  from the phones' sightings when `--customers` maps their tokens to the walking devices.
+  where the truth has a gap over 5 s; `gateway.offline.truth`).  Scanner anchors are fitted from
+  the adverts; store beacons from the phones' sightings when `--customers` maps their tokens to
+  the walking devices.
+* (c) with `--map-out FILE`, (b) also learns the radio map of `locate.radio_map` from the walk
+  (`gateway.offline.mapwalk`): truth lines may then also be `{"at","device","zone"}`, prints its
+  accuracy on held-back segments and the zones walked too thinly, and refuses a walk that never
+  enters some zone.
 
 Distances are in the floor plan, as the locator uses them; `--height` adds a vertical
 difference (√(d² + h²)) when the physical model is wanted.  Samples nearer than 0.3 m or farther
@@ -36,30 +43,25 @@ the fit quality of each (and why it was pooled) as a comment.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TextIO
 
 import numpy as np
 
-from gateway.config.commandline import config_of
 from gateway.config.model import PATH_LOSS_EXPONENTS, Anchor, AnchorKind, Config
 from gateway.decode.inbound import parse_scanner_adv, parse_sightings
 from gateway.decode.jsonvalues import InboundError
 from gateway.decode.privacy import PrivacyFilter
 from gateway.errors import InvalidInput
 from gateway.events import Advertisement, Observation, TraceItem
-from gateway.sources.trace import TraceError, read_trace
+from gateway.offline.truth import Truth
+from gateway.sources.trace import TraceError
 from gateway.topics import TopicKind, Topics
 
 PHONE_TX_POWER_1M = -59
 MIN_DISTANCE_M = 0.3
-MAX_TRUTH_GAP_S = 5.0
 PLAUSIBLE_EXPONENT = PATH_LOSS_EXPONENTS
 BIWEIGHT_C = 4.685  # Tukey's constant: 95 % of least squares' efficiency on Gaussian residuals
 MAX_PAIRS = 50_000  # Theil–Sen: all pairs up to this many, else this many drawn (fixed seed)
@@ -262,6 +264,18 @@ def observations(
 ) -> Iterator[Observation]:
     """Every observation of an allowed beacon in the trace: adverts, scanner nodes' MQTT
     adverts and phones' sightings.  Bad lines are counted in `samples.bad_lines`."""
+    for got in readings(config, items, allow, samples):
+        if isinstance(got, tuple):
+            yield from got
+        else:
+            yield got
+
+
+def readings(
+    config: Config, items: Iterable[TraceItem | TraceError], allow: PrivacyFilter, samples: Samples
+) -> Iterator[Observation | tuple[Observation, ...]]:
+    """`observations`, a phone's sightings message kept together as one scan (a tuple of
+    the beacons it heard, possibly empty)."""
     topics = Topics(config.mqtt.topic_prefix, config.store.id)
     beacon_anchor = {
         a.beacon: a.id for a in config.anchors if a.kind is AnchorKind.BEACON and a.beacon
@@ -286,7 +300,7 @@ def observations(
         elif kind is TopicKind.PHONE_SIGHTINGS:
             got = parse_sightings(item.payload, arg, item.at, beacon_anchor)
             if not isinstance(got, InboundError):
-                yield from got.observations
+                yield got.observations
 
 
 def beacon_samples(
@@ -312,61 +326,6 @@ def beacon_samples(
         d = math.hypot(beacon.x - scanner.x, beacon.y - scanner.y, height_m)
         samples.add(scanner.id, d, obs.rssi - (tx - PHONE_TX_POWER_1M))
     return samples
-
-
-class Truth:
-    """Each device's true track, read from ground-truth JSON Lines; positions interpolated."""
-
-    def __init__(self, tracks: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
-        self._tracks = dict(tracks)
-
-    @classmethod
-    def read(cls, path: Path) -> Truth:
-        """Parse `path`; InvalidInput naming the file and line of the first bad record."""
-        rows: dict[str, list[tuple[float, float, float]]] = {}
-        try:
-            with path.open(encoding="utf-8") as fh:
-                for lineno, text in enumerate(fh, start=1):
-                    if text.strip():
-                        device, row = _truth_row(text, f"{path}:{lineno}")
-                        rows.setdefault(device, []).append(row)
-        except OSError as exc:
-            raise InvalidInput(f"{path}: cannot read the truth file: {exc.strerror}") from None
-        tracks = {}
-        for device, got in rows.items():
-            arr = np.array(sorted(got))
-            tracks[device] = (arr[:, 0], arr[:, 1], arr[:, 2])
-        return cls(tracks)
-
-    def devices(self) -> set[str]:
-        return set(self._tracks)
-
-    def positions(self, device: str, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Where `device` was at each time of `at`: (x, y, known), where `known` is False
-        outside its track and within a gap of the truth over MAX_TRUTH_GAP_S."""
-        track = self._tracks.get(device)
-        if track is None:
-            nothing = np.zeros(len(at))
-            return nothing, nothing, nothing.astype(bool)
-        t, x, y = track
-        k = np.clip(np.searchsorted(t, at), 1, max(len(t) - 1, 1))
-        gap = t[k] - t[k - 1] if len(t) > 1 else np.zeros(len(at))
-        known = (at >= t[0]) & (at <= t[-1]) & (gap <= MAX_TRUTH_GAP_S)
-        return np.interp(at, t, x), np.interp(at, t, y), known
-
-
-def _truth_row(text: str, where: str) -> tuple[str, tuple[float, float, float]]:
-    try:
-        obj = json.loads(text)
-        device, at, x, y = obj["device"], float(obj["at"]), float(obj["x"]), float(obj["y"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-        raise InvalidInput(
-            f'{where}: a truth line must be {{"at", "device", "x", "y", "zones"}} '
-            "(as `rayon simulate --truth` writes)"
-        ) from None
-    if not isinstance(device, str) or not all(map(math.isfinite, (at, x, y))):
-        raise InvalidInput(f"{where}: 'device' must be a string and at, x, y finite numbers")
-    return device, (at, x, y)
 
 
 def walk_samples(
@@ -426,82 +385,3 @@ def format_yaml(fits: list[AnchorFit], short: list[Shortfall], source: str) -> s
         lines.append("# not fitted:")
         lines.extend(f"#   {s}" for s in short)
     return "\n".join(lines) + "\n"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `rayon calibrate` (the caller adds -c/--config)."""
-    c = Criteria()
-    parser.add_argument("trace", help="trace file (JSON Lines, docs/trace.md)")
-    parser.add_argument(
-        "--truth", help="ground truth of a walk (JSON Lines); without it, fixed store beacons"
-    )
-    parser.add_argument(
-        "--customers", help="with --truth: customers file mapping phone tokens to devices"
-    )
-    parser.add_argument("--height", type=float, default=c.height_m, help="vertical offset, m")
-    parser.add_argument("--min-samples", type=int, default=c.min_samples)
-    parser.add_argument("--min-spread", type=float, default=c.min_spread, help="d_max / d_min")
-    parser.add_argument("--max-distance", type=float, default=c.max_distance_m, help="metres")
-
-
-def run(args: argparse.Namespace) -> int:
-    """`rayon calibrate` with the config that -c names."""
-    return run_calibrate(config_of(args), args)
-
-
-def run_calibrate(config: Config, args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Collect the samples, fit, print the YAML; 0 when at least one anchor was fitted."""
-    criteria = Criteria(args.min_samples, args.min_spread, args.max_distance, args.height)
-    if criteria.min_samples < 2 or criteria.min_spread <= 1.0 or criteria.max_distance_m <= 0:
-        raise InvalidInput("--min-samples must be ≥ 2, --min-spread > 1 and --max-distance > 0")
-    trace = Path(args.trace)
-    if not trace.is_file():
-        raise InvalidInput(f"{trace}: no such trace file")
-    if args.truth:
-        truth = Truth.read(Path(args.truth))
-        aliases = _token_devices(Path(args.customers)) if args.customers else None
-        samples = walk_samples(config, read_trace(trace), truth, criteria.height_m, aliases)
-        anchors = list(config.anchors)
-        source = f"a walk, {trace} with the truth {args.truth}"
-    else:
-        samples = beacon_samples(config, read_trace(trace), criteria.height_m)
-        anchors = [a for a in config.anchors if a.kind is AnchorKind.SCANNER]
-        source = f"fixed store beacons heard in {trace}"
-    if not samples.by_anchor:
-        raise InvalidInput(f"{trace}: {_nothing_heard(bool(args.truth))}")
-    fits, short = fit_anchors(anchors, samples, criteria)
-    if samples.bad_lines:
-        print(f"rayon: {trace}: {samples.bad_lines} bad line(s) skipped", file=sys.stderr)
-    pooled = [f for f in fits if f.pooled]
-    if pooled:
-        print(f"rayon: {POOLED}:", file=sys.stderr)
-    for f in pooled:
-        print(f"rayon:   {f.anchor.id}: {f.pooled}", file=sys.stderr)
-    for s in short:
-        print(f"rayon: not fitted: {s}", file=sys.stderr)
-    if not fits:
-        raise InvalidInput(f"{trace}: no anchor could be fitted (see above)")
-    (out or sys.stdout).write(format_yaml(fits, short, source))
-    return 0
-
-
-def _nothing_heard(walk: bool) -> str:
-    if walk:
-        return (
-            "no advert or sighting of a device of the truth file (at a time its truth covers): "
-            "check that the trace and the truth are of the same walk, and that the device ids "
-            "match (phones' sightings need --customers)"
-        )
-    return (
-        "no store beacon (anchor of kind beacon) was heard by a scanner anchor: record while "
-        "the store beacons advertise, or calibrate from a walk with --truth TRUTH"
-    )
-
-
-def _token_devices(path: Path) -> dict[str, str]:
-    from gateway.identity.customers import read_customers
-
-    customers, errors = read_customers(path)
-    if errors:
-        raise InvalidInput("\n".join(errors))
-    return {c.phone: c.devices[0] for c in customers if c.devices}

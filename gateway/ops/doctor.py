@@ -3,15 +3,17 @@
 Each check touches the real thing: the config and the rules are loaded as `rayon check` loads
 them, the database is opened and written to, the broker is connected to with the gateway's
 credentials, and the Bluetooth adapter, the system D-Bus and the clock are looked up on the host.
-A failed check says what to do; a check that cannot run here says why it was skipped.  Exit 0
-when nothing failed, 1 otherwise.  Run it as the service's user (`sudo -u rayon rayon doctor`)
-so that file permissions are the daemon's.
+A failed check says what to do; a check that cannot run here says why it was skipped; a warning
+(!) is something to do that does not stop the gateway (no radio map yet, or one older than the
+anchors).  Exit 0 when nothing failed, 1 otherwise.  Run it as the service's user
+(`sudo -u rayon rayon doctor`) so that file permissions are the daemon's.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import shutil
 import subprocess
 import sys
@@ -24,7 +26,7 @@ from typing import TextIO
 
 from gateway.config.commandline import resolve_config
 from gateway.config.load import load_config
-from gateway.config.model import Config
+from gateway.config.model import Anchor, Config, PositionMethod
 from gateway.errors import InvalidInput, RuntimeFailure, Severity
 
 MQTT_TIMEOUT_S = 5.0
@@ -34,11 +36,12 @@ DOCTOR_RUNTIME_KEY = "doctor"  # the row the database check writes (its last run
 
 class Outcome(StrEnum):
     OK = "ok"
+    WARNED = "warned"
     FAILED = "failed"
     SKIPPED = "skipped"
 
 
-_MARK = {Outcome.OK: "✓", Outcome.FAILED: "✗", Outcome.SKIPPED: "-"}
+_MARK = {Outcome.OK: "✓", Outcome.WARNED: "!", Outcome.FAILED: "✗", Outcome.SKIPPED: "-"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,10 @@ def _ok(name: str, detail: str) -> CheckResult:
 
 def _failed(name: str, detail: str, hint: str, errors: Sequence[str] = ()) -> CheckResult:
     return CheckResult(name, Outcome.FAILED, detail, hint, tuple(errors))
+
+
+def _warned(name: str, detail: str, hint: str) -> CheckResult:
+    return CheckResult(name, Outcome.WARNED, detail, hint)
 
 
 def _skipped(name: str, reason: str) -> CheckResult:
@@ -117,10 +124,11 @@ def diagnose(
     config, result = check_config(config_path)
     yield result
     if config is None:
-        for name in ("rules", "database", "recording", "broker", "bluetooth adapter"):
+        for name in ("rules", "radio map", "database", "recording", "broker", "bluetooth adapter"):
             yield _skipped(name, "needs a config that loads")
     else:
         yield check_rules(config)
+        yield check_radio_map(config)
         yield check_database(config)
         yield check_recording(config)
         yield check_broker(config, mqtt_timeout_s)
@@ -161,6 +169,55 @@ def check_rules(config: Config) -> CheckResult:
         fix = f"fix these lines, then `rayon check -c {config.path}`"
         return _failed("rules", f"{len(errors)} error(s) in {where}", fix, errors)
     return _ok("rules", f"{where} loads, inline tests pass ({warnings} warning(s))")
+
+
+def check_radio_map(config: Config) -> CheckResult:
+    """`locate.radio_map`: warned when there is none, or when the config's anchors moved (or
+    are new) since the map was made; failed when it does not load (the gateway would not
+    start)."""
+    from gateway.locate.radiomap import RadioMap
+
+    name, path = "radio map", config.locate.radio_map
+    redo = (
+        f"walk the store (docs/calibration.md), then `rayon calibrate WALK --truth TRUTH "
+        f"-c {config.path} --map-out radio-map.json`"
+    )
+    if path is None:
+        detail = "none (locate.radio_map): positions come from the path-loss model alone"
+        return _warned(name, detail, f"{redo} and set locate.radio_map: radio-map.json")
+    try:
+        radio_map = RadioMap.load(path)
+    except InvalidInput as exc:
+        return _failed(name, f"{path} does not load", redo, [str(exc)])
+    stale = radio_map.moved(config.anchors)
+    made = f"{path} (made {radio_map.made_at or 'at an unknown time'})"
+    if stale:
+        where = dict(zip(radio_map.anchors, radio_map.positions, strict=True))
+        said = ", ".join(_moved(a, where) for a in config.anchors if a.id in stale)
+        detail = f"{made} is older than {len(stale)} of the config's anchors: {said}"
+        return _warned(name, detail, f"{redo} (the map is only right where the anchors were)")
+    if config.locate.method not in (PositionMethod.AUTO, PositionMethod.GRID):
+        detail = f"{made} is not used by locate.method {config.locate.method.value}"
+        return _warned(name, detail, "set locate.method: auto (or grid) to use it")
+    edited = _newer(config.path, path)
+    return _ok(name, f"{made} knows every anchor where the config puts it{edited}")
+
+
+def _moved(anchor: Anchor, where: dict[str, tuple[float, float]]) -> str:
+    p = where.get(anchor.id)
+    if p is None:
+        return f"{anchor.id} (not in the map)"
+    return f"{anchor.id} (moved {math.hypot(anchor.x - p[0], anchor.y - p[1]):.1f} m)"
+
+
+def _newer(config: Path, radio_map: Path) -> str:
+    """A note when the config file was edited after the map was written."""
+    try:
+        if config.stat().st_mtime > radio_map.stat().st_mtime:
+            return " (the config was edited since; its anchors did not move)"
+    except OSError:
+        pass
+    return ""
 
 
 def check_database(config: Config) -> CheckResult:

@@ -146,6 +146,8 @@ class StoreSimulator:
     those of `gateway.sim.customers.demo_customers(devices(), seed)`, the `--customers` file).
     `store_seed` draws the store's radio (the anchors' offsets and shadowing fields; default
     `seed`): a calibration walk and the shoppers it is scored on share the store, not the walk.
+    `paths`: the walks themselves (one shopper each, times from `start_at`; `shoppers` is
+    then ignored), e.g. a calibration walk (`gateway.sim.survey`); by default drawn as above.
     """
 
     def __init__(
@@ -162,6 +164,7 @@ class StoreSimulator:
         beacons_heard_by_scanners: bool = False,
         tokens: Sequence[str] | None = None,
         store_seed: int | None = None,
+        paths: Sequence[WalkPath] | None = None,
     ) -> None:
         if not config.identity.proximity_uuids:
             raise InvalidInput(
@@ -176,7 +179,8 @@ class StoreSimulator:
         self._uuid = format_uuid(config.identity.proximity_uuids[0])
         self._zones = ZoneIndex(config.zones)
         self._floor = floor_plan(config.zones, self._scanners)
-        self._n = max(0, shoppers)
+        self._given = list(paths) if paths is not None else None
+        self._n = len(self._given) if self._given is not None else max(0, shoppers)
         self._duration = max(0.0, minutes * 60.0)
         self._seed = seed
         self._store_seed = seed if store_seed is None else store_seed
@@ -348,6 +352,8 @@ class StoreSimulator:
         return np.sort(rng.uniform(0.0, self._duration * 0.85, self._n))
 
     def _paths(self) -> list[WalkPath]:
+        if self._given is not None:
+            return self._given
         arrivals = self._arrivals()
         return [
             walk(self._floor, self._rng(2 + i), float(arrivals[i]), self._duration)
