@@ -19,7 +19,6 @@ import json
 import statistics
 
 import gateway.locate.locator as locator_module
-from gateway.locate.radiomap import fit_radio_map
 from rayon_tooling.accuracy import walk
 from rayon_tooling.accuracy.catalog import LOADERS
 from rayon_tooling.accuracy.datasets import Dataset, Part, Stream, ZoneMap, datasets_root
@@ -49,13 +48,10 @@ def score(dataset: Dataset, kernel: float, prior: float) -> tuple[float, float]:
     """Zone accuracy and mean error, each half scored with the other's map (mean of both)."""
     zmap = ZoneMap(dataset.zones)
     a, b = halves(dataset.train)
-    defaults = fit_radio_map.__kwdefaults__
-    saved = dict(defaults)
-    defaults.update(bandwidth_m=kernel, prior_weight=prior)
-    try:
-        got = [run(test, walk.estimator(dataset, fit)[1], zmap) for fit, test in ((a, b), (b, a))]
-    finally:
-        defaults.update(saved)
+    got = [
+        run(test, walk.estimator(dataset, fit, kernel, prior)[1], zmap)
+        for fit, test in ((a, b), (b, a))
+    ]
     return (
         statistics.mean(s.zone_accuracy for s in got),
         statistics.mean(s.error_mean for s in got),

@@ -20,7 +20,7 @@ import numpy as np
 from gateway.config.model import Anchor
 from gateway.locate.grid import GridSettings, grid_geometry
 from gateway.locate.locator import Locator
-from gateway.locate.radiomap import RadioMap, Survey, fit_radio_map
+from gateway.locate.radiomap import PRIOR_WEIGHT, RadioMap, Survey, fit_radio_map
 from rayon_tooling.accuracy.baselines import Point
 from rayon_tooling.accuracy.datasets import Dataset, Part, Stream
 from rayon_tooling.accuracy.fit import fit_path_loss
@@ -47,7 +47,12 @@ def radio_survey(part: Part, anchors: Sequence[Anchor], scans: bool) -> Survey:
     )
 
 
-def learn(dataset: Dataset, calibration: Part) -> tuple[tuple[Anchor, ...], RadioMap, GridSettings]:
+def learn(
+    dataset: Dataset,
+    calibration: Part,
+    bandwidth_m: float | None = None,
+    prior_weight: float = PRIOR_WEIGHT,
+) -> tuple[tuple[Anchor, ...], RadioMap, GridSettings]:
     """The anchors' path loss and the radio map fitted on `calibration`, and the grid's
     settings (the data set's walls)."""
     anchors = fit_path_loss(dataset.anchors, calibration)
@@ -57,13 +62,25 @@ def learn(dataset: Dataset, calibration: Part) -> tuple[tuple[Anchor, ...], Radi
     cover = list(zip(walk.x.tolist(), walk.y.tolist(), strict=True))
     cover += [corner for z in dataset.zones for corner in z.outline]
     geometry = grid_geometry(anchors, settings, cover)
-    radio_map = fit_radio_map(anchors, walk, geometry, source=f"{dataset.name} calibration")
+    radio_map = fit_radio_map(
+        anchors,
+        walk,
+        geometry,
+        bandwidth_m=bandwidth_m,
+        prior_weight=prior_weight,
+        source=f"{dataset.name} calibration",
+    )
     return anchors, radio_map, settings
 
 
-def estimator(dataset: Dataset, calibration: Part) -> tuple[str, Callable[[Stream], list[Point]]]:
-    """(what was learned, the estimator) for the row."""
-    anchors, radio_map, settings = learn(dataset, calibration)
+def estimator(
+    dataset: Dataset,
+    calibration: Part,
+    bandwidth_m: float | None = None,
+    prior_weight: float = PRIOR_WEIGHT,
+) -> tuple[str, Callable[[Stream], list[Point]]]:
+    """(what was learned, the estimator) for the row; `bandwidth_m` None: the walk chooses."""
+    anchors, radio_map, settings = learn(dataset, calibration, bandwidth_m, prior_weight)
     scans = dataset.mode == "B"
 
     def estimate(stream: Stream) -> list[Point]:
