@@ -209,12 +209,18 @@ def test_bench_accuracy_scores_the_simulated_store_per_seed_and_their_median(
     config = str(Path(__file__).resolve().parent.parent / "config.example.yaml")
     args = ["bench", "accuracy", "-c", config, "--datasets", str(tmp_path), "--dataset", "uci"]
     assert main([*args, "--simulator", "--seeds", "4", "--format", "json"]) == 0
-    (run,) = json.loads(capsys.readouterr().out)["simulator"]
+    run, walked = json.loads(capsys.readouterr().out)["simulator"]
     assert run["seed"] == 4 and run["shoppers"] == 50 and run["score"]["dwell_seconds"] > 0
     assert 0.0 <= run["score"]["dwell_correct"] <= 1.0
+    # the same shoppers again, located with a map walked in seed 4's store: other decisions
+    assert (run["label"], walked["label"]) == ("defaults", "calibration walk")
+    assert walked["score"]["dwell_seconds"] == run["score"]["dwell_seconds"]
+    assert walked["score"]["enters"] != run["score"]["enters"]
     assert main([*args, "--simulator", "--seeds", "4"]) == 0
     out = capsys.readouterr().out
-    assert "simulator: 50 shoppers × 30 min, seed 4" in out
-    assert "simulator, median of 1 seeds: dwell time in the correct zone" in out
+    assert "simulator (defaults): 50 shoppers × 30 min, seed 4" in out
+    assert "simulator (calibration walk): 50 shoppers × 30 min, seed 4" in out
+    assert "simulator (defaults), median of 1 seeds: dwell time in the correct zone" in out
+    assert "simulator (calibration walk), median of 1 seeds: dwell time" in out
     assert main([*args, "--simulator", "--seeds", "four"]) == 2
     assert "--seeds 'four'" in capsys.readouterr().err

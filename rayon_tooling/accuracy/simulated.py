@@ -27,17 +27,22 @@ no other zone's polygon — aisles, entrance, checkout, not the store outline):
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
+import io
 import statistics
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from gateway.clock import parse_local_time
 from gateway.config.model import Config, Zone
+from gateway.errors import InvalidInput
 from gateway.events import EventKind, ZoneEvent
 from gateway.identity.model import Consent, CustomerRegistry
 from gateway.offline.replay import replay
@@ -80,6 +85,41 @@ class SimulatedScore:
     seed: int
     score: ZoneScore
     seconds: float  # wall time of simulation + replay + scoring
+    label: str = "defaults"  # or "calibration walk": with a radio map walked in that store
+
+
+def walked(config: Config, seed: int, folder: Path) -> Config:
+    """`config` with `locate.radio_map` learned from a simulated calibration walk in the radio
+    store of `seed` (the store its shoppers are simulated in): an iPhone carried through every
+    zone, its adverts and sightings, as `rayon simulate --calibration-walk --customers` writes
+    it, and the map as `rayon calibrate --map-out` learns it (both run here, quietly)."""
+    from gateway.cli.main import main  # the bench's own commands, not the daemon's
+
+    if config.path is None:
+        raise InvalidInput("the simulator's calibration walk needs the config's file (-c)")
+    walk, truth, who, out = (
+        folder / n for n in ("walk.jsonl", "truth.jsonl", "who.jsonl", "map.json")
+    )
+    common = ["-c", str(config.path)]
+    quiet = io.StringIO()
+    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+        simulate = ["simulate", "--calibration-walk", "--seed", str(seed), "-o", str(walk)]
+        if main([*simulate, "--truth", str(truth), "--customers", str(who), *common]) != 0:
+            raise InvalidInput(f"the calibration walk could not be simulated:\n{quiet.getvalue()}")
+        learn = ["calibrate", str(walk), "--truth", str(truth), "--customers", str(who)]
+        if main([*learn, "--map-out", str(out), *common]) != 0:
+            raise InvalidInput(f"the calibration walk's map could not be made:\n{quiet.getvalue()}")
+    locate = dataclasses.replace(config.locate, radio_map=out.resolve())
+    return dataclasses.replace(config, locate=locate)
+
+
+def score_simulated_walk(
+    config: Config, shoppers: int = 50, minutes: float = 30.0, seed: int = 1
+) -> SimulatedScore:
+    """`score_simulated` with a radio map walked in that seed's store (`walked`)."""
+    with tempfile.TemporaryDirectory(prefix="rayon-walk-") as tmp:
+        got = score_simulated(walked(config, seed, Path(tmp)), shoppers, minutes, seed)
+    return dataclasses.replace(got, label="calibration walk")
 
 
 def score_simulated(
@@ -157,7 +197,8 @@ def format_simulated(score: SimulatedScore) -> str:
 
     return "\n".join(
         [
-            f"simulator: {score.shoppers} shoppers × {score.minutes:g} min, seed {score.seed}; "
+            f"simulator ({score.label}): {score.shoppers} shoppers × {score.minutes:g} min, "
+            f"seed {score.seed}; "
             f"{s.dwell_seconds:,} s of dwell scored, {s.device_hours:.1f} device-hours "
             f"({score.seconds:.1f} s)",
             f"  dwell time in the correct zone     {s.dwell_correct:6.1%}   target ≥ 95 %"
