@@ -155,7 +155,7 @@ def test_a_belief_packs_small_and_unpacks_to_the_same_estimate() -> None:
     samples = [(a.id, truth_rssi(a, 15.0, 6.0)) for a in ANCHORS]
     post = grid.update_likelihood(None, 0.0, 1.0, grid.log_likelihood(samples))
     packed = grid.pack(post)
-    assert packed.window.dtype == np.float16
+    assert packed.window.dtype == np.uint8
     assert packed.window.size <= post.size / 2
     x, y, _ = grid.estimate(grid.unpack(packed))
     x0, y0, _ = grid.estimate(post)
@@ -195,7 +195,7 @@ def test_the_map_corrects_what_the_path_loss_model_gets_wrong() -> None:
                 fix = locator.observe_link(t, DEV, a.id, rssi) or fix
         assert fix is not None
         errors[label] = math.hypot(fix.x - 12.0, fix.y - 6.0)
-    assert errors["map"] < 1.0 < errors["model"]
+    assert errors["map"] < 1.5 < 3.0 < errors["model"]
 
 
 def test_a_phones_scans_use_what_it_did_not_hear() -> None:

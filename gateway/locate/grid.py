@@ -61,13 +61,16 @@ WALL_RATE = 0.2  # the share of a cell's mass that moves to each open neighbour 
 MAX_WALL_STEPS = 512  # beyond: σ ≳ 16 cells, the walled blur is taken as a flat prior
 
 
-PACK_KEEP = 1e-3  # a packed belief keeps the cells holding at least this share of its peak
+PACK_KEEP = 1e-3  # a packed belief keeps the blocks holding at least this share of its peak
+PACK_BLOCK = 2  # … of this many cells a side
+PACK_SCALE = 255.0 / math.log(1.0 / PACK_KEEP)  # its cells: −log(p / peak), 1/255 of that range
 
 
 @dataclass(frozen=True, slots=True)
 class PackedBelief:
     """A belief as kept per device between updates (`PositionGrid.pack`): the window of the
-    cells that matter, from (`row`, `column`), float16 relative to the peak."""
+    blocks of cells that matter, from block (`row`, `column`), each −log(p / peak) in 255
+    steps (uint8)."""
 
     row: int
     column: int
@@ -176,23 +179,37 @@ class PositionGrid:
         return terms, detect
 
     def pack(self, post: np.ndarray) -> PackedBelief:
-        """`post` kept small: the window of cells holding at least `PACK_KEEP` of its peak,
-        as float16 relative to the peak (the rest is 0: the motion's jump share brings every
-        cell back at the next update)."""
-        peak = float(post.max())
-        rows = np.flatnonzero((post >= PACK_KEEP * peak).any(axis=1))
-        cols = np.flatnonzero((post >= PACK_KEEP * peak).any(axis=0))
+        """`post` kept small: summed over blocks of `PACK_BLOCK` × `PACK_BLOCK` cells, the
+        window of blocks holding at least `PACK_KEEP` of the peak, each block's −log(p / peak)
+        in 255 steps of log(1 / PACK_KEEP) (a byte a block, ~2.7 % relative error).  The rest
+        is 0: the motion's jump share brings every cell back at the next update, whose
+        likelihood is at full resolution again."""
+        b = PACK_BLOCK
+        ny, nx = self._shape
+        padded = np.zeros((-(-ny // b) * b, -(-nx // b) * b))
+        padded[:ny, :nx] = post
+        blocks = padded.reshape(padded.shape[0] // b, b, padded.shape[1] // b, b).sum(axis=(1, 3))
+        peak = float(blocks.max())
+        kept = blocks >= PACK_KEEP * peak
+        rows, cols = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
         r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-        window = (post[r0:r1, c0:c1] / peak).astype(np.float16)
+        share = np.maximum(blocks[r0:r1, c0:c1] / peak, PACK_KEEP)
+        window = np.rint(-np.log(share) * PACK_SCALE).astype(np.uint8)
         return PackedBelief(r0, c0, window)
 
     def unpack(self, packed: PackedBelief) -> np.ndarray:
-        """The belief of `pack`, normalised, over every cell."""
-        full = np.zeros(self._shape)
+        """The belief of `pack` over every cell (a block's mass shared evenly by its cells),
+        normalised."""
+        b = PACK_BLOCK
+        ny, nx = self._shape
+        blocks = np.zeros((-(-ny // b), -(-nx // b)))
         r0, c0, window = packed.row, packed.column, packed.window
-        full[r0 : r0 + window.shape[0], c0 : c0 + window.shape[1]] = window
-        full /= full.sum()
-        return full
+        blocks[r0 : r0 + window.shape[0], c0 : c0 + window.shape[1]] = np.exp(
+            window * (-1.0 / PACK_SCALE)
+        )
+        full: np.ndarray = np.repeat(np.repeat(blocks, b, axis=0), b, axis=1)[:ny, :nx]
+        out: np.ndarray = full / full.sum()
+        return out
 
     def log_likelihood(
         self, samples: Sequence[tuple[str, float]], scan: bool = False
@@ -201,23 +218,29 @@ class PositionGrid:
         under the radio map, each sample independent; with `scan` (a phone's scan: the
         anchors it lists were heard, every other mapped one was not), times the detection
         rates.  Needs a radio map."""
-        assert self._mapped is not None
-        terms, detect = self._mapped
         n = len(self._row)
-        coef = np.zeros(2 * n)
+        sums = np.zeros(2 * n)
         for anchor, rssi in samples:
             row = self._row.get(anchor)
             if row is not None:
-                coef[row] += 1.0
-                coef[n + row] -= 2.0 * rssi
+                sums[row] += 1.0
+                sums[n + row] += rssi
+        return self.sample_log_likelihood(sums, scan)
+
+    def sample_log_likelihood(self, sums: np.ndarray, scan: bool = False) -> np.ndarray:
+        """`log_likelihood` of samples given as sums: per anchor (in the order the grid was
+        given them) how many, then the sum of their RSSIs — Σ (rssi − m)² over one anchor's
+        samples is count · m² − 2 m · sum, less a constant."""
+        assert self._mapped is not None
+        terms, detect = self._mapped
+        n = len(self._row)
+        coef = sums.copy()
+        coef[n:] *= -2.0
         loglik: np.ndarray = -(coef @ terms)
         if scan and detect is not None:
             heard = np.zeros(n + 1)
+            heard[:n] = sums[:n] > 0
             heard[n] = 1.0
-            for anchor, _ in samples:
-                row = self._row.get(anchor)
-                if row is not None:
-                    heard[row] = 1.0
             loglik += heard @ detect
         return loglik
 

@@ -71,6 +71,7 @@ measured); the grid is numpy.
 from __future__ import annotations
 
 import math
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -124,7 +125,6 @@ AUTO_WINDOW_M = 10.0  # the grid's estimate is taken over cells this near the ce
 MAP_SPEED = 0.7
 MAP_JUMP = 0.05
 MAP_TEMPER = 0.5
-MAX_PENDING = 64  # raw samples kept per device between two updates of its belief
 MIN_ZONE_PROBABILITY = 0.005  # a zone with less of the belief is left out of a fix
 
 
@@ -174,8 +174,8 @@ class _Track:
     pull: tuple[float, float, float] | None = None  # AUTO: grid estimate − centroid, spread
     pull_at: float = -math.inf
     pull_anchor: str = ""
-    pending: list[tuple[str, float]] | None = None  # with a radio map: raw samples since the
-    # belief's last update
+    pending: array[float] | None = None  # with a radio map: per anchor row, how many raw
+    # samples since the belief's last update, then their sum (`PositionGrid.sample_sums`)
     belief: PackedBelief | None = None  # with a radio map: the belief, packed
 
 
@@ -205,6 +205,7 @@ class Locator:
         settle_s: float = SETTLE_S,
         radio_map: RadioMap | None = None,
         zones: Sequence[Zone] = (),
+        zone_floor: float = MIN_ZONE_PROBABILITY,
     ) -> None:
         self._centroid_power = centroid_power
         self._anchors = {a.id: a for a in anchors}
@@ -226,13 +227,18 @@ class Locator:
         self._mapped = uses_grid and radio_map is not None
         mapped = radio_map if self._mapped else None
         self._grid = PositionGrid(anchors, grid or GridSettings(), mapped) if uses_grid else None
+        self._map_ids = tuple(a.id for a in anchors)  # a radio map's rows: the anchors' order
+        self._map_rows = {a: k for k, a in enumerate(self._map_ids)}
+        self._map_anchors = len(self._map_ids)
+        # a fix names the zones holding at least this much of the belief (the lowest exit
+        # threshold: a zone under it is out whatever its exact share), so a broad belief over
+        # many small zones stays a short tuple
+        self._zone_floor = max(zone_floor, MIN_ZONE_PROBABILITY)
         self._zone_ids: tuple[str, ...] = ()
-        self._zone_masks: np.ndarray | None = None
+        self._zone_layers: list[tuple[np.ndarray, np.ndarray]] = []
         if self._mapped and zones and self._grid is not None:
-            self._zone_ids, self._zone_masks = (
-                tuple(z.id for z in zones),
-                _zone_masks(self._grid, zones),
-            )
+            self._zone_ids = tuple(z.id for z in zones)
+            self._zone_layers = _zone_layers(self._grid, zones)
 
     @classmethod
     def configured(
@@ -256,6 +262,10 @@ class Locator:
             grid=GridSettings(cell_m=config.cell_m, walls=walls),
             radio_map=radio_map,
             zones=zones,
+            zone_floor=min(
+                [config.exit_probability]
+                + [z.exit_probability for z in zones if z.exit_probability is not None]
+            ),
         )
 
     def observe(self, obs: Observation) -> Fix | None:
@@ -277,14 +287,16 @@ class Locator:
         if track is None:
             track = self._tracks[device] = _Track()
             if self._mapped:
-                track.pending = []
+                track.pending = array("d", bytes(16 * self._map_anchors))
         fix = None
         if track.open and at - track.opened_at >= self._settle_s:
             track.open = False
             fix = self._fix(device, track, track.burst_last)
         pending = track.pending
-        if pending is not None and len(pending) < MAX_PENDING:
-            pending.append((anchor_id, rssi))
+        if pending is not None:
+            row = self._map_rows[anchor_id]
+            pending[row] += 1.0
+            pending[self._map_anchors + row] += rssi
         link = track.links.get(anchor_id)  # `_update`, inline: the per-advert path
         if link is None:
             track.links[anchor_id] = self._new_link(anchor, rssi, at)
@@ -328,7 +340,11 @@ class Locator:
             self._update(track, anchor, rssi, at)
         track.open, track.opened_at = False, at  # the scan's fix covers an open burst
         if self._mapped:  # one scan: what it heard, and what it did not
-            track.pending = [(anchor.id, rssi) for anchor, rssi in known]
+            pending = track.pending = array("d", bytes(16 * self._map_anchors))
+            for anchor, rssi in known:
+                row = self._map_rows[anchor.id]
+                pending[row] += 1.0
+                pending[self._map_anchors + row] += rssi
             track.last = fix = self._belief_fix(device, at, track, scan=True)
             return fix
         return self._fix(device, track, at)
@@ -462,12 +478,17 @@ class Locator:
         probability of each zone."""
         grid = self._grid
         assert grid is not None
-        samples = track.pending or []
-        track.pending = []
-        used = tuple(dict.fromkeys(anchor for anchor, _ in samples))
+        pending = track.pending
+        sums = np.frombuffer(pending, dtype=np.float64).copy() if pending else None
+        if pending is not None:
+            pending[:] = array("d", bytes(16 * self._map_anchors))
+        heard = (
+            np.zeros(0, dtype=np.int64) if sums is None else np.flatnonzero(sums[: len(sums) // 2])
+        )
+        used = tuple(self._map_ids[k] for k in heard.tolist())
         prior = grid.unpack(track.belief) if track.belief is not None else None
-        if samples:
-            loglik = grid.log_likelihood(samples, scan=scan)
+        if sums is not None and len(heard):
+            loglik = grid.sample_log_likelihood(sums, scan=scan)
             loglik *= MAP_TEMPER
             dt = at - track.posterior_at if prior is not None else 0.0
             post = grid.update_likelihood(prior, dt, MAP_SPEED, loglik, MAP_JUMP)
@@ -483,15 +504,15 @@ class Locator:
         return Fix(at, device, x, y, acc, used, self._zone_probability(post))
 
     def _zone_probability(self, post: np.ndarray) -> tuple[tuple[str, float], ...] | None:
-        masks = self._zone_masks
-        if masks is None:
+        if not self._zone_layers:
             return None
-        p = masks @ post.ravel().astype(np.float32)
+        flat = post.ravel()
+        p = np.zeros(len(self._zone_ids))
+        for labels, members in self._zone_layers:
+            p[members] = np.bincount(labels, flat, len(members) + 1)[1:]
         order = np.argsort(-p)
         return tuple(
-            (self._zone_ids[k], round(float(p[k]), 4))
-            for k in order
-            if p[k] >= MIN_ZONE_PROBABILITY
+            (self._zone_ids[k], round(float(p[k]), 4)) for k in order if p[k] >= self._zone_floor
         )
 
     def _auto(self, track: _Track, at: float, fresh: Sequence[_Link]) -> tuple[float, float, float]:
@@ -608,21 +629,32 @@ def _gauss_newton_step(
     return (c * gx - b * gy) / det, (a * gy - b * gx) / det
 
 
-def _zone_masks(grid: PositionGrid, zones: Sequence[Zone]) -> np.ndarray:
-    """(zones, cells) float32: 1 where the cell's centre is inside the zone; a zone that holds
-    no centre (smaller than a cell) takes the cell under its own centre."""
+def _zone_layers(grid: PositionGrid, zones: Sequence[Zone]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The zones as layers of cell labels, for the belief's probability of every zone in one
+    `np.bincount` a layer: each layer holds zones that share no cell (aisles side by side;
+    the store's outline, which holds them, goes to a layer of its own), `labels[cell]` is
+    1 + the zone's place in the layer's `members` (0: none of them).  A cell is in a zone when
+    its centre is; a zone that holds no centre (smaller than a cell) takes the cell under its
+    own centre.  A byte or two a cell and layer, where a (zones × cells) matrix of a 200-zone
+    store took 3 MB."""
     import shapely  # only a store with a radio map pays for it here
 
     gx, gy = np.meshgrid(grid.xs, grid.ys)
-    masks = np.zeros((len(zones), gx.size), dtype=np.float32)
+    layers: list[tuple[np.ndarray, list[int]]] = []
     for k, zone in enumerate(zones):
         inside = shapely.contains_xy(zone.polygon, gx.ravel(), gy.ravel())
         if not inside.any():
             c = zone.polygon.centroid
             inside = np.zeros(gx.size, dtype=bool)
             inside[int(grid.geometry.cell_of(np.array([c.x]), np.array([c.y]))[0])] = True
-        masks[k] = inside
-    return masks
+        free = next((layer for layer in layers if not layer[0][inside].any()), None)
+        if free is None:
+            free = (np.zeros(gx.size, dtype=np.int32), [])
+            layers.append(free)
+        labels, members = free
+        members.append(k)
+        labels[inside] = len(members)
+    return [(labels, np.array(members, dtype=np.int64)) for labels, members in layers]
 
 
 def _level(link: _Link) -> float:
