@@ -22,7 +22,7 @@ from shapely.geometry import Polygon
 
 from gateway.config.model import Zone
 from gateway.errors import InvalidInput
-from gateway.sim.walking import WalkPath
+from gateway.sim.walking import WalkPath, point_in
 
 PAUSE_S = 20.0
 SURVEY_SPEED = 0.8  # m/s: a slow, steady walk
@@ -110,20 +110,9 @@ def _standing_point(
     inner = [p for j, p in enumerate(polygons) if j != k and own.covers(p)]
     free = own.difference(shapely.union_all(inner)) if inner else own
     area = free if not free.is_empty and free.area > 0.5 else own
-    return _point_in(area, rng)
+    return point_in(area, rng, 256)
 
 
 def _sweep(area: Polygon, rng: np.random.Generator) -> list[tuple[float, float]]:
     n = min(MAX_SWEEP, max(1, math.ceil(area.area / SWEEP_M2)))
-    return [_point_in(area, rng) for _ in range(n)]
-
-
-def _point_in(area: Any, rng: np.random.Generator) -> tuple[float, float]:
-    """A uniform random point inside `area` (rejection sampling in its bounds)."""
-    x0, y0, x1, y1 = area.bounds
-    xs, ys = rng.uniform(x0, x1, 256), rng.uniform(y0, y1, 256)
-    ok = np.flatnonzero(shapely.contains_xy(area, xs, ys))
-    if len(ok) == 0:
-        p = area.representative_point()
-        return float(p.x), float(p.y)
-    return float(xs[ok[0]]), float(ys[ok[0]])
+    return [point_in(area, rng, 256) for _ in range(n)]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 from shapely.geometry import Polygon
+from shapely.geometry.base import BaseGeometry
 
 from gateway.config.model import Anchor, Zone
 from gateway.errors import InvalidInput
@@ -50,14 +51,14 @@ def headings(path: WalkPath, times: np.ndarray) -> np.ndarray:
 def walk(floor: Floor, rng: np.random.Generator, start: float, end: float) -> WalkPath:
     """Entrance → 2–4 aisles (wandering 20–120 s in each) → checkout → entrance."""
     speed = rng.uniform(1.0, 1.4)
-    knots = [(start, *_point_in(floor.entrance, rng))]
+    knots = [(start, *point_in(floor.entrance, rng))]
     n_aisles = min(int(rng.integers(2, 5)), len(floor.aisles))
     for a in rng.choice(len(floor.aisles), size=n_aisles, replace=False).tolist():
-        _go(knots, _point_in(floor.aisles[a], rng), speed)
+        _go(knots, point_in(floor.aisles[a], rng), speed)
         _wander(knots, floor.aisles[a], rng.uniform(20.0, 120.0), rng)
-    _go(knots, _point_in(floor.checkout, rng), speed)
+    _go(knots, point_in(floor.checkout, rng), speed)
     _pause(knots, rng.uniform(30.0, 120.0))
-    _go(knots, _point_in(floor.entrance, rng), speed)
+    _go(knots, point_in(floor.entrance, rng), speed)
     arr = np.array(knots)
     t, x, y = arr[:, 0], arr[:, 1], arr[:, 2]
     s = np.concatenate(([0.0], np.cumsum(np.hypot(np.diff(x), np.diff(y)))))
@@ -86,14 +87,15 @@ def _wander(
     """Browse inside `area` for about `dwell` seconds: short slow walks and pauses."""
     until = knots[-1][0] + dwell
     while knots[-1][0] < until:
-        _go(knots, _point_in(area, rng), 0.6)
+        _go(knots, point_in(area, rng), 0.6)
         _pause(knots, min(rng.uniform(3.0, 15.0), max(until - knots[-1][0], 0.0)))
 
 
-def _point_in(area: Polygon, rng: np.random.Generator) -> tuple[float, float]:
-    """A uniform random point inside `area` (rejection sampling in its bounds)."""
+def point_in(area: BaseGeometry, rng: np.random.Generator, tries: int = 64) -> tuple[float, float]:
+    """A uniform random point inside `area` (rejection sampling in its bounds, `tries` draws;
+    its representative point if none falls inside)."""
     x0, y0, x1, y1 = area.bounds
-    xs, ys = rng.uniform(x0, x1, 64), rng.uniform(y0, y1, 64)
+    xs, ys = rng.uniform(x0, x1, tries), rng.uniform(y0, y1, tries)
     ok = np.flatnonzero(shapely.contains_xy(area, xs, ys))
     if len(ok) == 0:
         p = area.representative_point()
