@@ -5,9 +5,12 @@
 Twelve anchors over a 40 × 30 m floor (34 × 44 cells of 1 m), six of them heard at each fix,
 a fix every `--dt` seconds at 2 m/s (σ = 2·dt m of blur).  Variants: the plain log-normal
 (one matrix-vector product), the misfit clipped at `outlier_z` 2.5 σ, and that with two
-walls (a door between them) across the floor.  CPU time; prints the median of `--runs`
-per variant in µs per fix, with the min and max.  Printed, never asserted: a shared
-machine moves the figures.
+walls (a door between them) across the floor.  Then the belief a radio map makes the
+Locator keep (`locate.radio_map`): per fix, unpack the device's packed belief, the likelihood
+of the burst's raw samples (6 anchors, 2 samples each), the motion and jump, the estimate, the
+probability of 12 aisle zones and the store, and pack it again.  CPU time; prints the median
+of `--runs` per variant in µs per fix, with the min and max.  Printed, never asserted: a
+shared machine moves the figures.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import argparse
 import statistics
 import time
 
-from gateway.config.model import Anchor, AnchorKind
-from gateway.locate.grid import GridSettings, PositionGrid
+from gateway.config.model import Anchor, AnchorKind, Zone
+from gateway.locate.grid import GridSettings, PositionGrid, grid_geometry
+from gateway.locate.locator import Locator
+from gateway.locate.radiomap import Survey, fit_radio_map
 
 SPOTS = [
     (0, 0), (20, 0), (40, 0), (0, 30), (20, 30), (40, 30),
@@ -46,6 +51,35 @@ def per_fix_us(settings: GridSettings, fixes: int, dt: float) -> float:
     return (time.process_time() - started) / fixes * 1e6
 
 
+def belief_per_fix_us(fixes: int, dt: float) -> float:
+    """CPU µs per fix of a Locator with a radio map (the path-loss levels: a map's cost does
+    not depend on what it learned), one device, 12 raw samples a burst."""
+    settings = GridSettings()
+    geometry = grid_geometry(ANCHORS, settings)
+    radio_map = fit_radio_map(ANCHORS, Survey.of_points([a.id for a in ANCHORS], []), geometry)
+    aisles = [
+        Zone(f"aisle-{i}-{j}", "", ((x, y), (x + 5, y), (x + 5, y + 7), (x, y + 7)))
+        for i, x in enumerate(range(2, 38, 6))
+        for j, y in enumerate((5, 18))
+    ]
+    zones = [*aisles, Zone("store", "", ((0, 0), (40, 0), (40, 30), (0, 30)))]
+    locator = Locator(ANCHORS, radio_map=radio_map, zones=zones)
+    at = 0.0
+
+    def burst() -> None:
+        nonlocal at
+        at += dt
+        for k, (anchor, rssi) in enumerate(HEARD * 2):
+            locator.observe_link(at + 0.001 * k, "tag", anchor, rssi)
+
+    for _ in range(50):
+        burst()
+    started = time.process_time()
+    for _ in range(fixes):
+        burst()
+    return (time.process_time() - started) / fixes * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fixes", type=int, default=2000)
@@ -60,6 +94,11 @@ def main() -> None:
             f"{name:<18} {statistics.median(runs):7.1f} µs per fix, median of {args.runs} "
             f"({min(runs):.1f}–{max(runs):.1f})"
         )
+    runs = [belief_per_fix_us(args.fixes, args.dt) for _ in range(args.runs)]
+    print(
+        f"{'radio map belief':<18} {statistics.median(runs):7.1f} µs per fix (12 samples), "
+        f"median of {args.runs} ({min(runs):.1f}–{max(runs):.1f})"
+    )
 
 
 if __name__ == "__main__":
