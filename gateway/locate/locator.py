@@ -287,7 +287,7 @@ class Locator:
         if track is None:
             track = self._tracks[device] = _Track()
             if self._mapped:
-                track.pending = array("d", bytes(16 * self._map_anchors))
+                track.pending = array("f", bytes(8 * self._map_anchors))
         fix = None
         if track.open and at - track.opened_at >= self._settle_s:
             track.open = False
@@ -340,7 +340,7 @@ class Locator:
             self._update(track, anchor, rssi, at)
         track.open, track.opened_at = False, at  # the scan's fix covers an open burst
         if self._mapped:  # one scan: what it heard, and what it did not
-            pending = track.pending = array("d", bytes(16 * self._map_anchors))
+            pending = track.pending = array("f", bytes(8 * self._map_anchors))
             for anchor, rssi in known:
                 row = self._map_rows[anchor.id]
                 pending[row] += 1.0
@@ -479,9 +479,9 @@ class Locator:
         grid = self._grid
         assert grid is not None
         pending = track.pending
-        sums = np.frombuffer(pending, dtype=np.float64).copy() if pending else None
+        sums = np.frombuffer(pending, dtype=np.float32).astype(np.float64) if pending else None
         if pending is not None:
-            pending[:] = array("d", bytes(16 * self._map_anchors))
+            pending[:] = array("f", bytes(8 * self._map_anchors))
         heard = (
             np.zeros(0, dtype=np.int64) if sums is None else np.flatnonzero(sums[: len(sums) // 2])
         )

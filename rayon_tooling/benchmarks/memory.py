@@ -122,7 +122,7 @@ def locate_state_bytes(pipeline: Pipeline) -> float:
     total = 0
     for track in tracks:
         if track.belief is not None:
-            total += sys.getsizeof(track.belief) + sys.getsizeof(track.belief.window)
+            total += sys.getsizeof(track.belief) + sys.getsizeof(track.belief.cells)
         if track.pending is not None:
             total += sys.getsizeof(track.pending) + 64 * len(track.pending)
     return total / max(len(tracks), 1)
