@@ -237,6 +237,23 @@ def test_the_pipeline_locates_with_the_map(walk: Path, tmp_path: Path) -> None:
     assert fixes and all(f.zone_probability is not None for f in fixes)
 
 
+def test_replay_writes_each_fixs_zone_probabilities_with_a_map(walk: Path, tmp_path: Path) -> None:
+    assert calibrate(walk, "--map-out", str(tmp_path / "radio-map.json")) == 0
+    config = _with_map(walk, tmp_path, "radio-map.json")
+    fixes, events = tmp_path / "fixes.jsonl", tmp_path / "events.jsonl"
+    argv = ["replay", str(walk / "walk.jsonl"), "-c", str(config)]
+    assert main([*argv, "--fixes-out", str(fixes), "--events-out", str(events)]) == 0
+    lines = [json.loads(line) for line in fixes.read_text().splitlines()]
+    assert lines and all("zone_probability" in line for line in lines)
+    for line in lines:
+        shares = list(line["zone_probability"].values())
+        assert shares == sorted(shares, reverse=True)  # most probable first
+        assert all(0.3 <= p <= 1.0 for p in shares)  # above the lowest exit threshold
+    entered = [json.loads(e) for e in events.read_text().splitlines()]
+    enters = [e for e in entered if e["kind"] == "enter"]
+    assert enters and all(e["reason"]["probability"] >= 0.6 for e in enters)
+
+
 def test_doctor_warns_without_a_map_or_with_moved_anchors(walk: Path, tmp_path: Path) -> None:
     none = check_radio_map(load_config(_with_map(walk, tmp_path, None)))
     assert none.outcome is Outcome.WARNED and "locate.radio_map" in none.detail

@@ -104,8 +104,9 @@ def _emit(out: Output, sink: Callable[[Output], None], stats: ReplayStats) -> No
 
 def fix_record(fix: Fix, zones: ZoneIndex) -> dict[str, Any]:
     """A fix as `--fixes-out` writes it; `zones` are those whose polygon holds the point
-    (raw geometry, before hysteresis)."""
-    return {
+    (raw geometry, before hysteresis); with a belief (`locate.radio_map`), also the belief's
+    probability of each zone that holds enough of it (`zone_probability`)."""
+    record: dict[str, Any] = {
         "at": fix.at,
         "device": fix.device,
         "x": round(fix.x, 3),
@@ -114,6 +115,9 @@ def fix_record(fix: Fix, zones: ZoneIndex) -> dict[str, Any]:
         "anchors": list(fix.anchors),
         "zones": list(zones.containing(fix.x, fix.y)),
     }
+    if fix.zone_probability is not None:
+        record["zone_probability"] = dict(fix.zone_probability)
+    return record
 
 
 def write_jsonl(out: IO[str], record: dict[str, Any]) -> None:
