@@ -1,4 +1,4 @@
-"""Issue 20: a calibration walk (`rayon simulate --calibration-walk`) learned into a radio map
+"""A calibration walk (`rayon simulate --calibration-walk`) learned into a radio map
 (`rayon calibrate --map-out`), the map named by `locate.radio_map`, and `rayon doctor` on it."""
 
 from __future__ import annotations
