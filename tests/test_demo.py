@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.broker import free_port
 from tests.stores import rayon, reference_store
@@ -81,6 +82,9 @@ def test_demo_with_console_serves_the_live_store_to_its_one_time_login(tmp_path:
         finally:
             demo.terminate()
             demo.wait(timeout=30)
+    # SIGTERM stopped its console too
+    with httpx.Client(base_url=f"http://{listen}") as web, pytest.raises(httpx.TransportError):
+        web.get("/healthz", timeout=2)
     assert (tmp_path / "console" / "config.yaml").exists()  # beside the demo's database
     assert (tmp_path / "console" / "users").stat().st_mode & 0o077 == 0
 

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -172,11 +173,24 @@ def starts_now(args: argparse.Namespace) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    """`rayon demo`: until the simulated time is over or Ctrl-C."""
-    return asyncio.run(run_demo(config_of(args), args))
+    """`rayon demo`: until the simulated time is over, Ctrl-C or SIGTERM."""
+    try:
+        return asyncio.run(run_demo(config_of(args), args))
+    except asyncio.CancelledError:  # SIGTERM: stopped as by Ctrl-C, its console with it
+        return 128 + signal.SIGTERM
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM cancels the demo's task, so that its exit stack runs (the console process, the
+    embedded broker, the database): by default the interpreter would just die, leaving the
+    console serving."""
+    task = asyncio.current_task()
+    if task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
 async def run_demo(config: Config, args: argparse.Namespace) -> int:
+    _stop_on_sigterm()
     if not args.verbose:  # the live view and the phone are the demo's output, not the logs
         logging.getLogger("gateway").setLevel(logging.WARNING)
     database = args.database or Path(tempfile.mkdtemp(prefix="rayon-demo-")) / "demo.db"
