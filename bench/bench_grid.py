@@ -96,8 +96,8 @@ def main() -> None:
         )
     runs = [belief_per_fix_us(args.fixes, args.dt) for _ in range(args.runs)]
     print(
-        f"{'radio map belief':<18} {statistics.median(runs):7.1f} µs per fix (12 samples), "
-        f"median of {args.runs} ({min(runs):.1f}–{max(runs):.1f})"
+        f"{'radio map belief':<18} {statistics.median(runs):7.1f} µs per fix, median of "
+        f"{args.runs} ({min(runs):.1f}–{max(runs):.1f}); 12 raw samples a fix"
     )
 
 

@@ -48,6 +48,7 @@ def test_bench_grid_prints_the_cost_of_a_fix_per_variant() -> None:
         "plain log-normal",
         "clipped at 2.5 σ",
         "clipped, walls",
+        "radio map belief",
     ]
     assert all("µs per fix, median of 1" in line for line in lines[1:])
 
