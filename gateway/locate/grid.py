@@ -261,11 +261,14 @@ class PositionGrid:
         loglik: np.ndarray,
         jump: float = 0.0,
     ) -> np.ndarray:
-        """The posterior after `dt` seconds of walking and a per-cell log-likelihood.
-        `jump`: the share of the prior spread over every cell (a device may reappear anywhere:
-        a missed stretch, a wrong belief), the rest moved at walking speed."""
+        """The posterior after `dt` seconds of walking and a per-cell log-likelihood (which it
+        overwrites), stored as float32 (half the memory per device); computed in float64, in
+        place where it can: float32 products of small probabilities fall into denormals, ~30x
+        slower.  `jump`: the share of the prior spread over every cell (a device may reappear
+        anywhere: a missed stretch, a wrong belief), the rest moved at walking speed."""
         loglik = loglik.reshape(self._shape)
-        likelihood = np.exp(loglik - loglik.max())
+        loglik -= loglik.max()
+        likelihood = np.exp(loglik, out=loglik)
         post = likelihood
         moved = None if prior is None else self._blur(prior, max_speed * max(dt, 0.0))
         if moved is not None:
@@ -273,10 +276,10 @@ class PositionGrid:
                 moved = (1.0 - jump) * moved + jump / moved.size
             post = likelihood * moved
         total = float(post.sum())
-        if not total > 1e-30:
+        if not total > 1e-30:  # the prior ruled out what is heard: trust the links alone
             post, total = likelihood, float(likelihood.sum())
         post /= total
-        np.maximum(post, FLOOR, out=post)
+        np.maximum(post, FLOOR, out=post)  # every cell stays reachable, a normal float32
         stored: np.ndarray = post.astype(np.float32)
         return stored
 
@@ -287,24 +290,12 @@ class PositionGrid:
         max_speed: float,
         heard: Sequence[tuple[str, float]],
     ) -> np.ndarray:
-        """The posterior after `dt` seconds of walking and the links `heard` now, stored as
-        float32 (half the memory per device); computed in float64, in place where it can:
-        float32 products of small probabilities fall into denormals, ~30x slower."""
+        """The posterior after `dt` seconds of walking and the links `heard` now (their
+        filtered levels under the path-loss model): `update_likelihood`'s."""
         misfit = self._misfit(heard).reshape(self._shape)
         misfit -= misfit.min()
-        misfit *= -self._inv2s2
-        likelihood = np.exp(misfit, out=misfit)
-        post = likelihood
-        moved = None if prior is None else self._blur(prior, max_speed * max(dt, 0.0))
-        if moved is not None:
-            post = likelihood * moved
-        total = float(post.sum())
-        if not total > 1e-30:  # the prior ruled out what is heard: trust the links alone
-            post, total = likelihood, float(likelihood.sum())
-        post /= total
-        np.maximum(post, FLOOR, out=post)  # every cell stays reachable, a normal float32
-        stored: np.ndarray = post.astype(np.float32)
-        return stored
+        misfit *= -self._inv2s2  # the log-likelihood, 0 at its best cell
+        return self.update_likelihood(prior, dt, max_speed, misfit)
 
     def _coefficients(self, coef: np.ndarray, heard: Sequence[tuple[str, float]]) -> np.ndarray:
         """`coef` (the float64 or float32 buffer) set to [1; −2 rssi] for each link `heard`
