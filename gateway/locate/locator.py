@@ -96,7 +96,7 @@ from gateway.locate.grid import (
     Walls,
     anchor_bounds,
 )
-from gateway.locate.radiomap import RadioMap
+from gateway.locate.radiomap import RadioMap, zone_cells
 from gateway.locate.rssifilter import FILTERS, LinkFilter
 
 __all__ = [
@@ -175,7 +175,7 @@ class _Track:
     pull_at: float = -math.inf
     pull_anchor: str = ""
     pending: array[float] | None = None  # with a radio map: per anchor row, how many raw
-    # samples since the belief's last update, then their sum (`PositionGrid.sample_sums`)
+    # samples since the belief's last update, then their sum (`sample_log_likelihood`'s input)
     belief: PackedBelief | None = None  # with a radio map: the belief, packed
 
 
@@ -633,27 +633,18 @@ def _zone_layers(grid: PositionGrid, zones: Sequence[Zone]) -> list[tuple[np.nda
     """The zones as layers of cell labels, for the belief's probability of every zone in one
     `np.bincount` a layer: each layer holds zones that share no cell (aisles side by side;
     the store's outline, which holds them, goes to a layer of its own), `labels[cell]` is
-    1 + the zone's place in the layer's `members` (0: none of them).  A cell is in a zone when
-    its centre is; a zone that holds no centre (smaller than a cell) takes the cell under its
-    own centre.  A byte or two a cell and layer, where a (zones × cells) matrix of a 200-zone
-    store took 3 MB."""
-    import shapely  # only a store with a radio map pays for it here
-
-    gx, gy = np.meshgrid(grid.xs, grid.ys)
+    1 + the zone's place in the layer's `members` (0: none of them).  A zone's cells are
+    `radiomap.zone_cells`'.  A byte or two a cell and layer, where a (zones × cells) matrix
+    of a 200-zone store took 3 MB."""
     layers: list[tuple[np.ndarray, list[int]]] = []
-    for k, zone in enumerate(zones):
-        inside = shapely.contains_xy(zone.polygon, gx.ravel(), gy.ravel())
-        if not inside.any():
-            c = zone.polygon.centroid
-            inside = np.zeros(gx.size, dtype=bool)
-            inside[int(grid.geometry.cell_of(np.array([c.x]), np.array([c.y]))[0])] = True
-        free = next((layer for layer in layers if not layer[0][inside].any()), None)
+    for k, cells in enumerate(zone_cells(zones, grid.geometry)):
+        free = next((layer for layer in layers if not layer[0][cells].any()), None)
         if free is None:
-            free = (np.zeros(gx.size, dtype=np.int32), [])
+            free = (np.zeros(len(grid.xs) * len(grid.ys), dtype=np.int32), [])
             layers.append(free)
         labels, members = free
         members.append(k)
-        labels[inside] = len(members)
+        labels[cells] = len(members)
     return [(labels, np.array(members, dtype=np.int64)) for labels, members in layers]
 
 

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from gateway.config.model import Anchor
+from gateway.config.model import Anchor, Zone
 from gateway.errors import InvalidInput
 
 FORMAT = "rayon-radio-map/1"
@@ -263,6 +263,23 @@ class RadioMap:
                 "again with `rayon calibrate … --map-out`"
             ) from None
         return cls.from_json(obj, str(path))
+
+
+def zone_cells(zones: Sequence[Zone], geometry: GridGeometry) -> list[np.ndarray]:
+    """Per zone, the flat indices of the cells whose centre is inside it; a zone that holds
+    no centre (smaller than a cell) gets the cell under its own centre."""
+    import shapely  # only a store with a radio map pays for it here
+
+    xs, ys = geometry.centres()
+    gx, gy = (g.ravel() for g in np.meshgrid(xs, ys))
+    out = []
+    for zone in zones:
+        inside = np.flatnonzero(shapely.contains_xy(zone.polygon, gx, gy))
+        if not len(inside):
+            c = zone.polygon.centroid
+            inside = geometry.cell_of(np.array([c.x]), np.array([c.y]))
+        out.append(inside)
+    return out
 
 
 def fit_radio_map(

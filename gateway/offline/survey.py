@@ -19,13 +19,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-import shapely
 
 from gateway.config.model import Anchor, Config, Zone
 from gateway.decode.privacy import PrivacyFilter
 from gateway.events import TraceItem
 from gateway.locate.grid import GridSettings, grid_geometry
-from gateway.locate.radiomap import GridGeometry, RadioMap, Survey, fit_radio_map
+from gateway.locate.radiomap import GridGeometry, RadioMap, Survey, fit_radio_map, zone_cells
 from gateway.offline.calibrate import Criteria, Samples, fit_anchors, readings
 from gateway.offline.truth import NO_ZONE, Truth
 from gateway.sources.trace import TraceError
@@ -186,21 +185,6 @@ def _held(at: np.ndarray, start: float) -> np.ndarray:
     out: np.ndarray = (
         np.floor((at - start) / SEGMENT_S).astype(np.int64) % HOLD_EVERY == HOLD_EVERY - 1
     )
-    return out
-
-
-def zone_cells(zones: Sequence[Zone], geometry: GridGeometry) -> list[np.ndarray]:
-    """Per zone, the flat indices of the cells whose centre is inside it; a zone that holds
-    no centre (smaller than a cell) gets the cell nearest its centre."""
-    xs, ys = geometry.centres()
-    gx, gy = (g.ravel() for g in np.meshgrid(xs, ys))
-    out = []
-    for zone in zones:
-        inside = np.flatnonzero(shapely.contains_xy(zone.polygon, gx, gy))
-        if not len(inside):
-            c = zone.polygon.centroid
-            inside = np.array([int(np.argmin(np.hypot(gx - c.x, gy - c.y)))])
-        out.append(inside)
     return out
 
 
