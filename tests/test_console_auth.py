@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -340,13 +341,7 @@ def test_the_stream_says_when_the_console_loses_the_broker_and_gets_it_back(
 def test_a_floor_picture_that_is_no_picture_is_not_served(
     tmp_path: Path, clock: ManualClock, name: str
 ) -> None:
-    picture = tmp_path / name
-    picture.write_text("<script>alert(document.cookie)</script>")
-    plan = FloorPlanImage(image=picture, origin=(0.0, 25.0), metres_per_pixel=1.0)
-    console = make_console(_console_config(tmp_path, floor_plan=plan), clock)
-    with TestClient(build_app(console), base_url="https://testserver") as client:
-        log_in(client, "vera")
-        response = client.get("/floorplan")
+    response = _floorplan(tmp_path, clock, name, "<script>alert(document.cookie)</script>")
     assert response.status_code == 404 and "alert" not in response.text
     assert ".png" in response.text
 
@@ -354,16 +349,24 @@ def test_a_floor_picture_that_is_no_picture_is_not_served(
 def test_a_floor_picture_is_served_with_its_type_nosniff_and_sandboxed(
     tmp_path: Path, clock: ManualClock
 ) -> None:
-    picture = tmp_path / "plan.SVG"
-    picture.write_text('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 4 2"/>')
+    svg = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 4 2"/>'
+    response = _floorplan(tmp_path, clock, "plan.SVG", svg)
+    assert response.headers["content-type"] == "image/svg+xml"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in response.headers.get_list("content-security-policy")
+
+
+def _floorplan(tmp_path: Path, clock: ManualClock, name: str, text: str) -> httpx.Response:
+    """What `/floorplan` answers a logged-in user when the floor plan's picture is a file
+    `name` holding `text`."""
+    picture = tmp_path / name
+    picture.write_text(text)
     plan = FloorPlanImage(image=picture, origin=(0.0, 25.0), metres_per_pixel=1.0)
     console = make_console(_console_config(tmp_path, floor_plan=plan), clock)
     with TestClient(build_app(console), base_url="https://testserver") as client:
         log_in(client, "vera")
-        response = client.get("/floorplan")
-    assert response.headers["content-type"] == "image/svg+xml"
-    assert response.headers["x-content-type-options"] == "nosniff"
-    assert "sandbox" in response.headers.get_list("content-security-policy")
+        response: httpx.Response = client.get("/floorplan")
+    return response
 
 
 def test_x_forwarded_for_does_not_change_the_client_the_limits_count(
